@@ -1,0 +1,176 @@
+package driver
+
+import (
+	"context"
+	"time"
+)
+
+// Driver is one database engine seen by eos. TTx is the transaction type
+// handed to user code.
+//
+// Implementations must be safe for concurrent use.
+type Driver[TTx any] interface {
+	// Name is the engine's name, e.g. "sqlite" or "postgres".
+	Name() string
+	// Begin starts a read-write transaction.
+	Begin(ctx context.Context) (TTx, error)
+	// Commit commits tx. An error may mean the outcome is unknown: eos
+	// treats it as "maybe committed" and relies on the claim to make a retry
+	// safe.
+	Commit(ctx context.Context, tx TTx) error
+	// Rollback aborts tx. Rolling back a finished transaction is not an
+	// error.
+	Rollback(ctx context.Context, tx TTx) error
+	// Executor returns eos's own statements bound to tx.
+	Executor(tx TTx) Executor
+	// ClaimOutbox takes up to limit unsent outbox rows for one relay, in
+	// order per key; see [OutboxBatch]. It returns an empty batch when there
+	// is nothing to send.
+	ClaimOutbox(ctx context.Context, limit int) (OutboxBatch, error)
+	// OutboxWakeup returns a channel that receives (without blocking the
+	// sender; signals coalesce) after rows were enqueued, and a function that
+	// stops the subscription. Drivers without a native mechanism return a
+	// channel fed by in-process enqueues only; the relay polls besides.
+	OutboxWakeup(ctx context.Context) (<-chan struct{}, func(), error)
+	// Migrator returns the driver's schema migrator.
+	Migrator() Migrator
+}
+
+// Executor is the set of statements eos runs inside one transaction. Every
+// method takes the whole set of rows it acts on: the number of statements per
+// inbox batch must not grow with the batch.
+type Executor interface {
+	// ClaimInbox inserts (consumer, id, fingerprint, now) for every claim
+	// that is not already present, in one set-based statement, and reports
+	// for each claim, by index, whether this call inserted it. Ids within
+	// claims are distinct.
+	ClaimInbox(ctx context.Context, consumer string, now time.Time, claims []Claim) (fresh []bool, err error)
+	// InboxFingerprints returns the stored fingerprint of each given id that
+	// is claimed for consumer.
+	InboxFingerprints(ctx context.Context, consumer string, ids []string) (map[string][]byte, error)
+	// UnclaimInbox deletes the claims of ids for consumer.
+	UnclaimInbox(ctx context.Context, consumer string, ids []string) error
+
+	// Savepoint, RollbackToSavepoint and ReleaseSavepoint manage a named
+	// savepoint. name is a plain identifier chosen by eos.
+	Savepoint(ctx context.Context, name string) error
+	RollbackToSavepoint(ctx context.Context, name string) error
+	ReleaseSavepoint(ctx context.Context, name string) error
+
+	// RecordFailure counts one failed attempt of (consumer, id) with its error
+	// text and returns the attempts so far, this one included.
+	RecordFailure(ctx context.Context, consumer, id, errText string, now time.Time) (attempts int, err error)
+	// ClearFailures forgets the attempts of ids.
+	ClearFailures(ctx context.Context, consumer string, ids []string) error
+
+	InsertQuarantine(ctx context.Context, rows []Quarantined) error
+	ListQuarantine(ctx context.Context, consumer string, limit int) ([]Quarantined, error)
+
+	InsertDeadLetters(ctx context.Context, rows []DeadLetter) error
+	// ListDeadLetters returns dead letters of consumer in id order, starting
+	// after afterID (empty: from the start).
+	ListDeadLetters(ctx context.Context, consumer, afterID string, limit int) ([]DeadLetter, error)
+	// GetDeadLetters returns the dead letters of consumer with the given ids.
+	GetDeadLetters(ctx context.Context, consumer string, ids []string) ([]DeadLetter, error)
+	DeleteDeadLetters(ctx context.Context, consumer string, ids []string) (int, error)
+
+	// InsertOutbox appends rows to the outbox (and, where the engine has a
+	// notification mechanism, wakes relays once the transaction commits).
+	InsertOutbox(ctx context.Context, rows []OutboxRow) error
+	// OutboxStats reports the number of unsent rows and the enqueue time of
+	// the oldest (zero when none).
+	OutboxStats(ctx context.Context) (unsent int64, oldest time.Time, err error)
+
+	// Compact deletes up to limit rows of what older than before and
+	// reports how many it deleted.
+	Compact(ctx context.Context, what Compactable, before time.Time, limit int) (int64, error)
+}
+
+// Compactable names a kind of row the compactor deletes.
+type Compactable string
+
+const (
+	CompactInbox    Compactable = "inbox"    // dedupe records, by claim time
+	CompactFailures Compactable = "failures" // attempt counters, by last attempt
+	CompactOutbox   Compactable = "outbox"   // sent outbox rows, by send time
+)
+
+// Claim is one id to claim for a consumer.
+type Claim struct {
+	ID          string
+	Fingerprint []byte
+}
+
+// Quarantined is a delivery whose id was already claimed with a different
+// fingerprint. It is stored, not applied.
+type Quarantined struct {
+	Consumer          string
+	ID                string
+	StoredFingerprint []byte
+	Fingerprint       []byte
+	Key               string
+	Payload           []byte
+	Headers           map[string]string
+	At                time.Time
+}
+
+// DeadLetter is a message that failed MaxAttempts times. Its id stays claimed
+// so that redeliveries are suppressed until it is requeued.
+type DeadLetter struct {
+	Consumer    string
+	ID          string
+	Key         string
+	Payload     []byte
+	Headers     map[string]string
+	Fingerprint []byte
+	CreatedAt   time.Time // the message's CreatedAt
+	Attempts    int
+	LastError   string
+	At          time.Time // when it was dead-lettered
+}
+
+// OutboxRow is one message waiting in the outbox.
+type OutboxRow struct {
+	Seq        int64 // assigned by the engine on insert; the order of the outbox
+	ID         string
+	Topic      string
+	Key        string
+	Payload    []byte
+	Headers    map[string]string
+	CreatedAt  time.Time // the message's CreatedAt
+	EnqueuedAt time.Time
+}
+
+// OutboxBatch is a set of outbox rows claimed by one relay. While a batch is
+// open, no other relay of the same database takes a row with a key the batch
+// holds, so per-key order holds across relays. Exactly one of Complete or
+// Abort must be called.
+type OutboxBatch interface {
+	// Rows are the claimed rows in Seq order.
+	Rows() []OutboxRow
+	// Complete marks rows[:sent] as sent at now (deleting them if del) and
+	// releases the batch.
+	Complete(ctx context.Context, sent int, now time.Time, del bool) error
+	// Abort releases the batch without changes.
+	Abort(ctx context.Context) error
+}
+
+// Migrator applies the driver's embedded, versioned schema migrations.
+type Migrator interface {
+	// Up applies every pending migration, each in its own transaction, and
+	// returns the versions it applied.
+	Up(ctx context.Context) ([]int, error)
+	// Down reverts applied migrations down to (not including) version
+	// target; Down(ctx, 0) removes the whole schema.
+	Down(ctx context.Context, target int) ([]int, error)
+	// Status lists every known migration and whether it is applied.
+	Status(ctx context.Context) ([]MigrationStatus, error)
+}
+
+// MigrationStatus is one migration's state.
+type MigrationStatus struct {
+	Version   int
+	Name      string
+	Applied   bool
+	AppliedAt time.Time
+}

@@ -1,0 +1,433 @@
+package drivertest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eoskit/eos/driver"
+)
+
+// Run runs the conformance suite. newDriver must return a fresh, unmigrated
+// driver on an isolated database or schema for each call.
+func Run[TTx any](t *testing.T, newDriver func(t *testing.T) driver.Driver[TTx]) {
+	migrated := func(t *testing.T) driver.Driver[TTx] {
+		d := newDriver(t)
+		migrate(t, d.Migrator())
+		return d
+	}
+	t.Run("Migrations", func(t *testing.T) { testMigrations(t, newDriver(t)) })
+	t.Run("ClaimInbox", func(t *testing.T) { testClaim(t, migrated(t)) })
+	t.Run("ClaimInboxConcurrent", func(t *testing.T) { testClaimConcurrent(t, migrated(t)) })
+	t.Run("RollbackAndSavepoints", func(t *testing.T) { testRollback(t, migrated(t)) })
+	t.Run("Failures", func(t *testing.T) { testFailures(t, migrated(t)) })
+	t.Run("DeadLettersAndQuarantine", func(t *testing.T) { testDeadLetters(t, migrated(t)) })
+	t.Run("Outbox", func(t *testing.T) { testOutbox(t, migrated(t)) })
+	t.Run("OutboxWakeup", func(t *testing.T) { testWakeup(t, migrated(t)) })
+	t.Run("Compact", func(t *testing.T) { testCompact(t, migrated(t)) })
+}
+
+// inTx runs fn in a transaction and commits it.
+func inTx[TTx any](t *testing.T, d driver.Driver[TTx], fn func(ctx context.Context, ex driver.Executor)) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := d.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn(ctx, d.Executor(tx))
+	if err := d.Commit(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func claims(ids ...string) []driver.Claim {
+	out := make([]driver.Claim, len(ids))
+	for i, id := range ids {
+		out[i] = driver.Claim{ID: id, Fingerprint: []byte("fp-" + id)}
+	}
+	return out
+}
+
+func testMigrations[TTx any](t *testing.T, d driver.Driver[TTx]) {
+	ctx := context.Background()
+	m := d.Migrator()
+	st, err := m.Status(ctx)
+	must(t, err)
+	if len(st) == 0 {
+		t.Fatal("no migrations known")
+	}
+	for _, s := range st {
+		if s.Applied {
+			t.Fatalf("fresh database has migration %d applied", s.Version)
+		}
+	}
+	up, err := m.Up(ctx)
+	must(t, err)
+	if len(up) != len(st) {
+		t.Fatalf("Up applied %v, want all %d", up, len(st))
+	}
+	again, err := m.Up(ctx)
+	must(t, err)
+	if len(again) != 0 {
+		t.Fatalf("second Up applied %v", again)
+	}
+	st, err = m.Status(ctx)
+	must(t, err)
+	for _, s := range st {
+		if !s.Applied || s.AppliedAt.IsZero() {
+			t.Fatalf("after Up: %+v", s)
+		}
+	}
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+		_, err := ex.ClaimInbox(ctx, "c", t0, claims("a"))
+		must(t, err)
+	})
+	down, err := m.Down(ctx, 0)
+	must(t, err)
+	if len(down) != len(st) {
+		t.Fatalf("Down reverted %v", down)
+	}
+	_, err = m.Up(ctx)
+	must(t, err)
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+		fresh, err := ex.ClaimInbox(ctx, "c", t0, claims("a"))
+		must(t, err)
+		if !fresh[0] {
+			t.Fatal("claim survived Down/Up")
+		}
+	})
+}
+
+func testClaim[TTx any](t *testing.T, d driver.Driver[TTx]) {
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+		fresh, err := ex.ClaimInbox(ctx, "c1", t0, claims("a", "b"))
+		must(t, err)
+		if !fresh[0] || !fresh[1] {
+			t.Fatalf("first claim: %v", fresh)
+		}
+		fresh, err = ex.ClaimInbox(ctx, "c1", t0, claims("x", "a", "y", "b", "z"))
+		must(t, err)
+		if want := []bool{true, false, true, false, true}; fmt.Sprint(fresh) != fmt.Sprint(want) {
+			t.Fatalf("mixed claim: got %v want %v", fresh, want)
+		}
+		fresh, err = ex.ClaimInbox(ctx, "c2", t0, claims("a"))
+		must(t, err)
+		if !fresh[0] {
+			t.Fatal("claims must be per consumer")
+		}
+		fps, err := ex.InboxFingerprints(ctx, "c1", []string{"a", "y", "nope"})
+		must(t, err)
+		if len(fps) != 2 || !bytes.Equal(fps["a"], []byte("fp-a")) || !bytes.Equal(fps["y"], []byte("fp-y")) {
+			t.Fatalf("fingerprints: %q", fps)
+		}
+		must(t, ex.UnclaimInbox(ctx, "c1", []string{"a"}))
+		fresh, err = ex.ClaimInbox(ctx, "c1", t0, claims("a", "b"))
+		must(t, err)
+		if !fresh[0] || fresh[1] {
+			t.Fatalf("after unclaim: %v", fresh)
+		}
+		fresh, err = ex.ClaimInbox(ctx, "c1", t0, nil)
+		must(t, err)
+		if len(fresh) != 0 {
+			t.Fatal("empty claim")
+		}
+	})
+	// Large batches are one statement per engine limit; make sure they work.
+	ids := make([]string, 3000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("big-%05d", i)
+	}
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+		fresh, err := ex.ClaimInbox(ctx, "c1", t0, claims(ids...))
+		must(t, err)
+		for i, f := range fresh {
+			if !f {
+				t.Fatalf("big claim %d not fresh", i)
+			}
+		}
+	})
+}
+
+func testClaimConcurrent[TTx any](t *testing.T, d driver.Driver[TTx]) {
+	const workers, n = 8, 200
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("id-%04d", i)
+	}
+	var mu sync.Mutex
+	won := map[string]int{}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			ctx := context.Background()
+			// Each worker claims every id in a different order, in chunks.
+			order := make([]string, n)
+			for i := range ids {
+				order[i] = ids[(i*7+w*31)%n]
+			}
+			for start := 0; start < n; start += 25 {
+				tx, err := d.Begin(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				chunk := order[start : start+25]
+				fresh, err := d.Executor(tx).ClaimInbox(ctx, "c", t0, claims(chunk...))
+				if err != nil {
+					d.Rollback(ctx, tx)
+					errs <- err
+					return
+				}
+				if err := d.Commit(ctx, tx); err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				for i, f := range fresh {
+					if f {
+						won[chunk[i]]++
+					}
+				}
+				mu.Unlock()
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		// A deadlock between two orderings is a legitimate engine answer;
+		// anything else is a failure.
+		t.Fatalf("concurrent claim: %v", err)
+	}
+	for _, id := range ids {
+		if won[id] != 1 {
+			t.Fatalf("id %s claimed fresh %d times", id, won[id])
+		}
+	}
+}
+
+func testRollback[TTx any](t *testing.T, d driver.Driver[TTx]) {
+	ctx := context.Background()
+	tx, err := d.Begin(ctx)
+	must(t, err)
+	_, err = d.Executor(tx).ClaimInbox(ctx, "c", t0, claims("gone"))
+	must(t, err)
+	must(t, d.Rollback(ctx, tx))
+	must(t, d.Rollback(ctx, tx)) // rolling back twice is not an error
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+		must(t, ex.Savepoint(ctx, "sp1"))
+		_, err := ex.ClaimInbox(ctx, "c", t0, claims("inner"))
+		must(t, err)
+		must(t, ex.RollbackToSavepoint(ctx, "sp1"))
+		must(t, ex.ReleaseSavepoint(ctx, "sp1"))
+		must(t, ex.Savepoint(ctx, "sp2"))
+		_, err = ex.ClaimInbox(ctx, "c", t0, claims("kept"))
+		must(t, err)
+		must(t, ex.ReleaseSavepoint(ctx, "sp2"))
+	})
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+		fresh, err := ex.ClaimInbox(ctx, "c", t0, claims("gone", "inner", "kept"))
+		must(t, err)
+		if fmt.Sprint(fresh) != "[true true false]" {
+			t.Fatalf("after rollbacks: %v", fresh)
+		}
+	})
+}
+
+func testFailures[TTx any](t *testing.T, d driver.Driver[TTx]) {
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+		for want := 1; want <= 3; want++ {
+			n, err := ex.RecordFailure(ctx, "c", "m", fmt.Sprintf("boom %d", want), t0)
+			must(t, err)
+			if n != want {
+				t.Fatalf("attempts %d, want %d", n, want)
+			}
+		}
+		must(t, ex.ClearFailures(ctx, "c", []string{"m"}))
+		n, err := ex.RecordFailure(ctx, "c", "m", "again", t0)
+		must(t, err)
+		if n != 1 {
+			t.Fatalf("after clear: %d", n)
+		}
+	})
+}
+
+func testDeadLetters[TTx any](t *testing.T, d driver.Driver[TTx]) {
+	dl := driver.DeadLetter{Consumer: "c", ID: "m1", Key: "k", Payload: []byte("p"), Headers: map[string]string{"H": "v"},
+		Fingerprint: []byte("fp"), CreatedAt: t0, Attempts: 5, LastError: "bad", At: t0.Add(time.Second)}
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+		dl2 := dl
+		dl2.ID, dl2.Headers = "m2", nil
+		must(t, ex.InsertDeadLetters(ctx, []driver.DeadLetter{dl, dl2}))
+		list, err := ex.ListDeadLetters(ctx, "c", "", 10)
+		must(t, err)
+		if len(list) != 2 || list[0].ID != "m1" || list[0].Headers["H"] != "v" || !list[0].CreatedAt.Equal(t0) ||
+			list[0].Attempts != 5 || list[0].LastError != "bad" || string(list[0].Payload) != "p" {
+			t.Fatalf("list: %+v", list)
+		}
+		page, err := ex.ListDeadLetters(ctx, "c", "m1", 10)
+		must(t, err)
+		if len(page) != 1 || page[0].ID != "m2" {
+			t.Fatalf("page after m1: %+v", page)
+		}
+		got, err := ex.GetDeadLetters(ctx, "c", []string{"m2", "zz"})
+		must(t, err)
+		if len(got) != 1 || got[0].ID != "m2" {
+			t.Fatalf("get: %+v", got)
+		}
+		n, err := ex.DeleteDeadLetters(ctx, "c", []string{"m1", "m2"})
+		must(t, err)
+		if n != 2 {
+			t.Fatalf("deleted %d", n)
+		}
+		q := driver.Quarantined{Consumer: "c", ID: "q", StoredFingerprint: []byte("a"), Fingerprint: []byte("b"), Key: "k", Payload: []byte("x"), At: t0}
+		must(t, ex.InsertQuarantine(ctx, []driver.Quarantined{q, q}))
+		ql, err := ex.ListQuarantine(ctx, "c", 10)
+		must(t, err)
+		if len(ql) != 2 || ql[0].ID != "q" || string(ql[0].StoredFingerprint) != "a" || string(ql[1].Fingerprint) != "b" {
+			t.Fatalf("quarantine: %+v", ql)
+		}
+	})
+}
+
+func outboxRows(prefix string, n int) []driver.OutboxRow {
+	rows := make([]driver.OutboxRow, n)
+	for i := range rows {
+		rows[i] = driver.OutboxRow{ID: fmt.Sprintf("%s-%d", prefix, i), Topic: "t", Key: fmt.Sprintf("k%d", i%2),
+			Payload: []byte{byte(i)}, Headers: map[string]string{"N": fmt.Sprint(i)}, CreatedAt: t0, EnqueuedAt: t0.Add(time.Duration(i) * time.Second)}
+	}
+	return rows
+}
+
+func testOutbox[TTx any](t *testing.T, d driver.Driver[TTx]) {
+	ctx := context.Background()
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+		must(t, ex.InsertOutbox(ctx, outboxRows("r", 5)))
+		n, oldest, err := ex.OutboxStats(ctx)
+		must(t, err)
+		if n != 5 || !oldest.Equal(t0) {
+			t.Fatalf("stats: %d %v", n, oldest)
+		}
+	})
+	b, err := d.ClaimOutbox(ctx, 3)
+	must(t, err)
+	rows := b.Rows()
+	if len(rows) != 3 || rows[0].ID != "r-0" || rows[1].ID != "r-1" || rows[2].ID != "r-2" || rows[1].Headers["N"] != "1" {
+		t.Fatalf("claimed %+v", rows)
+	}
+	for i := 1; i < len(rows); i++ {
+		if rows[i].Seq <= rows[i-1].Seq {
+			t.Fatal("rows not in seq order")
+		}
+	}
+	must(t, b.Complete(ctx, 2, t0, false))
+	b, err = d.ClaimOutbox(ctx, 10)
+	must(t, err)
+	if got := len(b.Rows()); got != 3 || b.Rows()[0].ID != "r-2" {
+		t.Fatalf("after Complete(2): %+v", b.Rows())
+	}
+	must(t, b.Abort(ctx))
+	b, err = d.ClaimOutbox(ctx, 10)
+	must(t, err)
+	if len(b.Rows()) != 3 {
+		t.Fatalf("Abort lost rows: %d", len(b.Rows()))
+	}
+	must(t, b.Complete(ctx, 3, t0, true))
+	b, err = d.ClaimOutbox(ctx, 10)
+	must(t, err)
+	if len(b.Rows()) != 0 {
+		t.Fatalf("left: %+v", b.Rows())
+	}
+	must(t, b.Abort(ctx))
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+		n, oldest, err := ex.OutboxStats(ctx)
+		must(t, err)
+		if n != 0 || !oldest.IsZero() {
+			t.Fatalf("stats when drained: %d %v", n, oldest)
+		}
+		// Two rows were marked sent at t0 and kept; compact them.
+		del, err := ex.Compact(ctx, driver.CompactOutbox, t0.Add(time.Second), 10)
+		must(t, err)
+		if del != 2 {
+			t.Fatalf("compacted %d sent rows, want 2", del)
+		}
+	})
+}
+
+func testWakeup[TTx any](t *testing.T, d driver.Driver[TTx]) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ch, stop, err := d.OutboxWakeup(ctx)
+	must(t, err)
+	defer stop()
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+		must(t, ex.InsertOutbox(ctx, outboxRows("w", 1)))
+	})
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		t.Fatal("no wakeup after a committed enqueue")
+	}
+}
+
+func testCompact[TTx any](t *testing.T, d driver.Driver[TTx]) {
+	old := make([]string, 25)
+	for i := range old {
+		old[i] = fmt.Sprintf("old-%02d", i)
+	}
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+		_, err := ex.ClaimInbox(ctx, "c", t0, claims(old...))
+		must(t, err)
+		_, err = ex.ClaimInbox(ctx, "c", t0.Add(time.Hour), claims("new"))
+		must(t, err)
+		_, err = ex.RecordFailure(ctx, "c", "f", "x", t0)
+		must(t, err)
+	})
+	var total int64
+	for {
+		var n int64
+		inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+			var err error
+			n, err = ex.Compact(ctx, driver.CompactInbox, t0.Add(time.Minute), 10)
+			must(t, err)
+		})
+		if n > 10 {
+			t.Fatalf("compacted %d rows with limit 10", n)
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	if total != 25 {
+		t.Fatalf("compacted %d, want 25", total)
+	}
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+		fresh, err := ex.ClaimInbox(ctx, "c", t0, claims("old-00", "new"))
+		must(t, err)
+		if !fresh[0] || fresh[1] {
+			t.Fatalf("after compaction: %v", fresh)
+		}
+		n, err := ex.Compact(ctx, driver.CompactFailures, t0.Add(time.Minute), 10)
+		must(t, err)
+		if n != 1 {
+			t.Fatalf("compacted %d failure rows", n)
+		}
+	})
+}

@@ -1,0 +1,255 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/eoskit/eos/driver"
+	"github.com/eoskit/eos/internal/sqlutil"
+)
+
+// executor runs eos's statements in one transaction. Every method is one
+// statement, whatever the number of rows: lists travel as arrays.
+type executor struct {
+	c *core
+	q tx
+}
+
+func (e *executor) ClaimInbox(ctx context.Context, consumer string, now time.Time, claims []driver.Claim) ([]bool, error) {
+	fresh := make([]bool, len(claims))
+	if len(claims) == 0 {
+		return fresh, nil
+	}
+	index := make(map[string]int, len(claims))
+	ids := make([]string, len(claims))
+	fps := make([][]byte, len(claims))
+	for i, c := range claims {
+		index[c.ID] = i
+		ids[i], fps[i] = c.ID, c.Fingerprint
+	}
+	// ORDER BY: concurrent claimers take the unique-index entries in one
+	// global order, so overlapping batches wait on each other instead of
+	// deadlocking.
+	err := e.q.query(ctx, "INSERT INTO "+e.c.t.inbox+" (consumer, id, fingerprint, claimed_at) "+
+		"SELECT $1, u.id, u.fp, $2 FROM unnest($3::text[], $4::bytea[]) AS u(id, fp) ORDER BY u.id "+
+		"ON CONFLICT (consumer, id) DO NOTHING RETURNING id",
+		[]any{consumer, now, ids, fps}, func(scan scanFunc) error {
+			var id string
+			if err := scan(&id); err != nil {
+				return err
+			}
+			fresh[index[id]] = true
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	return fresh, nil
+}
+
+func (e *executor) InboxFingerprints(ctx context.Context, consumer string, ids []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	err := e.q.query(ctx, "SELECT id, fingerprint FROM "+e.c.t.inbox+" WHERE consumer = $1 AND id = ANY($2)",
+		[]any{consumer, ids}, func(scan scanFunc) error {
+			var id string
+			var fp []byte
+			if err := scan(&id, &fp); err != nil {
+				return err
+			}
+			out[id] = fp
+			return nil
+		})
+	return out, err
+}
+
+func (e *executor) deleteIDs(ctx context.Context, table, consumer string, ids []string) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	n, err := e.q.exec(ctx, "DELETE FROM "+table+" WHERE consumer = $1 AND id = ANY($2)", consumer, ids)
+	return int(n), err
+}
+
+func (e *executor) UnclaimInbox(ctx context.Context, consumer string, ids []string) error {
+	_, err := e.deleteIDs(ctx, e.c.t.inbox, consumer, ids)
+	return err
+}
+
+func (e *executor) Savepoint(ctx context.Context, name string) error {
+	_, err := e.q.exec(ctx, "SAVEPOINT "+name)
+	return err
+}
+
+func (e *executor) RollbackToSavepoint(ctx context.Context, name string) error {
+	_, err := e.q.exec(ctx, "ROLLBACK TO SAVEPOINT "+name)
+	return err
+}
+
+func (e *executor) ReleaseSavepoint(ctx context.Context, name string) error {
+	_, err := e.q.exec(ctx, "RELEASE SAVEPOINT "+name)
+	return err
+}
+
+func (e *executor) RecordFailure(ctx context.Context, consumer, id, errText string, now time.Time) (int, error) {
+	var n int
+	err := e.q.query(ctx, "INSERT INTO "+e.c.t.failures+" AS f (consumer, id, attempts, last_error, updated_at) VALUES ($1, $2, 1, $3, $4) "+
+		"ON CONFLICT (consumer, id) DO UPDATE SET attempts = f.attempts + 1, last_error = excluded.last_error, updated_at = excluded.updated_at "+
+		"RETURNING attempts",
+		[]any{consumer, id, sqlutil.TrimError(errText), now}, func(scan scanFunc) error { return scan(&n) })
+	return n, err
+}
+
+func (e *executor) ClearFailures(ctx context.Context, consumer string, ids []string) error {
+	_, err := e.deleteIDs(ctx, e.c.t.failures, consumer, ids)
+	return err
+}
+
+func (e *executor) InsertQuarantine(ctx context.Context, rows []driver.Quarantined) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	n := len(rows)
+	consumers, ids, keys, headers := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	stored, fps, payloads, at := make([][]byte, n), make([][]byte, n), make([][]byte, n), make([]time.Time, n)
+	for i, r := range rows {
+		consumers[i], ids[i], keys[i], headers[i] = r.Consumer, r.ID, r.Key, headerText(r.Headers)
+		stored[i], fps[i], payloads[i], at[i] = r.StoredFingerprint, r.Fingerprint, r.Payload, r.At
+	}
+	_, err := e.q.exec(ctx, "INSERT INTO "+e.c.t.quarantine+" (consumer, id, stored_fingerprint, fingerprint, key, payload, headers, at) "+
+		"SELECT c, id, sfp, fp, k, p, NULLIF(h, ''), at "+
+		"FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::bytea[], $7::text[], $8::timestamptz[]) "+
+		"WITH ORDINALITY AS u(c, id, sfp, fp, k, p, h, at, n) ORDER BY n",
+		consumers, ids, stored, fps, keys, payloads, headers, at)
+	return err
+}
+
+func (e *executor) ListQuarantine(ctx context.Context, consumer string, limit int) ([]driver.Quarantined, error) {
+	var out []driver.Quarantined
+	err := e.q.query(ctx, "SELECT consumer, id, stored_fingerprint, fingerprint, key, payload, headers, at FROM "+e.c.t.quarantine+
+		" WHERE consumer = $1 ORDER BY seq LIMIT $2", []any{consumer, limit}, func(scan scanFunc) error {
+		var q driver.Quarantined
+		var h []byte
+		if err := scan(&q.Consumer, &q.ID, &q.StoredFingerprint, &q.Fingerprint, &q.Key, &q.Payload, &h, &q.At); err != nil {
+			return err
+		}
+		var err error
+		q.Headers, err = sqlutil.DecodeHeaders(h)
+		q.At = q.At.UTC()
+		out = append(out, q)
+		return err
+	})
+	return out, err
+}
+
+func (e *executor) InsertDeadLetters(ctx context.Context, rows []driver.DeadLetter) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	n := len(rows)
+	consumers, ids, keys, headers, errs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	payloads, fps, created, at, attempts := make([][]byte, n), make([][]byte, n), make([]time.Time, n), make([]time.Time, n), make([]int, n)
+	for i, r := range rows {
+		consumers[i], ids[i], keys[i], headers[i], errs[i] = r.Consumer, r.ID, r.Key, headerText(r.Headers), sqlutil.TrimError(r.LastError)
+		payloads[i], fps[i], created[i], at[i], attempts[i] = r.Payload, r.Fingerprint, r.CreatedAt, r.At, r.Attempts
+	}
+	_, err := e.q.exec(ctx, "INSERT INTO "+e.c.t.deadLetters+" ("+deadLetterCols+") "+
+		"SELECT c, id, k, p, NULLIF(h, ''), fp, ca, a, le, at "+
+		"FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::bytea[], $7::timestamptz[], $8::integer[], $9::text[], $10::timestamptz[]) "+
+		"AS u(c, id, k, p, h, fp, ca, a, le, at) "+
+		"ON CONFLICT (consumer, id) DO UPDATE SET attempts = excluded.attempts, last_error = excluded.last_error, at = excluded.at",
+		consumers, ids, keys, payloads, headers, fps, created, attempts, errs, at)
+	return err
+}
+
+const deadLetterCols = "consumer, id, key, payload, headers, fingerprint, created_at, attempts, last_error, at"
+
+func (e *executor) deadLetters(ctx context.Context, where string, args ...any) ([]driver.DeadLetter, error) {
+	var out []driver.DeadLetter
+	err := e.q.query(ctx, "SELECT "+deadLetterCols+" FROM "+e.c.t.deadLetters+" WHERE "+where, args, func(scan scanFunc) error {
+		var r driver.DeadLetter
+		var h []byte
+		if err := scan(&r.Consumer, &r.ID, &r.Key, &r.Payload, &h, &r.Fingerprint, &r.CreatedAt, &r.Attempts, &r.LastError, &r.At); err != nil {
+			return err
+		}
+		var err error
+		r.Headers, err = sqlutil.DecodeHeaders(h)
+		r.CreatedAt, r.At = r.CreatedAt.UTC(), r.At.UTC()
+		out = append(out, r)
+		return err
+	})
+	return out, err
+}
+
+func (e *executor) ListDeadLetters(ctx context.Context, consumer, afterID string, limit int) ([]driver.DeadLetter, error) {
+	return e.deadLetters(ctx, "consumer = $1 AND id > $2 ORDER BY id LIMIT $3", consumer, afterID, limit)
+}
+
+func (e *executor) GetDeadLetters(ctx context.Context, consumer string, ids []string) ([]driver.DeadLetter, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return e.deadLetters(ctx, "consumer = $1 AND id = ANY($2) ORDER BY id", consumer, ids)
+}
+
+func (e *executor) DeleteDeadLetters(ctx context.Context, consumer string, ids []string) (int, error) {
+	return e.deleteIDs(ctx, e.c.t.deadLetters, consumer, ids)
+}
+
+// InsertOutbox inserts the rows in order (seq follows the slice) and queues a
+// notification on the relays' channel in the same statement: PostgreSQL
+// delivers it when, and only if, the transaction commits.
+func (e *executor) InsertOutbox(ctx context.Context, rows []driver.OutboxRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	n := len(rows)
+	ids, topics, keys, headers := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	payloads, created, enqueued := make([][]byte, n), make([]time.Time, n), make([]time.Time, n)
+	for i, r := range rows {
+		ids[i], topics[i], keys[i], headers[i] = r.ID, r.Topic, r.Key, headerText(r.Headers)
+		payloads[i], created[i], enqueued[i] = r.Payload, r.CreatedAt, r.EnqueuedAt
+	}
+	_, err := e.q.exec(ctx, "WITH ins AS (INSERT INTO "+e.c.t.outbox+" (id, topic, key, payload, headers, created_at, enqueued_at) "+
+		"SELECT id, t, k, p, NULLIF(h, ''), ca, ea "+
+		"FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::timestamptz[], $7::timestamptz[]) "+
+		"WITH ORDINALITY AS u(id, t, k, p, h, ca, ea, n) ORDER BY n) "+
+		"SELECT pg_notify($8, '')",
+		ids, topics, keys, payloads, headers, created, enqueued, e.c.cfg.NotifyChannel)
+	return err
+}
+
+func (e *executor) OutboxStats(ctx context.Context) (int64, time.Time, error) {
+	var n int64
+	var oldest *time.Time
+	err := e.q.query(ctx, "SELECT count(*), min(enqueued_at) FROM "+e.c.t.outbox+" WHERE sent_at IS NULL", nil,
+		func(scan scanFunc) error { return scan(&n, &oldest) })
+	if err != nil || oldest == nil {
+		return n, time.Time{}, err
+	}
+	return n, oldest.UTC(), nil
+}
+
+// Compact deletes by ctid, through a bounded subquery: one round costs at
+// most limit rows however large the table.
+func (e *executor) Compact(ctx context.Context, what driver.Compactable, before time.Time, limit int) (int64, error) {
+	var table, cond string
+	switch what {
+	case driver.CompactInbox:
+		table, cond = e.c.t.inbox, "claimed_at < $1"
+	case driver.CompactFailures:
+		table, cond = e.c.t.failures, "updated_at < $1"
+	case driver.CompactOutbox:
+		table, cond = e.c.t.outbox, "sent_at < $1"
+	default:
+		return 0, fmt.Errorf("postgres: unknown compactable %q", what)
+	}
+	return e.q.exec(ctx, "DELETE FROM "+table+" WHERE ctid = ANY(ARRAY(SELECT ctid FROM "+table+" WHERE "+cond+" LIMIT $2))", before, limit)
+}
+
+// headerText returns headers as JSON text, "" (stored as NULL) when there
+// are none.
+func headerText(h map[string]string) string { return string(sqlutil.EncodeHeaders(h)) }

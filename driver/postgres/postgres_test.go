@@ -1,0 +1,508 @@
+package postgres_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/driver"
+	"github.com/eoskit/eos/driver/drivertest"
+	"github.com/eoskit/eos/driver/postgres"
+	"github.com/eoskit/eos/internal/testenv"
+)
+
+// newSchema returns a fresh schema name, dropped when t ends (after the
+// connections registered later are closed).
+func newSchema(t *testing.T) string {
+	t.Helper()
+	url, s := testenv.PostgresURL(t), testenv.Name("eos_t_")
+	t.Cleanup(func() {
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Errorf("drop schema: %v", err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+s+" CASCADE"); err != nil {
+			t.Errorf("drop schema: %v", err)
+		}
+	})
+	return s
+}
+
+func newPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), testenv.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func newDB(t *testing.T) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("pgx", testenv.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// newPgx returns an unmigrated pgx driver on a fresh schema.
+func newPgx(t *testing.T) (*postgres.Driver, string) {
+	t.Helper()
+	s := newSchema(t)
+	d, err := postgres.New(newPool(t), postgres.Config{Schema: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, s
+}
+
+// newStdlib returns an unmigrated database/sql driver on a fresh schema.
+func newStdlib(t *testing.T) (*postgres.StdlibDriver, string) {
+	t.Helper()
+	s := newSchema(t)
+	d, err := postgres.NewStdlib(newDB(t), postgres.Config{Schema: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, s
+}
+
+// both runs a test on each driver, unmigrated, with its schema's name.
+func both(t *testing.T, pgxTest func(*testing.T, driver.Driver[pgx.Tx], string), sqlTest func(*testing.T, driver.Driver[*sql.Tx], string)) {
+	t.Run("pgx", func(t *testing.T) {
+		d, s := newPgx(t)
+		pgxTest(t, d, s)
+	})
+	t.Run("stdlib", func(t *testing.T) {
+		d, s := newStdlib(t)
+		sqlTest(t, d, s)
+	})
+}
+
+// admin returns a connection for the test's own statements.
+func admin(t *testing.T) *pgx.Conn {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, testenv.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	return conn
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func migrate[TTx any](t *testing.T, d driver.Driver[TTx]) {
+	t.Helper()
+	_, err := d.Migrator().Up(context.Background())
+	must(t, err)
+}
+
+func inTx[TTx any](t *testing.T, d driver.Driver[TTx], fn func(ctx context.Context, ex driver.Executor) error) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := d.Begin(ctx)
+	must(t, err)
+	defer d.Rollback(ctx, tx)
+	must(t, fn(ctx, d.Executor(tx)))
+	must(t, d.Commit(ctx, tx))
+}
+
+func TestConformance(t *testing.T) {
+	t.Run("pgx", func(t *testing.T) {
+		drivertest.Run(t, func(t *testing.T) driver.Driver[pgx.Tx] { d, _ := newPgx(t); return d })
+	})
+	t.Run("stdlib", func(t *testing.T) {
+		drivertest.Run(t, func(t *testing.T) driver.Driver[*sql.Tx] { d, _ := newStdlib(t); return d })
+	})
+}
+
+func TestInvalidConfig(t *testing.T) {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://127.0.0.1:1/none") // connects lazily: never here
+	must(t, err)
+	defer pool.Close()
+	db, err := sql.Open("pgx", "postgres://127.0.0.1:1/none")
+	must(t, err)
+	defer db.Close()
+	for _, cfg := range []postgres.Config{
+		{Prefix: "Eos_"},
+		{Prefix: "eos-"},
+		{Schema: "1schema"},
+		{Schema: `s"; DROP TABLE x; --`},
+		{NotifyChannel: "wake up"},
+	} {
+		_, err := postgres.New(pool, cfg)
+		var ce *eos.ConfigError
+		if !errors.As(err, &ce) || !errors.Is(err, eos.ErrInvalidConfig) {
+			t.Errorf("New(%+v): %v, want *eos.ConfigError", cfg, err)
+		}
+		if _, err := postgres.NewStdlib(db, cfg); !errors.As(err, &ce) {
+			t.Errorf("NewStdlib(%+v): %v, want *eos.ConfigError", cfg, err)
+		}
+	}
+	if _, err := postgres.New(nil, postgres.Config{}); !errors.Is(err, eos.ErrInvalidConfig) {
+		t.Errorf("New(nil): %v", err)
+	}
+	if _, err := postgres.NewStdlib(nil, postgres.Config{}); !errors.Is(err, eos.ErrInvalidConfig) {
+		t.Errorf("NewStdlib(nil): %v", err)
+	}
+	if _, err := postgres.New(pool, postgres.Config{Schema: "ok_schema", Prefix: "ok_", NotifyChannel: "ok_channel"}); err != nil {
+		t.Errorf("valid config: %v", err)
+	}
+}
+
+func TestMigrations(t *testing.T) { both(t, testMigrations[pgx.Tx], testMigrations[*sql.Tx]) }
+
+func testMigrations[TTx any](t *testing.T, d driver.Driver[TTx], schema string) {
+	ctx := context.Background()
+	conn := admin(t)
+	tableExists := func() bool {
+		var ok bool
+		must(t, conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", schema+".eos_outbox").Scan(&ok))
+		return ok
+	}
+	m := d.Migrator()
+	// Concurrent migrators (the schema does not exist yet) apply version 1
+	// exactly once between them.
+	var mu sync.Mutex
+	var applied []int
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			v, err := m.Up(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			applied = append(applied, v...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if !slices.Equal(applied, []int{1}) || !tableExists() {
+		t.Fatalf("concurrent Up applied %v", applied)
+	}
+	st, err := m.Status(ctx)
+	must(t, err)
+	if len(st) != 1 || st[0].Version != 1 || st[0].Name != "init" || !st[0].Applied || st[0].AppliedAt.IsZero() {
+		t.Fatalf("status after Up: %+v", st)
+	}
+	down, err := m.Down(ctx, 0)
+	must(t, err)
+	if !slices.Equal(down, []int{1}) || tableExists() {
+		t.Fatalf("Down reverted %v", down)
+	}
+	st, err = m.Status(ctx)
+	must(t, err)
+	if st[0].Applied {
+		t.Fatalf("status after Down: %+v", st)
+	}
+	up, err := m.Up(ctx)
+	must(t, err)
+	if !slices.Equal(up, []int{1}) || !tableExists() {
+		t.Fatalf("Up again applied %v", up)
+	}
+}
+
+// TestSearchPath leaves Schema empty: the tables land in the search_path.
+func TestSearchPath(t *testing.T) {
+	ctx := context.Background()
+	s := newSchema(t)
+	conn := admin(t)
+	_, err := conn.Exec(ctx, "CREATE SCHEMA "+s)
+	must(t, err)
+	cfg, err := pgxpool.ParseConfig(testenv.PostgresURL(t))
+	must(t, err)
+	cfg.ConnConfig.RuntimeParams["search_path"] = s
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	must(t, err)
+	defer pool.Close()
+	d, err := postgres.New(pool, postgres.Config{Prefix: "sp_"})
+	must(t, err)
+	migrate(t, d)
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) error {
+		_, err := ex.ClaimInbox(ctx, "c", time.Now(), []driver.Claim{{ID: "a", Fingerprint: []byte("f")}})
+		return err
+	})
+	var n int
+	must(t, conn.QueryRow(ctx, "SELECT count(*) FROM "+s+".sp_inbox").Scan(&n))
+	if n != 1 {
+		t.Fatalf("%d rows in %s.sp_inbox", n, s)
+	}
+}
+
+func claims(ids ...string) []driver.Claim {
+	out := make([]driver.Claim, len(ids))
+	for i, id := range ids {
+		out[i] = driver.Claim{ID: id, Fingerprint: []byte("fp-" + id)}
+	}
+	return out
+}
+
+func TestClaimInbox(t *testing.T) { both(t, testClaimInbox[pgx.Tx], testClaimInbox[*sql.Tx]) }
+
+func testClaimInbox[TTx any](t *testing.T, d driver.Driver[TTx], _ string) {
+	migrate(t, d)
+	now := time.Now()
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) error {
+		_, err := ex.ClaimInbox(ctx, "c", now, claims("b", "d"))
+		return err
+	})
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) error {
+		fresh, err := ex.ClaimInbox(ctx, "c", now, claims("a", "b", "c", "d", "e"))
+		if err != nil {
+			return err
+		}
+		if want := []bool{true, false, true, false, true}; !slices.Equal(fresh, want) {
+			t.Errorf("fresh = %v, want %v", fresh, want)
+		}
+		fps, err := ex.InboxFingerprints(ctx, "c", []string{"a", "d", "zz"})
+		if err != nil {
+			return err
+		}
+		if len(fps) != 2 || string(fps["a"]) != "fp-a" || string(fps["d"]) != "fp-d" {
+			t.Errorf("fingerprints = %q", fps)
+		}
+		return nil
+	})
+}
+
+func TestClaimInboxConcurrent(t *testing.T) {
+	both(t, testClaimInboxConcurrent[pgx.Tx], testClaimInboxConcurrent[*sql.Tx])
+}
+
+func testClaimInboxConcurrent[TTx any](t *testing.T, d driver.Driver[TTx], _ string) {
+	migrate(t, d)
+	const workers, n = 8, 100
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("id-%03d", i)
+	}
+	var wins [n]atomic.Int32
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			// Each worker claims every id, in its own order.
+			order := make([]string, n)
+			index := make([]int, n)
+			for i := range order {
+				index[i] = (i*7 + w*13) % n
+				order[i] = ids[index[i]]
+			}
+			ctx := context.Background()
+			tx, err := d.Begin(ctx)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer d.Rollback(ctx, tx)
+			fresh, err := d.Executor(tx).ClaimInbox(ctx, "c", time.Now(), claims(order...))
+			if err == nil {
+				err = d.Commit(ctx, tx)
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for i, f := range fresh {
+				if f {
+					wins[index[i]].Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i := range wins {
+		if got := wins[i].Load(); got != 1 {
+			t.Errorf("%s fresh %d times", ids[i], got)
+		}
+	}
+}
+
+func TestOutboxRelays(t *testing.T) { both(t, testOutboxRelays[pgx.Tx], testOutboxRelays[*sql.Tx]) }
+
+// testOutboxRelays drains 20 keys × 50 rows (and 50 rows without a key) with
+// 4 concurrent relays that sometimes abort or send part of a batch, and
+// checks that every row is sent once and each key in seq order.
+func testOutboxRelays[TTx any](t *testing.T, d driver.Driver[TTx], _ string) {
+	migrate(t, d)
+	const keys, perKey, keyless, relays = 20, 50, 50, 4
+	const total = keys*perKey + keyless
+	now := time.Now()
+	var rows []driver.OutboxRow
+	for i := range total {
+		key := ""
+		if i < keys*perKey {
+			key = fmt.Sprintf("k%02d", i%keys)
+		}
+		rows = append(rows, driver.OutboxRow{ID: fmt.Sprintf("m%04d", i), Topic: "t", Key: key, Payload: []byte{byte(i)}, CreatedAt: now, EnqueuedAt: now})
+	}
+	for chunk := range slices.Chunk(rows, 100) {
+		inTx(t, d, func(ctx context.Context, ex driver.Executor) error { return ex.InsertOutbox(ctx, chunk) })
+	}
+
+	var mu sync.Mutex
+	sent := map[string]int{}
+	seqs := map[string][]int64{}
+	var left atomic.Int64
+	left.Store(total)
+	var wg sync.WaitGroup
+	for r := range relays {
+		wg.Go(func() {
+			ctx := context.Background()
+			for i := 0; left.Load() > 0 && !t.Failed(); i++ {
+				b, err := d.ClaimOutbox(ctx, 7)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				rows := b.Rows()
+				if len(rows) == 0 || i%5 == 4 {
+					if err := b.Abort(ctx); err != nil {
+						t.Error(err)
+						return
+					}
+					continue
+				}
+				n := len(rows)
+				if i%3 == 2 {
+					n = (n + 1) / 2
+				}
+				mu.Lock() // "publish"
+				for _, row := range rows[:n] {
+					sent[row.ID]++
+					seqs[row.Key] = append(seqs[row.Key], row.Seq)
+				}
+				mu.Unlock()
+				if err := b.Complete(ctx, n, now, r%2 == 0); err != nil {
+					t.Error(err)
+					return
+				}
+				left.Add(-int64(n))
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for _, row := range rows {
+		if sent[row.ID] != 1 {
+			t.Errorf("%s sent %d times", row.ID, sent[row.ID])
+		}
+	}
+	for key, s := range seqs {
+		for i := 1; i < len(s) && key != ""; i++ {
+			if s[i] <= s[i-1] {
+				t.Errorf("key %q published out of order: %v", key, s)
+				break
+			}
+		}
+	}
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) error {
+		n, oldest, err := ex.OutboxStats(ctx)
+		if n != 0 || !oldest.IsZero() {
+			t.Errorf("after draining: %d unsent, oldest %v", n, oldest)
+		}
+		return err
+	})
+}
+
+func TestOutboxBatchOutlivesContext(t *testing.T) {
+	both(t, testOutboxBatchOutlivesContext[pgx.Tx], testOutboxBatchOutlivesContext[*sql.Tx])
+}
+
+// testOutboxBatchOutlivesContext: a batch lasts until Complete, whatever
+// becomes of the context it was claimed with.
+func testOutboxBatchOutlivesContext[TTx any](t *testing.T, d driver.Driver[TTx], _ string) {
+	migrate(t, d)
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) error {
+		return ex.InsertOutbox(ctx, []driver.OutboxRow{{ID: "m", Topic: "t", Key: "k", Headers: map[string]string{"h": "v"}, CreatedAt: time.Now(), EnqueuedAt: time.Now()}})
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	b, err := d.ClaimOutbox(ctx, 10)
+	cancel()
+	must(t, err)
+	if rows := b.Rows(); len(rows) != 1 || rows[0].Headers["h"] != "v" || rows[0].Payload != nil {
+		t.Fatalf("claimed %+v", rows)
+	}
+	must(t, b.Complete(context.Background(), 1, time.Now(), false))
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) error {
+		if n, _, err := ex.OutboxStats(ctx); n != 0 || err != nil {
+			t.Errorf("unsent %d, %v", n, err)
+		}
+		return nil
+	})
+}
+
+func TestOutboxWakeup(t *testing.T) { both(t, testOutboxWakeup[pgx.Tx], testOutboxWakeup[*sql.Tx]) }
+
+func testOutboxWakeup[TTx any](t *testing.T, d driver.Driver[TTx], schema string) {
+	migrate(t, d)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // failure bound only
+	defer cancel()
+	wait := func(ch <-chan struct{}, what string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatalf("no wakeup %s", what)
+		}
+	}
+	enqueue := func(ctx context.Context, ex driver.Executor) error {
+		return ex.InsertOutbox(ctx, []driver.OutboxRow{{ID: "m", Topic: "t", Key: "k", CreatedAt: time.Now(), EnqueuedAt: time.Now()}})
+	}
+	ch, stop, err := d.OutboxWakeup(ctx)
+	must(t, err)
+	defer stop()
+	ch2, stop2, err := d.OutboxWakeup(ctx) // shares the listening connection
+	must(t, err)
+
+	tx, err := d.Begin(ctx)
+	must(t, err)
+	defer d.Rollback(ctx, tx)
+	must(t, enqueue(ctx, d.Executor(tx)))
+	select {
+	case <-ch:
+		t.Fatal("woken before commit")
+	default:
+	}
+	must(t, d.Commit(ctx, tx))
+	wait(ch, "after commit")
+	wait(ch2, "for the second subscriber")
+	stop2()
+
+	// Kill the listening backend: the driver reconnects and wakes once.
+	var killed int
+	must(t, admin(t).QueryRow(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = $1",
+		`LISTEN "`+schema+`.eos_outbox"`).Scan(&killed))
+	if killed != 1 {
+		t.Fatalf("%d listening backends, want 1", killed)
+	}
+	wait(ch, "after reconnecting")
+	inTx(t, d, enqueue)
+	wait(ch, "after commit on the new connection")
+}

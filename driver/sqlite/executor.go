@@ -1,0 +1,262 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/eoskit/eos/driver"
+	"github.com/eoskit/eos/internal/sqlutil"
+)
+
+type executor struct {
+	d  *Driver
+	tx *sql.Tx
+}
+
+func (e *executor) ClaimInbox(ctx context.Context, consumer string, now time.Time, claims []driver.Claim) ([]bool, error) {
+	fresh := make([]bool, len(claims))
+	index := make(map[string]int, len(claims))
+	for i, c := range claims {
+		index[c.ID] = i
+	}
+	for start := 0; start < len(claims); start += maxClaimRows {
+		chunk := claims[start:min(start+maxClaimRows, len(claims))]
+		args := make([]any, 0, 2+2*len(chunk))
+		args = append(args, consumer, micros(now))
+		for _, c := range chunk {
+			args = append(args, c.ID, c.Fingerprint)
+		}
+		rows, err := e.tx.QueryContext(ctx, e.d.claimSQL(len(chunk)), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			fresh[index[id]] = true
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return fresh, nil
+}
+
+func (e *executor) InboxFingerprints(ctx context.Context, consumer string, ids []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, consumer)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	rows, err := e.tx.QueryContext(ctx, "SELECT id, fingerprint FROM "+e.d.t.inbox+" WHERE consumer = ? AND id IN ("+sqlutil.Placeholders(len(ids))+")", args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var fp []byte
+		if err := rows.Scan(&id, &fp); err != nil {
+			return nil, err
+		}
+		out[id] = fp
+	}
+	return out, rows.Err()
+}
+
+func (e *executor) deleteIDs(ctx context.Context, table, consumer string, ids []string) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, consumer)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	res, err := e.tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE consumer = ? AND id IN ("+sqlutil.Placeholders(len(ids))+")", args...)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+func (e *executor) UnclaimInbox(ctx context.Context, consumer string, ids []string) error {
+	_, err := e.deleteIDs(ctx, e.d.t.inbox, consumer, ids)
+	return err
+}
+
+func (e *executor) Savepoint(ctx context.Context, name string) error {
+	_, err := e.tx.ExecContext(ctx, "SAVEPOINT "+name)
+	return err
+}
+
+func (e *executor) RollbackToSavepoint(ctx context.Context, name string) error {
+	_, err := e.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+name)
+	return err
+}
+
+func (e *executor) ReleaseSavepoint(ctx context.Context, name string) error {
+	_, err := e.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name)
+	return err
+}
+
+func (e *executor) RecordFailure(ctx context.Context, consumer, id, errText string, now time.Time) (int, error) {
+	var n int
+	err := e.tx.QueryRowContext(ctx, "INSERT INTO "+e.d.t.failures+" (consumer, id, attempts, last_error, updated_at) VALUES (?, ?, 1, ?, ?) "+
+		"ON CONFLICT (consumer, id) DO UPDATE SET attempts = attempts + 1, last_error = excluded.last_error, updated_at = excluded.updated_at RETURNING attempts",
+		consumer, id, sqlutil.TrimError(errText), micros(now)).Scan(&n)
+	return n, err
+}
+
+func (e *executor) ClearFailures(ctx context.Context, consumer string, ids []string) error {
+	_, err := e.deleteIDs(ctx, e.d.t.failures, consumer, ids)
+	return err
+}
+
+func (e *executor) InsertQuarantine(ctx context.Context, rows []driver.Quarantined) error {
+	for _, r := range rows {
+		if _, err := e.tx.ExecContext(ctx, "INSERT INTO "+e.d.t.quarantine+" (consumer, id, stored_fingerprint, fingerprint, key, payload, headers, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+			r.Consumer, r.ID, r.StoredFingerprint, r.Fingerprint, r.Key, r.Payload, sqlutil.EncodeHeaders(r.Headers), micros(r.At)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *executor) ListQuarantine(ctx context.Context, consumer string, limit int) ([]driver.Quarantined, error) {
+	rows, err := e.tx.QueryContext(ctx, "SELECT consumer, id, stored_fingerprint, fingerprint, key, payload, headers, at FROM "+e.d.t.quarantine+" WHERE consumer = ? ORDER BY seq LIMIT ?", consumer, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []driver.Quarantined
+	for rows.Next() {
+		var q driver.Quarantined
+		var h []byte
+		var at int64
+		if err := rows.Scan(&q.Consumer, &q.ID, &q.StoredFingerprint, &q.Fingerprint, &q.Key, &q.Payload, &h, &at); err != nil {
+			return nil, err
+		}
+		if q.Headers, err = sqlutil.DecodeHeaders(h); err != nil {
+			return nil, err
+		}
+		q.At = fromMicros(at)
+		out = append(out, q)
+	}
+	return out, rows.Err()
+}
+
+func (e *executor) InsertDeadLetters(ctx context.Context, rows []driver.DeadLetter) error {
+	for _, r := range rows {
+		if _, err := e.tx.ExecContext(ctx, "INSERT INTO "+e.d.t.deadLetters+" (consumer, id, key, payload, headers, fingerprint, created_at, attempts, last_error, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "+
+			"ON CONFLICT (consumer, id) DO UPDATE SET attempts = excluded.attempts, last_error = excluded.last_error, at = excluded.at",
+			r.Consumer, r.ID, r.Key, r.Payload, sqlutil.EncodeHeaders(r.Headers), r.Fingerprint, micros(r.CreatedAt), r.Attempts, sqlutil.TrimError(r.LastError), micros(r.At)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const deadLetterCols = "consumer, id, key, payload, headers, fingerprint, created_at, attempts, last_error, at"
+
+func scanDeadLetters(rows *sql.Rows) ([]driver.DeadLetter, error) {
+	defer rows.Close()
+	var out []driver.DeadLetter
+	for rows.Next() {
+		var r driver.DeadLetter
+		var h []byte
+		var created, at int64
+		if err := rows.Scan(&r.Consumer, &r.ID, &r.Key, &r.Payload, &h, &r.Fingerprint, &created, &r.Attempts, &r.LastError, &at); err != nil {
+			return nil, err
+		}
+		var err error
+		if r.Headers, err = sqlutil.DecodeHeaders(h); err != nil {
+			return nil, err
+		}
+		r.CreatedAt, r.At = fromMicros(created), fromMicros(at)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (e *executor) ListDeadLetters(ctx context.Context, consumer, afterID string, limit int) ([]driver.DeadLetter, error) {
+	rows, err := e.tx.QueryContext(ctx, "SELECT "+deadLetterCols+" FROM "+e.d.t.deadLetters+" WHERE consumer = ? AND id > ? ORDER BY id LIMIT ?", consumer, afterID, limit)
+	if err != nil {
+		return nil, err
+	}
+	return scanDeadLetters(rows)
+}
+
+func (e *executor) GetDeadLetters(ctx context.Context, consumer string, ids []string) ([]driver.DeadLetter, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, consumer)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	rows, err := e.tx.QueryContext(ctx, "SELECT "+deadLetterCols+" FROM "+e.d.t.deadLetters+" WHERE consumer = ? AND id IN ("+sqlutil.Placeholders(len(ids))+") ORDER BY id", args...)
+	if err != nil {
+		return nil, err
+	}
+	return scanDeadLetters(rows)
+}
+
+func (e *executor) DeleteDeadLetters(ctx context.Context, consumer string, ids []string) (int, error) {
+	return e.deleteIDs(ctx, e.d.t.deadLetters, consumer, ids)
+}
+
+func (e *executor) InsertOutbox(ctx context.Context, rows []driver.OutboxRow) error {
+	for _, r := range rows {
+		if _, err := e.tx.ExecContext(ctx, "INSERT INTO "+e.d.t.outbox+" (id, topic, key, payload, headers, created_at, enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+			r.ID, r.Topic, r.Key, r.Payload, sqlutil.EncodeHeaders(r.Headers), micros(r.CreatedAt), micros(r.EnqueuedAt)); err != nil {
+			return err
+		}
+	}
+	if len(rows) > 0 {
+		e.d.wake.Notify()
+	}
+	return nil
+}
+
+func (e *executor) OutboxStats(ctx context.Context) (int64, time.Time, error) {
+	var n int64
+	var oldest sql.NullInt64
+	err := e.tx.QueryRowContext(ctx, "SELECT count(*), min(enqueued_at) FROM "+e.d.t.outbox+" WHERE sent_at IS NULL").Scan(&n, &oldest)
+	return n, fromMicros(oldest.Int64), err
+}
+
+func (e *executor) Compact(ctx context.Context, what driver.Compactable, before time.Time, limit int) (int64, error) {
+	var q string
+	switch what {
+	case driver.CompactInbox:
+		// seq follows claim order: look at the oldest rows only, so a
+		// round costs at most limit rows however large the table.
+		q = "DELETE FROM " + e.d.t.inbox + " WHERE seq IN (SELECT seq FROM " + e.d.t.inbox + " ORDER BY seq LIMIT ?2) AND claimed_at < ?1"
+	case driver.CompactFailures:
+		q = "DELETE FROM " + e.d.t.failures + " WHERE (consumer, id) IN (SELECT consumer, id FROM " + e.d.t.failures + " WHERE updated_at < ?1 LIMIT ?2)"
+	case driver.CompactOutbox:
+		q = "DELETE FROM " + e.d.t.outbox + " WHERE seq IN (SELECT seq FROM " + e.d.t.outbox + " WHERE sent_at IS NOT NULL AND sent_at < ?1 ORDER BY seq LIMIT ?2)"
+	default:
+		return 0, fmt.Errorf("sqlite: unknown compactable %q", what)
+	}
+	res, err := e.tx.ExecContext(ctx, q, micros(before), limit)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}

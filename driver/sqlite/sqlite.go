@@ -1,0 +1,251 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/driver"
+	"github.com/eoskit/eos/internal/schema"
+	"github.com/eoskit/eos/internal/wake"
+
+	_ "modernc.org/sqlite" // registers database/sql driver "sqlite"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Synchronous is SQLite's synchronous setting.
+type Synchronous string
+
+const (
+	// SyncFull makes every commit durable across power loss. The default.
+	SyncFull Synchronous = "FULL"
+	// SyncNormal syncs only at checkpoints; see the package documentation
+	// for its loss window.
+	SyncNormal Synchronous = "NORMAL"
+)
+
+// Config configures a Driver. The zero value is valid; defaults are applied
+// by [Open].
+type Config struct {
+	// Prefix is prepended to every table name. Default "eos_". Must match
+	// ^[a-z_][a-z0-9_]{0,39}$.
+	Prefix string
+	// Synchronous is the durability setting. Default SyncFull.
+	Synchronous Synchronous
+	// BusyTimeout is how long a connection waits for a lock held by another
+	// process. Default 5s.
+	BusyTimeout time.Duration
+}
+
+func (c *Config) applyDefaults() error {
+	if c.Prefix == "" {
+		c.Prefix = "eos_"
+	}
+	if err := schema.CheckPrefix("sqlite.Config.Prefix", c.Prefix); err != nil {
+		return err
+	}
+	if c.Synchronous == "" {
+		c.Synchronous = SyncFull
+	}
+	if c.Synchronous != SyncFull && c.Synchronous != SyncNormal {
+		return &eos.ConfigError{Field: "sqlite.Config.Synchronous", Reason: fmt.Sprintf("must be FULL or NORMAL, got %q", c.Synchronous)}
+	}
+	if c.BusyTimeout == 0 {
+		c.BusyTimeout = 5 * time.Second
+	}
+	if c.BusyTimeout < 0 {
+		return &eos.ConfigError{Field: "sqlite.Config.BusyTimeout", Reason: "negative"}
+	}
+	return nil
+}
+
+// Driver is the SQLite implementation of driver.Driver[*sql.Tx].
+type Driver struct {
+	db    *sql.DB
+	cfg   Config
+	t     tables
+	wake  wake.Signal
+	relay sync.Mutex // one outbox batch at a time
+	mig   *schema.Runner
+	claim stmtCache
+}
+
+var _ driver.Driver[*sql.Tx] = (*Driver)(nil)
+
+type tables struct {
+	inbox, failures, quarantine, deadLetters, outbox, migrations string
+}
+
+// Open opens (creating if needed) the database file at path. It does not
+// migrate: call Migrator().Up.
+func Open(ctx context.Context, path string, cfg Config) (*Driver, error) {
+	if err := cfg.applyDefaults(); err != nil {
+		return nil, err
+	}
+	if path == "" {
+		return nil, &eos.ConfigError{Field: "sqlite.Open path", Reason: "empty"}
+	}
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous("+string(cfg.Synchronous)+")")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", cfg.BusyTimeout.Milliseconds()))
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	p := cfg.Prefix
+	d := &Driver{db: db, cfg: cfg, t: tables{
+		inbox: p + "inbox", failures: p + "inbox_failures", quarantine: p + "inbox_quarantine",
+		deadLetters: p + "dead_letters", outbox: p + "outbox", migrations: p + "migrations",
+	}}
+	migs, err := schema.Load(migrationFS, "migrations", struct{ P string }{p})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	d.mig = &schema.Runner{Conn: migConn{db}, Table: d.t.migrations, Migrations: migs}
+	return d, nil
+}
+
+// DB returns the writer *sql.DB (one connection). Use it for reads and
+// writes outside eos; a long read here delays every writer.
+func (d *Driver) DB() *sql.DB { return d.db }
+
+// Close closes the database.
+func (d *Driver) Close() error { return d.db.Close() }
+
+func (d *Driver) Name() string { return "sqlite" }
+
+func (d *Driver) Begin(ctx context.Context) (*sql.Tx, error) { return d.db.BeginTx(ctx, nil) }
+
+func (d *Driver) Commit(_ context.Context, tx *sql.Tx) error { return tx.Commit() }
+
+func (d *Driver) Rollback(_ context.Context, tx *sql.Tx) error {
+	if err := tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
+		return err
+	}
+	return nil
+}
+
+func (d *Driver) Executor(tx *sql.Tx) driver.Executor { return &executor{d: d, tx: tx} }
+
+func (d *Driver) Migrator() driver.Migrator { return d.mig }
+
+// OutboxWakeup is fed by InsertOutbox in this process. The relay's next
+// claim waits for the writer connection, so it runs only once the enqueuing
+// transaction has ended.
+func (d *Driver) OutboxWakeup(context.Context) (<-chan struct{}, func(), error) {
+	ch, stop := d.wake.Subscribe()
+	return ch, stop, nil
+}
+
+type migConn struct{ db *sql.DB }
+
+func (m migConn) MigrationTx(ctx context.Context, fn func(context.Context, schema.Tx) error) error {
+	tx, err := m.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: the write lock is the migration lock
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(ctx, sqlMigTx{tx}); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+type sqlMigTx struct{ tx *sql.Tx }
+
+func (t sqlMigTx) Exec(ctx context.Context, script string) error {
+	_, err := t.tx.ExecContext(ctx, script)
+	return err
+}
+
+func (t sqlMigTx) QueryVersions(ctx context.Context, q string) ([]schema.VersionRow, error) {
+	rows, err := t.tx.QueryContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []schema.VersionRow
+	for rows.Next() {
+		var r schema.VersionRow
+		if err := rows.Scan(&r.Version, &r.AppliedAt); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// stmtCache keeps the claim statement text per batch size.
+type stmtCache struct {
+	mu sync.Mutex
+	m  map[int]string
+}
+
+func (c *stmtCache) get(n int, build func(int) string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.m[n]; ok {
+		return s
+	}
+	if c.m == nil {
+		c.m = map[int]string{}
+	}
+	s := build(n)
+	if len(c.m) < 256 {
+		c.m[n] = s
+	}
+	return s
+}
+
+// maxClaimRows bounds one claim statement: SQLite allows 32766 parameters.
+const maxClaimRows = 8000
+
+func (d *Driver) claimSQL(n int) string {
+	return d.claim.get(n, func(n int) string {
+		var b strings.Builder
+		b.WriteString("INSERT INTO " + d.t.inbox + " (consumer, id, fingerprint, claimed_at) VALUES ")
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "(?1,?%d,?%d,?2)", 3+2*i, 4+2*i)
+		}
+		b.WriteString(" ON CONFLICT (consumer, id) DO NOTHING RETURNING id")
+		return b.String()
+	})
+}
+
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}

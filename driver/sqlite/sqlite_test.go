@@ -1,0 +1,40 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/driver"
+	"github.com/eoskit/eos/driver/drivertest"
+	"github.com/eoskit/eos/driver/sqlite"
+)
+
+func TestConformance(t *testing.T) {
+	drivertest.Run(t, func(t *testing.T) driver.Driver[*sql.Tx] { return drivertest.NewSQLite(t, sqlite.Config{}) })
+}
+
+func TestConformancePrefixNormal(t *testing.T) {
+	drivertest.Run(t, func(t *testing.T) driver.Driver[*sql.Tx] {
+		return drivertest.NewSQLite(t, sqlite.Config{Prefix: "app_eos_", Synchronous: sqlite.SyncNormal})
+	})
+}
+
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, cfg := range []sqlite.Config{
+		{Prefix: "eos; DROP TABLE x"},
+		{Prefix: "Upper"},
+		{Synchronous: "OFF"},
+		{BusyTimeout: -1},
+	} {
+		_, err := sqlite.Open(context.Background(), filepath.Join(dir, "x.db"), cfg)
+		var ce *eos.ConfigError
+		if !errors.Is(err, eos.ErrInvalidConfig) || !errors.As(err, &ce) {
+			t.Errorf("%+v: got %v, want a *eos.ConfigError", cfg, err)
+		}
+	}
+}

@@ -1,0 +1,147 @@
+package inbox
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/failpoint"
+)
+
+// Isolation selects how a failing handler is kept from affecting the rest of
+// its batch.
+type Isolation int
+
+const (
+	// IsolateRedo rolls the batch back on a handler error and redoes it
+	// without the failed message. The happy path costs no extra statements.
+	IsolateRedo Isolation = iota
+	// IsolateSavepoint runs each handler inside a savepoint and rolls back
+	// only that savepoint on error. Two extra statements per message.
+	IsolateSavepoint
+)
+
+func (i Isolation) String() string {
+	switch i {
+	case IsolateRedo:
+		return "redo"
+	case IsolateSavepoint:
+		return "savepoint"
+	}
+	return fmt.Sprintf("Isolation(%d)", int(i))
+}
+
+// Failpoint names evaluated by the Processor.
+const (
+	FailAfterClaim           = "inbox.after_claim"
+	FailAfterHandler         = "inbox.after_handler"
+	FailBeforeCommit         = "inbox.before_commit"
+	FailAfterCommitBeforeAck = "inbox.after_commit_before_ack"
+)
+
+// Config configures a Processor. Defaults are applied by [New]; the comment
+// of each field gives its default.
+type Config struct {
+	// Consumer names this consumer; dedupe records are per consumer.
+	// Required, 1–255 bytes.
+	Consumer string
+	// MaxBatch is the most messages committed in one transaction. Default
+	// 256, at most 8000.
+	MaxBatch int
+	// MaxWait is how long Run waits for a batch to fill after its first
+	// message. Default 5ms.
+	MaxWait time.Duration
+	// MaxAttempts is how many handler failures a message gets before it is
+	// dead-lettered. Default 5.
+	MaxAttempts int
+	// Isolation is how a failing handler is isolated. Default IsolateRedo.
+	Isolation Isolation
+	// Limits bound accepted messages. Default eos.Limits{} (1 MiB payloads).
+	// A message that fails validation is dead-lettered at once.
+	Limits eos.Limits
+	// RetryDelay is the nack delay after the first failure of a message;
+	// it doubles per attempt up to MaxRetryDelay. Defaults 1s and 1m.
+	RetryDelay, MaxRetryDelay time.Duration
+	// StoreBackoff is the first wait after a store failure; it doubles up to
+	// MaxStoreBackoff while the store stays down. Defaults 50ms and 5s.
+	StoreBackoff, MaxStoreBackoff time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives the processor's logs. Default slog.Default().
+	Logger *slog.Logger
+	// Observer, if set, is told about every batch and store failure.
+	Observer Observer
+	// Failpoints, if set, arms fault injection points (tests, torture).
+	Failpoints *failpoint.Set
+}
+
+// maxBatchLimit bounds MaxBatch so that one claim statement stays within
+// every engine's parameter limits.
+const maxBatchLimit = 8000
+
+func (c *Config) applyDefaults() error {
+	if c.Consumer == "" {
+		return &eos.ConfigError{Field: "inbox.Config.Consumer", Reason: "empty"}
+	}
+	if len(c.Consumer) > 255 {
+		return &eos.ConfigError{Field: "inbox.Config.Consumer", Reason: "longer than 255 bytes"}
+	}
+	def := func(d *time.Duration, v time.Duration, name string) error {
+		if *d == 0 {
+			*d = v
+		}
+		if *d < 0 {
+			return &eos.ConfigError{Field: "inbox.Config." + name, Reason: "negative"}
+		}
+		return nil
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 256
+	}
+	if c.MaxBatch < 0 || c.MaxBatch > maxBatchLimit {
+		return &eos.ConfigError{Field: "inbox.Config.MaxBatch", Reason: fmt.Sprintf("must be 1..%d, got %d", maxBatchLimit, c.MaxBatch)}
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 5
+	}
+	if c.MaxAttempts < 0 {
+		return &eos.ConfigError{Field: "inbox.Config.MaxAttempts", Reason: "negative"}
+	}
+	if c.Isolation != IsolateRedo && c.Isolation != IsolateSavepoint {
+		return &eos.ConfigError{Field: "inbox.Config.Isolation", Reason: "unknown " + c.Isolation.String()}
+	}
+	for _, d := range []struct {
+		p    *time.Duration
+		v    time.Duration
+		name string
+	}{
+		{&c.MaxWait, 5 * time.Millisecond, "MaxWait"},
+		{&c.RetryDelay, time.Second, "RetryDelay"},
+		{&c.MaxRetryDelay, time.Minute, "MaxRetryDelay"},
+		{&c.StoreBackoff, 50 * time.Millisecond, "StoreBackoff"},
+		{&c.MaxStoreBackoff, 5 * time.Second, "MaxStoreBackoff"},
+	} {
+		if err := def(d.p, d.v, d.name); err != nil {
+			return err
+		}
+	}
+	if err := c.Limits.Check(); err != nil {
+		return err
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+func (c *Config) retryDelay(attempts int) time.Duration {
+	d := c.RetryDelay
+	for i := 1; i < attempts && d < c.MaxRetryDelay; i++ {
+		d *= 2
+	}
+	return min(d, c.MaxRetryDelay)
+}

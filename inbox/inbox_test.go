@@ -1,0 +1,519 @@
+package inbox_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/driver/drivertest"
+	"github.com/eoskit/eos/failpoint"
+	"github.com/eoskit/eos/inbox"
+)
+
+// delivery records how the processor settled it.
+type delivery struct {
+	msg    eos.Message
+	acks   atomic.Int32
+	nacks  atomic.Int32
+	settle chan struct{} // closed-or-signalled on each settlement, buffered
+}
+
+func newDelivery(m eos.Message) *delivery {
+	return &delivery{msg: m, settle: make(chan struct{}, 64)}
+}
+
+func (d *delivery) Message() eos.Message { return d.msg }
+func (d *delivery) Ack(context.Context) error {
+	d.acks.Add(1)
+	d.settle <- struct{}{}
+	return nil
+}
+func (d *delivery) Nack(context.Context, time.Duration) error {
+	d.nacks.Add(1)
+	d.settle <- struct{}{}
+	return nil
+}
+
+func deliveries(ms ...eos.Message) ([]inbox.Delivery, []*delivery) {
+	ds := make([]inbox.Delivery, len(ms))
+	raw := make([]*delivery, len(ms))
+	for i, m := range ms {
+		raw[i] = newDelivery(m)
+		ds[i] = raw[i]
+	}
+	return ds, raw
+}
+
+// clock is an injected clock that tests move by hand.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)} }
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+const accounts, balance = 16, 1_000_000
+
+func setup[TTx any](t *testing.T, e *drivertest.Engine[TTx], cfg inbox.Config) (drivertest.Payments[TTx], *inbox.Processor[TTx]) {
+	return setupN(t, e, accounts, cfg)
+}
+
+func setupN[TTx any](t *testing.T, e *drivertest.Engine[TTx], nAccounts int, cfg inbox.Config) (drivertest.Payments[TTx], *inbox.Processor[TTx]) {
+	t.Helper()
+	pay := drivertest.Payments[TTx]{E: e}
+	pay.Setup(t, nAccounts, balance)
+	if cfg.Consumer == "" {
+		cfg.Consumer = "payments"
+	}
+	if cfg.Now == nil {
+		cfg.Now = newClock().Now
+	}
+	p, err := inbox.New(e.Driver, pay.Handler, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pay, p
+}
+
+func orders(n int, prefix string) ([]eos.Message, []string) {
+	ms := make([]eos.Message, n)
+	ids := make([]string, n)
+	for i := range ms {
+		ids[i] = fmt.Sprintf("%s-%05d", prefix, i)
+		ms[i] = drivertest.Message(ids[i], drivertest.Account(i%accounts), int64(i+1))
+	}
+	return ms, ids
+}
+
+func TestConcurrentRedeliveries(t *testing.T) {
+	drivertest.Each(t, testConcurrentRedeliveries, testConcurrentRedeliveries)
+}
+
+// Many goroutines deliver the same ids at once, in different orders and
+// batch shapes, redelivering whatever was nacked: each id has one effect.
+func testConcurrentRedeliveries[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+	for _, iso := range []inbox.Isolation{inbox.IsolateRedo, inbox.IsolateSavepoint} {
+		t.Run(iso.String(), func(t *testing.T) {
+			const n = 300
+			// One account per message: the handlers of different messages
+			// share no rows, so only the claim arbitrates between workers.
+			pay, p := setupN(t, freshEngine(t, e), n, inbox.Config{Isolation: iso, MaxAttempts: 1000})
+			ms := make([]eos.Message, n)
+			ids := make([]string, n)
+			for i := range ms {
+				ids[i] = fmt.Sprintf("c-%05d", i)
+				ms[i] = drivertest.Message(ids[i], drivertest.Account(i), int64(i+1))
+			}
+			const workers = 8
+			var wg sync.WaitGroup
+			var applied atomic.Int64
+			errs := make(chan error, workers)
+			for w := 0; w < workers; w++ {
+				wg.Add(1)
+				go func(w int) {
+					defer wg.Done()
+					var queue []eos.Message
+					for i := range ms {
+						queue = append(queue, ms[(i+w*37)%n])
+					}
+					batch := 7 + w*5
+					for len(queue) > 0 {
+						chunk := queue[:min(batch, len(queue))]
+						queue = queue[len(chunk):]
+						ds, raw := deliveries(chunk...)
+						res, err := p.Process(context.Background(), ds)
+						if err != nil { // e.g. a deadlock victim: redeliver
+							queue = append(queue, chunk...)
+							continue
+						}
+						applied.Add(int64(res.Count(inbox.Applied)))
+						for _, d := range raw {
+							switch a, n := d.acks.Load(), d.nacks.Load(); {
+							case a+n != 1:
+								errs <- fmt.Errorf("delivery %s settled %d acks %d nacks", d.msg.ID, a, n)
+								return
+							case n == 1:
+								queue = append(queue, d.msg)
+							}
+						}
+					}
+				}(w)
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			if applied.Load() != n {
+				t.Errorf("Applied reported %d times, want %d", applied.Load(), n)
+			}
+			pay.CheckExactlyOnce(t, ids, n, balance)
+		})
+	}
+}
+
+// freshEngine returns e the first time and a new engine of the same kind
+// after, so that subtests are isolated.
+func freshEngine[TTx any](t *testing.T, e *drivertest.Engine[TTx]) *drivertest.Engine[TTx] {
+	t.Helper()
+	var x any = e
+	switch e.Name {
+	case "sqlite":
+		x = drivertest.SQLite(t)
+	case "postgres":
+		x = drivertest.Postgres(t)
+	case "postgres-stdlib":
+		x = drivertest.PostgresStdlib(t)
+	}
+	return x.(*drivertest.Engine[TTx])
+}
+
+func TestCrashPoints(t *testing.T) { drivertest.Each(t, testCrashPoints, testCrashPoints) }
+
+// A crash at each step, then a redelivery of the whole batch: one effect per
+// message, nothing lost, nothing acked before the commit.
+func testCrashPoints[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+	for _, point := range []string{inbox.FailAfterClaim, inbox.FailAfterHandler, inbox.FailBeforeCommit, inbox.FailAfterCommitBeforeAck} {
+		for _, iso := range []inbox.Isolation{inbox.IsolateRedo, inbox.IsolateSavepoint} {
+			t.Run(point+"/"+iso.String(), func(t *testing.T) {
+				fp := &failpoint.Set{}
+				fp.Arm(point, failpoint.Times(1, failpoint.Error()))
+				pay, p := setup(t, freshEngine(t, e), inbox.Config{Failpoints: fp, Isolation: iso})
+				ms, ids := orders(50, "crash")
+				ds, raw := deliveries(ms...)
+				if _, err := p.Process(context.Background(), ds); !errors.Is(err, failpoint.ErrInjected) {
+					t.Fatalf("first delivery: got %v, want the injected crash", err)
+				}
+				for _, d := range raw {
+					if d.acks.Load()+d.nacks.Load() != 0 {
+						t.Fatalf("%s settled before/without commit", d.msg.ID)
+					}
+				}
+				committed := pay.E.Int(t, "SELECT count(*) FROM ledger")
+				if want := map[bool]int64{true: 50, false: 0}[point == inbox.FailAfterCommitBeforeAck]; committed != want {
+					t.Fatalf("after crash at %s: %d effects, want %d", point, committed, want)
+				}
+				// Redelivery, to a restarted processor.
+				ds, raw = deliveries(ms...)
+				res, err := p.Process(context.Background(), ds)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantOutcome := inbox.Applied
+				if point == inbox.FailAfterCommitBeforeAck {
+					wantOutcome = inbox.Duplicate
+				}
+				if n := res.Count(wantOutcome); n != len(ms) {
+					t.Fatalf("redelivery: %d %v, want %d", n, wantOutcome, len(ms))
+				}
+				for _, d := range raw {
+					if d.acks.Load() != 1 {
+						t.Fatalf("%s not acked after redelivery", d.msg.ID)
+					}
+				}
+				pay.CheckExactlyOnce(t, ids, accounts, balance)
+			})
+		}
+	}
+}
+
+func TestDuplicatesAndConflicts(t *testing.T) {
+	drivertest.Each(t, testDuplicatesAndConflicts, testDuplicatesAndConflicts)
+}
+
+func testDuplicatesAndConflicts[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+	pay, p := setup(t, e, inbox.Config{})
+	ctx := context.Background()
+	a := drivertest.Message("m-a", "a1", 10)
+	b := drivertest.Message("m-b", "a2", 20)
+	conflict := drivertest.Message("m-a", "a1", 999) // same id, other payload
+	ds, raw := deliveries(a, b, a, conflict)         // duplicates inside one batch
+	res, err := p.Process(ctx, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []inbox.Outcome{res.Results[0].Outcome, res.Results[1].Outcome, res.Results[2].Outcome, res.Results[3].Outcome}
+	if fmt.Sprint(got) != fmt.Sprint([]inbox.Outcome{inbox.Applied, inbox.Applied, inbox.Duplicate, inbox.Quarantined}) {
+		t.Fatalf("outcomes %v", got)
+	}
+	for _, d := range raw {
+		if d.acks.Load() != 1 {
+			t.Fatalf("%s not acked", d.msg.ID)
+		}
+	}
+	// Across batches.
+	ds, _ = deliveries(b, conflict)
+	res, err = p.Process(ctx, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Results[0].Outcome != inbox.Duplicate || res.Results[1].Outcome != inbox.Quarantined {
+		t.Fatalf("second batch: %+v", res.Results)
+	}
+	q, err := p.Quarantine(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(q) != 2 || q[0].ID != "m-a" || string(q[0].Payload) != "999" || string(q[0].StoredFingerprint) != string(eos.Fingerprint(a)) {
+		t.Fatalf("quarantine: %+v", q)
+	}
+	pay.CheckExactlyOnce(t, []string{"m-a", "m-b"}, accounts, balance)
+}
+
+func TestPoisonAndRequeue(t *testing.T) {
+	drivertest.Each(t, testPoisonAndRequeue, testPoisonAndRequeue)
+}
+
+func testPoisonAndRequeue[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+	for _, iso := range []inbox.Isolation{inbox.IsolateRedo, inbox.IsolateSavepoint} {
+		t.Run(iso.String(), func(t *testing.T) {
+			e := freshEngine(t, e)
+			pay := drivertest.Payments[TTx]{E: e}
+			pay.Setup(t, accounts, balance)
+			var broken atomic.Bool
+			broken.Store(true)
+			h := func(ctx context.Context, tx TTx, m eos.Message) error {
+				if m.ID == "poison" && broken.Load() {
+					// Write first, then fail: the write must not survive.
+					if err := pay.Handler(ctx, tx, m); err != nil {
+						return err
+					}
+					return errors.New("downstream rejected the order")
+				}
+				return pay.Handler(ctx, tx, m)
+			}
+			p, err := inbox.New(e.Driver, h, inbox.Config{Consumer: "c", MaxAttempts: 3, Isolation: iso})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			var ids []string
+			for attempt := 1; attempt <= 3; attempt++ {
+				ms, batchIDs := orders(5, fmt.Sprintf("ok%d", attempt))
+				ids = append(ids, batchIDs...)
+				ms = append(ms[:2], append([]eos.Message{drivertest.Message("poison", "a3", 5)}, ms[2:]...)...)
+				ds, raw := deliveries(ms...)
+				res, err := p.Process(ctx, ds)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := inbox.Retry
+				if attempt == 3 {
+					want = inbox.DeadLettered
+				}
+				if r := res.Results[2]; r.Outcome != want || r.Attempts != attempt || r.Err == nil {
+					t.Fatalf("attempt %d: poison %+v, want %v", attempt, r, want)
+				}
+				if res.Count(inbox.Applied) != 5 {
+					t.Fatalf("attempt %d: the rest of the batch was not applied: %+v", attempt, res.Results)
+				}
+				if n, a := raw[2].nacks.Load(), raw[2].acks.Load(); (attempt < 3 && n != 1) || (attempt == 3 && a != 1) {
+					t.Fatalf("attempt %d: poison settled with %d nacks %d acks", attempt, n, a)
+				}
+			}
+			if n := pay.Effects(t, "poison"); n != 0 {
+				t.Fatalf("failed handler left %d effects", n)
+			}
+			dl, err := p.DeadLetters(ctx, "", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(dl) != 1 || dl[0].ID != "poison" || dl[0].Attempts != 3 || !strings.Contains(dl[0].LastError, "downstream rejected") {
+				t.Fatalf("dead letters: %+v", dl)
+			}
+			// A redelivery of a dead letter is suppressed.
+			ds, _ := deliveries(drivertest.Message("poison", "a3", 5))
+			if res, err := p.Process(ctx, ds); err != nil || res.Results[0].Outcome != inbox.Duplicate {
+				t.Fatalf("redelivered dead letter: %v %+v", err, res)
+			}
+			// Requeue while still broken: back to the dead letters, not lost.
+			res, err := p.Requeue(ctx, "poison")
+			if err != nil || res.Results[0].Outcome != inbox.DeadLettered {
+				t.Fatalf("requeue while broken: %v %+v", err, res)
+			}
+			if dl, _ := p.DeadLetters(ctx, "", 10); len(dl) != 1 {
+				t.Fatalf("requeue lost the dead letter: %+v", dl)
+			}
+			broken.Store(false)
+			res, err = p.Requeue(ctx, "poison")
+			if err != nil || res.Results[0].Outcome != inbox.Applied {
+				t.Fatalf("requeue: %v %+v", err, res)
+			}
+			if dl, _ := p.DeadLetters(ctx, "", 10); len(dl) != 0 {
+				t.Fatalf("dead letters after requeue: %+v", dl)
+			}
+			if _, err := p.Requeue(ctx, "poison"); !errors.Is(err, inbox.ErrNotFound) {
+				t.Fatalf("second requeue: %v", err)
+			}
+			pay.CheckExactlyOnce(t, append(ids, "poison"), accounts, balance)
+		})
+	}
+}
+
+func TestBadInput(t *testing.T) { drivertest.Each(t, testBadInput, testBadInput) }
+
+func testBadInput[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+	pay, p := setup(t, e, inbox.Config{Limits: eos.Limits{MaxPayload: 8}})
+	ctx := context.Background()
+	good := drivertest.Message("good", "a1", 1)
+	ds, raw := deliveries(
+		eos.Message{Payload: []byte("1")},             // no id
+		drivertest.Message("big", "a1", 123456789012), // payload over 8 bytes
+		drivertest.Message("bad\x00id", "a1", 1),      // control character
+		drivertest.Message("not-a-number", "a1", 0),   // handler refuses: permanent
+		good,
+	)
+	raw[3].msg.Payload = []byte("x")
+	p2, err := inbox.New(e.Driver, func(ctx context.Context, tx TTx, m eos.Message) error {
+		if string(m.Payload) == "x" {
+			return inbox.Permanent(errors.New("amount is not a number"))
+		}
+		return pay.Handler(ctx, tx, m)
+	}, p.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p2.Process(ctx, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		if r := res.Results[i]; r.Outcome != inbox.DeadLettered || r.Err == nil {
+			t.Fatalf("bad message %d: %+v", i, r)
+		}
+		if raw[i].acks.Load() != 1 {
+			t.Fatalf("bad message %d not acked after dead-lettering", i)
+		}
+	}
+	if !errors.Is(res.Results[0].Err, eos.ErrInvalidMessage) || !errors.Is(res.Results[3].Err, inbox.ErrPermanent) {
+		t.Fatalf("errors not typed: %v / %v", res.Results[0].Err, res.Results[3].Err)
+	}
+	var ve *eos.ValidationError
+	if !errors.As(res.Results[1].Err, &ve) || ve.Field != eos.FieldPayload {
+		t.Fatalf("payload error: %v", res.Results[1].Err)
+	}
+	if res.Results[4].Outcome != inbox.Applied {
+		t.Fatalf("good message: %+v", res.Results[4])
+	}
+	dl, err := p2.DeadLetters(ctx, "", 10)
+	if err != nil || len(dl) != 4 {
+		t.Fatalf("dead letters: %v %+v", err, dl)
+	}
+	pay.CheckExactlyOnce(t, []string{"good"}, accounts, balance)
+
+	// ProcessTx refuses bad input before touching the transaction.
+	tx, err := e.Driver.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Driver.Rollback(ctx, tx)
+	if _, err := p.ProcessTx(ctx, tx, eos.Message{}, nil); !errors.Is(err, eos.ErrInvalidMessage) {
+		t.Fatalf("ProcessTx on empty id: %v", err)
+	}
+}
+
+func TestProcessTx(t *testing.T) { drivertest.Each(t, testProcessTx, testProcessTx) }
+
+func testProcessTx[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+	pay, p := setup(t, e, inbox.Config{})
+	ctx := context.Background()
+	run := func(m eos.Message, commit bool) inbox.Outcome {
+		tx, err := e.Driver.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Driver.Rollback(ctx, tx)
+		o, err := p.ProcessTx(ctx, tx, m, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if commit {
+			if err := e.Driver.Commit(ctx, tx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return o
+	}
+	m := drivertest.Message("tx-1", "a1", 7)
+	if o := run(m, false); o != inbox.Applied {
+		t.Fatalf("first: %v", o)
+	}
+	if o := run(m, true); o != inbox.Applied { // the rolled-back claim is gone
+		t.Fatalf("after rollback: %v", o)
+	}
+	if o := run(m, true); o != inbox.Duplicate {
+		t.Fatalf("again: %v", o)
+	}
+	if o := run(drivertest.Message("tx-1", "a1", 8), true); o != inbox.Quarantined {
+		t.Fatalf("conflict: %v", o)
+	}
+	pay.CheckExactlyOnce(t, []string{"tx-1"}, accounts, balance)
+}
+
+func TestRunEndToEnd(t *testing.T) { drivertest.Each(t, testRun, testRun) }
+
+// Run over a channel source with redeliveries mixed in: every delivery is
+// settled once, each message applied once.
+func testRun[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+	pay, p := setup(t, e, inbox.Config{MaxBatch: 64})
+	ms, ids := orders(1000, "run")
+	ch := make(chan inbox.Delivery, 2000)
+	var raw []*delivery
+	for i, m := range ms {
+		d := newDelivery(m)
+		raw = append(raw, d)
+		ch <- d
+		if i%3 == 0 { // a redelivery
+			d := newDelivery(m)
+			raw = append(raw, d)
+			ch <- d
+		}
+	}
+	close(ch)
+	if err := p.Run(context.Background(), inbox.ChanSource(ch)); !errors.Is(err, inbox.ErrSourceClosed) {
+		t.Fatalf("Run: %v", err)
+	}
+	for _, d := range raw {
+		if d.acks.Load() != 1 {
+			t.Fatalf("%s acked %d times", d.msg.ID, d.acks.Load())
+		}
+	}
+	pay.CheckExactlyOnce(t, ids, accounts, balance)
+}
+
+func TestConfigErrors(t *testing.T) {
+	e := drivertest.SQLite(t)
+	h := drivertest.Payments[*sql.Tx]{E: e}.Handler
+	for _, cfg := range []inbox.Config{
+		{},
+		{Consumer: strings.Repeat("c", 256)},
+		{Consumer: "c", MaxBatch: 9000},
+		{Consumer: "c", MaxBatch: -1},
+		{Consumer: "c", MaxWait: -time.Second},
+		{Consumer: "c", Isolation: 7},
+		{Consumer: "c", Limits: eos.Limits{MaxPayload: -1}},
+	} {
+		_, err := inbox.New(e.Driver, h, cfg)
+		var ce *eos.ConfigError
+		if !errors.As(err, &ce) || !errors.Is(err, eos.ErrInvalidConfig) {
+			t.Errorf("%+v: got %v", cfg, err)
+		}
+	}
+}

@@ -1,0 +1,458 @@
+package inbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/driver"
+)
+
+// Handler applies one message inside tx. Its writes commit with the claim of
+// the message or not at all. A returned error fails this message only; wrap
+// it with [Permanent] when retrying cannot help.
+//
+// A handler must not have effects outside tx (an HTTP call, an email): a
+// batch may run a handler again after a rollback. Enqueue such effects in the
+// outbox instead.
+type Handler[TTx any] func(ctx context.Context, tx TTx, msg eos.Message) error
+
+// DeadLetter is a message parked after failing; see [Processor.Requeue].
+type DeadLetter = driver.DeadLetter
+
+// QuarantinedMessage is a delivery whose id was claimed with another
+// fingerprint.
+type QuarantinedMessage = driver.Quarantined
+
+// Processor is the exactly-once consumer. It is safe for concurrent use; each
+// call of Run or Process works on its own batch.
+type Processor[TTx any] struct {
+	drv driver.Driver[TTx]
+	h   Handler[TTx]
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a Processor that applies messages with h through drv.
+func New[TTx any](drv driver.Driver[TTx], h Handler[TTx], cfg Config) (*Processor[TTx], error) {
+	if drv == nil {
+		return nil, &eos.ConfigError{Field: "inbox.New driver", Reason: "nil"}
+	}
+	if h == nil {
+		return nil, &eos.ConfigError{Field: "inbox.New handler", Reason: "nil"}
+	}
+	if err := cfg.applyDefaults(); err != nil {
+		return nil, err
+	}
+	return &Processor[TTx]{drv: drv, h: h, cfg: cfg, log: cfg.Logger.With("consumer", cfg.Consumer)}, nil
+}
+
+// Config returns the processor's configuration with defaults applied.
+func (p *Processor[TTx]) Config() Config { return p.cfg }
+
+type item struct {
+	d       Delivery // nil for a requeued dead letter
+	msg     eos.Message
+	fp      []byte
+	leader  *item // set when an earlier delivery in the batch has the same id
+	invalid error // validation failure: dead-lettered without running the handler
+	requeue bool  // a dead letter being retried: one attempt, no nack
+
+	// Per batch attempt; reset when the batch starts over.
+	failErr  error // handler failure (IsolateRedo: recorded by the next round)
+	attempts int
+	outcome  Outcome
+	err      error
+}
+
+func (p *Processor[TTx]) newItems(ds []Delivery) []*item {
+	items := make([]*item, len(ds))
+	byID := make(map[string]*item, len(ds))
+	for i, d := range ds {
+		it := &item{d: d, msg: d.Message()}
+		if err := p.cfg.Limits.Validate(it.msg); err != nil {
+			it.invalid, it.msg = invalidMessage(it.msg, err)
+		}
+		it.fp = eos.Fingerprint(it.msg)
+		if l := byID[it.msg.ID]; l != nil {
+			it.leader = l
+		} else {
+			byID[it.msg.ID] = it
+		}
+		items[i] = it
+	}
+	return items
+}
+
+// invalidMessage gives a message that failed validation a storable shape:
+// an id derived from its content (so redeliveries of it are suppressed), and
+// the original id quoted in the error.
+func invalidMessage(m eos.Message, verr error) (error, eos.Message) {
+	h := sha256.New()
+	fmt.Fprintf(h, "%d:%s%d:%s", len(m.ID), m.ID, len(m.Key), m.Key)
+	h.Write(m.Payload)
+	id := "invalid-" + hex.EncodeToString(h.Sum(nil)[:16])
+	return Permanent(fmt.Errorf("%w (original id %q)", verr, m.ID)),
+		eos.Message{ID: id, Payload: m.Payload, CreatedAt: m.CreatedAt}
+}
+
+// Process runs one batch: one transaction (more after handler failures with
+// IsolateRedo), then acks and nacks. On error nothing was acknowledged; the
+// batch may or may not have committed (the claim makes a retry safe).
+func (p *Processor[TTx]) Process(ctx context.Context, ds []Delivery) (*BatchResult, error) {
+	if len(ds) == 0 {
+		return &BatchResult{Consumer: p.cfg.Consumer}, nil
+	}
+	return p.runBatch(ctx, p.newItems(ds))
+}
+
+// Run fetches batches from src and processes them until ctx ends or src
+// fails. A store failure stalls the processor: it retries the same batch
+// with backoff, logging each failure, and acknowledges nothing meanwhile.
+func (p *Processor[TTx]) Run(ctx context.Context, src Source) error {
+	for {
+		ds, err := src.Fetch(ctx, p.cfg.MaxBatch, p.cfg.MaxWait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		if len(ds) == 0 {
+			continue
+		}
+		if err := p.runStalling(ctx, p.newItems(ds)); err != nil {
+			return err
+		}
+	}
+}
+
+func (p *Processor[TTx]) runStalling(ctx context.Context, items []*item) error {
+	backoff := p.cfg.StoreBackoff
+	for stalls := 0; ; stalls++ {
+		_, err := p.runBatch(ctx, items)
+		if err == nil {
+			if stalls > 0 {
+				p.log.LogAttrs(ctx, slog.LevelWarn, "eos inbox: store recovered, processing resumed", slog.Int("failed_tries", stalls))
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.log.LogAttrs(ctx, slog.LevelError, "eos inbox: store failure, stalling (nothing acknowledged)",
+			slog.Any("error", err), slog.Int("batch", len(items)), slog.Duration("retry_in", backoff))
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, p.cfg.MaxStoreBackoff)
+	}
+}
+
+func (p *Processor[TTx]) storeErr(ctx context.Context, op string, err error) error {
+	if p.cfg.Observer != nil {
+		p.cfg.Observer.StoreError(ctx, p.cfg.Consumer, op, err)
+	}
+	return &eos.StoreError{Op: op, Err: err}
+}
+
+func (p *Processor[TTx]) runBatch(ctx context.Context, items []*item) (*BatchResult, error) {
+	for _, it := range items {
+		it.failErr, it.attempts, it.outcome, it.err = nil, 0, 0, nil
+	}
+	res := &BatchResult{Consumer: p.cfg.Consumer, Started: p.cfg.Now()}
+	for {
+		res.Rounds++
+		committed, err := p.round(ctx, items)
+		if err != nil {
+			return nil, err
+		}
+		if committed {
+			break
+		}
+	}
+	res.CommittedAt = p.cfg.Now()
+	if err := p.cfg.Failpoints.Eval(FailAfterCommitBeforeAck); err != nil {
+		return nil, err
+	}
+	p.settle(ctx, items, res)
+	if p.cfg.Observer != nil {
+		p.cfg.Observer.BatchDone(ctx, res)
+	}
+	return res, nil
+}
+
+// round runs one transaction over items. It returns committed=false, with
+// the failed item marked, when a handler failed under IsolateRedo and the
+// batch must be redone without it.
+func (p *Processor[TTx]) round(ctx context.Context, items []*item) (committed bool, err error) {
+	now := p.cfg.Now()
+	tx, err := p.drv.Begin(ctx)
+	if err != nil {
+		return false, p.storeErr(ctx, "inbox.begin", err)
+	}
+	defer func() {
+		if !committed {
+			p.drv.Rollback(context.WithoutCancel(ctx), tx)
+		}
+	}()
+	ex := p.drv.Executor(tx)
+
+	// Leaders carry the batch; followers (same id later in the batch) take
+	// their leader's fate.
+	var requeued []string
+	for _, it := range items {
+		it.outcome = 0
+		if it.leader == nil && it.requeue {
+			requeued = append(requeued, it.msg.ID)
+		}
+	}
+	if len(requeued) > 0 {
+		if _, err := ex.DeleteDeadLetters(ctx, p.cfg.Consumer, requeued); err != nil {
+			return false, p.storeErr(ctx, "inbox.requeue", err)
+		}
+		if err := ex.UnclaimInbox(ctx, p.cfg.Consumer, requeued); err != nil {
+			return false, p.storeErr(ctx, "inbox.requeue", err)
+		}
+		if err := ex.ClearFailures(ctx, p.cfg.Consumer, requeued); err != nil {
+			return false, p.storeErr(ctx, "inbox.requeue", err)
+		}
+	}
+
+	// Failures from earlier rounds (IsolateRedo) are counted first: a
+	// message that has used its attempts is dead-lettered (and claimed), the
+	// others are left out of this round and nacked.
+	for _, it := range items {
+		if it.leader != nil || it.failErr == nil {
+			continue
+		}
+		if err := p.recordFailure(ctx, ex, it, now); err != nil {
+			return false, err
+		}
+	}
+
+	claimed := make([]*item, 0, len(items))
+	for _, it := range items {
+		if it.leader == nil && it.outcome != Retry {
+			claimed = append(claimed, it)
+		}
+	}
+	fresh, err := p.claim(ctx, ex, now, claimed)
+	if err != nil {
+		return false, err
+	}
+	if err := p.cfg.Failpoints.Eval(FailAfterClaim); err != nil {
+		return false, err
+	}
+
+	var seen []string
+	for i, it := range claimed {
+		if !fresh[i] {
+			seen = append(seen, it.msg.ID)
+		}
+	}
+	var quarantine []driver.Quarantined
+	if len(seen) > 0 {
+		stored, err := ex.InboxFingerprints(ctx, p.cfg.Consumer, seen)
+		if err != nil {
+			return false, p.storeErr(ctx, "inbox.fingerprints", err)
+		}
+		for i, it := range claimed {
+			if fresh[i] {
+				continue
+			}
+			if fp, ok := stored[it.msg.ID]; !ok || bytes.Equal(fp, it.fp) {
+				it.outcome = Duplicate
+			} else {
+				it.outcome = Quarantined
+				quarantine = append(quarantine, p.quarantined(it, fp, now))
+			}
+		}
+	}
+
+	var dead []driver.DeadLetter
+	var unclaim []string
+	for i, it := range claimed {
+		if !fresh[i] {
+			continue
+		}
+		switch {
+		case it.outcome == DeadLettered: // used its attempts in an earlier round
+			dead = append(dead, p.deadLetter(it, now))
+			continue
+		case it.invalid != nil:
+			it.outcome, it.err = DeadLettered, it.invalid
+			dead = append(dead, p.deadLetter(it, now))
+			continue
+		}
+		if p.cfg.Isolation == IsolateRedo {
+			if herr := p.callHandler(ctx, p.h, tx, it.msg); herr != nil {
+				it.failErr = herr
+				return false, nil // deferred rollback; redo without it
+			}
+			it.outcome = Applied
+			continue
+		}
+		if err := ex.Savepoint(ctx, "eos_handler"); err != nil {
+			return false, p.storeErr(ctx, "inbox.savepoint", err)
+		}
+		herr := p.callHandler(ctx, p.h, tx, it.msg)
+		if herr == nil {
+			if err := ex.ReleaseSavepoint(ctx, "eos_handler"); err != nil {
+				return false, p.storeErr(ctx, "inbox.savepoint", err)
+			}
+			it.outcome = Applied
+			continue
+		}
+		if err := ex.RollbackToSavepoint(ctx, "eos_handler"); err != nil {
+			return false, p.storeErr(ctx, "inbox.savepoint", err)
+		}
+		if err := ex.ReleaseSavepoint(ctx, "eos_handler"); err != nil {
+			return false, p.storeErr(ctx, "inbox.savepoint", err)
+		}
+		it.failErr = herr
+		if err := p.recordFailure(ctx, ex, it, now); err != nil {
+			return false, err
+		}
+		if it.outcome == DeadLettered {
+			dead = append(dead, p.deadLetter(it, now))
+		} else {
+			unclaim = append(unclaim, it.msg.ID)
+		}
+	}
+	if err := p.cfg.Failpoints.Eval(FailAfterHandler); err != nil {
+		return false, err
+	}
+
+	for _, it := range items {
+		if l := it.leader; l != nil {
+			switch {
+			case l.outcome == Retry:
+				it.outcome, it.err, it.attempts = Retry, l.err, l.attempts
+			case !bytes.Equal(l.fp, it.fp):
+				it.outcome = Quarantined
+				quarantine = append(quarantine, p.quarantined(it, l.fp, now))
+			default:
+				it.outcome = Duplicate
+			}
+		}
+	}
+	if len(unclaim) > 0 {
+		if err := ex.UnclaimInbox(ctx, p.cfg.Consumer, unclaim); err != nil {
+			return false, p.storeErr(ctx, "inbox.unclaim", err)
+		}
+	}
+	if len(quarantine) > 0 {
+		if err := ex.InsertQuarantine(ctx, quarantine); err != nil {
+			return false, p.storeErr(ctx, "inbox.quarantine", err)
+		}
+	}
+	if len(dead) > 0 {
+		if err := ex.InsertDeadLetters(ctx, dead); err != nil {
+			return false, p.storeErr(ctx, "inbox.dead_letter", err)
+		}
+	}
+	if err := p.cfg.Failpoints.Eval(FailBeforeCommit); err != nil {
+		return false, err
+	}
+	if err := p.drv.Commit(ctx, tx); err != nil {
+		return false, p.storeErr(ctx, "inbox.commit", err)
+	}
+	return true, nil
+}
+
+// claim claims items in one statement and reports, per item, whether the
+// claim is new. Claims go to the store sorted by id, so that concurrent
+// batches lock ids in one order and cannot deadlock on each other.
+func (p *Processor[TTx]) claim(ctx context.Context, ex driver.Executor, now time.Time, items []*item) ([]bool, error) {
+	order := make([]int, len(items))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(items[a].msg.ID, items[b].msg.ID) })
+	claims := make([]driver.Claim, len(items))
+	for i, j := range order {
+		claims[i] = driver.Claim{ID: items[j].msg.ID, Fingerprint: items[j].fp}
+	}
+	sorted, err := ex.ClaimInbox(ctx, p.cfg.Consumer, now, claims)
+	if err != nil {
+		return nil, p.storeErr(ctx, "inbox.claim", err)
+	}
+	fresh := make([]bool, len(items))
+	for i, j := range order {
+		fresh[j] = sorted[i]
+	}
+	return fresh, nil
+}
+
+// recordFailure counts its failure and decides between Retry and
+// DeadLettered.
+func (p *Processor[TTx]) recordFailure(ctx context.Context, ex driver.Executor, it *item, now time.Time) error {
+	n, err := ex.RecordFailure(ctx, p.cfg.Consumer, it.msg.ID, it.failErr.Error(), now)
+	if err != nil {
+		return p.storeErr(ctx, "inbox.record_failure", err)
+	}
+	it.attempts, it.err = n, it.failErr
+	if it.requeue || n >= p.cfg.MaxAttempts || errors.Is(it.failErr, ErrPermanent) {
+		it.outcome = DeadLettered
+	} else {
+		it.outcome = Retry
+	}
+	return nil
+}
+
+func (p *Processor[TTx]) callHandler(ctx context.Context, h Handler[TTx], tx TTx, msg eos.Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrHandlerPanic, r)
+		}
+	}()
+	return h(ctx, tx, msg)
+}
+
+func (p *Processor[TTx]) quarantined(it *item, stored []byte, now time.Time) driver.Quarantined {
+	return driver.Quarantined{Consumer: p.cfg.Consumer, ID: it.msg.ID, StoredFingerprint: stored, Fingerprint: it.fp,
+		Key: it.msg.Key, Payload: it.msg.Payload, Headers: it.msg.Headers, At: now}
+}
+
+func (p *Processor[TTx]) deadLetter(it *item, now time.Time) driver.DeadLetter {
+	return driver.DeadLetter{Consumer: p.cfg.Consumer, ID: it.msg.ID, Key: it.msg.Key, Payload: it.msg.Payload,
+		Headers: it.msg.Headers, Fingerprint: it.fp, CreatedAt: it.msg.CreatedAt, Attempts: it.attempts,
+		LastError: it.err.Error(), At: now}
+}
+
+// settle acks and nacks after the commit. The commit stands whatever the
+// transport says; a refused ack means a redelivery the claim suppresses.
+func (p *Processor[TTx]) settle(ctx context.Context, items []*item, res *BatchResult) {
+	ctx = context.WithoutCancel(ctx)
+	res.Results = make([]Result, len(items))
+	for i, it := range items {
+		res.Results[i] = Result{ID: it.msg.ID, Outcome: it.outcome, Attempts: it.attempts, Err: it.err, CreatedAt: it.msg.CreatedAt}
+		if it.d == nil {
+			continue
+		}
+		var err error
+		if it.outcome == Retry {
+			err = it.d.Nack(ctx, p.cfg.retryDelay(it.attempts))
+		} else {
+			err = it.d.Ack(ctx)
+		}
+		if err != nil {
+			res.SettleErrors++
+			p.log.LogAttrs(ctx, slog.LevelWarn, "eos inbox: transport refused settlement after commit; the redelivery will be suppressed",
+				slog.String("id", it.msg.ID), slog.String("outcome", it.outcome.String()), slog.Any("error", err))
+		}
+	}
+}

@@ -1,0 +1,106 @@
+package inbox
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Outcome is what became of one delivery.
+type Outcome int
+
+const (
+	// Applied: newly claimed, the handler succeeded, committed; acked.
+	Applied Outcome = iota + 1
+	// Duplicate: already claimed with the same fingerprint; acked.
+	Duplicate
+	// Quarantined: already claimed with a different fingerprint; stored
+	// for inspection, not applied; acked.
+	Quarantined
+	// Retry: the handler failed; the attempt is counted and the delivery
+	// nacked for redelivery.
+	Retry
+	// DeadLettered: failed MaxAttempts times, failed permanently or was
+	// invalid; stored in the dead-letter table with its last error; acked.
+	DeadLettered
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Applied:
+		return "applied"
+	case Duplicate:
+		return "duplicate"
+	case Quarantined:
+		return "quarantined"
+	case Retry:
+		return "retry"
+	case DeadLettered:
+		return "dead_lettered"
+	}
+	return "unknown"
+}
+
+// Result is the outcome of one delivery of a batch.
+type Result struct {
+	ID        string
+	Outcome   Outcome
+	Attempts  int       // handler failures so far, for Retry and DeadLettered
+	Err       error     // the handler's error, for Retry and DeadLettered
+	CreatedAt time.Time // the message's CreatedAt
+}
+
+// BatchResult reports one committed batch.
+type BatchResult struct {
+	Consumer string
+	Results  []Result // in delivery order
+	// Rounds is how many transactions the batch took: 1 plus one per
+	// redo after a handler failure (IsolateRedo).
+	Rounds      int
+	Started     time.Time
+	CommittedAt time.Time
+	// SettleErrors counts acks and nacks the transport refused after the
+	// commit. The commit stands; the transport will redeliver, and the
+	// claim will suppress the redelivery.
+	SettleErrors int
+}
+
+// Count returns how many results have outcome o.
+func (b *BatchResult) Count(o Outcome) int {
+	n := 0
+	for _, r := range b.Results {
+		if r.Outcome == o {
+			n++
+		}
+	}
+	return n
+}
+
+// Observer is told what the processor does; the metrics package implements
+// it. Methods are called from the processing goroutine and must not block.
+type Observer interface {
+	// BatchDone is called after a batch committed and was settled.
+	BatchDone(ctx context.Context, r *BatchResult)
+	// StoreError is called for each failure of the store on the inbox's
+	// own path (op names the step); processing stalls until it recovers.
+	StoreError(ctx context.Context, consumer, op string, err error)
+}
+
+// ErrPermanent marks a handler error that retrying cannot fix (malformed
+// input, a rule violation): the message is dead-lettered at once.
+var ErrPermanent = errors.New("inbox: permanent failure")
+
+// Permanent wraps err so that errors.Is(err, ErrPermanent) holds.
+func Permanent(err error) error { return &permanentError{err} }
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string   { return e.err.Error() }
+func (e *permanentError) Unwrap() []error { return []error{ErrPermanent, e.err} }
+
+// ErrSourceClosed is returned by ChanSource.Fetch, and so by Run, once the
+// channel is closed and drained.
+var ErrSourceClosed = errors.New("inbox: source closed")
+
+// ErrHandlerPanic is wrapped by the error recorded when a handler panics.
+var ErrHandlerPanic = errors.New("inbox: handler panicked")

@@ -1,0 +1,79 @@
+package inbox
+
+import (
+	"context"
+	"time"
+
+	"github.com/eoskit/eos"
+)
+
+// Delivery is one message handed over by a transport, with the means to
+// settle it. The Processor calls exactly one of Ack or Nack, and only after
+// the batch's transaction has ended.
+type Delivery interface {
+	Message() eos.Message
+	// Ack tells the transport the message is done with.
+	Ack(ctx context.Context) error
+	// Nack asks the transport to redeliver the message after delay.
+	Nack(ctx context.Context, delay time.Duration) error
+}
+
+// Source hands deliveries to a Processor. A transport (NATS JetStream,
+// Kafka) implements it.
+type Source interface {
+	// Fetch blocks until at least one delivery is ready or ctx ends, then
+	// returns up to max deliveries, waiting at most maxWait after the first
+	// for more.
+	Fetch(ctx context.Context, max int, maxWait time.Duration) ([]Delivery, error)
+}
+
+// ChanSource adapts a channel of deliveries to a Source. Fetch returns
+// io.EOF-free: when the channel is closed and drained it returns
+// ErrSourceClosed.
+type ChanSource <-chan Delivery
+
+// Fetch implements Source.
+func (c ChanSource) Fetch(ctx context.Context, max int, maxWait time.Duration) ([]Delivery, error) {
+	var out []Delivery
+	select {
+	case d, ok := <-c:
+		if !ok {
+			return nil, ErrSourceClosed
+		}
+		out = append(out, d)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	// Take what is ready without waiting, then wait for the rest.
+	for len(out) < max {
+		select {
+		case d, ok := <-c:
+			if !ok {
+				return out, nil
+			}
+			out = append(out, d)
+			continue
+		default:
+		}
+		break
+	}
+	if len(out) >= max || maxWait <= 0 {
+		return out, nil
+	}
+	timer := time.NewTimer(maxWait)
+	defer timer.Stop()
+	for len(out) < max {
+		select {
+		case d, ok := <-c:
+			if !ok {
+				return out, nil
+			}
+			out = append(out, d)
+		case <-timer.C:
+			return out, nil
+		case <-ctx.Done():
+			return out, nil
+		}
+	}
+	return out, nil
+}

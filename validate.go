@@ -1,0 +1,120 @@
+package eos
+
+import (
+	"strconv"
+	"unicode/utf8"
+)
+
+// Defaults for [Limits].
+const (
+	MaxIDLen          = 255
+	MaxKeyLen         = 255
+	DefaultMaxPayload = 1 << 20 // 1 MiB
+	MaxHeaderNameLen  = 256
+	MaxHeaderValueLen = 8 << 10
+)
+
+// Limits bounds what [Limits.Validate] accepts. The zero value applies the
+// defaults: payloads up to 1 MiB.
+type Limits struct {
+	// MaxPayload is the largest payload in bytes. 0 means DefaultMaxPayload;
+	// negative is a configuration error.
+	MaxPayload int
+}
+
+// Validate checks m with the default [Limits].
+func Validate(m Message) error { return Limits{}.Validate(m) }
+
+// Validate reports the first problem with m as a *[ValidationError], or nil.
+//
+//   - ID: non-empty, at most 255 bytes, valid UTF-8, no control characters;
+//   - Key: at most 255 bytes, valid UTF-8, no control characters;
+//   - Payload: at most MaxPayload bytes;
+//   - Headers: names are RFC 9110 tokens of at most 256 bytes; values at
+//     most 8 KiB without control characters other than horizontal tab.
+func (l Limits) Validate(m Message) error {
+	if m.ID == "" {
+		return &ValidationError{Field: FieldID, Reason: "empty"}
+	}
+	if len(m.ID) > MaxIDLen {
+		return &ValidationError{Field: FieldID, Reason: "longer than " + strconv.Itoa(MaxIDLen) + " bytes (" + strconv.Itoa(len(m.ID)) + ")"}
+	}
+	if r := badText(m.ID); r != "" {
+		return &ValidationError{Field: FieldID, Reason: r}
+	}
+	if len(m.Key) > MaxKeyLen {
+		return &ValidationError{Field: FieldKey, Reason: "longer than " + strconv.Itoa(MaxKeyLen) + " bytes (" + strconv.Itoa(len(m.Key)) + ")"}
+	}
+	if r := badText(m.Key); r != "" {
+		return &ValidationError{Field: FieldKey, Reason: r}
+	}
+	max := l.MaxPayload
+	if max == 0 {
+		max = DefaultMaxPayload
+	}
+	if len(m.Payload) > max {
+		return &ValidationError{Field: FieldPayload, Reason: "larger than the maximum of " + strconv.Itoa(max) + " bytes (" + strconv.Itoa(len(m.Payload)) + ")"}
+	}
+	for name, value := range m.Headers {
+		if r := badHeaderName(name); r != "" {
+			return &ValidationError{Field: FieldHeader, Name: name, Reason: r}
+		}
+		if len(value) > MaxHeaderValueLen {
+			return &ValidationError{Field: FieldHeader, Name: name, Reason: "value longer than " + strconv.Itoa(MaxHeaderValueLen) + " bytes"}
+		}
+		for i := 0; i < len(value); i++ {
+			if c := value[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+				return &ValidationError{Field: FieldHeader, Name: name, Reason: "value has control character at byte " + strconv.Itoa(i)}
+			}
+		}
+	}
+	return nil
+}
+
+func badText(s string) string {
+	if !utf8.ValidString(s) {
+		return "not valid UTF-8"
+	}
+	for i, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return "control character at byte " + strconv.Itoa(i)
+		}
+	}
+	return ""
+}
+
+func badHeaderName(name string) string {
+	if name == "" {
+		return "empty name"
+	}
+	if len(name) > MaxHeaderNameLen {
+		return "name longer than " + strconv.Itoa(MaxHeaderNameLen) + " bytes"
+	}
+	for i := 0; i < len(name); i++ {
+		if !isTokenChar(name[i]) {
+			return "name has invalid character " + strconv.QuoteRune(rune(name[i])) + " at byte " + strconv.Itoa(i)
+		}
+	}
+	return ""
+}
+
+// isTokenChar reports whether c is a tchar of RFC 9110 section 5.6.2.
+func isTokenChar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	switch c {
+	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+		return true
+	}
+	return false
+}
+
+// Check reports a *[ConfigError] if l is not a valid configuration.
+func (l Limits) Check() error {
+	if l.MaxPayload < 0 {
+		return &ConfigError{Field: "Limits.MaxPayload", Reason: "negative"}
+	}
+	return nil
+}
