@@ -25,6 +25,7 @@ const (
 	FieldKey     Field = "key"
 	FieldPayload Field = "payload"
 	FieldHeader  Field = "header"
+	FieldTopic   Field = "topic"
 )
 
 // ValidationError reports why a message was refused. It wraps

@@ -1,0 +1,113 @@
+package outbox
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/driver"
+)
+
+// Config configures an Outbox. The zero value is valid.
+type Config struct {
+	// Limits bound enqueued messages. Default eos.Limits{}.
+	Limits eos.Limits
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Outbox enqueues messages in the caller's transaction.
+type Outbox[TTx any] struct {
+	drv driver.Driver[TTx]
+	cfg Config
+}
+
+// New returns an Outbox writing through drv.
+func New[TTx any](drv driver.Driver[TTx], cfg Config) (*Outbox[TTx], error) {
+	if drv == nil {
+		return nil, &eos.ConfigError{Field: "outbox.New driver", Reason: "nil"}
+	}
+	if err := cfg.Limits.Check(); err != nil {
+		return nil, err
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Outbox[TTx]{drv: drv, cfg: cfg}, nil
+}
+
+// MaxTopicLen is the longest topic accepted.
+const MaxTopicLen = 255
+
+// CheckTopic reports a *eos.ValidationError if topic is empty, longer than
+// 255 bytes, or has spaces or control characters.
+func CheckTopic(topic string) error {
+	if topic == "" {
+		return &eos.ValidationError{Field: eos.FieldTopic, Reason: "empty"}
+	}
+	if len(topic) > MaxTopicLen {
+		return &eos.ValidationError{Field: eos.FieldTopic, Reason: "longer than " + strconv.Itoa(MaxTopicLen) + " bytes"}
+	}
+	for i := 0; i < len(topic); i++ {
+		if c := topic[i]; c <= ' ' || c == 0x7f {
+			return &eos.ValidationError{Field: eos.FieldTopic, Reason: "space or control character at byte " + strconv.Itoa(i)}
+		}
+	}
+	return nil
+}
+
+// Enqueue adds msgs, to be published on topic, inside tx: they are sent if
+// and only if tx commits. A message without an ID gets a new UUIDv7; one
+// without CreatedAt gets the current time. All messages are validated before
+// anything is written; the first invalid one is reported as a
+// *eos.ValidationError.
+func (o *Outbox[TTx]) Enqueue(ctx context.Context, tx TTx, topic string, msgs ...eos.Message) error {
+	if err := CheckTopic(topic); err != nil {
+		return err
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	now := o.cfg.Now()
+	rows := make([]driver.OutboxRow, len(msgs))
+	for i, m := range msgs {
+		if m.ID == "" {
+			m.ID = eos.NewIDAt(now)
+		}
+		if m.CreatedAt.IsZero() {
+			m.CreatedAt = now
+		}
+		if err := o.cfg.Limits.Validate(m); err != nil {
+			return err
+		}
+		rows[i] = driver.OutboxRow{ID: m.ID, Topic: topic, Key: m.Key, Payload: m.Payload, Headers: m.Headers,
+			CreatedAt: m.CreatedAt, EnqueuedAt: now}
+	}
+	if err := o.drv.Executor(tx).InsertOutbox(ctx, rows); err != nil {
+		return &eos.StoreError{Op: "outbox.enqueue", Err: err}
+	}
+	return nil
+}
+
+// Stats describes the rows waiting in the outbox.
+type Stats struct {
+	Unsent int64
+	// OldestUnsent is when the oldest unsent row was enqueued (zero when
+	// none); its age is the SLI eos_outbox_oldest_unsent_seconds.
+	OldestUnsent time.Time
+}
+
+// Stats reports the unsent rows.
+func (o *Outbox[TTx]) Stats(ctx context.Context) (Stats, error) {
+	tx, err := o.drv.Begin(ctx)
+	if err != nil {
+		return Stats{}, &eos.StoreError{Op: "outbox.stats", Err: err}
+	}
+	defer o.drv.Rollback(context.WithoutCancel(ctx), tx)
+	n, oldest, err := o.drv.Executor(tx).OutboxStats(ctx)
+	if err != nil {
+		return Stats{}, &eos.StoreError{Op: "outbox.stats", Err: err}
+	}
+	return Stats{Unsent: n, OldestUnsent: oldest}, nil
+}

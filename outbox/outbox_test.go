@@ -1,0 +1,307 @@
+package outbox_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/driver/drivertest"
+	"github.com/eoskit/eos/failpoint"
+	"github.com/eoskit/eos/outbox"
+)
+
+// broker is an in-memory stand-in for a broker with publish dedupe by id
+// (like JetStream's Nats-Msg-Id): the transports bring the real ones.
+type broker struct {
+	mu         sync.Mutex
+	seen       map[string]bool
+	log        []outbox.Envelope // every accepted publish, duplicates excluded
+	duplicates int
+	failAfter  int // when > 0: the next Publish acks this many, then fails
+	want       int
+	done       chan struct{} // closed when len(log) reaches want
+}
+
+func newBroker(want int) *broker {
+	return &broker{seen: map[string]bool{}, want: want, done: make(chan struct{})}
+}
+
+func (b *broker) Publish(_ context.Context, msgs []outbox.Envelope) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, m := range msgs {
+		if b.failAfter > 0 && i == b.failAfter {
+			b.failAfter = 0
+			return i, errors.New("broker: connection reset")
+		}
+		if b.seen[m.ID] {
+			b.duplicates++
+			continue
+		}
+		b.seen[m.ID] = true
+		b.log = append(b.log, m)
+		if len(b.log) == b.want {
+			close(b.done)
+		}
+	}
+	return len(msgs), nil
+}
+
+func (b *broker) ids() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]string, len(b.log))
+	for i, m := range b.log {
+		out[i] = m.ID
+	}
+	return out
+}
+
+func enqueue[TTx any](t *testing.T, e *drivertest.Engine[TTx], ob *outbox.Outbox[TTx], commit bool, msgs ...eos.Message) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := e.Driver.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Driver.Rollback(ctx, tx)
+	if err := ob.Enqueue(ctx, tx, "payments", msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if commit {
+		if err := e.Driver.Commit(ctx, tx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func msgs(prefix string, n int) []eos.Message {
+	out := make([]eos.Message, n)
+	for i := range out {
+		out[i] = eos.Message{ID: fmt.Sprintf("%s-%03d", prefix, i), Key: "k" + strconv.Itoa(i%3), Payload: []byte(strconv.Itoa(i))}
+	}
+	return out
+}
+
+func TestEnqueueAndForward(t *testing.T) { drivertest.Each(t, testEnqueueAndForward, testEnqueueAndForward) }
+
+func testEnqueueAndForward[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+	ctx := context.Background()
+	ob, err := outbox.New(e.Driver, outbox.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBroker(5)
+	r, err := outbox.NewRelay(e.Driver, b, outbox.RelayConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, e, ob, false, msgs("rolled-back", 3)...)
+	if n, err := r.Forward(ctx); n != 0 || err != nil {
+		t.Fatalf("forwarded %d (%v) after a rollback", n, err)
+	}
+	enqueue(t, e, ob, true, msgs("m", 5)...)
+	st, err := ob.Stats(ctx)
+	if err != nil || st.Unsent != 5 || st.OldestUnsent.IsZero() {
+		t.Fatalf("stats %+v %v", st, err)
+	}
+	if n, err := r.Forward(ctx); n != 5 || err != nil {
+		t.Fatalf("forwarded %d, %v", n, err)
+	}
+	if got := strings.Join(b.ids(), ","); got != "m-000,m-001,m-002,m-003,m-004" {
+		t.Fatalf("published %s", got)
+	}
+	if st, _ := ob.Stats(ctx); st.Unsent != 0 {
+		t.Fatalf("unsent after forward: %+v", st)
+	}
+	if n, err := r.Forward(ctx); n != 0 || err != nil {
+		t.Fatalf("second forward: %d %v", n, err)
+	}
+	if b.duplicates != 0 {
+		t.Fatalf("%d duplicate publishes", b.duplicates)
+	}
+}
+
+func TestPartialPublish(t *testing.T) { drivertest.Each(t, testPartialPublish, testPartialPublish) }
+
+// The broker acks 2 of 5 and fails: those 2 are marked, the rest follow on
+// the next pass, in order, none twice.
+func testPartialPublish[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+	ctx := context.Background()
+	ob, _ := outbox.New(e.Driver, outbox.Config{})
+	b := newBroker(5)
+	b.failAfter = 2
+	r, _ := outbox.NewRelay(e.Driver, b, outbox.RelayConfig{DeleteSent: true})
+	enqueue(t, e, ob, true, msgs("m", 5)...)
+	if n, err := r.Forward(ctx); n != 2 || err == nil {
+		t.Fatalf("first pass: %d %v", n, err)
+	}
+	if n, err := r.Forward(ctx); n != 3 || err != nil {
+		t.Fatalf("second pass: %d %v", n, err)
+	}
+	if got := strings.Join(b.ids(), ","); got != "m-000,m-001,m-002,m-003,m-004" || b.duplicates != 0 {
+		t.Fatalf("published %s with %d duplicates", got, b.duplicates)
+	}
+	if n := e.Int(t, "SELECT count(*) FROM eos_outbox"); n != 0 {
+		t.Fatalf("DeleteSent left %d rows", n)
+	}
+}
+
+func TestCrashBeforeMark(t *testing.T) { drivertest.Each(t, testCrashBeforeMark, testCrashBeforeMark) }
+
+// A crash after the broker's ack and before the mark: the next pass
+// re-publishes the same ids, and the broker's dedupe drops them.
+func testCrashBeforeMark[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+	ctx := context.Background()
+	ob, _ := outbox.New(e.Driver, outbox.Config{})
+	b := newBroker(4)
+	fp := &failpoint.Set{}
+	fp.Arm(outbox.FailAfterPublishBeforeMark, failpoint.Times(1, failpoint.Error()))
+	r, _ := outbox.NewRelay(e.Driver, b, outbox.RelayConfig{Failpoints: fp})
+	enqueue(t, e, ob, true, msgs("m", 4)...)
+	if _, err := r.Forward(ctx); !errors.Is(err, failpoint.ErrInjected) {
+		t.Fatalf("crash: %v", err)
+	}
+	if st, _ := ob.Stats(ctx); st.Unsent != 4 {
+		t.Fatalf("rows marked despite the crash: %+v", st)
+	}
+	if n, err := r.Forward(ctx); n != 4 || err != nil {
+		t.Fatalf("after restart: %d %v", n, err)
+	}
+	if len(b.ids()) != 4 || b.duplicates != 4 {
+		t.Fatalf("broker has %d messages, %d duplicates dropped; want 4 and 4", len(b.ids()), b.duplicates)
+	}
+}
+
+func TestRunWakesOnEnqueue(t *testing.T) { drivertest.Each(t, testRunWakes, testRunWakes) }
+
+// With polling an hour apart, only the enqueue wakeup can deliver in time.
+func testRunWakes[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ob, _ := outbox.New(e.Driver, outbox.Config{})
+	b := newBroker(3)
+	r, _ := outbox.NewRelay(e.Driver, b, outbox.RelayConfig{PollInterval: time.Hour})
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(runCtx) }()
+	// Run subscribes before its first pass; that pass may already see the
+	// rows, or a wakeup delivers them.
+	enqueue(t, e, ob, true, msgs("w", 3)...)
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		t.Fatal("relay did not wake on enqueue")
+	}
+	stop()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run returned %v", err)
+	}
+}
+
+func TestOrderAcrossRelays(t *testing.T) { drivertest.Each(t, testOrderAcrossRelays, testOrderAcrossRelays) }
+
+// Several relays at once over one database: every row published once, and
+// per key in enqueue order.
+func testOrderAcrossRelays[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+	const keys, perKey, relays = 20, 50, 4
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ob, _ := outbox.New(e.Driver, outbox.Config{})
+	b := newBroker(keys * perKey)
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i := 0; i < relays; i++ {
+		r, err := outbox.NewRelay(e.Driver, b, outbox.RelayConfig{BatchSize: 16, PollInterval: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); r.Run(runCtx) }()
+	}
+	// Producers: one per key group, each enqueueing its keys' messages in
+	// order, a few per transaction, while the relays run.
+	var pg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		pg.Add(1)
+		go func(g int) {
+			defer pg.Done()
+			for n := 0; n < perKey; n++ {
+				var batch []eos.Message
+				for k := g; k < keys; k += 4 {
+					batch = append(batch, eos.Message{ID: fmt.Sprintf("k%02d-%03d", k, n), Key: fmt.Sprintf("k%02d", k), Payload: []byte(strconv.Itoa(n))})
+				}
+				tx, err := e.Driver.Begin(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if err := ob.Enqueue(ctx, tx, "orders", batch...); err != nil {
+					e.Driver.Rollback(ctx, tx)
+					t.Error(err)
+					return
+				}
+				if err := e.Driver.Commit(ctx, tx); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(g)
+	}
+	pg.Wait()
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		t.Fatalf("only %d of %d published", len(b.ids()), keys*perKey)
+	}
+	stop()
+	wg.Wait()
+	next := map[string]int{}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, m := range b.log {
+		n, _ := strconv.Atoi(string(m.Payload))
+		if n != next[m.Key] {
+			t.Fatalf("key %s: got message %d, want %d", m.Key, n, next[m.Key])
+		}
+		next[m.Key]++
+	}
+	if b.duplicates != 0 {
+		t.Errorf("%d rows published twice without a crash", b.duplicates)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	e := drivertest.SQLite(t)
+	ob, _ := outbox.New(e.Driver, outbox.Config{Limits: eos.Limits{MaxPayload: 4}})
+	ctx := context.Background()
+	tx, err := e.Driver.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Driver.Rollback(ctx, tx)
+	for name, call := range map[string]func() error{
+		"empty topic":  func() error { return ob.Enqueue(ctx, tx, "", eos.Message{}) },
+		"topic space":  func() error { return ob.Enqueue(ctx, tx, "a b", eos.Message{}) },
+		"big payload":  func() error { return ob.Enqueue(ctx, tx, "t", eos.Message{Payload: []byte("12345")}) },
+		"bad header":   func() error { return ob.Enqueue(ctx, tx, "t", eos.Message{Headers: map[string]string{"a b": "x"}}) },
+		"second of 2 ": func() error { return ob.Enqueue(ctx, tx, "t", eos.Message{}, eos.Message{ID: "\n"}) },
+	} {
+		var ve *eos.ValidationError
+		if err := call(); !errors.As(err, &ve) || !errors.Is(err, eos.ErrInvalidMessage) {
+			t.Errorf("%s: got %v", name, err)
+		}
+	}
+	if n, _ := e.QueryInt(ctx, tx, "SELECT count(*) FROM eos_outbox"); n != 0 {
+		t.Fatalf("invalid enqueues wrote %d rows", n)
+	}
+	if _, err := outbox.NewRelay(e.Driver, newBroker(0), outbox.RelayConfig{BatchSize: -1}); !errors.Is(err, eos.ErrInvalidConfig) {
+		t.Fatalf("bad relay config: %v", err)
+	}
+}

@@ -1,0 +1,404 @@
+package eos_test
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/eoskit/eos"
+)
+
+// validMessage returns a message every rule accepts; cases change one part.
+func validMessage() eos.Message {
+	return eos.Message{
+		ID:      "0190a5f2-6c1e-7b3a-9f00-0123456789ab",
+		Key:     "order-42",
+		Payload: []byte(`{"total":12}`),
+		Headers: map[string]string{"Content-Type": "application/json"},
+	}
+}
+
+func TestLimitsValidate(t *testing.T) {
+	type tc struct {
+		name   string
+		limits eos.Limits
+		mutate func(m *eos.Message)
+		// For refused cases: the field, header name and a fragment of the
+		// error text. wantField == "" means the message must be accepted.
+		wantField eos.Field
+		wantName  string
+		wantText  string
+	}
+	cases := []tc{
+		// Baseline.
+		{name: "valid message", mutate: func(m *eos.Message) {}},
+		{name: "zero message with id only", mutate: func(m *eos.Message) { *m = eos.Message{ID: "x"} }},
+
+		// ID.
+		{name: "empty id", mutate: func(m *eos.Message) { m.ID = "" },
+			wantField: eos.FieldID, wantText: "id: empty"},
+		{name: "id of 255 bytes", mutate: func(m *eos.Message) { m.ID = strings.Repeat("a", 255) }},
+		{name: "id of 255 bytes multibyte", mutate: func(m *eos.Message) { m.ID = strings.Repeat("é", 127) + "a" }},
+		{name: "id of 256 bytes", mutate: func(m *eos.Message) { m.ID = strings.Repeat("a", 256) },
+			wantField: eos.FieldID, wantText: "longer than 255 bytes (256)"},
+		{name: "id of 256 bytes multibyte", mutate: func(m *eos.Message) { m.ID = strings.Repeat("é", 128) },
+			wantField: eos.FieldID, wantText: "longer than 255 bytes (256)"},
+		{name: "id invalid utf-8", mutate: func(m *eos.Message) { m.ID = "abc\xff" },
+			wantField: eos.FieldID, wantText: "not valid UTF-8"},
+		{name: "id truncated utf-8", mutate: func(m *eos.Message) { m.ID = "caf\xc3" },
+			wantField: eos.FieldID, wantText: "not valid UTF-8"},
+		{name: "id surrogate half", mutate: func(m *eos.Message) { m.ID = "a\xed\xa0\x80" },
+			wantField: eos.FieldID, wantText: "not valid UTF-8"},
+		{name: "id NUL", mutate: func(m *eos.Message) { m.ID = "a\x00b" },
+			wantField: eos.FieldID, wantText: "control character at byte 1"},
+		{name: "id newline", mutate: func(m *eos.Message) { m.ID = "ab\n" },
+			wantField: eos.FieldID, wantText: "control character at byte 2"},
+		{name: "id tab", mutate: func(m *eos.Message) { m.ID = "\tab" },
+			wantField: eos.FieldID, wantText: "control character at byte 0"},
+		{name: "id DEL", mutate: func(m *eos.Message) { m.ID = "abc\x7f" },
+			wantField: eos.FieldID, wantText: "control character at byte 3"},
+		{name: "id C1 NEL U+0085", mutate: func(m *eos.Message) { m.ID = "ab\u0085" },
+			wantField: eos.FieldID, wantText: "control character at byte 2"},
+		{name: "id C1 U+009F", mutate: func(m *eos.Message) { m.ID = "\u009f" },
+			wantField: eos.FieldID, wantText: "control character at byte 0"},
+		{name: "id U+00A0 allowed", mutate: func(m *eos.Message) { m.ID = "a\u00a0b" }},
+		{name: "id non-ASCII allowed", mutate: func(m *eos.Message) { m.ID = "commande-é-日本-🙂" }},
+		{name: "id space allowed", mutate: func(m *eos.Message) { m.ID = "a b" }},
+
+		// Key.
+		{name: "empty key", mutate: func(m *eos.Message) { m.Key = "" }},
+		{name: "key of 255 bytes", mutate: func(m *eos.Message) { m.Key = strings.Repeat("k", 255) }},
+		{name: "key of 256 bytes", mutate: func(m *eos.Message) { m.Key = strings.Repeat("k", 256) },
+			wantField: eos.FieldKey, wantText: "key: longer than 255 bytes (256)"},
+		{name: "key invalid utf-8", mutate: func(m *eos.Message) { m.Key = "\x80" },
+			wantField: eos.FieldKey, wantText: "key: not valid UTF-8"},
+		{name: "key NUL", mutate: func(m *eos.Message) { m.Key = "\x00" },
+			wantField: eos.FieldKey, wantText: "key: control character at byte 0"},
+		{name: "key CR", mutate: func(m *eos.Message) { m.Key = "k\r" },
+			wantField: eos.FieldKey, wantText: "key: control character at byte 1"},
+		{name: "key DEL", mutate: func(m *eos.Message) { m.Key = "\x7f" },
+			wantField: eos.FieldKey, wantText: "key: control character at byte 0"},
+		{name: "key C1 NEL", mutate: func(m *eos.Message) { m.Key = "k\u0085" },
+			wantField: eos.FieldKey, wantText: "key: control character at byte 1"},
+		{name: "key non-ASCII allowed", mutate: func(m *eos.Message) { m.Key = "clé" }},
+		{name: "id checked before key", mutate: func(m *eos.Message) { m.ID = ""; m.Key = "\x00" },
+			wantField: eos.FieldID, wantText: "id: empty"},
+
+		// Payload.
+		{name: "nil payload", mutate: func(m *eos.Message) { m.Payload = nil }},
+		{name: "payload at default max", mutate: func(m *eos.Message) { m.Payload = make([]byte, eos.DefaultMaxPayload) }},
+		{name: "payload over default max", mutate: func(m *eos.Message) { m.Payload = make([]byte, eos.DefaultMaxPayload+1) },
+			wantField: eos.FieldPayload, wantText: "payload: larger than the maximum of 1048576 bytes (1048577)"},
+		{name: "payload at custom max", limits: eos.Limits{MaxPayload: 10},
+			mutate: func(m *eos.Message) { m.Payload = make([]byte, 10) }},
+		{name: "payload over custom max", limits: eos.Limits{MaxPayload: 10},
+			mutate:    func(m *eos.Message) { m.Payload = make([]byte, 11) },
+			wantField: eos.FieldPayload, wantText: "larger than the maximum of 10 bytes (11)"},
+		{name: "custom max above default", limits: eos.Limits{MaxPayload: 2 << 20},
+			mutate: func(m *eos.Message) { m.Payload = make([]byte, eos.DefaultMaxPayload+1) }},
+		{name: "custom max of 1 byte refuses 2", limits: eos.Limits{MaxPayload: 1},
+			mutate:    func(m *eos.Message) { m.Payload = []byte("ab") },
+			wantField: eos.FieldPayload, wantText: "maximum of 1 bytes (2)"},
+
+		// Header names.
+		{name: "nil headers", mutate: func(m *eos.Message) { m.Headers = nil }},
+		{name: "header name X-Request-Id", mutate: func(m *eos.Message) { m.Headers = map[string]string{"X-Request-Id": "r1"} }},
+		{name: "header name all tchar symbols", mutate: func(m *eos.Message) { m.Headers = map[string]string{"a!#$%&'*+-.^_`|~9": "v"} }},
+		{name: "header name of 256 bytes", mutate: func(m *eos.Message) { m.Headers = map[string]string{strings.Repeat("h", 256): "v"} }},
+		{name: "header name of 257 bytes", mutate: func(m *eos.Message) { m.Headers = map[string]string{strings.Repeat("h", 257): "v"} },
+			wantField: eos.FieldHeader, wantName: strings.Repeat("h", 257), wantText: "name longer than 256 bytes"},
+		{name: "header name empty", mutate: func(m *eos.Message) { m.Headers = map[string]string{"": "v"} },
+			wantField: eos.FieldHeader, wantName: "", wantText: "header: empty name"},
+		{name: "header name with space", mutate: func(m *eos.Message) { m.Headers = map[string]string{"X Id": "v"} },
+			wantField: eos.FieldHeader, wantName: "X Id", wantText: `header "X Id": name has invalid character ' ' at byte 1`},
+		{name: "header name with colon", mutate: func(m *eos.Message) { m.Headers = map[string]string{"X-Id:": "v"} },
+			wantField: eos.FieldHeader, wantName: "X-Id:", wantText: "name has invalid character ':' at byte 4"},
+		{name: "header name non-ASCII", mutate: func(m *eos.Message) { m.Headers = map[string]string{"Clé": "v"} },
+			wantField: eos.FieldHeader, wantName: "Clé", wantText: "name has invalid character"},
+		{name: "header name with separator", mutate: func(m *eos.Message) { m.Headers = map[string]string{"a/b": "v"} },
+			wantField: eos.FieldHeader, wantName: "a/b", wantText: "name has invalid character '/' at byte 1"},
+		{name: "header name with NUL", mutate: func(m *eos.Message) { m.Headers = map[string]string{"a\x00": "v"} },
+			wantField: eos.FieldHeader, wantName: "a\x00", wantText: "name has invalid character"},
+
+		// Header values.
+		{name: "header value empty", mutate: func(m *eos.Message) { m.Headers = map[string]string{"X": ""} }},
+		{name: "header value with tab", mutate: func(m *eos.Message) { m.Headers = map[string]string{"X": "a\tb"} }},
+		{name: "header value with CRLF", mutate: func(m *eos.Message) { m.Headers = map[string]string{"X": "a\r\nInjected: 1"} },
+			wantField: eos.FieldHeader, wantName: "X", wantText: `header "X": value has control character at byte 1`},
+		{name: "header value with LF", mutate: func(m *eos.Message) { m.Headers = map[string]string{"X": "ab\n"} },
+			wantField: eos.FieldHeader, wantName: "X", wantText: "value has control character at byte 2"},
+		{name: "header value with NUL", mutate: func(m *eos.Message) { m.Headers = map[string]string{"X": "\x00"} },
+			wantField: eos.FieldHeader, wantName: "X", wantText: "value has control character at byte 0"},
+		{name: "header value with DEL", mutate: func(m *eos.Message) { m.Headers = map[string]string{"X": "a\x7f"} },
+			wantField: eos.FieldHeader, wantName: "X", wantText: "value has control character at byte 1"},
+		{name: "header value of 8 KiB", mutate: func(m *eos.Message) { m.Headers = map[string]string{"X": strings.Repeat("v", 8<<10)} }},
+		{name: "header value over 8 KiB", mutate: func(m *eos.Message) { m.Headers = map[string]string{"X": strings.Repeat("v", 8<<10+1)} },
+			wantField: eos.FieldHeader, wantName: "X", wantText: "value longer than 8192 bytes"},
+		{name: "payload checked before headers", limits: eos.Limits{MaxPayload: 1},
+			mutate: func(m *eos.Message) {
+				m.Payload = []byte("ab")
+				m.Headers = map[string]string{"": ""}
+			},
+			wantField: eos.FieldPayload, wantText: "payload:"},
+	}
+
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := validMessage()
+			c.mutate(&m)
+			err := c.limits.Validate(m)
+			if c.wantField == "" {
+				if err != nil {
+					t.Fatalf("Validate: unexpected error %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate accepted the message; want a %s error", c.wantField)
+			}
+			if !errors.Is(err, eos.ErrInvalidMessage) {
+				t.Errorf("errors.Is(%v, ErrInvalidMessage) = false", err)
+			}
+			if errors.Is(err, eos.ErrInvalidConfig) || errors.Is(err, eos.ErrStore) {
+				t.Errorf("%v matches an unrelated sentinel", err)
+			}
+			var ve *eos.ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("errors.As(%T, *ValidationError) = false", err)
+			}
+			if ve.Field != c.wantField {
+				t.Errorf("Field = %q, want %q", ve.Field, c.wantField)
+			}
+			if ve.Name != c.wantName {
+				t.Errorf("Name = %q, want %q", ve.Name, c.wantName)
+			}
+			if ve.Reason == "" {
+				t.Errorf("empty Reason")
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "eos: invalid message: ") {
+				t.Errorf("error %q lacks the eos: invalid message prefix", msg)
+			}
+			if !strings.Contains(msg, c.wantText) {
+				t.Errorf("error %q does not contain %q", msg, c.wantText)
+			}
+			if !strings.Contains(msg, ve.Reason) {
+				t.Errorf("error %q does not contain its Reason %q", msg, ve.Reason)
+			}
+		})
+	}
+}
+
+// TestValidateUsesDefaults checks that the package-level Validate is Limits{}.
+func TestValidateUsesDefaults(t *testing.T) {
+	m := validMessage()
+	m.Payload = make([]byte, eos.DefaultMaxPayload)
+	if err := eos.Validate(m); err != nil {
+		t.Fatalf("Validate at default max: %v", err)
+	}
+	m.Payload = append(m.Payload, 0)
+	err := eos.Validate(m)
+	var ve *eos.ValidationError
+	if !errors.As(err, &ve) || ve.Field != eos.FieldPayload {
+		t.Fatalf("Validate over default max = %v, want a payload ValidationError", err)
+	}
+}
+
+// TestValidateHeaderOnlyBadOne checks that one bad header among many good ones
+// is found and named whatever the map iteration order.
+func TestValidateHeaderOnlyBadOne(t *testing.T) {
+	h := map[string]string{}
+	for _, n := range []string{"A", "B", "C", "D", "E", "F", "G", "H"} {
+		h[n] = "ok"
+	}
+	h["Bad Name"] = "ok"
+	m := validMessage()
+	m.Headers = h
+	for range 20 {
+		var ve *eos.ValidationError
+		if err := eos.Validate(m); !errors.As(err, &ve) || ve.Name != "Bad Name" {
+			t.Fatalf("Validate = %v, want header %q refused", err, "Bad Name")
+		}
+	}
+}
+
+func TestLimitsCheck(t *testing.T) {
+	for _, l := range []eos.Limits{{}, {MaxPayload: 1}, {MaxPayload: eos.DefaultMaxPayload}, {MaxPayload: 1 << 30}} {
+		if err := l.Check(); err != nil {
+			t.Errorf("%+v.Check() = %v, want nil", l, err)
+		}
+	}
+
+	err := eos.Limits{MaxPayload: -1}.Check()
+	if err == nil {
+		t.Fatal("Limits{MaxPayload:-1}.Check() = nil")
+	}
+	if !errors.Is(err, eos.ErrInvalidConfig) {
+		t.Errorf("errors.Is(%v, ErrInvalidConfig) = false", err)
+	}
+	if errors.Is(err, eos.ErrInvalidMessage) {
+		t.Errorf("%v matches ErrInvalidMessage", err)
+	}
+	var ce *eos.ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("errors.As(%T, *ConfigError) = false", err)
+	}
+	if ce.Field != "Limits.MaxPayload" {
+		t.Errorf("Field = %q, want Limits.MaxPayload", ce.Field)
+	}
+	if want := "eos: invalid configuration: Limits.MaxPayload: negative"; err.Error() != want {
+		t.Errorf("Error() = %q, want %q", err.Error(), want)
+	}
+}
+
+// FuzzValidate checks that Validate never panics and that what it accepts
+// satisfies every documented rule.
+func FuzzValidate(f *testing.F) {
+	type seed struct {
+		id, key     string
+		payload     []byte
+		hname, hval string
+		max         int
+	}
+	for _, s := range []seed{
+		{"0190a5f2-6c1e-7b3a-9f00-0123456789ab", "order-42", []byte("{}"), "X-Request-Id", "r1", 0},
+		{"", "", nil, "", "", 0},
+		{strings.Repeat("a", 255), strings.Repeat("k", 255), nil, "a!#$%&'*+-.^_`|~9", "a\tb", 0},
+		{strings.Repeat("a", 256), "", nil, "X", "", 0},
+		{"a\x00b", "k", nil, "X", "v", 0},
+		{"ab\n", "k", nil, "X", "v", 0},
+		{"ab\x7f", "k", nil, "X", "v", 0},
+		{"ab\u0085", "k", nil, "X", "v", 0},
+		{"ab\xff", "k\u0085", nil, "X", "v", 0},
+		{"id", "k", []byte("0123456789"), "X", "v", 5},
+		{"id", "k", []byte("01234"), "X", "v", 5},
+		{"id", "", nil, "X Id", "v", 0},
+		{"id", "", nil, "X:", "v", 0},
+		{"id", "", nil, "Clé", "v", 0},
+		{"id", "", nil, "X", "a\r\nb", 0},
+		{"id", "", nil, "X", "a\x7f", -1},
+	} {
+		f.Add(s.id, s.key, s.payload, s.hname, s.hval, s.max)
+	}
+
+	f.Fuzz(func(t *testing.T, id, key string, payload []byte, hname, hval string, max int) {
+		// A payload limit small enough for the fuzzer's payloads to cross it.
+		if max < 0 {
+			max = 0 // negative limits are refused by Check; see TestLimitsCheck
+		}
+		max %= 4096
+		l := eos.Limits{MaxPayload: max}
+		m := eos.Message{ID: id, Key: key, Payload: payload, Headers: map[string]string{hname: hval}}
+
+		err := l.Validate(m)
+		if err != nil {
+			var ve *eos.ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("Validate returned %T %v, want *eos.ValidationError", err, err)
+			}
+			if _, ok := err.(*eos.ValidationError); !ok {
+				t.Fatalf("Validate returned %T, want *eos.ValidationError itself", err)
+			}
+			if !errors.Is(err, eos.ErrInvalidMessage) {
+				t.Fatalf("%v does not match ErrInvalidMessage", err)
+			}
+			switch ve.Field {
+			case eos.FieldID, eos.FieldKey, eos.FieldPayload, eos.FieldHeader:
+			default:
+				t.Fatalf("unknown Field %q", ve.Field)
+			}
+			if ve.Field != eos.FieldHeader && ve.Name != "" {
+				t.Fatalf("Name %q set for field %q", ve.Name, ve.Field)
+			}
+			if ve.Field == eos.FieldHeader && ve.Name != hname {
+				t.Fatalf("Name = %q, want %q", ve.Name, hname)
+			}
+			_ = err.Error()
+		} else {
+			checkAccepted(t, l, m)
+		}
+
+		// Fingerprint: deterministic, fixed size, ignores headers and ID.
+		fp := eos.Fingerprint(m)
+		if len(fp) != eos.FingerprintSize {
+			t.Fatalf("len(Fingerprint) = %d", len(fp))
+		}
+		m2 := eos.Message{ID: id + "x", Key: key, Payload: append([]byte(nil), payload...)}
+		if !bytes.Equal(fp, eos.Fingerprint(m2)) {
+			t.Fatalf("Fingerprint not deterministic or depends on ID/Headers")
+		}
+		// Moving the key/payload boundary changes the fingerprint.
+		if len(key) > 0 {
+			shifted := eos.Message{Key: key[:len(key)-1], Payload: append([]byte{key[len(key)-1]}, payload...)}
+			if bytes.Equal(fp, eos.Fingerprint(shifted)) {
+				t.Fatalf("Fingerprint(%q,%q) equals Fingerprint(%q,%q)", key, payload, shifted.Key, shifted.Payload)
+			}
+		}
+		if len(payload) > 0 {
+			shifted := eos.Message{Key: key + string(payload[:1]), Payload: payload[1:]}
+			if bytes.Equal(fp, eos.Fingerprint(shifted)) {
+				t.Fatalf("Fingerprint(%q,%q) equals Fingerprint(%q,%q)", key, payload, shifted.Key, shifted.Payload)
+			}
+		}
+	})
+}
+
+// checkAccepted fails t unless m obeys every rule of l.
+func checkAccepted(t *testing.T, l eos.Limits, m eos.Message) {
+	t.Helper()
+	checkText := func(what, s string) {
+		if len(s) > 255 {
+			t.Fatalf("accepted %s of %d bytes", what, len(s))
+		}
+		if !utf8.ValidString(s) {
+			t.Fatalf("accepted invalid UTF-8 %s %q", what, s)
+		}
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < 0x20 || c == 0x7f {
+				t.Fatalf("accepted %s %q with control byte %#x at %d", what, s, c, i)
+			}
+		}
+		for _, r := range s {
+			if r >= 0x80 && r < 0xa0 {
+				t.Fatalf("accepted %s %q with C1 control %U", what, s, r)
+			}
+		}
+	}
+	if m.ID == "" {
+		t.Fatalf("accepted empty id")
+	}
+	checkText("id", m.ID)
+	checkText("key", m.Key)
+	max := l.MaxPayload
+	if max == 0 {
+		max = eos.DefaultMaxPayload
+	}
+	if len(m.Payload) > max {
+		t.Fatalf("accepted payload of %d bytes over limit %d", len(m.Payload), max)
+	}
+	for name, value := range m.Headers {
+		if name == "" || len(name) > eos.MaxHeaderNameLen {
+			t.Fatalf("accepted header name of %d bytes", len(name))
+		}
+		for i := 0; i < len(name); i++ {
+			if !isTchar(name[i]) {
+				t.Fatalf("accepted header name %q with non-token byte %#x", name, name[i])
+			}
+		}
+		if len(value) > eos.MaxHeaderValueLen {
+			t.Fatalf("accepted header value of %d bytes", len(value))
+		}
+		for i := 0; i < len(value); i++ {
+			if c := value[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+				t.Fatalf("accepted header value %q with control byte %#x", value, c)
+			}
+		}
+	}
+}
+
+// isTchar is RFC 9110's tchar, written independently of the package.
+func isTchar(c byte) bool {
+	return c < 0x80 && strings.IndexByte("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", c) >= 0
+}
