@@ -89,7 +89,9 @@ func msgs(prefix string, n int) []eos.Message {
 	return out
 }
 
-func TestEnqueueAndForward(t *testing.T) { drivertest.Each(t, testEnqueueAndForward, testEnqueueAndForward) }
+func TestEnqueueAndForward(t *testing.T) {
+	drivertest.Each(t, testEnqueueAndForward, testEnqueueAndForward)
+}
 
 func testEnqueueAndForward[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	ctx := context.Background()
@@ -205,7 +207,9 @@ func testRunWakes[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	}
 }
 
-func TestOrderAcrossRelays(t *testing.T) { drivertest.Each(t, testOrderAcrossRelays, testOrderAcrossRelays) }
+func TestOrderAcrossRelays(t *testing.T) {
+	drivertest.Each(t, testOrderAcrossRelays, testOrderAcrossRelays)
+}
 
 // Several relays at once over one database: every row published once, and
 // per key in enqueue order.
