@@ -31,7 +31,9 @@ func Validate(m Message) error { return Limits{}.Validate(m) }
 //   - Key: at most 255 bytes, valid UTF-8, no control characters;
 //   - Payload: at most MaxPayload bytes;
 //   - Headers: names are RFC 9110 tokens of at most 256 bytes; values at
-//     most 8 KiB without control characters other than horizontal tab.
+//     most 8 KiB without ASCII control characters other than horizontal tab.
+//
+// Invalid Limits (a negative MaxPayload) are reported as a *[ConfigError].
 func (l Limits) Validate(m Message) error {
 	if m.ID == "" {
 		return &ValidationError{Field: FieldID, Reason: "empty"}
@@ -51,6 +53,9 @@ func (l Limits) Validate(m Message) error {
 	max := l.MaxPayload
 	if max == 0 {
 		max = DefaultMaxPayload
+	}
+	if max < 0 {
+		return l.Check()
 	}
 	if len(m.Payload) > max {
 		return &ValidationError{Field: FieldPayload, Reason: "larger than the maximum of " + strconv.Itoa(max) + " bytes (" + strconv.Itoa(len(m.Payload)) + ")"}
@@ -92,7 +97,10 @@ func badHeaderName(name string) string {
 	}
 	for i := 0; i < len(name); i++ {
 		if !isTokenChar(name[i]) {
-			return "name has invalid character " + strconv.QuoteRune(rune(name[i])) + " at byte " + strconv.Itoa(i)
+			if name[i] < utf8.RuneSelf {
+				return "name has invalid character " + strconv.QuoteRune(rune(name[i])) + " at byte " + strconv.Itoa(i)
+			}
+			return "name has invalid character (non-ASCII byte 0x" + strconv.FormatUint(uint64(name[i]), 16) + ") at byte " + strconv.Itoa(i)
 		}
 	}
 	return ""
