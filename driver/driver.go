@@ -97,7 +97,8 @@ const (
 
 // Claim is one id to claim for a consumer.
 type Claim struct {
-	ID          string
+	ID string
+	// Fingerprint is exactly eos.FingerprintSize bytes (see eos.Fingerprint).
 	Fingerprint []byte
 }
 

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver"
 )
 
@@ -56,9 +58,14 @@ var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 func claims(ids ...string) []driver.Claim {
 	out := make([]driver.Claim, len(ids))
 	for i, id := range ids {
-		out[i] = driver.Claim{ID: id, Fingerprint: []byte("fp-" + id)}
+		out[i] = driver.Claim{ID: id, Fingerprint: fingerprint(id)}
 	}
 	return out
+}
+
+// fingerprint gives id a distinct fingerprint of the contract's size.
+func fingerprint(id string) []byte {
+	return eos.Fingerprint(eos.Message{ID: id, Payload: []byte(id)})
 }
 
 func testMigrations[TTx any](t *testing.T, d driver.Driver[TTx]) {
@@ -130,7 +137,7 @@ func testClaim[TTx any](t *testing.T, d driver.Driver[TTx]) {
 		}
 		fps, err := ex.InboxFingerprints(ctx, "c1", []string{"a", "y", "nope"})
 		must(t, err)
-		if len(fps) != 2 || !bytes.Equal(fps["a"], []byte("fp-a")) || !bytes.Equal(fps["y"], []byte("fp-y")) {
+		if len(fps) != 2 || !bytes.Equal(fps["a"], fingerprint("a")) || !bytes.Equal(fps["y"], fingerprint("y")) {
 			t.Fatalf("fingerprints: %q", fps)
 		}
 		must(t, ex.UnclaimInbox(ctx, "c1", []string{"a"}))
@@ -138,6 +145,16 @@ func testClaim[TTx any](t *testing.T, d driver.Driver[TTx]) {
 		must(t, err)
 		if !fresh[0] || fresh[1] {
 			t.Fatalf("after unclaim: %v", fresh)
+		}
+		odd := []string{`quote"d`, `back\\slash`, "ünï-cødé ✓", strings.Repeat("x", 255)}
+		fresh, err = ex.ClaimInbox(ctx, "c1", t0, claims(odd...))
+		must(t, err)
+		fps, err = ex.InboxFingerprints(ctx, "c1", odd)
+		must(t, err)
+		for i, id := range odd {
+			if !fresh[i] || !bytes.Equal(fps[id], fingerprint(id)) {
+				t.Fatalf("id %q did not round-trip: fresh %v, fingerprint %x", id, fresh[i], fps[id])
+			}
 		}
 		fresh, err = ex.ClaimInbox(ctx, "c1", t0, nil)
 		must(t, err)

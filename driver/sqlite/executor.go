@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -17,37 +18,95 @@ type executor struct {
 
 func (e *executor) ClaimInbox(ctx context.Context, consumer string, now time.Time, claims []driver.Claim) ([]bool, error) {
 	fresh := make([]bool, len(claims))
+	if len(claims) == 0 {
+		return fresh, nil
+	}
+	// The whole batch travels as one JSON parameter: binding two values per
+	// row costs more than SQLite parsing them.
+	args := []any{consumer, micros(now), claimJSON(claims)}
+	var res sql.Result
+	var err error
+	if st := e.d.claimStmt.Load(); st != nil {
+		txst := e.tx.StmtContext(ctx, st)
+		defer txst.Close()
+		res, err = txst.ExecContext(ctx, args...)
+	} else {
+		res, err = e.tx.ExecContext(ctx, e.d.claimSQL, args...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	inserted, err := res.RowsAffected()
+	if err != nil {
+		return nil, err
+	}
+	if int(inserted) == len(claims) { // the usual case: all new
+		for i := range fresh {
+			fresh[i] = true
+		}
+		return fresh, nil
+	}
+	if inserted == 0 {
+		return fresh, nil
+	}
+	// Some were claimed before. One statement's inserts take consecutive
+	// rowids ending at the last insert id (one writer; seq is never reused
+	// while larger ones exist), so the new claims are the last `inserted`.
+	last, err := res.LastInsertId()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := e.tx.QueryContext(ctx, "SELECT id FROM "+e.d.t.inbox+" WHERE seq > ? AND seq <= ?", last-inserted, last)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
 	index := make(map[string]int, len(claims))
 	for i, c := range claims {
 		index[c.ID] = i
 	}
-	for start := 0; start < len(claims); start += maxClaimRows {
-		chunk := claims[start:min(start+maxClaimRows, len(claims))]
-		args := make([]any, 0, 2+2*len(chunk))
-		args = append(args, consumer, micros(now))
-		for _, c := range chunk {
-			args = append(args, c.ID, c.Fingerprint)
-		}
-		rows, err := e.tx.QueryContext(ctx, e.d.claimSQL(len(chunk)), args...)
-		if err != nil {
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
 			return nil, err
 		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			fresh[index[id]] = true
-		}
-		if err := rows.Close(); err != nil {
-			return nil, err
-		}
-		if err := rows.Err(); err != nil {
-			return nil, err
+		if i, ok := index[id]; ok {
+			fresh[i] = true
 		}
 	}
-	return fresh, nil
+	return fresh, rows.Err()
+}
+
+// claimJSON encodes claims as a JSON array of strings, each the hex
+// fingerprint followed by the id: one flat string per row is the cheapest
+// shape for SQLite to take apart. Ids are validated UTF-8 without control
+// characters, so only quotes and backslashes need escaping.
+func claimJSON(claims []driver.Claim) string {
+	n := 2
+	for _, c := range claims {
+		n += len(c.ID) + 2*len(c.Fingerprint) + 4
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	for i, c := range claims {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = hex.AppendEncode(b, c.Fingerprint)
+		for j := 0; j < len(c.ID); j++ {
+			switch ch := c.ID[j]; {
+			case ch == '"' || ch == '\\':
+				b = append(b, '\\', ch)
+			case ch < 0x20:
+				b = append(b, fmt.Sprintf("\\u%04x", ch)...)
+			default:
+				b = append(b, ch)
+			}
+		}
+		b = append(b, '"')
+	}
+	return string(append(b, ']'))
 }
 
 func (e *executor) InboxFingerprints(ctx context.Context, consumer string, ids []string) (map[string][]byte, error) {

@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eoskit/eos"
@@ -44,6 +44,10 @@ type Config struct {
 	// BusyTimeout is how long a connection waits for a lock held by another
 	// process. Default 5s.
 	BusyTimeout time.Duration
+	// CacheSize is SQLite's page cache in KiB. Default 65536 (64 MiB): the
+	// dedupe records grow the database, and a cache too small for the hot
+	// pages turns every statement into file reads.
+	CacheSize int
 }
 
 func (c *Config) applyDefaults() error {
@@ -65,6 +69,12 @@ func (c *Config) applyDefaults() error {
 	if c.BusyTimeout < 0 {
 		return &eos.ConfigError{Field: "sqlite.Config.BusyTimeout", Reason: "negative"}
 	}
+	if c.CacheSize == 0 {
+		c.CacheSize = 64 << 10
+	}
+	if c.CacheSize < 0 {
+		return &eos.ConfigError{Field: "sqlite.Config.CacheSize", Reason: "negative"}
+	}
 	return nil
 }
 
@@ -76,7 +86,11 @@ type Driver struct {
 	wake  wake.Signal
 	relay sync.Mutex // one outbox batch at a time
 	mig   *schema.Runner
-	claim stmtCache
+	// claimSQL claims a batch given as one JSON parameter; claimStmt is it
+	// prepared once the schema exists (parsing it costs more than a
+	// one-row claim).
+	claimSQL  string
+	claimStmt atomic.Pointer[sql.Stmt]
 }
 
 var _ driver.Driver[*sql.Tx] = (*Driver)(nil)
@@ -99,6 +113,7 @@ func Open(ctx context.Context, path string, cfg Config) (*Driver, error) {
 	q.Add("_pragma", "synchronous("+string(cfg.Synchronous)+")")
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", cfg.BusyTimeout.Milliseconds()))
 	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", cfg.CacheSize))
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
@@ -122,6 +137,9 @@ func Open(ctx context.Context, path string, cfg Config) (*Driver, error) {
 		db.Close()
 		return nil, err
 	}
+	d.claimSQL = "INSERT INTO " + d.t.inbox + " (consumer, id, fingerprint, claimed_at) " +
+		fmt.Sprintf("SELECT ?1, substr(j.value, %d), unhex(substr(j.value, 1, %d)), ?2 FROM json_each(?3) AS j WHERE true ", 2*eos.FingerprintSize+1, 2*eos.FingerprintSize) +
+		"ON CONFLICT (consumer, id) DO NOTHING"
 	d.mig = &schema.Runner{Conn: migConn{db}, Table: d.t.migrations, Migrations: migs}
 	return d, nil
 }
@@ -131,11 +149,35 @@ func Open(ctx context.Context, path string, cfg Config) (*Driver, error) {
 func (d *Driver) DB() *sql.DB { return d.db }
 
 // Close closes the database.
-func (d *Driver) Close() error { return d.db.Close() }
+func (d *Driver) Close() error {
+	if st := d.claimStmt.Swap(nil); st != nil {
+		st.Close()
+	}
+	return d.db.Close()
+}
 
 func (d *Driver) Name() string { return "sqlite" }
 
-func (d *Driver) Begin(ctx context.Context) (*sql.Tx, error) { return d.db.BeginTx(ctx, nil) }
+func (d *Driver) Begin(ctx context.Context) (*sql.Tx, error) {
+	if d.claimStmt.Load() == nil {
+		d.prepareClaim(ctx)
+	}
+	return d.db.BeginTx(ctx, nil)
+}
+
+// prepareClaim prepares the claim statement on the writer connection. It
+// runs outside any transaction of this goroutine (a statement can only be
+// prepared while the single connection is free); before the schema is
+// migrated it fails, and ClaimInbox runs the statement unprepared.
+func (d *Driver) prepareClaim(ctx context.Context) {
+	st, err := d.db.PrepareContext(ctx, d.claimSQL)
+	if err != nil {
+		return
+	}
+	if !d.claimStmt.CompareAndSwap(nil, st) {
+		st.Close()
+	}
+}
 
 func (d *Driver) Commit(_ context.Context, tx *sql.Tx) error { return tx.Commit() }
 
@@ -194,46 +236,6 @@ func (t sqlMigTx) QueryVersions(ctx context.Context, q string) ([]schema.Version
 		out = append(out, r)
 	}
 	return out, rows.Err()
-}
-
-// stmtCache keeps the claim statement text per batch size.
-type stmtCache struct {
-	mu sync.Mutex
-	m  map[int]string
-}
-
-func (c *stmtCache) get(n int, build func(int) string) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if s, ok := c.m[n]; ok {
-		return s
-	}
-	if c.m == nil {
-		c.m = map[int]string{}
-	}
-	s := build(n)
-	if len(c.m) < 256 {
-		c.m[n] = s
-	}
-	return s
-}
-
-// maxClaimRows bounds one claim statement: SQLite allows 32766 parameters.
-const maxClaimRows = 8000
-
-func (d *Driver) claimSQL(n int) string {
-	return d.claim.get(n, func(n int) string {
-		var b strings.Builder
-		b.WriteString("INSERT INTO " + d.t.inbox + " (consumer, id, fingerprint, claimed_at) VALUES ")
-		for i := 0; i < n; i++ {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			fmt.Fprintf(&b, "(?1,?%d,?%d,?2)", 3+2*i, 4+2*i)
-		}
-		b.WriteString(" ON CONFLICT (consumer, id) DO NOTHING RETURNING id")
-		return b.String()
-	})
 }
 
 func micros(t time.Time) int64 {
