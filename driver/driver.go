@@ -175,3 +175,15 @@ type MigrationStatus struct {
 	Applied   bool
 	AppliedAt time.Time
 }
+
+// ClaimBeginner is an optional capability of a Driver: begin a transaction
+// and claim a batch in one round trip, for engines where a round trip costs
+// as much as the claim itself (PostgreSQL over a network).
+//
+// BeginClaim returns ok=true and an open transaction only when every claim
+// was new. When any id was claimed before, or the driver cannot take this
+// path now, it returns ok=false and nothing is left open: the caller falls
+// back to Begin and ClaimInbox. An error is a failure of the store.
+type ClaimBeginner[TTx any] interface {
+	BeginClaim(ctx context.Context, consumer string, now time.Time, claims []Claim) (tx TTx, ok bool, err error)
+}

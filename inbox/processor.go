@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/eoskit/eos"
@@ -39,7 +40,14 @@ type Processor[TTx any] struct {
 	h   Handler[TTx]
 	cfg Config
 	log *slog.Logger
+	// fastSkip counts batches left before the one-round-trip claim
+	// (driver.ClaimBeginner) is tried again after it met a duplicate.
+	fastSkip atomic.Int32
 }
+
+// fastSkipBatches is how many batches take the ordinary path after the
+// fast path met a duplicate (which costs it a connection).
+const fastSkipBatches = 64
 
 // New returns a Processor that applies messages with h through drv.
 func New[TTx any](drv driver.Driver[TTx], h Handler[TTx], cfg Config) (*Processor[TTx], error) {
@@ -199,9 +207,48 @@ func (p *Processor[TTx]) runBatch(ctx context.Context, items []*item) (*BatchRes
 // batch must be redone without it.
 func (p *Processor[TTx]) round(ctx context.Context, items []*item) (committed bool, err error) {
 	now := p.cfg.Now()
-	tx, err := p.drv.Begin(ctx)
-	if err != nil {
-		return false, p.storeErr(ctx, "inbox.begin", err)
+	// Leaders carry the batch; followers (same id later in the batch) take
+	// their leader's fate.
+	var requeued []string
+	failed := false
+	for _, it := range items {
+		it.outcome = 0
+		if it.leader == nil && it.requeue {
+			requeued = append(requeued, it.msg.ID)
+		}
+		if it.leader == nil && it.failErr != nil {
+			failed = true
+		}
+	}
+
+	// The fast path begins and claims in one round trip when the driver can
+	// and nothing has to be written before the claim.
+	var tx TTx
+	var fresh []bool
+	var claimed []*item
+	begun := false
+	if cb, ok := p.drv.(driver.ClaimBeginner[TTx]); ok && len(requeued) == 0 && !failed && p.fastSkip.Load() <= 0 {
+		claimed = p.leaders(items)
+		claims, order := sortedClaims(claimed)
+		tx, begun, err = cb.BeginClaim(ctx, p.cfg.Consumer, now, claims)
+		if err != nil {
+			return false, p.storeErr(ctx, "inbox.begin_claim", err)
+		}
+		if begun {
+			fresh = make([]bool, len(claimed))
+			for _, j := range order {
+				fresh[j] = true
+			}
+		} else {
+			p.fastSkip.Store(fastSkipBatches) // duplicates about: take the ordinary path for a while
+		}
+	} else if p.fastSkip.Load() > 0 {
+		p.fastSkip.Add(-1)
+	}
+	if !begun {
+		if tx, err = p.drv.Begin(ctx); err != nil {
+			return false, p.storeErr(ctx, "inbox.begin", err)
+		}
 	}
 	defer func() {
 		if !committed {
@@ -210,15 +257,6 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item) (committed bo
 	}()
 	ex := p.drv.Executor(tx)
 
-	// Leaders carry the batch; followers (same id later in the batch) take
-	// their leader's fate.
-	var requeued []string
-	for _, it := range items {
-		it.outcome = 0
-		if it.leader == nil && it.requeue {
-			requeued = append(requeued, it.msg.ID)
-		}
-	}
 	if len(requeued) > 0 {
 		if _, err := ex.DeleteDeadLetters(ctx, p.cfg.Consumer, requeued); err != nil {
 			return false, p.storeErr(ctx, "inbox.requeue", err)
@@ -243,15 +281,11 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item) (committed bo
 		}
 	}
 
-	claimed := make([]*item, 0, len(items))
-	for _, it := range items {
-		if it.leader == nil && it.outcome != Retry {
-			claimed = append(claimed, it)
+	if !begun {
+		claimed = p.leaders(items)
+		if fresh, err = p.claim(ctx, ex, now, claimed); err != nil {
+			return false, err
 		}
-	}
-	fresh, err := p.claim(ctx, ex, now, claimed)
-	if err != nil {
-		return false, err
 	}
 	if err := p.cfg.Failpoints.Eval(FailAfterClaim); err != nil {
 		return false, err
@@ -373,10 +407,22 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item) (committed bo
 	return true, nil
 }
 
-// claim claims items in one statement and reports, per item, whether the
-// claim is new. Claims go to the store sorted by id, so that concurrent
-// batches lock ids in one order and cannot deadlock on each other.
-func (p *Processor[TTx]) claim(ctx context.Context, ex driver.Executor, now time.Time, items []*item) ([]bool, error) {
+// leaders returns the items this round claims: first deliveries of their id
+// that are not waiting for a retry.
+func (p *Processor[TTx]) leaders(items []*item) []*item {
+	out := make([]*item, 0, len(items))
+	for _, it := range items {
+		if it.leader == nil && it.outcome != Retry {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// sortedClaims returns the claims of items sorted by id, so that concurrent
+// batches lock ids in one order and cannot deadlock on each other, and for
+// each sorted claim the index of its item.
+func sortedClaims(items []*item) ([]driver.Claim, []int) {
 	order := make([]int, len(items))
 	for i := range order {
 		order[i] = i
@@ -386,6 +432,13 @@ func (p *Processor[TTx]) claim(ctx context.Context, ex driver.Executor, now time
 	for i, j := range order {
 		claims[i] = driver.Claim{ID: items[j].msg.ID, Fingerprint: items[j].fp}
 	}
+	return claims, order
+}
+
+// claim claims items in one statement and reports, per item, whether the
+// claim is new.
+func (p *Processor[TTx]) claim(ctx context.Context, ex driver.Executor, now time.Time, items []*item) ([]bool, error) {
+	claims, order := sortedClaims(items)
 	sorted, err := ex.ClaimInbox(ctx, p.cfg.Consumer, now, claims)
 	if err != nil {
 		return nil, p.storeErr(ctx, "inbox.claim", err)

@@ -30,6 +30,52 @@ func Run[TTx any](t *testing.T, newDriver func(t *testing.T) driver.Driver[TTx])
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, migrated(t)) })
 	t.Run("OutboxWakeup", func(t *testing.T) { testWakeup(t, migrated(t)) })
 	t.Run("Compact", func(t *testing.T) { testCompact(t, migrated(t)) })
+	t.Run("BeginClaim", func(t *testing.T) {
+		d := migrated(t)
+		cb, ok := d.(driver.ClaimBeginner[TTx])
+		if !ok {
+			t.Skipf("%s does not implement driver.ClaimBeginner", d.Name())
+		}
+		testBeginClaim(t, d, cb)
+	})
+}
+
+func testBeginClaim[TTx any](t *testing.T, d driver.Driver[TTx], cb driver.ClaimBeginner[TTx]) {
+	ctx := context.Background()
+	odd := []string{"a", `it's`, `back\slash`, "ünï ✓", "x');DROP TABLE t;--"}
+	tx, ok, err := cb.BeginClaim(ctx, "c'1", t0, claims(odd...))
+	must(t, err)
+	if !ok {
+		t.Fatal("BeginClaim of new ids declined")
+	}
+	// The transaction is open and usable; roll it back: nothing stays.
+	fps, err := d.Executor(tx).InboxFingerprints(ctx, "c'1", odd)
+	must(t, err)
+	for _, id := range odd {
+		if !bytes.Equal(fps[id], fingerprint(id)) {
+			t.Fatalf("id %q: fingerprint %x", id, fps[id])
+		}
+	}
+	must(t, d.Rollback(ctx, tx))
+	tx, ok, err = cb.BeginClaim(ctx, "c'1", t0, claims(odd...))
+	must(t, err)
+	if !ok {
+		t.Fatal("claims survived a rollback")
+	}
+	must(t, d.Commit(ctx, tx))
+	// One known id among new ones: declined, and nothing claimed.
+	_, ok, err = cb.BeginClaim(ctx, "c'1", t0, claims("new-1", "a", "new-2"))
+	must(t, err)
+	if ok {
+		t.Fatal("BeginClaim accepted a claimed id")
+	}
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+		fresh, err := ex.ClaimInbox(ctx, "c'1", t0, claims("new-1", "a", "new-2"))
+		must(t, err)
+		if fmt.Sprint(fresh) != "[true false true]" {
+			t.Fatalf("after a declined BeginClaim: %v", fresh)
+		}
+	})
 }
 
 // inTx runs fn in a transaction and commits it.
