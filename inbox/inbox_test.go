@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/driver"
 	"github.com/eoskit/eos/driver/drivertest"
 	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/inbox"
@@ -516,4 +517,89 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("%+v: got %v", cfg, err)
 		}
 	}
+}
+
+// flakyStore is the real driver with its Begin failing while down is set:
+// the store outage of the failure policy.
+type flakyStore[TTx any] struct {
+	driver.Driver[TTx]
+	down atomic.Bool
+}
+
+func (f *flakyStore[TTx]) Begin(ctx context.Context) (TTx, error) {
+	if f.down.Load() {
+		var zero TTx
+		return zero, errors.New("connection refused")
+	}
+	return f.Driver.Begin(ctx)
+}
+
+type storeErrors struct{ ch chan error }
+
+func (o storeErrors) BatchDone(context.Context, *inbox.BatchResult) {}
+func (o storeErrors) StoreError(_ context.Context, _, _ string, err error) {
+	select {
+	case o.ch <- err:
+	default:
+	}
+}
+
+func TestStoreOutageStalls(t *testing.T) { drivertest.Each(t, testStoreOutage, testStoreOutage) }
+
+// While the store is down Run acks nothing and reports every failure; when
+// it is back the same batch is applied once and acked.
+func testStoreOutage[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pay := drivertest.Payments[TTx]{E: e}
+	pay.Setup(t, accounts, balance)
+	store := &flakyStore[TTx]{Driver: e.Driver}
+	store.down.Store(true)
+	obs := storeErrors{ch: make(chan error, 1)}
+	p, err := inbox.New(driver.Driver[TTx](store), pay.Handler, inbox.Config{Consumer: "c", Observer: obs,
+		StoreBackoff: time.Millisecond, MaxStoreBackoff: 2 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, ids := orders(20, "outage")
+	ch := make(chan inbox.Delivery, len(ms))
+	var raw []*delivery
+	for _, m := range ms {
+		d := newDelivery(m)
+		raw = append(raw, d)
+		ch <- d
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, inbox.ChanSource(ch)) }()
+	for i := 0; i < 3; i++ { // three failed tries, reported
+		select {
+		case err := <-obs.ch:
+			if err == nil {
+				t.Fatal("nil store error")
+			}
+		case <-ctx.Done():
+			t.Fatal("no store error reported")
+		}
+	}
+	for _, d := range raw {
+		if d.acks.Load()+d.nacks.Load() != 0 {
+			t.Fatalf("%s settled while the store was down", d.msg.ID)
+		}
+	}
+	store.down.Store(false)
+	for _, d := range raw {
+		select {
+		case <-d.settle:
+		case <-ctx.Done():
+			t.Fatalf("%s not settled after the store came back", d.msg.ID)
+		}
+		if d.acks.Load() != 1 {
+			t.Fatalf("%s: %d acks", d.msg.ID, d.acks.Load())
+		}
+	}
+	close(ch)
+	if err := <-done; !errors.Is(err, inbox.ErrSourceClosed) {
+		t.Fatalf("Run: %v", err)
+	}
+	pay.CheckExactlyOnce(t, ids, accounts, balance)
 }

@@ -1,0 +1,164 @@
+// Package compact deletes what eos no longer needs: dedupe records older than
+// the retention, attempt counters of messages long settled, and outbox rows
+// already sent. It deletes in bounded batches, each in its own short
+// transaction, so it never holds locks for long.
+//
+// The retention of dedupe records is the window in which a redelivery is
+// recognised as a duplicate. It must cover the transport's redelivery
+// horizon (how late the broker can redeliver a message it handed out):
+// a shorter one is a configuration error, because a redelivery arriving
+// after its record was deleted would be applied a second time.
+package compact
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/driver"
+)
+
+// Config configures a Compactor. Defaults are applied by [New].
+type Config struct {
+	// Retention is how long dedupe records (and attempt counters) are kept.
+	// Default 7 days; at least RedeliveryHorizon.
+	Retention time.Duration
+	// RedeliveryHorizon is the longest a transport may take to redeliver a
+	// message (e.g. natsjs's RedeliveryHorizon: max of the duplicate window
+	// and MaxDeliver × AckWait; for Kafka, the topic's retention). Required:
+	// eos will not guess it.
+	RedeliveryHorizon time.Duration
+	// OutboxRetention is how long sent outbox rows are kept. Default 24h.
+	OutboxRetention time.Duration
+	// BatchSize is the most rows deleted per transaction. Default 1000.
+	BatchSize int
+	// Interval is the pause between compaction passes in Run. Default 1m.
+	Interval time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives the compactor's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) applyDefaults() error {
+	if c.Retention == 0 {
+		c.Retention = 7 * 24 * time.Hour
+	}
+	if c.OutboxRetention == 0 {
+		c.OutboxRetention = 24 * time.Hour
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 1000
+	}
+	if c.Interval == 0 {
+		c.Interval = time.Minute
+	}
+	switch {
+	case c.RedeliveryHorizon <= 0:
+		return &eos.ConfigError{Field: "compact.Config.RedeliveryHorizon", Reason: "required: set it to the transport's redelivery horizon"}
+	case c.Retention < c.RedeliveryHorizon:
+		return &eos.ConfigError{Field: "compact.Config.Retention", Reason: fmt.Sprintf(
+			"%v is shorter than the transport's redelivery horizon %v: a late redelivery would be applied twice", c.Retention, c.RedeliveryHorizon)}
+	case c.OutboxRetention < 0:
+		return &eos.ConfigError{Field: "compact.Config.OutboxRetention", Reason: "negative"}
+	case c.BatchSize < 0 || c.BatchSize > 100000:
+		return &eos.ConfigError{Field: "compact.Config.BatchSize", Reason: fmt.Sprintf("must be 1..100000, got %d", c.BatchSize)}
+	case c.Interval < 0:
+		return &eos.ConfigError{Field: "compact.Config.Interval", Reason: "negative"}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Compactor deletes expired rows.
+type Compactor[TTx any] struct {
+	drv driver.Driver[TTx]
+	cfg Config
+}
+
+// New returns a Compactor over drv.
+func New[TTx any](drv driver.Driver[TTx], cfg Config) (*Compactor[TTx], error) {
+	if drv == nil {
+		return nil, &eos.ConfigError{Field: "compact.New driver", Reason: "nil"}
+	}
+	if err := cfg.applyDefaults(); err != nil {
+		return nil, err
+	}
+	return &Compactor[TTx]{drv: drv, cfg: cfg}, nil
+}
+
+// Stats counts the rows one pass deleted.
+type Stats struct {
+	Inbox, Failures, Outbox int64
+}
+
+// Compact runs one pass: it deletes expired rows batch by batch until none
+// is left, and reports how many it deleted.
+func (c *Compactor[TTx]) Compact(ctx context.Context) (Stats, error) {
+	now := c.cfg.Now()
+	var st Stats
+	for _, job := range []struct {
+		what   driver.Compactable
+		before time.Time
+		n      *int64
+	}{
+		{driver.CompactInbox, now.Add(-c.cfg.Retention), &st.Inbox},
+		{driver.CompactFailures, now.Add(-c.cfg.Retention), &st.Failures},
+		{driver.CompactOutbox, now.Add(-c.cfg.OutboxRetention), &st.Outbox},
+	} {
+		for {
+			n, err := c.batch(ctx, job.what, job.before)
+			*job.n += n
+			if err != nil {
+				return st, &eos.StoreError{Op: "compact." + string(job.what), Err: err}
+			}
+			if n == 0 {
+				break
+			}
+		}
+	}
+	return st, nil
+}
+
+func (c *Compactor[TTx]) batch(ctx context.Context, what driver.Compactable, before time.Time) (int64, error) {
+	tx, err := c.drv.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer c.drv.Rollback(context.WithoutCancel(ctx), tx)
+	n, err := c.drv.Executor(tx).Compact(ctx, what, before, c.cfg.BatchSize)
+	if err != nil {
+		return 0, err
+	}
+	return n, c.drv.Commit(ctx, tx)
+}
+
+// Run compacts every Interval until ctx ends. Failures are logged and
+// retried at the next interval; Run returns only ctx's error.
+func (c *Compactor[TTx]) Run(ctx context.Context) error {
+	t := time.NewTicker(c.cfg.Interval)
+	defer t.Stop()
+	for {
+		st, err := c.Compact(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			c.cfg.Logger.ErrorContext(ctx, "eos compact: pass failed", "error", err)
+		} else if st.Inbox+st.Failures+st.Outbox > 0 {
+			c.cfg.Logger.InfoContext(ctx, "eos compact: pass done", "inbox", st.Inbox, "failures", st.Failures, "outbox", st.Outbox)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}

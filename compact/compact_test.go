@@ -1,0 +1,120 @@
+package compact_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/compact"
+	"github.com/eoskit/eos/driver/drivertest"
+	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/outbox"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type ack struct{ m eos.Message }
+
+func (a ack) Message() eos.Message                      { return a.m }
+func (a ack) Ack(context.Context) error                 { return nil }
+func (a ack) Nack(context.Context, time.Duration) error { return nil }
+
+func TestRetention(t *testing.T) { drivertest.Each(t, testRetention, testRetention) }
+
+// Records older than the retention go, in bounded batches; younger ones stay
+// and keep suppressing redeliveries. Time moves only through the clock.
+func testRetention[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
+	ob, _ := outbox.New(e.Driver, outbox.Config{Now: clk.Now})
+	p, err := inbox.New(e.Driver, func(ctx context.Context, tx TTx, m eos.Message) error {
+		return ob.Enqueue(ctx, tx, "out", eos.Message{ID: "out-" + m.ID})
+	}, inbox.Config{Consumer: "c", Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	process := func(prefix string, n int) []eos.Message {
+		var ds []inbox.Delivery
+		var ms []eos.Message
+		for i := 0; i < n; i++ {
+			m := eos.Message{ID: fmt.Sprintf("%s-%03d", prefix, i), Payload: []byte("x")}
+			ms = append(ms, m)
+			ds = append(ds, ack{m})
+		}
+		if _, err := p.Process(ctx, ds); err != nil {
+			t.Fatal(err)
+		}
+		return ms
+	}
+	process("old", 250)
+	clk.Add(6 * 24 * time.Hour)
+	young := process("young", 10)
+	relay, _ := outbox.NewRelay(e.Driver, &sink{}, outbox.RelayConfig{Now: clk.Now, BatchSize: 1000})
+	if _, err := relay.Forward(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(2 * 24 * time.Hour) // old: 8 days, young: 2 days
+
+	c, err := compact.New(e.Driver, compact.Config{RedeliveryHorizon: time.Hour, BatchSize: 100, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Compact(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Inbox != 250 || st.Outbox != 260 {
+		t.Fatalf("compacted %+v, want 250 inbox records and 260 sent outbox rows", st)
+	}
+	if n := e.Int(t, "SELECT count(*) FROM eos_inbox"); n != 10 {
+		t.Fatalf("%d dedupe records left, want 10", n)
+	}
+	var ds []inbox.Delivery
+	for _, m := range young {
+		ds = append(ds, ack{m})
+	}
+	res, err := p.Process(ctx, ds)
+	if err != nil || res.Count(inbox.Duplicate) != len(young) {
+		t.Fatalf("young redeliveries not suppressed: %v %+v", err, res)
+	}
+	if st, _ := c.Compact(ctx); st != (compact.Stats{}) {
+		t.Fatalf("second pass deleted %+v", st)
+	}
+}
+
+type sink struct{}
+
+func (sink) Publish(_ context.Context, msgs []outbox.Envelope) (int, error) { return len(msgs), nil }
+
+func TestConfig(t *testing.T) {
+	e := drivertest.SQLite(t)
+	for _, cfg := range []compact.Config{
+		{},
+		{RedeliveryHorizon: 8 * 24 * time.Hour},
+		{RedeliveryHorizon: 2 * time.Hour, Retention: time.Hour},
+		{RedeliveryHorizon: time.Hour, BatchSize: -1},
+	} {
+		_, err := compact.New(e.Driver, cfg)
+		var ce *eos.ConfigError
+		if !errors.As(err, &ce) || !errors.Is(err, eos.ErrInvalidConfig) {
+			t.Errorf("%+v: got %v", cfg, err)
+		}
+	}
+	if _, err := compact.New(e.Driver, compact.Config{RedeliveryHorizon: 7 * 24 * time.Hour}); err != nil {
+		t.Errorf("retention equal to the horizon: %v", err)
+	}
+}
