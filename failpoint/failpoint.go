@@ -1,10 +1,3 @@
-// Package failpoint provides named fault-injection points. Code under test
-// calls [Set.Eval] at a named point; a test or the torture harness arms the
-// point with an [Action] (return an error, crash the process, delay).
-//
-// A nil *Set is valid and inert: Eval on it returns nil after one pointer
-// check, so production code pays nothing for the points it carries. There is
-// no global registry: each Processor or Relay is handed its own Set.
 package failpoint
 
 import (

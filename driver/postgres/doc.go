@@ -45,6 +45,15 @@
 // later. Enqueue one key from one transaction at a time (as consuming one
 // partition in order does) when that order matters.
 //
+// # One round trip to begin and claim
+//
+// The pgx [Driver] implements driver.ClaimBeginner: for batches of up to 64
+// messages, BEGIN and the claim travel as one simple-protocol query, saving
+// the round trip that dominates small batches. The values are sent as
+// literals (quotes doubled; only with standard_conforming_strings on and no
+// NUL bytes); a claim conflict fails the query and the inbox falls back to
+// Begin plus ClaimInbox, and keeps to that path for the next batches.
+//
 // # Wakeups
 //
 // InsertOutbox queues pg_notify on NotifyChannel in its own statement, so

@@ -1,4 +1,3 @@
-// Package sqlutil holds small helpers the SQL drivers share.
 package sqlutil
 
 import (

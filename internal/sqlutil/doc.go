@@ -1,0 +1,2 @@
+// Package sqlutil holds small helpers the SQL drivers share.
+package sqlutil
