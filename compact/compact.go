@@ -8,6 +8,7 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver"
+	"github.com/eoskit/eos/internal/config"
 )
 
 // Config configures a Compactor. Defaults are applied by [New].
@@ -33,17 +34,15 @@ type Config struct {
 }
 
 func (c *Config) applyDefaults() error {
-	if c.Retention == 0 {
-		c.Retention = 7 * 24 * time.Hour
+	if err := config.Durations("compact.Config.",
+		config.DurationField{Name: "Retention", P: &c.Retention, Default: 7 * 24 * time.Hour},
+		config.DurationField{Name: "OutboxRetention", P: &c.OutboxRetention, Default: 24 * time.Hour},
+		config.DurationField{Name: "Interval", P: &c.Interval, Default: time.Minute},
+	); err != nil {
+		return err
 	}
-	if c.OutboxRetention == 0 {
-		c.OutboxRetention = 24 * time.Hour
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = 1000
-	}
-	if c.Interval == 0 {
-		c.Interval = time.Minute
+	if err := config.Int("compact.Config.BatchSize", &c.BatchSize, 1000, 100000); err != nil {
+		return err
 	}
 	switch {
 	case c.RedeliveryHorizon <= 0:
@@ -51,12 +50,6 @@ func (c *Config) applyDefaults() error {
 	case c.Retention < c.RedeliveryHorizon:
 		return &eos.ConfigError{Field: "compact.Config.Retention", Reason: fmt.Sprintf(
 			"%v is shorter than the transport's redelivery horizon %v: a late redelivery would be applied twice", c.Retention, c.RedeliveryHorizon)}
-	case c.OutboxRetention < 0:
-		return &eos.ConfigError{Field: "compact.Config.OutboxRetention", Reason: "negative"}
-	case c.BatchSize < 0 || c.BatchSize > 100000:
-		return &eos.ConfigError{Field: "compact.Config.BatchSize", Reason: fmt.Sprintf("must be 1..100000, got %d", c.BatchSize)}
-	case c.Interval < 0:
-		return &eos.ConfigError{Field: "compact.Config.Interval", Reason: "negative"}
 	}
 	if c.Now == nil {
 		c.Now = time.Now

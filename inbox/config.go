@@ -7,6 +7,7 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/failpoint"
+	"github.com/eoskit/eos/internal/config"
 )
 
 // Isolation selects how a failing handler is kept from affecting the rest of
@@ -87,44 +88,23 @@ func (c *Config) applyDefaults() error {
 	if len(c.Consumer) > 255 {
 		return &eos.ConfigError{Field: "inbox.Config.Consumer", Reason: "longer than 255 bytes"}
 	}
-	def := func(d *time.Duration, v time.Duration, name string) error {
-		if *d == 0 {
-			*d = v
-		}
-		if *d < 0 {
-			return &eos.ConfigError{Field: "inbox.Config." + name, Reason: "negative"}
-		}
-		return nil
+	if err := config.Int("inbox.Config.MaxBatch", &c.MaxBatch, 256, maxBatchLimit); err != nil {
+		return err
 	}
-	if c.MaxBatch == 0 {
-		c.MaxBatch = 256
-	}
-	if c.MaxBatch < 0 || c.MaxBatch > maxBatchLimit {
-		return &eos.ConfigError{Field: "inbox.Config.MaxBatch", Reason: fmt.Sprintf("must be 1..%d, got %d", maxBatchLimit, c.MaxBatch)}
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = 5
-	}
-	if c.MaxAttempts < 0 {
-		return &eos.ConfigError{Field: "inbox.Config.MaxAttempts", Reason: "negative"}
+	if err := config.Int("inbox.Config.MaxAttempts", &c.MaxAttempts, 5, 1_000_000); err != nil {
+		return err
 	}
 	if c.Isolation != IsolateRedo && c.Isolation != IsolateSavepoint {
 		return &eos.ConfigError{Field: "inbox.Config.Isolation", Reason: "unknown " + c.Isolation.String()}
 	}
-	for _, d := range []struct {
-		p    *time.Duration
-		v    time.Duration
-		name string
-	}{
-		{&c.MaxWait, 5 * time.Millisecond, "MaxWait"},
-		{&c.RetryDelay, time.Second, "RetryDelay"},
-		{&c.MaxRetryDelay, time.Minute, "MaxRetryDelay"},
-		{&c.StoreBackoff, 50 * time.Millisecond, "StoreBackoff"},
-		{&c.MaxStoreBackoff, 5 * time.Second, "MaxStoreBackoff"},
-	} {
-		if err := def(d.p, d.v, d.name); err != nil {
-			return err
-		}
+	if err := config.Durations("inbox.Config.",
+		config.DurationField{Name: "MaxWait", P: &c.MaxWait, Default: 5 * time.Millisecond},
+		config.DurationField{Name: "RetryDelay", P: &c.RetryDelay, Default: time.Second},
+		config.DurationField{Name: "MaxRetryDelay", P: &c.MaxRetryDelay, Default: time.Minute},
+		config.DurationField{Name: "StoreBackoff", P: &c.StoreBackoff, Default: 50 * time.Millisecond},
+		config.DurationField{Name: "MaxStoreBackoff", P: &c.MaxStoreBackoff, Default: 5 * time.Second},
+	); err != nil {
+		return err
 	}
 	if err := c.Limits.Check(); err != nil {
 		return err

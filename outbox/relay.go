@@ -9,6 +9,7 @@ import (
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver"
 	"github.com/eoskit/eos/failpoint"
+	"github.com/eoskit/eos/internal/config"
 )
 
 // Envelope is one message handed to a Publisher.
@@ -62,27 +63,15 @@ type RelayObserver interface {
 }
 
 func (c *RelayConfig) applyDefaults() error {
-	if c.BatchSize == 0 {
-		c.BatchSize = 256
+	if err := config.Int("outbox.RelayConfig.BatchSize", &c.BatchSize, 256, 10000); err != nil {
+		return err
 	}
-	if c.BatchSize < 0 || c.BatchSize > 10000 {
-		return &eos.ConfigError{Field: "outbox.RelayConfig.BatchSize", Reason: fmt.Sprintf("must be 1..10000, got %d", c.BatchSize)}
-	}
-	for _, d := range []struct {
-		p    *time.Duration
-		v    time.Duration
-		name string
-	}{
-		{&c.PollInterval, time.Second, "PollInterval"},
-		{&c.RetryBackoff, 100 * time.Millisecond, "RetryBackoff"},
-		{&c.MaxRetryBackoff, 10 * time.Second, "MaxRetryBackoff"},
-	} {
-		if *d.p == 0 {
-			*d.p = d.v
-		}
-		if *d.p < 0 {
-			return &eos.ConfigError{Field: "outbox.RelayConfig." + d.name, Reason: "negative"}
-		}
+	if err := config.Durations("outbox.RelayConfig.",
+		config.DurationField{Name: "PollInterval", P: &c.PollInterval, Default: time.Second},
+		config.DurationField{Name: "RetryBackoff", P: &c.RetryBackoff, Default: 100 * time.Millisecond},
+		config.DurationField{Name: "MaxRetryBackoff", P: &c.MaxRetryBackoff, Default: 10 * time.Second},
+	); err != nil {
+		return err
 	}
 	if c.Now == nil {
 		c.Now = time.Now
