@@ -20,9 +20,11 @@
 //
 // On the happy path a batch costs the inbox three statements (begin, claim,
 // commit) whatever its size. A handler error is isolated so that it never
-// rolls back or blocks the rest of the batch: by default the batch is redone
-// without the failed message ([IsolateRedo]); [IsolateSavepoint] wraps each
-// handler in a savepoint instead (two more statements per message).
+// rolls back or blocks the rest of the batch: by default ([IsolateAuto]) the
+// batch is redone with a savepoint around each handler, so the failed message
+// is rolled back alone; [IsolateRedo] redoes the batch without each failed
+// message instead, and [IsolateSavepoint] uses savepoints from the start
+// (two more statements per message).
 //
 // When the store fails on the inbox's own path, [Processor.Run] stalls with
 // backoff, acknowledges nothing and logs at error level until the store is

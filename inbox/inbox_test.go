@@ -110,7 +110,7 @@ func TestConcurrentRedeliveries(t *testing.T) {
 // Many goroutines deliver the same ids at once, in different orders and
 // batch shapes, redelivering whatever was nacked: each id has one effect.
 func testConcurrentRedeliveries[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
-	for _, iso := range []inbox.Isolation{inbox.IsolateRedo, inbox.IsolateSavepoint} {
+	for _, iso := range []inbox.Isolation{inbox.IsolateAuto, inbox.IsolateRedo, inbox.IsolateSavepoint} {
 		t.Run(iso.String(), func(t *testing.T) {
 			const n = 300
 			// One account per message: the handlers of different messages
@@ -192,7 +192,7 @@ func TestCrashPoints(t *testing.T) { drivertest.Each(t, testCrashPoints, testCra
 // message, nothing lost, nothing acked before the commit.
 func testCrashPoints[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	for _, point := range []string{inbox.FailAfterClaim, inbox.FailAfterHandler, inbox.FailBeforeCommit, inbox.FailAfterCommitBeforeAck} {
-		for _, iso := range []inbox.Isolation{inbox.IsolateRedo, inbox.IsolateSavepoint} {
+		for _, iso := range []inbox.Isolation{inbox.IsolateAuto, inbox.IsolateRedo, inbox.IsolateSavepoint} {
 			t.Run(point+"/"+iso.String(), func(t *testing.T) {
 				fp := &failpoint.Set{}
 				fp.Arm(point, failpoint.Times(1, failpoint.Error()))
@@ -283,7 +283,7 @@ func TestPoisonAndRequeue(t *testing.T) {
 }
 
 func testPoisonAndRequeue[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
-	for _, iso := range []inbox.Isolation{inbox.IsolateRedo, inbox.IsolateSavepoint} {
+	for _, iso := range []inbox.Isolation{inbox.IsolateAuto, inbox.IsolateRedo, inbox.IsolateSavepoint} {
 		t.Run(iso.String(), func(t *testing.T) {
 			e := freshEngine(t, e)
 			pay := drivertest.Payments[TTx]{E: e}
@@ -509,6 +509,7 @@ func TestConfigErrors(t *testing.T) {
 		{Consumer: "c", MaxBatch: -1},
 		{Consumer: "c", MaxWait: -time.Second},
 		{Consumer: "c", Isolation: 7},
+		{Consumer: "c", Isolation: -1},
 		{Consumer: "c", Limits: eos.Limits{MaxPayload: -1}},
 	} {
 		_, err := inbox.New(e.Driver, h, cfg)

@@ -75,7 +75,7 @@ type item struct {
 	requeue bool  // a dead letter being retried: one attempt, no nack
 
 	// Per batch attempt; reset when the batch starts over.
-	failErr  error // handler failure (IsolateRedo: recorded by the next round)
+	failErr  error // handler failure (without savepoints: recorded by the next round)
 	attempts int
 	outcome  Outcome
 	err      error
@@ -113,7 +113,7 @@ func invalidMessage(m eos.Message, verr error) (error, eos.Message) {
 }
 
 // Process runs one batch: one transaction (more after handler failures with
-// IsolateRedo), then acks and nacks. On error nothing was acknowledged; the
+// failures without savepoints), then acks and nacks. On error nothing was acknowledged; the
 // batch may or may not have committed (the claim makes a retry safe).
 func (p *Processor[TTx]) Process(ctx context.Context, ds []Delivery) (*BatchResult, error) {
 	if len(ds) == 0 {
@@ -183,7 +183,8 @@ func (p *Processor[TTx]) runBatch(ctx context.Context, items []*item) (*BatchRes
 	res := &BatchResult{Consumer: p.cfg.Consumer, Started: p.cfg.Now()}
 	for {
 		res.Rounds++
-		committed, err := p.round(ctx, items)
+		savepoints := p.cfg.Isolation == IsolateSavepoint || (p.cfg.Isolation == IsolateAuto && res.Rounds > 1)
+		committed, err := p.round(ctx, items, savepoints)
 		if err != nil {
 			return nil, err
 		}
@@ -202,10 +203,11 @@ func (p *Processor[TTx]) runBatch(ctx context.Context, items []*item) (*BatchRes
 	return res, nil
 }
 
-// round runs one transaction over items. It returns committed=false, with
-// the failed item marked, when a handler failed under IsolateRedo and the
+// round runs one transaction over items, with a savepoint around each
+// handler if savepoints is set. Without savepoints, it returns
+// committed=false, with the failed item marked, when a handler failed and the
 // batch must be redone without it.
-func (p *Processor[TTx]) round(ctx context.Context, items []*item) (committed bool, err error) {
+func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bool) (committed bool, err error) {
 	now := p.cfg.Now()
 	// Leaders carry the batch; followers (same id later in the batch) take
 	// their leader's fate.
@@ -269,7 +271,7 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item) (committed bo
 		}
 	}
 
-	// Failures from earlier rounds (IsolateRedo) are counted first: a
+	// Failures from earlier rounds (redone batches) are counted first: a
 	// message that has used its attempts is dead-lettered (and claimed), the
 	// others are left out of this round and nacked.
 	for _, it := range items {
@@ -331,7 +333,7 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item) (committed bo
 			dead = append(dead, p.deadLetter(it, now))
 			continue
 		}
-		if p.cfg.Isolation == IsolateRedo {
+		if !savepoints {
 			if herr := p.callHandler(ctx, p.h, tx, it.msg); herr != nil {
 				it.failErr = herr
 				return false, nil // deferred rollback; redo without it

@@ -55,7 +55,7 @@ type BatchResult struct {
 	Consumer string
 	Results  []Result // in delivery order
 	// Rounds is how many transactions the batch took: 1 plus one per
-	// redo after a handler failure (IsolateRedo).
+	// redo after a handler failure.
 	Rounds      int
 	Started     time.Time
 	CommittedAt time.Time

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -26,6 +27,9 @@ type Engine[TTx any] struct {
 	Exec func(ctx context.Context, tx TTx, query string, args ...any) error
 	// QueryInt runs a query returning one integer in tx.
 	QueryInt func(ctx context.Context, tx TTx, query string, args ...any) (int64, error)
+	// Prepare prepares statements that Exec then runs prepared, as a
+	// careful application would (pgx prepares and caches on its own).
+	Prepare func(t testing.TB, queries ...string)
 }
 
 // Int runs a one-integer query in its own transaction, failing t on error.
@@ -100,7 +104,40 @@ func SQLite(t testing.TB) *Engine[*sql.Tx] {
 	t.Helper()
 	d := NewSQLite(t, sqlite.Config{})
 	migrate(t, d.Migrator())
-	return &Engine[*sql.Tx]{Name: "sqlite", Driver: d, Exec: sqlExec, QueryInt: sqlInt}
+	return sqlEngine("sqlite", d, d.DB())
+}
+
+// sqlEngine is an engine for a database/sql driver over db.
+func sqlEngine(name string, d driver.Driver[*sql.Tx], db *sql.DB) *Engine[*sql.Tx] {
+	var mu sync.Mutex
+	stmts := map[string]*sql.Stmt{}
+	out := &Engine[*sql.Tx]{Name: name, Driver: d, QueryInt: sqlInt}
+	out.Prepare = func(t testing.TB, queries ...string) {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, q := range queries {
+			st, err := db.Prepare(q)
+			if err != nil {
+				t.Fatalf("prepare %s: %v", q, err)
+			}
+			t.Cleanup(func() { st.Close() })
+			stmts[q] = st
+		}
+	}
+	out.Exec = func(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
+		mu.Lock()
+		st := stmts[q]
+		mu.Unlock()
+		if st == nil {
+			return sqlExec(ctx, tx, q, args...)
+		}
+		txst := tx.StmtContext(ctx, st)
+		defer txst.Close()
+		_, err := txst.ExecContext(ctx, args...)
+		return err
+	}
+	return out
 }
 
 // PostgresSchema creates a fresh schema, dropped when t ends, and returns
@@ -168,15 +205,21 @@ func Postgres(t testing.TB) *Engine[pgx.Tx] {
 	t.Helper()
 	d := NewPostgres(t)
 	migrate(t, d.Migrator())
-	return &Engine[pgx.Tx]{Name: "postgres", Driver: d, Exec: pgxExec, QueryInt: pgxInt}
+	return &Engine[pgx.Tx]{Name: "postgres", Driver: d, Exec: pgxExec, QueryInt: pgxInt, Prepare: func(testing.TB, ...string) {}}
 }
 
 // PostgresStdlib returns a migrated database/sql engine on a fresh schema.
 func PostgresStdlib(t testing.TB) *Engine[*sql.Tx] {
 	t.Helper()
-	d := NewPostgresStdlib(t)
+	schema, pool := PostgresSchema(t)
+	db := stdlib.OpenDBFromPool(pool)
+	t.Cleanup(func() { db.Close() })
+	d, err := postgres.NewStdlib(db, postgres.Config{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
 	migrate(t, d.Migrator())
-	return &Engine[*sql.Tx]{Name: "postgres-stdlib", Driver: d, Exec: sqlExec, QueryInt: sqlInt}
+	return sqlEngine("postgres-stdlib", d, db)
 }
 
 func migrate(t testing.TB, m driver.Migrator) {

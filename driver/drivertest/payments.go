@@ -36,7 +36,13 @@ func (p Payments[TTx]) Setup(t testing.TB, accounts int, balance int64) {
 	if err := p.E.Driver.Commit(ctx, tx); err != nil {
 		t.Fatal(err)
 	}
+	p.E.Prepare(t, debitSQL, ledgerSQL)
 }
+
+const (
+	debitSQL  = "UPDATE accounts SET balance = balance - $1 WHERE id = $2"
+	ledgerSQL = "INSERT INTO ledger (msg_id, account, amount) VALUES ($1, $2, $3)"
+)
 
 // Account names account i.
 func Account(i int) string { return "a" + strconv.Itoa(i) }
@@ -52,10 +58,10 @@ func (p Payments[TTx]) Handler(ctx context.Context, tx TTx, m eos.Message) error
 	if err != nil {
 		return fmt.Errorf("payments: bad amount %q: %w", m.Payload, err)
 	}
-	if err := p.E.Exec(ctx, tx, "UPDATE accounts SET balance = balance - $1 WHERE id = $2", amount, m.Key); err != nil {
+	if err := p.E.Exec(ctx, tx, debitSQL, amount, m.Key); err != nil {
 		return err
 	}
-	return p.E.Exec(ctx, tx, "INSERT INTO ledger (msg_id, account, amount) VALUES ($1, $2, $3)", m.ID, m.Key, amount)
+	return p.E.Exec(ctx, tx, ledgerSQL, m.ID, m.Key, amount)
 }
 
 // Effects returns how many ledger rows message id produced.

@@ -21,17 +21,14 @@ func (e *executor) ClaimInbox(ctx context.Context, consumer string, now time.Tim
 	if len(claims) == 0 {
 		return fresh, nil
 	}
-	// The whole batch travels as one JSON parameter: binding two values per
-	// row costs more than SQLite parsing them.
-	args := []any{consumer, micros(now), claimJSON(claims)}
 	var res sql.Result
 	var err error
-	if st := e.d.claimStmt.Load(); st != nil {
-		txst := e.tx.StmtContext(ctx, st)
-		defer txst.Close()
-		res, err = txst.ExecContext(ctx, args...)
+	if len(claims) == 1 {
+		res, err = e.d.claimOne.exec(ctx, e.tx, consumer, micros(now), claims[0].ID, claims[0].Fingerprint)
 	} else {
-		res, err = e.tx.ExecContext(ctx, e.d.claimSQL, args...)
+		// The whole batch travels as one JSON parameter: binding two values
+		// per row costs more than SQLite parsing them.
+		res, err = e.d.claimMany.exec(ctx, e.tx, consumer, micros(now), claimJSON(claims))
 	}
 	if err != nil {
 		return nil, err

@@ -86,11 +86,48 @@ type Driver struct {
 	wake  wake.Signal
 	relay sync.Mutex // one outbox batch at a time
 	mig   *schema.Runner
-	// claimSQL claims a batch given as one JSON parameter; claimStmt is it
-	// prepared once the schema exists (parsing it costs more than a
-	// one-row claim).
-	claimSQL  string
-	claimStmt atomic.Pointer[sql.Stmt]
+	// claimMany claims a batch given as one JSON parameter, claimOne a
+	// single message; both are prepared once the schema exists (parsing
+	// them costs more than running them).
+	claimMany, claimOne prepared
+}
+
+// prepared is a statement prepared on the writer connection when it can be.
+type prepared struct {
+	sql  string
+	stmt atomic.Pointer[sql.Stmt]
+}
+
+// prepare prepares the statement. It runs outside any transaction of this
+// goroutine (a statement can only be prepared while the single connection
+// is free); before the schema is migrated it fails, and exec runs the
+// statement unprepared.
+func (p *prepared) prepare(ctx context.Context, db *sql.DB) {
+	if p.stmt.Load() != nil {
+		return
+	}
+	st, err := db.PrepareContext(ctx, p.sql)
+	if err != nil {
+		return
+	}
+	if !p.stmt.CompareAndSwap(nil, st) {
+		st.Close()
+	}
+}
+
+func (p *prepared) exec(ctx context.Context, tx *sql.Tx, args ...any) (sql.Result, error) {
+	if st := p.stmt.Load(); st != nil {
+		txst := tx.StmtContext(ctx, st)
+		defer txst.Close()
+		return txst.ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, p.sql, args...)
+}
+
+func (p *prepared) close() {
+	if st := p.stmt.Swap(nil); st != nil {
+		st.Close()
+	}
 }
 
 var _ driver.Driver[*sql.Tx] = (*Driver)(nil)
@@ -137,9 +174,10 @@ func Open(ctx context.Context, path string, cfg Config) (*Driver, error) {
 		db.Close()
 		return nil, err
 	}
-	d.claimSQL = "INSERT INTO " + d.t.inbox + " (consumer, id, fingerprint, claimed_at) " +
-		fmt.Sprintf("SELECT ?1, substr(j.value, %d), unhex(substr(j.value, 1, %d)), ?2 FROM json_each(?3) AS j WHERE true ", 2*eos.FingerprintSize+1, 2*eos.FingerprintSize) +
-		"ON CONFLICT (consumer, id) DO NOTHING"
+	insert := "INSERT INTO " + d.t.inbox + " (consumer, id, fingerprint, claimed_at) "
+	d.claimMany.sql = insert + fmt.Sprintf("SELECT ?1, substr(j.value, %d), unhex(substr(j.value, 1, %d)), ?2 FROM json_each(?3) AS j WHERE true ",
+		2*eos.FingerprintSize+1, 2*eos.FingerprintSize) + "ON CONFLICT (consumer, id) DO NOTHING"
+	d.claimOne.sql = insert + "VALUES (?1, ?3, ?4, ?2) ON CONFLICT (consumer, id) DO NOTHING"
 	d.mig = &schema.Runner{Conn: migConn{db}, Table: d.t.migrations, Migrations: migs}
 	return d, nil
 }
@@ -150,33 +188,19 @@ func (d *Driver) DB() *sql.DB { return d.db }
 
 // Close closes the database.
 func (d *Driver) Close() error {
-	if st := d.claimStmt.Swap(nil); st != nil {
-		st.Close()
-	}
+	d.claimMany.close()
+	d.claimOne.close()
 	return d.db.Close()
 }
 
 func (d *Driver) Name() string { return "sqlite" }
 
 func (d *Driver) Begin(ctx context.Context) (*sql.Tx, error) {
-	if d.claimStmt.Load() == nil {
-		d.prepareClaim(ctx)
+	if d.claimOne.stmt.Load() == nil || d.claimMany.stmt.Load() == nil {
+		d.claimOne.prepare(ctx, d.db)
+		d.claimMany.prepare(ctx, d.db)
 	}
 	return d.db.BeginTx(ctx, nil)
-}
-
-// prepareClaim prepares the claim statement on the writer connection. It
-// runs outside any transaction of this goroutine (a statement can only be
-// prepared while the single connection is free); before the schema is
-// migrated it fails, and ClaimInbox runs the statement unprepared.
-func (d *Driver) prepareClaim(ctx context.Context) {
-	st, err := d.db.PrepareContext(ctx, d.claimSQL)
-	if err != nil {
-		return
-	}
-	if !d.claimStmt.CompareAndSwap(nil, st) {
-		st.Close()
-	}
 }
 
 func (d *Driver) Commit(_ context.Context, tx *sql.Tx) error { return tx.Commit() }
