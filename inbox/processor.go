@@ -112,9 +112,9 @@ func invalidMessage(m eos.Message, verr error) (error, eos.Message) {
 		eos.Message{ID: id, Payload: m.Payload, CreatedAt: m.CreatedAt}
 }
 
-// Process runs one batch: one transaction (more after handler failures with
-// failures without savepoints), then acks and nacks. On error nothing was acknowledged; the
-// batch may or may not have committed (the claim makes a retry safe).
+// Process runs one batch: one transaction (two or more after a handler
+// failure), then acks and nacks. On error nothing was acknowledged; the batch
+// may or may not have committed (the claim makes a retry safe).
 func (p *Processor[TTx]) Process(ctx context.Context, ds []Delivery) (*BatchResult, error) {
 	if len(ds) == 0 {
 		return &BatchResult{Consumer: p.cfg.Consumer}, nil
