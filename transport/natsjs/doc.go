@@ -1,0 +1,33 @@
+// Package natsjs is the NATS JetStream transport of eos, on nats.go's
+// jetstream package.
+//
+//   - [Publisher] implements outbox.Publisher: every message carries its id as
+//     Nats-Msg-Id, so JetStream drops a re-publish within the stream's
+//     duplicate window; a duplicate PubAck is reported and counted, never
+//     hidden. Publishes are asynchronous within a bounded window.
+//   - [Subscriber] implements inbox.Source over a durable pull consumer with
+//     explicit acks, which the inbox sends only after its transaction
+//     commits. Plain acks by default: a lost ack means a redelivery, which the
+//     inbox's claim absorbs; double acks (about 5× slower here) are an option.
+//   - [EnsureStream] and [EnsureConsumer] provision with validated
+//     configuration; [RedeliveryHorizon] tells how late a message can come
+//     back, which the dedupe retention must cover.
+//
+// The embedded server lives in the sub-package natsembed, so that a program
+// that talks to an external NATS does not link nats-server.
+//
+// # Message mapping
+//
+// eos.Message.ID travels as the Nats-Msg-Id header, Key as Eos-Key,
+// CreatedAt as Eos-Created-At (RFC 3339, nanoseconds); other headers travel
+// as they are (first value only). A message without Nats-Msg-Id arrives with
+// an empty id, which the inbox dead-letters as invalid.
+//
+// # Ordering
+//
+// Messages published on one connection reach the stream in publish order.
+// With a window larger than one, a message the server refuses while it
+// accepts the next ones would be stored after them when the relay retries
+// it; the server refuses a message only on a stream limit or a storage
+// error. Set Window to 1 where strict per-key order must survive those.
+package natsjs

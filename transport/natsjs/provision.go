@@ -1,0 +1,186 @@
+package natsjs
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eoskit/eos"
+)
+
+// StreamConfig is what eos needs of a stream. Defaults are applied by
+// [EnsureStream].
+type StreamConfig struct {
+	// Name of the stream. Required: letters, digits, '-' and '_'.
+	Name string
+	// Subjects the stream captures. Required.
+	Subjects []string
+	// Duplicates is the window in which JetStream drops a publish whose
+	// Nats-Msg-Id it has seen. Default 2 minutes.
+	Duplicates time.Duration
+	// MaxAge bounds how long messages are kept; 0 keeps them until limits.
+	MaxAge time.Duration
+	// Replicas is the number of copies in a cluster. Default 1.
+	Replicas int
+	// Memory stores the stream in memory instead of on disk (tests only:
+	// a restart loses it).
+	Memory bool
+}
+
+func (c *StreamConfig) check() error {
+	if err := checkName("natsjs.StreamConfig.Name", c.Name); err != nil {
+		return err
+	}
+	if len(c.Subjects) == 0 {
+		return &eos.ConfigError{Field: "natsjs.StreamConfig.Subjects", Reason: "empty"}
+	}
+	if c.Duplicates == 0 {
+		c.Duplicates = 2 * time.Minute
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	switch {
+	case c.Duplicates < 0:
+		return &eos.ConfigError{Field: "natsjs.StreamConfig.Duplicates", Reason: "negative"}
+	case c.MaxAge < 0:
+		return &eos.ConfigError{Field: "natsjs.StreamConfig.MaxAge", Reason: "negative"}
+	case c.MaxAge > 0 && c.Duplicates > c.MaxAge:
+		return &eos.ConfigError{Field: "natsjs.StreamConfig.Duplicates", Reason: "longer than MaxAge"}
+	case c.Replicas < 1 || c.Replicas > 5:
+		return &eos.ConfigError{Field: "natsjs.StreamConfig.Replicas", Reason: fmt.Sprintf("must be 1..5, got %d", c.Replicas)}
+	}
+	return nil
+}
+
+// EnsureStream creates the stream, or updates it to cfg.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	storage := jetstream.FileStorage
+	if cfg.Memory {
+		storage = jetstream.MemoryStorage
+	}
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: cfg.Name, Subjects: cfg.Subjects, Duplicates: cfg.Duplicates, MaxAge: cfg.MaxAge,
+		Replicas: cfg.Replicas, Storage: storage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsjs: ensure stream %s: %w", cfg.Name, err)
+	}
+	return s, nil
+}
+
+// ConsumerConfig is what eos needs of a durable pull consumer. Defaults are
+// applied by [EnsureConsumer].
+type ConsumerConfig struct {
+	// Stream the consumer reads. Required.
+	Stream string
+	// Durable name. Required: letters, digits, '-' and '_'.
+	Durable string
+	// FilterSubject narrows the stream's subjects; empty takes all.
+	FilterSubject string
+	// AckWait is how long JetStream waits for an ack before redelivering.
+	// Default 30s; it must exceed the inbox's longest batch.
+	AckWait time.Duration
+	// MaxDeliver bounds deliveries of one message. Default 1000. Keep it
+	// well above the inbox's MaxAttempts and the redeliveries a store outage
+	// causes: past it JetStream stops delivering the message, and the inbox
+	// never sees it again.
+	MaxDeliver int
+	// BackOff, if set, replaces AckWait for successive redeliveries.
+	BackOff []time.Duration
+	// MaxAckPending bounds unacknowledged messages. Default 20000.
+	MaxAckPending int
+}
+
+func (c *ConsumerConfig) check() error {
+	if err := checkName("natsjs.ConsumerConfig.Stream", c.Stream); err != nil {
+		return err
+	}
+	if err := checkName("natsjs.ConsumerConfig.Durable", c.Durable); err != nil {
+		return err
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 1000
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = 20000
+	}
+	switch {
+	case c.AckWait < time.Second:
+		return &eos.ConfigError{Field: "natsjs.ConsumerConfig.AckWait", Reason: "shorter than 1s"}
+	case c.MaxDeliver < 0:
+		return &eos.ConfigError{Field: "natsjs.ConsumerConfig.MaxDeliver", Reason: "negative: unlimited redelivery has no horizon for the dedupe retention to cover"}
+	case len(c.BackOff) > 0 && len(c.BackOff) >= c.MaxDeliver:
+		return &eos.ConfigError{Field: "natsjs.ConsumerConfig.BackOff", Reason: "must have fewer steps than MaxDeliver"}
+	case c.MaxAckPending < 1:
+		return &eos.ConfigError{Field: "natsjs.ConsumerConfig.MaxAckPending", Reason: "must be positive"}
+	}
+	for _, b := range c.BackOff {
+		if b <= 0 {
+			return &eos.ConfigError{Field: "natsjs.ConsumerConfig.BackOff", Reason: "steps must be positive"}
+		}
+	}
+	return nil
+}
+
+// EnsureConsumer creates the durable pull consumer, or updates it to cfg.
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig) (jetstream.Consumer, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	c, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
+		Durable: cfg.Durable, FilterSubject: cfg.FilterSubject, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, BackOff: cfg.BackOff, MaxAckPending: cfg.MaxAckPending,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsjs: ensure consumer %s on %s: %w", cfg.Durable, cfg.Stream, err)
+	}
+	return c, nil
+}
+
+// RedeliveryHorizon is how late the pair can bring a message back: the
+// longer of the stream's duplicate window (a re-publish inside it is
+// dropped by JetStream itself) and the time the consumer keeps redelivering
+// (MaxDeliver waits of AckWait, or the BackOff steps). The inbox's dedupe
+// retention must be at least this (compact.Config.RedeliveryHorizon).
+func RedeliveryHorizon(s StreamConfig, c ConsumerConfig) (time.Duration, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	if err := c.check(); err != nil {
+		return 0, err
+	}
+	var redeliver time.Duration
+	for i := 0; i < c.MaxDeliver; i++ {
+		step := c.AckWait
+		if len(c.BackOff) > 0 {
+			step = c.BackOff[min(i, len(c.BackOff)-1)]
+		}
+		redeliver += step
+	}
+	return max(s.Duplicates, redeliver), nil
+}
+
+func checkName(field, name string) error {
+	if name == "" {
+		return &eos.ConfigError{Field: field, Reason: "empty"}
+	}
+	if len(name) > 255 {
+		return &eos.ConfigError{Field: field, Reason: "longer than 255 bytes"}
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return &eos.ConfigError{Field: field, Reason: fmt.Sprintf("invalid character %q at byte %d", c, i)}
+		}
+	}
+	return nil
+}
