@@ -242,7 +242,10 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bo
 				fresh[j] = true
 			}
 		} else {
-			p.fastSkip.Store(fastSkipBatches) // duplicates about: take the ordinary path for a while
+			// Declined: a duplicate (which cost the driver a connection) or
+			// a batch it does not take this way. Use the ordinary path for
+			// a while before trying again.
+			p.fastSkip.Store(fastSkipBatches)
 		}
 	} else if p.fastSkip.Load() > 0 {
 		p.fastSkip.Add(-1)
