@@ -4,7 +4,8 @@
 //   - [Publisher] implements outbox.Publisher: every message carries its id as
 //     Nats-Msg-Id, so JetStream drops a re-publish within the stream's
 //     duplicate window; a duplicate PubAck is reported and counted, never
-//     hidden. Publishes are asynchronous within a bounded window.
+//     hidden. Publishes are asynchronous within a bounded window, and each
+//     wait for an ack is bounded (AckTimeout).
 //   - [Subscriber] implements inbox.Source over a durable pull consumer with
 //     explicit acks, which the inbox sends only after its transaction
 //     commits. Plain acks by default: a lost ack means a redelivery, which the
@@ -20,8 +21,12 @@
 //
 // eos.Message.ID travels as the Nats-Msg-Id header, Key as Eos-Key,
 // CreatedAt as Eos-Created-At (RFC 3339, nanoseconds); other headers travel
-// as they are (first value only). A message without Nats-Msg-Id arrives with
-// an empty id, which the inbox dead-letters as invalid.
+// as they are (first value only). Application headers named Eos-Key or
+// Eos-Created-At, or starting with Nats- in any case, are neither sent nor
+// received: JetStream acts on Nats- headers (Nats-Rollup purges a subject,
+// Nats-Expected-* refuse the publish, which would stall the relay) and adds
+// its own on delivery. A message without Nats-Msg-Id arrives with an empty
+// id, which the inbox dead-letters as invalid.
 //
 // # Ordering
 //

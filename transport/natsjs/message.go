@@ -16,11 +16,22 @@ const (
 	HeaderCreatedAt = "Eos-Created-At"
 )
 
-// toNATS builds the NATS message for m on subject.
+// reserved reports whether a header name is not the application's: eos's
+// own headers, and the Nats- headers (any case), which JetStream interprets
+// (Nats-Rollup purges a subject, Nats-Expected-* refuse a publish, Nats-TTL
+// expires it) or adds on delivery.
+func reserved(name string) bool {
+	return name == HeaderKey || name == HeaderCreatedAt || len(name) >= 5 && strings.EqualFold(name[:5], "Nats-")
+}
+
+// toNATS builds the NATS message for m on subject. Application headers with
+// reserved names are not sent.
 func toNATS(subject string, m eos.Message) *nats.Msg {
-	h := nats.Header{}
+	h := make(nats.Header, len(m.Headers)+3)
 	for k, v := range m.Headers {
-		h.Set(k, v)
+		if !reserved(k) {
+			h[k] = []string{v}
+		}
 	}
 	h.Set(jetstream.MsgIDHeader, m.ID)
 	if m.Key != "" {
@@ -33,18 +44,19 @@ func toNATS(subject string, m eos.Message) *nats.Msg {
 }
 
 // fromNATS reads an eos.Message from a NATS message. It does not validate:
-// the inbox does, and dead-letters what is invalid.
+// the inbox does, and dead-letters what is invalid. An unreadable
+// Eos-Created-At leaves CreatedAt zero.
 func fromNATS(h nats.Header, data []byte) eos.Message {
 	m := eos.Message{ID: h.Get(jetstream.MsgIDHeader), Key: h.Get(HeaderKey), Payload: data}
 	if ts := h.Get(HeaderCreatedAt); ts != "" {
 		m.CreatedAt, _ = time.Parse(time.RFC3339Nano, ts)
 	}
 	for k, vs := range h {
-		if len(vs) == 0 || strings.HasPrefix(k, "Nats-") || k == HeaderKey || k == HeaderCreatedAt {
+		if len(vs) == 0 || reserved(k) {
 			continue
 		}
 		if m.Headers == nil {
-			m.Headers = map[string]string{}
+			m.Headers = make(map[string]string, len(h))
 		}
 		m.Headers[k] = vs[0]
 	}

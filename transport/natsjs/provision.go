@@ -3,6 +3,7 @@ package natsjs
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -18,7 +19,8 @@ type StreamConfig struct {
 	// Subjects the stream captures. Required.
 	Subjects []string
 	// Duplicates is the window in which JetStream drops a publish whose
-	// Nats-Msg-Id it has seen. Default 2 minutes.
+	// Nats-Msg-Id it has seen. Default 2 minutes, or MaxAge if shorter (as
+	// the server does); at least 100ms.
 	Duplicates time.Duration
 	// MaxAge bounds how long messages are kept; 0 keeps them until limits.
 	MaxAge time.Duration
@@ -38,13 +40,16 @@ func (c *StreamConfig) check() error {
 	}
 	if c.Duplicates == 0 {
 		c.Duplicates = 2 * time.Minute
+		if c.MaxAge > 0 {
+			c.Duplicates = min(c.Duplicates, c.MaxAge)
+		}
 	}
 	if c.Replicas == 0 {
 		c.Replicas = 1
 	}
 	switch {
-	case c.Duplicates < 0:
-		return &eos.ConfigError{Field: "natsjs.StreamConfig.Duplicates", Reason: "negative"}
+	case c.Duplicates < 100*time.Millisecond:
+		return &eos.ConfigError{Field: "natsjs.StreamConfig.Duplicates", Reason: fmt.Sprintf("shorter than 100ms (%v)", c.Duplicates)}
 	case c.MaxAge < 0:
 		return &eos.ConfigError{Field: "natsjs.StreamConfig.MaxAge", Reason: "negative"}
 	case c.MaxAge > 0 && c.Duplicates > c.MaxAge:
@@ -84,14 +89,19 @@ type ConsumerConfig struct {
 	// FilterSubject narrows the stream's subjects; empty takes all.
 	FilterSubject string
 	// AckWait is how long JetStream waits for an ack before redelivering.
-	// Default 30s; it must exceed the inbox's longest batch.
+	// Default 30s, at least 1s. It runs from the delivery to the client, so
+	// it must exceed the time a message waits in the Subscriber's buffer plus
+	// the inbox's longest batch; otherwise messages come back while they are
+	// being processed (harmless, but wasted work).
 	AckWait time.Duration
 	// MaxDeliver bounds deliveries of one message. Default 1000. Keep it
 	// well above the inbox's MaxAttempts and the redeliveries a store outage
 	// causes: past it JetStream stops delivering the message, and the inbox
 	// never sees it again.
 	MaxDeliver int
-	// BackOff, if set, replaces AckWait for successive redeliveries.
+	// BackOff, if set, replaces AckWait: delivery k waits BackOff[k-1] (the
+	// last step for later deliveries), and AckWait becomes BackOff[0], as on
+	// the server.
 	BackOff []time.Duration
 	// MaxAckPending bounds unacknowledged messages. Default 20000.
 	MaxAckPending int
@@ -104,6 +114,9 @@ func (c *ConsumerConfig) check() error {
 	if err := checkName("natsjs.ConsumerConfig.Durable", c.Durable); err != nil {
 		return err
 	}
+	if len(c.BackOff) > 0 {
+		c.AckWait = c.BackOff[0]
+	}
 	if c.AckWait == 0 {
 		c.AckWait = 30 * time.Second
 	}
@@ -115,7 +128,7 @@ func (c *ConsumerConfig) check() error {
 	}
 	switch {
 	case c.AckWait < time.Second:
-		return &eos.ConfigError{Field: "natsjs.ConsumerConfig.AckWait", Reason: "shorter than 1s"}
+		return &eos.ConfigError{Field: "natsjs.ConsumerConfig.AckWait", Reason: fmt.Sprintf("shorter than 1s (%v; with BackOff, its first step)", c.AckWait)}
 	case c.MaxDeliver < 0:
 		return &eos.ConfigError{Field: "natsjs.ConsumerConfig.MaxDeliver", Reason: "negative: unlimited redelivery has no horizon for the dedupe retention to cover"}
 	case len(c.BackOff) > 0 && len(c.BackOff) >= c.MaxDeliver:
@@ -159,14 +172,37 @@ func RedeliveryHorizon(s StreamConfig, c ConsumerConfig) (time.Duration, error) 
 		return 0, err
 	}
 	var redeliver time.Duration
-	for i := 0; i < c.MaxDeliver; i++ {
-		step := c.AckWait
-		if len(c.BackOff) > 0 {
-			step = c.BackOff[min(i, len(c.BackOff)-1)]
+	if n := len(c.BackOff); n > 0 {
+		// Delivery k waits BackOff[min(k-1, n-1)] for its ack.
+		for _, b := range c.BackOff { // fewer steps than MaxDeliver (check)
+			redeliver = satAdd(redeliver, b)
 		}
-		redeliver += step
+		redeliver = satAdd(redeliver, satMul(c.BackOff[n-1], c.MaxDeliver-n))
+	} else {
+		redeliver = satMul(c.AckWait, c.MaxDeliver)
 	}
 	return max(s.Duplicates, redeliver), nil
+}
+
+const maxDuration = time.Duration(math.MaxInt64)
+
+// satAdd and satMul are + and × of non-negative durations, saturating at
+// the largest duration.
+func satAdd(a, b time.Duration) time.Duration {
+	if a > maxDuration-b {
+		return maxDuration
+	}
+	return a + b
+}
+
+func satMul(d time.Duration, n int) time.Duration {
+	if n <= 0 || d <= 0 {
+		return 0
+	}
+	if d > maxDuration/time.Duration(n) {
+		return maxDuration
+	}
+	return d * time.Duration(n)
 }
 
 func checkName(field, name string) error {

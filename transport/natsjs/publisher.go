@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -18,6 +19,12 @@ type PublisherConfig struct {
 	// Window is the most publishes awaiting their ack at once. Default 256;
 	// 1 publishes synchronously.
 	Window int
+	// AckTimeout bounds how long Publish waits for the broker's next ack;
+	// past it, Publish reports the messages acknowledged so far and the
+	// relay retries the rest (their ids make that safe). Default 10s. The
+	// bound matters: nats.go fails pending asynchronous publishes when the
+	// connection reconnects, but not when it closes.
+	AckTimeout time.Duration
 	// OnDuplicate, if set, is called for each publish JetStream reported as
 	// a duplicate (dropped by its dedupe): a re-publish after a crash, or a
 	// producer retry.
@@ -42,6 +49,9 @@ func NewPublisher(js jetstream.JetStream, cfg PublisherConfig) (*Publisher, erro
 	if err := config.Int("natsjs.PublisherConfig.Window", &cfg.Window, 256, 65536); err != nil {
 		return nil, err
 	}
+	if err := config.Duration("natsjs.PublisherConfig.AckTimeout", &cfg.AckTimeout, 10*time.Second); err != nil {
+		return nil, err
+	}
 	return &Publisher{js: js, cfg: cfg}, nil
 }
 
@@ -55,17 +65,25 @@ type Result struct {
 	Duplicate bool // JetStream already had this Nats-Msg-Id within its window
 }
 
-// PublishMessage publishes one message synchronously and returns the
+// PublishMessage validates m, publishes it synchronously and returns the
 // broker's answer; a duplicate is reported in the Result, not as an error.
 func (p *Publisher) PublishMessage(ctx context.Context, subject string, m eos.Message) (Result, error) {
 	if err := eos.Validate(m); err != nil {
 		return Result{}, err
 	}
+	return p.publish(ctx, subject, m)
+}
+
+func (p *Publisher) publish(ctx context.Context, subject string, m eos.Message) (Result, error) {
 	ack, err := p.js.PublishMsg(ctx, toNATS(subject, m))
 	if err != nil {
-		return Result{}, fmt.Errorf("natsjs: publish %s to %s: %w", m.ID, subject, err)
+		return Result{}, publishErr(subject, m.ID, err)
 	}
 	return p.result(subject, m.ID, ack), nil
+}
+
+func publishErr(subject, id string, err error) error {
+	return fmt.Errorf("natsjs: publish %s to %s: %w", id, subject, err)
 }
 
 func (p *Publisher) result(subject, id string, ack *jetstream.PubAck) Result {
@@ -80,43 +98,51 @@ func (p *Publisher) result(subject, id string, ack *jetstream.PubAck) Result {
 
 // Publish implements outbox.Publisher: it publishes msgs in order, at most
 // Window awaiting their ack at once, and returns how many from the first
-// were acknowledged (a duplicate counts: the broker has the message).
+// were acknowledged (a duplicate counts: the broker has the message). The
+// outbox validated the messages; Publish does not validate again.
 func (p *Publisher) Publish(ctx context.Context, msgs []outbox.Envelope) (int, error) {
 	if p.cfg.Window == 1 {
 		for i, m := range msgs {
-			if _, err := p.PublishMessage(ctx, m.Topic, m.Message); err != nil {
+			if _, err := p.publish(ctx, m.Topic, m.Message); err != nil {
 				return i, err
 			}
 		}
 		return len(msgs), nil
 	}
-	acked := 0
-	for start := 0; start < len(msgs); start += p.cfg.Window {
-		chunk := msgs[start:min(start+p.cfg.Window, len(msgs))]
-		futures := make([]jetstream.PubAckFuture, 0, len(chunk))
-		var sendErr error
-		for _, m := range chunk {
-			f, err := p.js.PublishMsgAsync(toNATS(m.Topic, m.Message))
-			if err != nil {
-				sendErr = fmt.Errorf("natsjs: publish %s to %s: %w", m.ID, m.Topic, err)
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	timer := time.NewTimer(p.cfg.AckTimeout)
+	defer timer.Stop()
+	sent := 0
+	var sendErr error
+	for acked := 0; ; acked++ {
+		// Keep the window full, then wait for the oldest ack.
+		for sendErr == nil && sent < len(msgs) && sent-acked < p.cfg.Window {
+			m := msgs[sent]
+			if sendErr = ctx.Err(); sendErr != nil {
 				break
 			}
-			futures = append(futures, f)
-		}
-		for i, f := range futures {
-			select {
-			case ack := <-f.Ok():
-				p.result(chunk[i].Topic, chunk[i].ID, ack)
-				acked++
-			case err := <-f.Err():
-				return acked, fmt.Errorf("natsjs: publish %s to %s: %w", chunk[i].ID, chunk[i].Topic, err)
-			case <-ctx.Done():
-				return acked, ctx.Err()
+			f, err := p.js.PublishMsgAsync(toNATS(m.Topic, m.Message))
+			if err != nil {
+				sendErr = publishErr(m.Topic, m.ID, err)
+				break
 			}
+			futures[sent] = f
+			sent++
 		}
-		if sendErr != nil {
-			return acked, sendErr
+		if acked == sent {
+			return acked, sendErr // nil once all are acknowledged
+		}
+		m := msgs[acked]
+		timer.Reset(p.cfg.AckTimeout)
+		select {
+		case ack := <-futures[acked].Ok():
+			p.result(m.Topic, m.ID, ack)
+		case err := <-futures[acked].Err():
+			return acked, publishErr(m.Topic, m.ID, err)
+		case <-timer.C:
+			return acked, publishErr(m.Topic, m.ID, fmt.Errorf("no ack within %v", p.cfg.AckTimeout))
+		case <-ctx.Done():
+			return acked, ctx.Err()
 		}
 	}
-	return acked, nil
 }

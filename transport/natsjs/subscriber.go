@@ -3,6 +3,7 @@ package natsjs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -45,7 +46,7 @@ func NewSubscriber(cons jetstream.Consumer, cfg SubscriberConfig) (*Subscriber, 
 	}
 	iter, err := cons.Messages(jetstream.PullMaxMessages(cfg.Buffer))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("natsjs: subscribe: %w", err)
 	}
 	return &Subscriber{cfg: cfg, iter: iter}, nil
 }
@@ -54,7 +55,9 @@ func NewSubscriber(cons jetstream.Consumer, cfg SubscriberConfig) (*Subscriber, 
 // redelivered after the consumer's AckWait.
 func (s *Subscriber) Close() { s.iter.Stop() }
 
-// Fetch implements inbox.Source.
+// Fetch implements inbox.Source: it waits for one message as long as ctx
+// allows, then takes more for at most maxWait (none when maxWait is zero).
+// An error after the first message ends the batch; the next Fetch reports it.
 func (s *Subscriber) Fetch(ctx context.Context, max int, maxWait time.Duration) ([]inbox.Delivery, error) {
 	m, err := s.iter.Next(jetstream.NextContext(ctx))
 	if err != nil {

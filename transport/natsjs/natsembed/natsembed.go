@@ -91,7 +91,7 @@ func (s *Server) ClientURL() string {
 // reconnects disabled (an in-process server going away does not come back
 // at the same place).
 func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
-	opts = append([]nats.Option{nats.InProcessServer(s.s), nats.Name("eos-inprocess")}, opts...)
+	opts = append([]nats.Option{nats.InProcessServer(s.s), nats.Name("eos-inprocess"), nats.NoReconnect()}, opts...)
 	return nats.Connect("", opts...)
 }
 
