@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eoskit/eos/examples/payments"
+	"github.com/eoskit/eos/internal/testenv"
+)
+
+// TestMain lets the test binary serve as the demo's workers: the demo runs
+// its own executable with the hidden worker command, and under go test its
+// own executable is this binary.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == workerCommand {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func runCmd(t *testing.T, timeout time.Duration, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := run(ctx, args, strings.NewReader(""), &out, &errb)
+	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+// runDemoJSON runs the demo with --json and returns its report.
+func runDemoJSON(t *testing.T, args ...string) *payments.Report {
+	t.Helper()
+	start := time.Now()
+	r := runCmd(t, 90*time.Second, append([]string{"demo", "--json", "--timeout", "60s"}, args...)...)
+	t.Logf("demo took %s; stderr:\n%s", time.Since(start).Round(time.Millisecond), r.stderr)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("stdout has %d lines, want one JSON object:\n%s", len(lines), r.stdout)
+	}
+	var rep payments.Report
+	if err := json.Unmarshal([]byte(lines[0]), &rep); err != nil {
+		t.Fatalf("stdout is not a report: %v\n%s", err, r.stdout)
+	}
+	if r.code != exitOK {
+		t.Errorf("exit code %d, want 0; failures: %v", r.code, rep.Failures)
+	}
+	return &rep
+}
+
+// checkChaosRun asserts the done criteria of the demo.
+func checkChaosRun(t *testing.T, rep *payments.Report, orders int) {
+	t.Helper()
+	if !rep.OK || len(rep.Failures) > 0 {
+		t.Errorf("ok=%v, failures: %v", rep.OK, rep.Failures)
+	}
+	if rep.Orders != orders || rep.Applied != orders || rep.Charges != orders {
+		t.Errorf("orders %d, applied %d, charges %d; want %d each", rep.Orders, rep.Applied, rep.Charges, orders)
+	}
+	if rep.DuplicateEffects != 0 || rep.Missing != 0 || rep.DuplicateCharges != 0 || rep.MissingCharges != 0 || rep.PartialCommits != 0 {
+		t.Errorf("duplicate_effects %d, missing %d, duplicate_charges %d, missing_charges %d, partial_commits %d; want 0",
+			rep.DuplicateEffects, rep.Missing, rep.DuplicateCharges, rep.MissingCharges, rep.PartialCommits)
+	}
+	if rep.Kills == 0 {
+		t.Error("kills = 0 with --chaos")
+	}
+	if rep.DeadLettered != rep.Malformed || rep.Malformed == 0 {
+		t.Errorf("dead_lettered %d, malformed %d", rep.DeadLettered, rep.Malformed)
+	}
+	if rep.Republished == 0 || rep.DuplicatesSuppressed != rep.Republished {
+		t.Errorf("republished %d, duplicates_suppressed %d: want the copies past the broker's window, all suppressed",
+			rep.Republished, rep.DuplicatesSuppressed)
+	}
+	if rep.BrokerDuplicates == 0 {
+		t.Error("broker_duplicates = 0: the producer's retries did not reach the broker's dedupe")
+	}
+}
+
+func TestDemoSQLiteEmbeddedChaos(t *testing.T) {
+	rep := runDemoJSON(t, "--dir", filepath.Join(t.TempDir(), "demo"), "--orders", "2000", "--chaos", "--seed", "42")
+	checkChaosRun(t, rep, 2000)
+	if rep.Store != "sqlite" || rep.Broker != "nats-embedded" {
+		t.Errorf("ran on %s + %s", rep.Store, rep.Broker)
+	}
+}
+
+func TestDemoPostgresNATSChaos(t *testing.T) {
+	pg, nats := testenv.PostgresURL(t), testenv.NATSURL(t)
+	rep := runDemoJSON(t, "--dir", filepath.Join(t.TempDir(), "demo"), "--orders", "2000", "--chaos", "--seed", "43",
+		"--postgres", pg, "--nats", nats)
+	checkChaosRun(t, rep, 2000)
+	if rep.Store != "postgres" || rep.Broker != "nats" {
+		t.Errorf("ran on %s + %s", rep.Store, rep.Broker)
+	}
+}
+
+// A second run in the same directory replaces the first one's files.
+func TestDemoRerunsInItsDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "demo")
+	for i := 0; i < 2; i++ {
+		rep := runDemoJSON(t, "--dir", dir, "--orders", "200", "--workers", "2")
+		if !rep.OK || rep.Applied != 200 {
+			t.Fatalf("run %d: ok=%v applied=%d %v", i, rep.OK, rep.Applied, rep.Failures)
+		}
+	}
+}
+
+// Bad flags and unreachable services: exit 2 and one line on stderr.
+func TestDemoBadInputExits2WithOneLine(t *testing.T) {
+	notOurs := t.TempDir()
+	if err := os.WriteFile(filepath.Join(notOurs, "precious.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown flag", []string{"demo", "--bogus"}, "flag provided but not defined: -bogus"},
+		{"bad number", []string{"demo", "--orders", "many"}, `invalid value "many" for flag -orders`},
+		{"zero orders", []string{"demo", "--orders", "0"}, "--orders: want 1..10000000, got 0"},
+		{"too many workers", []string{"demo", "--workers", "65"}, "--workers: want 1..64"},
+		{"argument", []string{"demo", "now"}, `unexpected argument "now"`},
+		{"postgres not a URL", []string{"demo", "--postgres", "mysql://x"}, "--postgres: want a URL"},
+		{"nats not a URL", []string{"demo", "--nats", "127.0.0.1:4222"}, "--nats: want a URL"},
+		{"postgres unreachable", []string{"demo", "--postgres", "postgres://eos:secret@127.0.0.1:1/none?connect_timeout=3"}, "cannot connect to PostgreSQL at postgres://eos:xxxxx@127.0.0.1:1/none"},
+		{"nats unreachable", []string{"demo", "--nats", "nats://127.0.0.1:1"}, "cannot connect to NATS at nats://127.0.0.1:1"},
+		{"foreign directory", []string{"demo", "--dir", notOurs}, "is not empty and was not made by eos demo"},
+		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
+		{"worker without demo", []string{workerCommand}, "internal to eos demo"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := c.args
+			if args[0] == "demo" && !strings.Contains(strings.Join(args, " "), "--dir") {
+				args = append(args, "--dir", filepath.Join(t.TempDir(), "demo"))
+			}
+			r := runCmd(t, 30*time.Second, args...)
+			if r.code != exitUsage {
+				t.Errorf("exit code %d, want %d", r.code, exitUsage)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout: %q", r.stdout)
+			}
+			lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], c.want) {
+				t.Errorf("stderr %q, want one line with %q", r.stderr, c.want)
+			}
+			if strings.Contains(r.stderr, "secret") || strings.Contains(r.stderr, "goroutine") {
+				t.Errorf("stderr leaks a password or a stack trace: %q", r.stderr)
+			}
+		})
+	}
+}
+
+func TestDemoHelp(t *testing.T) {
+	r := runCmd(t, 10*time.Second, "demo", "-h")
+	if r.code != exitOK || !strings.Contains(r.stdout, "-chaos") || !strings.Contains(r.stdout, "-postgres") {
+		t.Fatalf("exit %d, stdout:\n%s", r.code, r.stdout)
+	}
+}

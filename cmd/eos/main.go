@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes.
+const (
+	exitOK       = 0
+	exitFailed   = 1   // the command ran and found something wrong
+	exitUsage    = 2   // bad flags or arguments, or a service it cannot reach
+	exitSignaled = 130 // interrupted
+)
+
+const usage = `eos — exactly-once effects: the operator's command
+
+Usage:
+  eos <command> [flags]
+
+Commands:
+  demo    run the payments scenario end to end and check it (eos demo -h)
+  help    show this help
+
+Run 'eos <command> -h' for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes the command line args and returns the exit code. Errors are
+// written to stderr as one line each.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "demo":
+		return runDemo(ctx, args[1:], stdout, stderr)
+	case workerCommand: // hidden: the demo's child processes
+		return runWorker(ctx, args[1:], stdin, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "eos: unknown command %q (commands: demo; see eos help)\n", args[0])
+	return exitUsage
+}

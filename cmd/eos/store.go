@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+
+	"github.com/eoskit/eos/driver"
+	"github.com/eoskit/eos/driver/postgres"
+	"github.com/eoskit/eos/driver/sqlite"
+	"github.com/eoskit/eos/examples/payments"
+)
+
+// storeConfig says where the scenario's database is. The demo passes it to
+// its workers, which open the same database.
+type storeConfig struct {
+	Kind   payments.Dialect `json:"kind"`
+	Path   string           `json:"path,omitempty"`   // SQLite file
+	URL    string           `json:"url,omitempty"`    // PostgreSQL URL
+	Schema string           `json:"schema,omitempty"` // PostgreSQL schema of this run
+}
+
+// openedStore is an open database: eos's driver and the scenario's tables
+// over one *sql.DB.
+type openedStore struct {
+	drv   driver.Driver[*sql.Tx]
+	store payments.Store
+	close func() error
+}
+
+// sqliteBusyTimeout is how long a process waits for SQLite's write lock:
+// several worker processes share one file, and a payment batch holds the
+// lock while it calls the provider.
+const sqliteBusyTimeout = time.Minute
+
+// lockSuffix names the file beside a SQLite database that its processes
+// lock to take turns at writing (see turnTaking).
+const lockSuffix = ".lock"
+
+// openStore opens the database of c. conns bounds PostgreSQL connections
+// (SQLite has one writer connection per process).
+func openStore(ctx context.Context, c storeConfig, conns int) (*openedStore, error) {
+	switch c.Kind {
+	case payments.SQLite:
+		d, err := sqlite.Open(ctx, c.Path, sqlite.Config{BusyTimeout: sqliteBusyTimeout})
+		if err != nil {
+			return nil, err
+		}
+		lock, err := openFileLock(c.Path + lockSuffix)
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+		return &openedStore{drv: newTurnTaking(d, lock), store: payments.Store{DB: d.DB(), Dialect: payments.SQLite},
+			close: func() error { return errors.Join(d.Close(), lock.close()) }}, nil
+	case payments.Postgres:
+		db, err := sql.Open("pgx", c.URL)
+		if err != nil {
+			return nil, fmt.Errorf("PostgreSQL %s: %w", redact(c.URL), err)
+		}
+		db.SetMaxOpenConns(conns)
+		db.SetMaxIdleConns(conns)
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := db.PingContext(pctx); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("cannot connect to PostgreSQL at %s: %w", redact(c.URL), connectCause(err))
+		}
+		d, err := postgres.NewStdlib(db, postgres.Config{Schema: c.Schema})
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		return &openedStore{drv: d, store: payments.Store{DB: db, Dialect: payments.Postgres, Schema: c.Schema}, close: db.Close}, nil
+	}
+	return nil, fmt.Errorf("unknown store kind %q", c.Kind)
+}
+
+// connectCause returns the network error behind a failed connection (pgx
+// reports one per address it tried), or err.
+func connectCause(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op
+	}
+	return err
+}
+
+// redact hides a password in a URL for messages.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// topology names the streams, subjects and consumers of one run.
+type topology struct {
+	OrdersStream   string `json:"orders_stream"`
+	PaymentsStream string `json:"payments_stream"`
+	Base           string `json:"base"` // subject prefix
+}
+
+func (t topology) ordersSubject() string   { return t.Base + ".orders" }
+func (t topology) paymentsSubject() string { return t.Base + ".payments" }
+
+// Durable consumer names: all order workers share one, and the payment
+// worker has its own.
+const (
+	ordersDurable   = "orders"
+	paymentsDurable = "payments"
+)

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// supervisor runs the demo's workers as child processes, restarts them
+// when they die, and (with chaos) kills them at random.
+type supervisor struct {
+	exe      string
+	out      io.Writer // the children's stdout and stderr
+	children []*child
+	fatal    chan error // a child that keeps failing on its own
+
+	mu       sync.Mutex
+	kills    int
+	restarts int
+	wg       sync.WaitGroup
+}
+
+// child is one worker and its current process.
+type child struct {
+	cfg    workerConfig
+	env    string
+	mu     sync.Mutex
+	proc   *os.Process // nil while not running
+	killed bool        // the current process was killed by chaos
+}
+
+func newSupervisor(exe string, out io.Writer, cfgs []workerConfig) (*supervisor, error) {
+	s := &supervisor{exe: exe, out: out, fatal: make(chan error, len(cfgs))}
+	for _, c := range cfgs {
+		raw, err := json.Marshal(c)
+		if err != nil {
+			return nil, err
+		}
+		s.children = append(s.children, &child{cfg: c, env: workerEnv + "=" + string(raw)})
+	}
+	return s, nil
+}
+
+// start starts every child; each is restarted until ctx ends.
+func (s *supervisor) start(ctx context.Context) {
+	for _, c := range s.children {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.keep(ctx, c)
+		}()
+	}
+}
+
+// Crash-loop bound: a child that exits on its own this many times within
+// the window is reported as fatal.
+const (
+	crashLimit  = 5
+	crashWindow = 20 * time.Second
+)
+
+// keep runs c again and again until ctx ends.
+func (s *supervisor) keep(ctx context.Context, c *child) {
+	var crashes []time.Time
+	for ctx.Err() == nil {
+		err := s.runOnce(ctx, c)
+		if ctx.Err() != nil {
+			return
+		}
+		c.mu.Lock()
+		killed := c.killed
+		c.killed = false
+		c.mu.Unlock()
+		if err == nil && !killed {
+			err = fmt.Errorf("exited")
+		}
+		delay := 50 * time.Millisecond
+		if !killed {
+			now := time.Now()
+			crashes = append(crashes, now)
+			for len(crashes) > 0 && now.Sub(crashes[0]) > crashWindow {
+				crashes = crashes[1:]
+			}
+			if len(crashes) >= crashLimit {
+				s.fatal <- fmt.Errorf("worker %s failed %d times in %s (last: %v)", c.cfg.Name, len(crashes), crashWindow, err)
+				return
+			}
+			delay = 200 * time.Millisecond
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		s.restarts++
+		s.mu.Unlock()
+	}
+}
+
+// runOnce starts c's process and waits for it to exit.
+func (s *supervisor) runOnce(ctx context.Context, c *child) error {
+	cmd := exec.Command(s.exe, workerCommand)
+	cmd.Env = append(os.Environ(), c.env)
+	cmd.Stdout, cmd.Stderr = s.out, s.out
+	// The child reads stdin until EOF: when this process dies, the pipe
+	// closes and the child stops.
+	stdin, keepOpen, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer keepOpen.Close()
+	cmd.Stdin = stdin
+	err = cmd.Start()
+	stdin.Close()
+	if err != nil {
+		return fmt.Errorf("start %s: %w", c.cfg.Name, err)
+	}
+	c.mu.Lock()
+	c.proc = cmd.Process
+	c.mu.Unlock()
+	if ctx.Err() != nil { // stopping began while it started
+		cmd.Process.Signal(syscall.SIGTERM)
+	}
+	err = cmd.Wait()
+	c.mu.Lock()
+	c.proc = nil
+	c.mu.Unlock()
+	return err
+}
+
+// chaos SIGKILLs a random running child every 0.2–1.2 s until ctx ends.
+func (s *supervisor) chaos(ctx context.Context, rnd *rand.Rand) {
+	for {
+		t := time.NewTimer(200*time.Millisecond + time.Duration(rnd.Int64N(int64(time.Second))))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		c := s.children[rnd.IntN(len(s.children))]
+		c.mu.Lock()
+		if c.proc != nil && !c.killed {
+			if c.proc.Kill() == nil {
+				c.killed = true
+				s.mu.Lock()
+				s.kills++
+				s.mu.Unlock()
+			}
+		}
+		c.mu.Unlock()
+	}
+}
+
+// counts returns the kills and restarts so far.
+func (s *supervisor) counts() (kills, restarts int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.kills, s.restarts
+}
+
+// stop asks every child to stop (SIGTERM), waits up to grace, then kills
+// what is left. ctx of start must be cancelled first.
+func (s *supervisor) stop(grace time.Duration) {
+	s.signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+	}
+	s.signal(syscall.SIGKILL)
+	<-done
+}
+
+func (s *supervisor) signal(sig os.Signal) {
+	for _, c := range s.children {
+		c.mu.Lock()
+		if c.proc != nil {
+			c.proc.Signal(sig)
+		}
+		c.mu.Unlock()
+	}
+}

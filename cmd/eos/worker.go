@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eoskit/eos/examples/payments"
+	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/outbox"
+	"github.com/eoskit/eos/transport/natsjs"
+)
+
+// workerCommand is the hidden subcommand the demo runs its children with;
+// workerEnv carries their configuration (JSON), out of sight of ps.
+const (
+	workerCommand = "__worker"
+	workerEnv     = "EOS_DEMO_WORKER"
+)
+
+// Worker roles.
+const (
+	roleOrders   = "orders"   // applies orders
+	roleRelay    = "relay"    // forwards the outbox to PAYMENTS (one per database)
+	rolePayments = "payments" // charges at the provider
+)
+
+// workerConfig is one child's job.
+type workerConfig struct {
+	Name        string      `json:"name"`
+	Role        string      `json:"role"`
+	Store       storeConfig `json:"store"`
+	NATSURL     string      `json:"nats_url"`
+	Topology    topology    `json:"topology"`
+	ProviderURL string      `json:"provider_url"`
+	LogLevel    string      `json:"log_level"`
+}
+
+// Processing settings of the workers.
+const (
+	ackWait    = 2 * time.Second // redelivery after a kill comes quickly
+	maxDeliver = 1000
+	// The pull buffers hold about one batch: AckWait runs from the
+	// delivery to this process, not to the inbox, so a deep buffer in front
+	// of a busy database would be redelivered while it waits.
+	ordersBuffer   = 256
+	paymentsBuffer = 2 * paymentsBatch
+	relayPoll      = 100 * time.Millisecond
+	paymentsBatch  = 64 // a payment batch holds the transaction while it calls the provider
+)
+
+func runWorker(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer) int {
+	raw := os.Getenv(workerEnv)
+	if len(args) > 0 || raw == "" {
+		fmt.Fprintln(stderr, "eos: "+workerCommand+" is internal to eos demo")
+		return exitUsage
+	}
+	var cfg workerConfig
+	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+		fmt.Fprintf(stderr, "eos: %s: bad configuration: %v\n", workerCommand, err)
+		return exitUsage
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		level = slog.LevelWarn
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("worker", cfg.Name, "pid", os.Getpid())
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The demo holds the other end of stdin: EOF means it is gone.
+	go func() {
+		io.Copy(io.Discard, stdin)
+		cancel()
+	}()
+	log.Info("worker starting", "role", cfg.Role)
+	err := work(ctx, cfg, log)
+	if err != nil && ctx.Err() == nil {
+		log.Error("worker failed", "error", err)
+		return exitFailed
+	}
+	log.Info("worker stopped")
+	return exitOK
+}
+
+func work(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
+	st, err := openStore(ctx, cfg.Store, 4)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name("eos-demo-"+cfg.Name), nats.MaxReconnects(-1),
+		nats.ReconnectWait(100*time.Millisecond), nats.Timeout(5*time.Second))
+	if err != nil {
+		return fmt.Errorf("connect to NATS: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	t := cfg.Topology
+
+	switch cfg.Role {
+	case roleOrders:
+		ob, err := outbox.New(st.drv, outbox.Config{})
+		if err != nil {
+			return err
+		}
+		h, err := payments.NewOrderHandler(ctx, st.store, ob, t.paymentsSubject())
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		p, err := inbox.New(st.drv, h.Handle, inbox.Config{
+			Consumer: payments.OrdersConsumer, MaxAttempts: 100,
+			RetryDelay: 100 * time.Millisecond, MaxRetryDelay: 2 * time.Second, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		// Sorted by account within a batch, so that concurrent batches
+		// lock accounts in one order (PostgreSQL: waits, no deadlocks).
+		return consume(ctx, js, t.OrdersStream, ordersDurable, ordersBuffer, p, payments.SortByKey)
+
+	case rolePayments:
+		client, err := payments.NewProviderClient(cfg.ProviderURL, nil)
+		if err != nil {
+			return err
+		}
+		h, err := payments.NewPaymentHandler(ctx, st.store, client)
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		// Savepoints from the start: a provider failure then rolls back one
+		// message, where the default would redo the batch and call the
+		// provider again for all of it.
+		p, err := inbox.New(st.drv, h.Handle, inbox.Config{
+			Consumer: payments.PaymentsConsumer, Isolation: inbox.IsolateSavepoint, MaxBatch: paymentsBatch,
+			MaxAttempts: 1000, RetryDelay: 100 * time.Millisecond, MaxRetryDelay: time.Second, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		return consume(ctx, js, t.PaymentsStream, paymentsDurable, paymentsBuffer, p, nil)
+
+	case roleRelay:
+		pub, err := natsjs.NewPublisher(js, natsjs.PublisherConfig{})
+		if err != nil {
+			return err
+		}
+		r, err := outbox.NewRelay(st.drv, pub, outbox.RelayConfig{PollInterval: relayPoll, Logger: log})
+		if err != nil {
+			return err
+		}
+		return r.Run(ctx)
+	}
+	return fmt.Errorf("unknown role %q", cfg.Role)
+}
+
+// consume runs p over the durable consumer the demo provisioned, through
+// wrap if set.
+func consume(ctx context.Context, js jetstream.JetStream, stream, durable string, buffer int, p *inbox.Processor[*sql.Tx],
+	wrap func(inbox.Source) inbox.Source) error {
+	cons, err := js.Consumer(ctx, stream, durable)
+	if err != nil {
+		return fmt.Errorf("consumer %s on %s: %w", durable, stream, err)
+	}
+	sub, err := natsjs.NewSubscriber(cons, natsjs.SubscriberConfig{Buffer: buffer})
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	var src inbox.Source = sub
+	if wrap != nil {
+		src = wrap(src)
+	}
+	err = p.Run(ctx, src)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,42 @@
+// Package payments is eos's end-to-end scenario: orders debit accounts
+// exactly once, and every order is charged exactly once at an external
+// payment provider, however often anything is retried, redelivered or
+// killed on the way.
+//
+// The pipeline:
+//
+//	producer ──ORDERS──▶ order workers (inbox "orders")
+//	                       tx{claim, debit account, ledger row, outbox charge}
+//	relay ◀──outbox──┘
+//	  └──PAYMENTS──▶ payment worker (inbox "payments")
+//	                       tx{claim, POST /v1/charges (Idempotency-Key), payments row}
+//	                                   │
+//	                                   ▼
+//	                    provider simulator (own idempotency records)
+//
+// The package holds the parts of the scenario; cmd/eos's demo wires them to
+// processes, a broker and a database:
+//
+//   - [Order] and [Charge], their JSON form and validation ([ParseOrder],
+//     [ParseCharge]), the workload ([GenerateOrders]) and the malformed
+//     inputs mixed into it ([Malformed]);
+//   - [Store]: the scenario's tables (accounts, ledger, payments) next to
+//     eos's, on SQLite or PostgreSQL through database/sql;
+//   - [OrderHandler] and [PaymentHandler], inbox handlers on *sql.Tx;
+//   - [Provider], the payment-provider simulator (an http.Handler over its
+//     own SQLite file), and [ProviderClient];
+//   - [Check], which reads the databases afterwards and builds the
+//     [Report]: every number in it comes from stored state (ledger rows and
+//     provider charge records per order id, unsent outbox rows, dead
+//     letters, broker counters), none from the workers' own counters.
+//
+// # The external effect
+//
+// An inbox handler must not have effects outside its transaction, because a
+// batch may run it again after a rollback. The payment handler calls the
+// provider anyway, and that is safe for one reason: the call carries the
+// order id as its Idempotency-Key, so the provider turns every repetition
+// (a redone batch, a redelivery after a crash between the call and the
+// commit) into a replay of the first answer. The provider's idempotency
+// record is the dedupe record of the external side.
+package payments

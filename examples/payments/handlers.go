@@ -1,0 +1,157 @@
+package payments
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/outbox"
+)
+
+// OrderHandler applies orders: the inbox handler of the "orders" consumer.
+// In the inbox's transaction it debits the account, appends a ledger row
+// and enqueues the order's charge in the outbox, so the three commit with
+// the claim of the order's id or not at all.
+type OrderHandler struct {
+	ob     *outbox.Outbox[*sql.Tx]
+	topic  string
+	now    func() time.Time
+	debit  *sql.Stmt
+	ledger *sql.Stmt
+}
+
+// NewOrderHandler prepares the handler's statements on s. Charges are
+// enqueued on chargeTopic (the relay's publish subject). Close releases the
+// statements.
+func NewOrderHandler(ctx context.Context, s Store, ob *outbox.Outbox[*sql.Tx], chargeTopic string) (*OrderHandler, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	if ob == nil {
+		return nil, errors.New("payments: NewOrderHandler: nil outbox")
+	}
+	if err := outbox.CheckTopic(chargeTopic); err != nil {
+		return nil, fmt.Errorf("payments: charge topic: %w", err)
+	}
+	h := &OrderHandler{ob: ob, topic: chargeTopic, now: time.Now}
+	var err error
+	if h.debit, err = s.DB.PrepareContext(ctx, "UPDATE "+s.table("accounts")+" SET balance = balance - $1 WHERE id = $2"); err != nil {
+		return nil, fmt.Errorf("payments: prepare debit: %w", err)
+	}
+	if h.ledger, err = s.DB.PrepareContext(ctx, "INSERT INTO "+s.table("ledger")+
+		" (order_id, account, amount, created_us, applied_us) VALUES ($1, $2, $3, $4, $5)"); err != nil {
+		h.debit.Close()
+		return nil, fmt.Errorf("payments: prepare ledger: %w", err)
+	}
+	return h, nil
+}
+
+// Close releases the prepared statements.
+func (h *OrderHandler) Close() error { return errors.Join(h.debit.Close(), h.ledger.Close()) }
+
+// Handle is an inbox.Handler[*sql.Tx]. A malformed order, one whose
+// order_id is not its message id, or one for an unknown account fails
+// permanently (dead-lettered at once); a database error fails this attempt.
+func (h *OrderHandler) Handle(ctx context.Context, tx *sql.Tx, m eos.Message) error {
+	o, err := ParseOrder(m.Payload)
+	if err != nil {
+		return inbox.Permanent(err)
+	}
+	if o.ID != m.ID {
+		return inbox.Permanent(&InputError{What: "order", Reason: fmt.Sprintf("order_id %q is not the message id %q", o.ID, m.ID)})
+	}
+	res, err := tx.StmtContext(ctx, h.debit).ExecContext(ctx, o.Amount, o.Account)
+	if err != nil {
+		return fmt.Errorf("payments: debit %s: %w", o.Account, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("payments: debit %s: %w", o.Account, err)
+	} else if n == 0 {
+		return inbox.Permanent(&InputError{What: "order", Reason: fmt.Sprintf("unknown account %q", o.Account)})
+	}
+	now := h.now()
+	created := m.CreatedAt
+	if created.IsZero() {
+		created = now
+	}
+	if _, err := tx.StmtContext(ctx, h.ledger).ExecContext(ctx, o.ID, o.Account, o.Amount, created.UnixMicro(), now.UnixMicro()); err != nil {
+		return fmt.Errorf("payments: ledger %s: %w", o.ID, err)
+	}
+	payload, err := json.Marshal(o.Charge())
+	if err != nil {
+		return fmt.Errorf("payments: charge %s: %w", o.ID, err)
+	}
+	// The charge keeps the order's creation time, so the payment side can
+	// measure from the order, end to end.
+	charge := eos.Message{ID: ChargeID(o.ID), Key: o.Account, Payload: payload, CreatedAt: created}
+	if err := h.ob.Enqueue(ctx, tx, h.topic, charge); err != nil {
+		return fmt.Errorf("payments: enqueue charge %s: %w", o.ID, err)
+	}
+	return nil
+}
+
+// PaymentHandler charges applied orders at the provider: the inbox handler
+// of the "payments" consumer. It calls the provider with the order id as
+// Idempotency-Key, then records the provider's charge id in the inbox's
+// transaction. The call is outside the transaction, and safe to repeat
+// because of the key: a rolled-back batch or a redelivery calls again and
+// gets the first answer replayed.
+type PaymentHandler struct {
+	client *ProviderClient
+	now    func() time.Time
+	record *sql.Stmt
+}
+
+// NewPaymentHandler prepares the handler's statement on s.
+func NewPaymentHandler(ctx context.Context, s Store, client *ProviderClient) (*PaymentHandler, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	if client == nil {
+		return nil, errors.New("payments: NewPaymentHandler: nil client")
+	}
+	st, err := s.DB.PrepareContext(ctx, "INSERT INTO "+s.table("payments")+
+		" (order_id, charge_id, account, amount, created_us, paid_us) VALUES ($1, $2, $3, $4, $5, $6)")
+	if err != nil {
+		return nil, fmt.Errorf("payments: prepare payment record: %w", err)
+	}
+	return &PaymentHandler{client: client, now: time.Now, record: st}, nil
+}
+
+// Close releases the prepared statement.
+func (h *PaymentHandler) Close() error { return h.record.Close() }
+
+// Handle is an inbox.Handler[*sql.Tx]. A malformed charge or a request the
+// provider rejects (4xx) fails permanently; a provider or network failure
+// fails this attempt, to be retried with the same key.
+func (h *PaymentHandler) Handle(ctx context.Context, tx *sql.Tx, m eos.Message) error {
+	c, err := ParseCharge(m.Payload)
+	if err != nil {
+		return inbox.Permanent(err)
+	}
+	if want := ChargeID(c.OrderID); m.ID != want {
+		return inbox.Permanent(&InputError{What: "charge", Reason: fmt.Sprintf("message id %q is not %q", m.ID, want)})
+	}
+	res, err := h.client.Charge(ctx, c)
+	if err != nil {
+		var pe *ProviderError
+		if errors.As(err, &pe) && !pe.Temporary() {
+			return inbox.Permanent(err)
+		}
+		return err
+	}
+	now := h.now()
+	created := m.CreatedAt
+	if created.IsZero() {
+		created = now
+	}
+	if _, err := tx.StmtContext(ctx, h.record).ExecContext(ctx, c.OrderID, res.ChargeID, c.Account, c.Amount, created.UnixMicro(), now.UnixMicro()); err != nil {
+		return fmt.Errorf("payments: record payment %s: %w", c.OrderID, err)
+	}
+	return nil
+}
