@@ -16,7 +16,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -64,6 +66,14 @@ type demoOptions struct {
 	timeout  time.Duration
 	keep     bool
 	verbose  bool
+
+	// Set by eos torture only.
+	failpoints    string // failpoint spec armed in every worker (empty: none)
+	brokerRestart bool   // restart the embedded NATS server now and then
+	noDuplicates  bool   // the producer neither retries nor copies past the dedupe window
+	noPoison      bool   // no malformed inputs
+	intentLog     bool   // the producer logs its intents to DIR/intentsFile first
+	quiet         bool   // no progress bar
 }
 
 func demoFlagSet(o *demoOptions) *flag.FlagSet {
@@ -204,6 +214,12 @@ type demo struct {
 
 	orders []payments.Order
 	bad    []payments.BadInput
+
+	sup     *supervisor // of the last run
+	intents *intentLog  // with opts.intentLog
+
+	srvMu    sync.Mutex // guards srv across broker restarts
+	restarts int        // broker restarts
 }
 
 // initialBalance of every account, in cents.
@@ -217,6 +233,7 @@ const (
 	providerFile = "provider.db"
 	natsDir      = "nats"
 	workersLog   = "workers.log"
+	intentsFile  = "intents.jsonl"
 )
 
 func setupDemo(ctx context.Context, o demoOptions, stderr io.Writer) (d *demo, err error) {
@@ -271,7 +288,14 @@ func setupDemo(ctx context.Context, o demoOptions, stderr io.Writer) (d *demo, e
 		if d.srv, err = natsembed.Start(natsembed.Config{Dir: filepath.Join(d.dir, natsDir), Listen: true}); err != nil {
 			return d, fmt.Errorf("start the embedded NATS server: %w", err)
 		}
-		if d.nc, err = d.srv.Connect(); err != nil {
+		if o.brokerRestart {
+			// Over TCP with reconnects: the server goes away and comes back.
+			d.nc, err = nats.Connect(d.srv.ClientURL(), nats.Name("eos-demo"), nats.MaxReconnects(-1),
+				nats.ReconnectWait(100*time.Millisecond), nats.Timeout(5*time.Second))
+		} else {
+			d.nc, err = d.srv.Connect()
+		}
+		if err != nil {
 			return d, fmt.Errorf("connect to the embedded NATS server: %w", err)
 		}
 		d.natsURL = d.srv.ClientURL()
@@ -307,7 +331,14 @@ func setupDemo(ctx context.Context, o demoOptions, stderr io.Writer) (d *demo, e
 		d.childOut = d.logFile
 	}
 	d.orders = payments.GenerateOrders(d.opts.seed, o.orders, o.accounts)
-	d.bad = payments.Malformed(payments.Account(0, o.accounts))
+	if !o.noPoison {
+		d.bad = payments.Malformed(payments.Account(0, o.accounts))
+	}
+	if o.intentLog {
+		if d.intents, err = createIntentLog(filepath.Join(d.dir, intentsFile)); err != nil {
+			return d, err
+		}
+	}
 	return d, nil
 }
 
@@ -325,7 +356,7 @@ func prepareDir(dir string) error {
 		if _, err := os.Stat(filepath.Join(dir, demoMarker)); err != nil {
 			return fmt.Errorf("--dir %s is not empty and was not made by eos demo; name a new directory", dir)
 		}
-		for _, name := range []string{dbFile, dbFile + "-wal", dbFile + "-shm", dbFile + lockSuffix, providerFile, providerFile + "-wal", providerFile + "-shm", natsDir, workersLog} {
+		for _, name := range []string{dbFile, dbFile + "-wal", dbFile + "-shm", dbFile + lockSuffix, providerFile, providerFile + "-wal", providerFile + "-shm", natsDir, workersLog, intentsFile} {
 			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
 				return fmt.Errorf("--dir: clearing the last run: %w", err)
 			}
@@ -373,7 +404,8 @@ func (d *demo) workerConfigs() []workerConfig {
 	if d.opts.verbose {
 		level = "info"
 	}
-	base := workerConfig{Store: d.storeCfg, NATSURL: d.natsURL, Topology: d.topo, ProviderURL: d.providerURL, LogLevel: level}
+	base := workerConfig{Store: d.storeCfg, NATSURL: d.natsURL, Topology: d.topo, ProviderURL: d.providerURL, LogLevel: level,
+		Failpoints: d.opts.failpoints, FailpointSeed: d.opts.seed}
 	var out []workerConfig
 	for i := 0; i < d.opts.workers; i++ {
 		c := base
@@ -393,13 +425,18 @@ func (d *demo) run(ctx context.Context) (*payments.Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	sup.selfKills = d.opts.failpoints != ""
+	d.sup = sup
 	start := time.Now()
 	runCtx, stopRun := context.WithCancel(ctx)
 	stopped := false
+	var restarter sync.WaitGroup
+	brokerFatal := make(chan error, 1)
 	stopAll := func() {
 		if !stopped {
 			stopped = true
 			stopRun()
+			restarter.Wait()
 			sup.stop(10 * time.Second)
 		}
 	}
@@ -412,14 +449,30 @@ func (d *demo) run(ctx context.Context) (*payments.Report, error) {
 		return nil, err
 	}
 	prod := &producer{pub: pub, js: d.js, topo: d.topo, orders: d.orders, bad: d.bad, rate: d.opts.rate,
-		rnd: mrand.New(mrand.NewPCG(d.opts.seed, 1))}
+		rnd: mrand.New(mrand.NewPCG(d.opts.seed, 1)), retryRate: retryRate, copyRate: copyRate, intents: d.intents}
+	if d.opts.noDuplicates {
+		prod.retryRate, prod.copyRate = 0, 0
+	}
 	prodDone := make(chan error, 1)
 	go func() { prodDone <- prod.run(runCtx) }()
 	if d.opts.chaos {
 		go sup.chaos(runCtx, mrand.New(mrand.NewPCG(d.opts.seed, 2)))
 	}
+	if d.opts.brokerRestart && d.srv != nil {
+		restarter.Add(1)
+		go func() {
+			defer restarter.Done()
+			if err := d.restartBroker(runCtx, mrand.New(mrand.NewPCG(d.opts.seed, 3))); err != nil {
+				brokerFatal <- err
+			}
+		}()
+	}
 
-	bar := newProgressBar(d.stderr)
+	barOut := d.stderr
+	if d.opts.quiet {
+		barOut = io.Discard
+	}
+	bar := newProgressBar(barOut)
 	deadline := time.NewTimer(d.opts.timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(500 * time.Millisecond) // polling external processes' progress in the databases
@@ -438,6 +491,9 @@ wait:
 				return nil, fmt.Errorf("producer: %w", err)
 			}
 			produced, prodDone = true, nil
+		case err := <-brokerFatal:
+			bar.finish()
+			return nil, err
 		case err := <-sup.fatal:
 			bar.finish()
 			return nil, fmt.Errorf("%w; see %s", err, filepath.Join(d.dir, workersLog))
@@ -577,9 +633,11 @@ func (d *demo) teardown() {
 	if d.nc != nil {
 		d.nc.Close()
 	}
+	d.srvMu.Lock()
 	if d.srv != nil {
 		d.srv.Shutdown()
 	}
+	d.srvMu.Unlock()
 	if d.st != nil {
 		if d.schemaUp && !d.opts.keep {
 			d.st.store.DB.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+d.storeCfg.Schema+" CASCADE")
@@ -588,5 +646,43 @@ func (d *demo) teardown() {
 	}
 	if d.logFile != nil {
 		d.logFile.Close()
+	}
+	d.intents.close()
+}
+
+// restartBroker shuts the embedded NATS server down and starts it again on
+// the same port and files every 1–3 s until ctx ends. The workers and the
+// demo's own connection reconnect.
+func (d *demo) restartBroker(ctx context.Context, rnd *mrand.Rand) error {
+	u, err := url.Parse(d.natsURL)
+	if err != nil {
+		return fmt.Errorf("broker restart: %w", err)
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		return fmt.Errorf("broker restart: port of %s: %w", d.natsURL, err)
+	}
+	for {
+		if err := sleepUntil(ctx, time.Now().Add(time.Second+time.Duration(rnd.Int64N(int64(2*time.Second))))); err != nil {
+			return nil
+		}
+		d.srvMu.Lock()
+		d.srv.Shutdown()
+		var srv *natsembed.Server
+		for try := 0; ; try++ {
+			srv, err = natsembed.Start(natsembed.Config{Dir: filepath.Join(d.dir, natsDir), Listen: true, Port: port})
+			if err == nil || try == 50 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond) // the port may take a moment to free
+		}
+		if err != nil {
+			d.srv = nil
+			d.srvMu.Unlock()
+			return fmt.Errorf("broker restart: %w", err)
+		}
+		d.srv = srv
+		d.restarts++
+		d.srvMu.Unlock()
 	}
 }

@@ -24,6 +24,7 @@ Usage:
 
 Commands:
   demo    run the payments scenario end to end and check it (eos demo -h)
+  torture run it repeatedly under faults and check every run (eos torture -h)
   help    show this help
 
 Run 'eos <command> -h' for a command's flags.
@@ -46,12 +47,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch args[0] {
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
+	case "torture":
+		return runTorture(ctx, args[1:], stdout, stderr)
 	case workerCommand: // hidden: the demo's child processes
 		return runWorker(ctx, args[1:], stdin, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "eos: unknown command %q (commands: demo; see eos help)\n", args[0])
+	fmt.Fprintf(stderr, "eos: unknown command %q (commands: demo, torture; see eos help)\n", args[0])
 	return exitUsage
 }

@@ -43,6 +43,11 @@ type producer struct {
 	bad    []payments.BadInput
 	rate   int // orders per second; 0: as fast as the broker takes them
 	rnd    *rand.Rand
+	// retryRate and copyRate are the shares of orders retried inside and
+	// copied past the broker's dedupe window (the demo: the constants).
+	retryRate, copyRate float64
+	// intents, if set, records every publish before it is made.
+	intents *intentLog
 
 	published   atomic.Int64 // orders published at least once
 	republished atomic.Int64 // copies the broker stored as new messages
@@ -78,14 +83,17 @@ func (p *producer) run(ctx context.Context) error {
 		env := outbox.Envelope{Topic: p.topo.ordersSubject(), Message: o.Message(time.Now())}
 		batch = append(batch, env)
 		batchOrders++
-		if p.rnd.Float64() < retryRate {
+		if p.rnd.Float64() < p.retryRate {
 			batch = append(batch, env)
 		}
-		if p.rnd.Float64() < copyRate {
+		if p.rnd.Float64() < p.copyRate {
 			copies = append(copies, pendingCopy{due: time.Now().Add(copyDelay), env: env})
 		}
 		if len(batch) < batchSize && i < n-1 {
 			continue
+		}
+		if err := p.intents.orders(batch); err != nil {
+			return err
 		}
 		if err := p.publish(ctx, batch); err != nil {
 			return err
@@ -146,6 +154,9 @@ func (p *producer) publishCopies(ctx context.Context, copies []pendingCopy, all 
 				return nil, err
 			}
 		}
+		if err := p.intents.copy(c.env.Message.ID); err != nil {
+			return nil, err
+		}
 		res, err := p.publishOne(ctx, c.env)
 		if err != nil {
 			return nil, err
@@ -179,6 +190,9 @@ func (p *producer) publishOne(ctx context.Context, env outbox.Envelope) (natsjs.
 // around the Publisher, which refuses it.
 func (p *producer) publishBad(ctx context.Context, b payments.BadInput) error {
 	subject := p.topo.ordersSubject()
+	if err := p.intents.poison(b); err != nil {
+		return err
+	}
 	if !b.NoMessageID {
 		_, err := p.publishOne(ctx, outbox.Envelope{Topic: subject, Message: b.Message})
 		return err

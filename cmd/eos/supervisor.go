@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -20,11 +21,17 @@ type supervisor struct {
 	out      io.Writer // the children's stdout and stderr
 	children []*child
 	fatal    chan error // a child that keeps failing on its own
+	// selfKills: a child that dies of SIGKILL without the supervisor having
+	// killed it was crashed on purpose (a failpoint's crash action); it is
+	// counted and restarted, not held against the crash-loop bound.
+	selfKills bool
 
-	mu       sync.Mutex
-	kills    int
-	restarts int
-	wg       sync.WaitGroup
+	mu        sync.Mutex
+	kills     int
+	crashes   int // SIGKILLs a child sent itself (selfKills)
+	restarts  int
+	killTimes []time.Time // of every kill and crash, in order
+	wg        sync.WaitGroup
 }
 
 // child is one worker and its current process.
@@ -78,6 +85,13 @@ func (s *supervisor) keep(ctx context.Context, c *child) {
 		killed := c.killed
 		c.killed = false
 		c.mu.Unlock()
+		if !killed && s.selfKills && diedOfSIGKILL(err) {
+			killed = true
+			s.mu.Lock()
+			s.crashes++
+			s.killTimes = append(s.killTimes, time.Now())
+			s.mu.Unlock()
+		}
 		if err == nil && !killed {
 			err = fmt.Errorf("exited")
 		}
@@ -155,6 +169,7 @@ func (s *supervisor) chaos(ctx context.Context, rnd *rand.Rand) {
 				c.killed = true
 				s.mu.Lock()
 				s.kills++
+				s.killTimes = append(s.killTimes, time.Now())
 				s.mu.Unlock()
 			}
 		}
@@ -167,6 +182,25 @@ func (s *supervisor) counts() (kills, restarts int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.kills, s.restarts
+}
+
+// crashCount returns the SIGKILLs the children sent themselves and the
+// times of every kill and crash so far.
+func (s *supervisor) crashCount() (crashes int, killTimes []time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.crashes, append([]time.Time(nil), s.killTimes...)
+}
+
+// diedOfSIGKILL reports whether err is the exit of a process killed by
+// SIGKILL.
+func diedOfSIGKILL(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }
 
 // stop asks every child to stop (SIGTERM), waits up to grace, then kills

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eoskit/eos/examples/payments"
+	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/inbox"
 	"github.com/eoskit/eos/outbox"
 	"github.com/eoskit/eos/transport/natsjs"
@@ -43,6 +45,11 @@ type workerConfig struct {
 	Topology    topology    `json:"topology"`
 	ProviderURL string      `json:"provider_url"`
 	LogLevel    string      `json:"log_level"`
+	// Failpoints arms fault points in this worker (failpoint.Parse syntax;
+	// empty: none), drawing from a source seeded with FailpointSeed and the
+	// process id, so that a restarted worker does not replay its crashes.
+	Failpoints    string `json:"failpoints,omitempty"`
+	FailpointSeed uint64 `json:"failpoint_seed,omitempty"`
 }
 
 // Processing settings of the workers.
@@ -109,6 +116,10 @@ func work(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 		return err
 	}
 	t := cfg.Topology
+	fps, err := failpoint.Parse(cfg.Failpoints, rand.New(rand.NewPCG(cfg.FailpointSeed, uint64(os.Getpid()))))
+	if err != nil {
+		return err
+	}
 
 	switch cfg.Role {
 	case roleOrders:
@@ -123,7 +134,7 @@ func work(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 		defer h.Close()
 		p, err := inbox.New(st.drv, h.Handle, inbox.Config{
 			Consumer: payments.OrdersConsumer, MaxAttempts: 100,
-			RetryDelay: 100 * time.Millisecond, MaxRetryDelay: 2 * time.Second, Logger: log,
+			RetryDelay: 100 * time.Millisecond, MaxRetryDelay: 2 * time.Second, Logger: log, Failpoints: fps,
 		})
 		if err != nil {
 			return err
@@ -147,7 +158,7 @@ func work(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 		// provider again for all of it.
 		p, err := inbox.New(st.drv, h.Handle, inbox.Config{
 			Consumer: payments.PaymentsConsumer, Isolation: inbox.IsolateSavepoint, MaxBatch: paymentsBatch,
-			MaxAttempts: 1000, RetryDelay: 100 * time.Millisecond, MaxRetryDelay: time.Second, Logger: log,
+			MaxAttempts: 1000, RetryDelay: 100 * time.Millisecond, MaxRetryDelay: time.Second, Logger: log, Failpoints: fps,
 		})
 		if err != nil {
 			return err
@@ -159,7 +170,7 @@ func work(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		r, err := outbox.NewRelay(st.drv, pub, outbox.RelayConfig{PollInterval: relayPoll, Logger: log})
+		r, err := outbox.NewRelay(st.drv, pub, outbox.RelayConfig{PollInterval: relayPoll, Logger: log, Failpoints: fps})
 		if err != nil {
 			return err
 		}

@@ -46,6 +46,11 @@ func (s Store) Validate() error {
 }
 
 // table qualifies a table name with the schema.
+// Table returns the qualified name of the scenario's table name (accounts,
+// ledger, payments) or of eos's (EOSPrefix+"outbox" …), for checkers that
+// read the tables themselves.
+func (s Store) Table(name string) string { return s.table(name) }
+
 func (s Store) table(name string) string {
 	if s.Schema == "" {
 		return name

@@ -1,0 +1,655 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eoskit/eos/examples/payments"
+	"github.com/eoskit/eos/failpoint"
+)
+
+const tortureUsage = `Usage: eos torture [flags]
+
+Runs the payments scenario (see eos demo) several times under faults and
+checks each run with a checker that trusts no worker counter: the producer
+first appends what it is about to publish to its own log (JSON lines,
+fsync'd), and after the run drains the checker compares that log with the
+broker's stream and the databases: nothing lost, nothing applied twice,
+nothing applied that was never sent, money conserved, every order charged
+exactly once at the provider.
+
+Faults (--faults, comma-separated, or all):
+  kill            SIGKILL order workers, the relay and the payment worker at random
+  failpoints      crash / error / delay at the inbox's and relay's failpoints
+  broker-restart  restart the embedded NATS server mid-run (not with --nats)
+  duplicates      publish retries inside, and copies past, the broker's dedupe window
+  poison          malformed messages mixed into the orders
+A TCP fault proxy is not implemented yet (proxy_faults is always 0).
+
+The exit status is 0 when every run holds, 1 when one loses, duplicates,
+breaks conservation or fails another check, 2 for bad flags or unreachable
+services.
+
+Flags:
+`
+
+// Fault names.
+const (
+	faultKill          = "kill"
+	faultFailpoints    = "failpoints"
+	faultBrokerRestart = "broker-restart"
+	faultDuplicates    = "duplicates"
+	faultPoison        = "poison"
+)
+
+var allFaults = []string{faultKill, faultFailpoints, faultBrokerRestart, faultDuplicates, faultPoison}
+
+// defaultFailpoints is what the failpoints fault arms in every worker: low
+// probabilities per batch, crashes at each step of the inbox and the relay.
+const defaultFailpoints = "inbox.after_claim=crash@0.01,inbox.after_handler=delay:20ms@0.05," +
+	"inbox.before_commit=error@0.05,inbox.after_commit_before_ack=crash@0.01,relay.after_publish_before_mark=crash@0.02"
+
+// tortureOptions are the torture's flags.
+type tortureOptions struct {
+	dir        string
+	runs       int
+	events     int
+	faultsRaw  string
+	faults     map[string]bool
+	workers    int
+	seed       uint64
+	json       bool
+	postgres   string
+	natsURL    string
+	failpoints string
+	timeout    time.Duration
+	verbose    bool
+}
+
+func tortureFlagSet(o *tortureOptions) *flag.FlagSet {
+	fs := flag.NewFlagSet("eos torture", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.dir, "dir", "eos-torture", "directory for the runs' files (one subdirectory per run)")
+	fs.IntVar(&o.runs, "runs", 3, "number of runs")
+	fs.IntVar(&o.events, "events", 10_000, "orders per run")
+	fs.StringVar(&o.faultsRaw, "faults", "all", "faults to inject: all, or a comma-separated list of "+strings.Join(allFaults, ", "))
+	fs.IntVar(&o.workers, "workers", 4, "order worker processes")
+	fs.Uint64Var(&o.seed, "seed", 0, "seed of the first run; run i uses seed+i (0: pick one)")
+	fs.BoolVar(&o.json, "json", false, "print the result as one JSON object on stdout")
+	fs.StringVar(&o.postgres, "postgres", "", "PostgreSQL URL (postgres://…) instead of SQLite")
+	fs.StringVar(&o.natsURL, "nats", "", "NATS URL (nats://…) instead of the embedded server")
+	fs.StringVar(&o.failpoints, "failpoint-spec", defaultFailpoints, "failpoints armed in the workers by the failpoints fault")
+	fs.DurationVar(&o.timeout, "timeout", 0, "give up on a run after this long (0: 2m plus 3ms per event)")
+	fs.BoolVar(&o.verbose, "verbose", false, "workers log at info level to stderr")
+	return fs
+}
+
+func parseTortureFlags(args []string) (tortureOptions, error) {
+	var o tortureOptions
+	fs := tortureFlagSet(&o)
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	// The demo's checks of the shared flags.
+	if _, err := parseDemoFlags([]string{"--dir", o.dir, "--orders", fmt.Sprint(o.events), "--workers", fmt.Sprint(o.workers),
+		"--postgres", o.postgres, "--nats", o.natsURL, "--timeout", o.timeout.String()}); err != nil {
+		return o, errors.New(strings.ReplaceAll(err.Error(), "--orders", "--events"))
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	case o.runs < 1 || o.runs > 1000:
+		return o, fmt.Errorf("--runs: want 1..1000, got %d", o.runs)
+	}
+	o.faults = map[string]bool{}
+	for _, f := range strings.Split(o.faultsRaw, ",") {
+		f = strings.TrimSpace(f)
+		switch {
+		case f == "all":
+			for _, a := range allFaults {
+				o.faults[a] = true
+			}
+		case f == "none" || f == "":
+		case slices.Contains(allFaults, f):
+			o.faults[f] = true
+		default:
+			return o, fmt.Errorf("--faults: unknown fault %q (want all, none or %s)", f, strings.Join(allFaults, ", "))
+		}
+	}
+	if o.faults[faultFailpoints] {
+		if err := checkFailpointSpec(o.failpoints); err != nil {
+			return o, fmt.Errorf("--failpoint-spec: %w", err)
+		}
+	}
+	if o.timeout == 0 {
+		o.timeout = 2*time.Minute + time.Duration(o.events)*3*time.Millisecond
+	}
+	return o, nil
+}
+
+// checkFailpointSpec parses spec as the workers will.
+func checkFailpointSpec(spec string) error {
+	_, err := failpoint.Parse(spec, rand.New(rand.NewPCG(1, 1)))
+	return err
+}
+
+// plannedFaults splits the chosen faults into those the runs inject and
+// those that do not apply to the chosen services.
+func (o tortureOptions) plannedFaults() (faults, notApplicable []string) {
+	faults = []string{}
+	for _, f := range allFaults {
+		if !o.faults[f] {
+			continue
+		}
+		if f == faultBrokerRestart && o.natsURL != "" {
+			notApplicable = append(notApplicable, f+" (external NATS)")
+			continue
+		}
+		faults = append(faults, f)
+	}
+	return faults, notApplicable
+}
+
+// tortureRun is the checker's verdict on one run. Every count comes from
+// the producer's intent log, the broker's stream or the databases.
+type tortureRun struct {
+	Run  int    `json:"run,omitempty"`
+	Seed uint64 `json:"seed,omitempty"`
+	// Attempted: distinct orders the intent log announced; Acknowledged:
+	// of those, the ones the broker stored (it acked the publish).
+	Attempted    int64 `json:"attempted"`
+	Acknowledged int64 `json:"acknowledged"`
+	Applied      int64 `json:"applied"`    // attempted orders with a ledger row
+	Lost         int64 `json:"lost"`       // acknowledged, never applied
+	Duplicated   int64 `json:"duplicated"` // ledger or payment rows beyond the first per order
+	Unexpected   int64 `json:"unexpected"` // applied, never intended
+	// Recovered: orders in flight when a worker was killed or crashed
+	// (created before, applied after) and applied once all the same.
+	Recovered       int64 `json:"recovered"`
+	Quarantined     int64 `json:"quarantined"`
+	Poison          int64 `json:"poison"` // malformed inputs intended
+	DeadLettered    int64 `json:"dead_lettered"`
+	Conservation    bool  `json:"conservation"` // sum of balances == initial - sum of ledger
+	ChargedOnce     int64 `json:"charged_once"` // orders charged exactly once at the provider
+	ChargeAnomalies int64 `json:"charge_anomalies"`
+	// SLIs.
+	DuplicateEffectsPerMillion float64 `json:"duplicate_effects_per_million"`
+	MissedApplies              int64   `json:"missed_applies"`
+	PartialCommits             int64   `json:"partial_commits"` // outbox rows unsent at the end
+	Reprocessed                int64   `json:"reprocessed"`
+	P50ms                      float64 `json:"p50_ms"`
+	P99ms                      float64 `json:"p99_ms"`
+	// The faults injected.
+	Kills            int      `json:"kills"`             // SIGKILLs by the supervisor
+	FailpointCrashes int      `json:"failpoint_crashes"` // SIGKILLs at failpoints
+	Restarts         int      `json:"restarts"`          // broker restarts
+	Republished      int64    `json:"republished"`       // copies past the dedupe window
+	BrokerDuplicates int64    `json:"broker_duplicates"` // retries the broker dropped
+	ElapsedS         float64  `json:"elapsed_s"`
+	OK               bool     `json:"ok"`
+	Failures         []string `json:"failures,omitempty"`
+}
+
+// tortureTotal sums the runs; P50/P99 are the worst run's.
+type tortureTotal struct {
+	tortureRun
+	ProxyFaults   int      `json:"proxy_faults"`
+	Proxy         string   `json:"proxy"`
+	Faults        []string `json:"faults"`
+	NotApplicable []string `json:"not_applicable,omitempty"`
+	Store         string   `json:"store"`
+	Broker        string   `json:"broker"`
+}
+
+type tortureResult struct {
+	Runs  []tortureRun `json:"runs"`
+	Total tortureTotal `json:"total"`
+}
+
+func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parseTortureFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, tortureUsage)
+		fs := tortureFlagSet(&tortureOptions{})
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "eos torture: %s (see eos torture -h)\n", oneLine(err))
+		return exitUsage
+	}
+	if o.seed == 0 {
+		o.seed = uint64(time.Now().UnixNano()%1_000_000) + 1
+	}
+	res := tortureResult{Runs: []tortureRun{}}
+	tot := &res.Total
+	tot.Proxy = "not implemented"
+	tot.Store, tot.Broker = string(payments.SQLite), "nats-embedded"
+	if o.postgres != "" {
+		tot.Store = string(payments.Postgres)
+	}
+	if o.natsURL != "" {
+		tot.Broker = "nats"
+	}
+	tot.Faults, tot.NotApplicable = o.plannedFaults()
+	for i := 0; i < o.runs; i++ {
+		r, code, err := tortureOnce(ctx, o, i, stderr)
+		if err != nil {
+			if ctx.Err() != nil {
+				fmt.Fprintln(stderr, "eos torture: interrupted")
+				return exitSignaled
+			}
+			fmt.Fprintf(stderr, "eos torture: run %d: %s\n", i+1, oneLine(err))
+			return code
+		}
+		if !o.json {
+			fmt.Fprintf(stderr, "eos torture: run %d/%d done: ok %v\n", i+1, o.runs, r.OK)
+		}
+		res.Runs = append(res.Runs, *r)
+	}
+	tot.sum(res.Runs)
+	table := res.table()
+	if o.json {
+		fmt.Fprint(stderr, table)
+		if err := json.NewEncoder(stdout).Encode(res); err != nil {
+			fmt.Fprintf(stderr, "eos torture: writing the result: %v\n", err)
+			return exitFailed
+		}
+	} else {
+		fmt.Fprint(stdout, table)
+	}
+	if !tot.OK {
+		return exitFailed
+	}
+	return exitOK
+}
+
+// tortureOnce runs run i and checks it. The exit code goes with an error.
+func tortureOnce(ctx context.Context, o tortureOptions, i int, stderr io.Writer) (*tortureRun, int, error) {
+	do := demoOptions{
+		dir: filepath.Join(o.dir, fmt.Sprintf("run-%d", i+1)), orders: o.events, workers: o.workers, accounts: 1000,
+		chaos: o.faults[faultKill], seed: o.seed + uint64(i), postgres: o.postgres, natsURL: o.natsURL, timeout: o.timeout,
+		verbose: o.verbose, brokerRestart: o.faults[faultBrokerRestart] && o.natsURL == "",
+		noDuplicates: !o.faults[faultDuplicates], noPoison: !o.faults[faultPoison], intentLog: true, quiet: o.json,
+	}
+	if o.faults[faultFailpoints] {
+		do.failpoints = o.failpoints
+	}
+	d, err := setupDemo(ctx, do, stderr)
+	if err != nil {
+		return nil, exitUsage, err
+	}
+	defer d.teardown()
+	start := time.Now()
+	rep, err := d.run(ctx)
+	if err != nil {
+		return nil, exitFailed, err
+	}
+	r, err := d.tortureCheck(ctx, rep)
+	if err != nil {
+		return nil, exitFailed, fmt.Errorf("check: %w", err)
+	}
+	r.Run, r.Seed = i+1, do.seed
+	r.ElapsedS = math.Round(time.Since(start).Seconds()*10) / 10
+	return r, exitOK, nil
+}
+
+// tortureCheck computes the verdict of a finished run from the intent log,
+// the ORDERS stream and the databases. rep is the demo's own check, whose
+// failures are carried over.
+func (d *demo) tortureCheck(ctx context.Context, rep *payments.Report) (*tortureRun, error) {
+	r := &tortureRun{}
+	// What the producer meant to send.
+	intents, err := readIntents(filepath.Join(d.dir, intentsFile))
+	if err != nil {
+		return nil, err
+	}
+	type want struct {
+		account string
+		amount  int64
+	}
+	orders := map[string]want{}
+	var poison []intent
+	for _, it := range intents {
+		switch it.Kind {
+		case intentOrder:
+			orders[it.ID] = want{it.Account, it.Amount}
+		case intentPoison:
+			poison = append(poison, it)
+		}
+	}
+	r.Attempted, r.Poison = int64(len(orders)), int64(len(poison))
+
+	// What the broker stored.
+	stored, err := d.streamIDs(ctx, d.topo.OrdersStream)
+	if err != nil {
+		return nil, err
+	}
+	acked := map[string]bool{}
+	for id := range orders {
+		if stored[id] > 0 {
+			acked[id] = true
+		}
+	}
+	r.Acknowledged = int64(len(acked))
+
+	// What was applied.
+	s := d.st.store
+	type applied struct {
+		n                 int
+		createdUS, doneUS int64
+		account           string
+		amount            int64
+	}
+	ledger := map[string]*applied{}
+	var ledgerSum int64
+	if err := queryRows(ctx, s, "SELECT order_id, account, amount, created_us, applied_us FROM "+s.Table("ledger"), func(scan func(...any) error) error {
+		var id, account string
+		var amount, c, a int64
+		if err := scan(&id, &account, &amount, &c, &a); err != nil {
+			return err
+		}
+		ledgerSum += amount
+		if l := ledger[id]; l != nil {
+			l.n++
+			return nil
+		}
+		ledger[id] = &applied{n: 1, createdUS: c, doneUS: a, account: account, amount: amount}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	_, killTimes := d.sup.crashCount()
+	var lat []float64
+	wrong := 0
+	for id, l := range ledger {
+		r.Duplicated += int64(l.n - 1)
+		w, ok := orders[id]
+		if !ok {
+			r.Unexpected++
+			continue
+		}
+		if w.account != l.account || w.amount != l.amount {
+			wrong++
+		}
+		r.Applied++
+		lat = append(lat, float64(l.doneUS-l.createdUS)/1e3)
+		if inFlightAtKill(killTimes, l.createdUS, l.doneUS) {
+			r.Recovered++
+		}
+	}
+	for id := range acked {
+		if ledger[id] == nil {
+			r.Lost++
+		}
+	}
+	r.MissedApplies = r.Attempted - r.Applied
+	if err := queryRows(ctx, s, "SELECT order_id, count(*) FROM "+s.Table("payments")+" GROUP BY order_id HAVING count(*) > 1", func(scan func(...any) error) error {
+		var id string
+		var n int64
+		if err := scan(&id, &n); err != nil {
+			return err
+		}
+		r.Duplicated += n - 1
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	var balances, initial int64
+	if err := s.DB.QueryRowContext(ctx, "SELECT coalesce(sum(balance), 0), coalesce(sum(initial), 0) FROM "+s.Table("accounts")).Scan(&balances, &initial); err != nil {
+		return nil, fmt.Errorf("accounts: %w", err)
+	}
+	r.Conservation = balances == initial-ledgerSum
+	for q, dst := range map[string]*int64{
+		"SELECT count(*) FROM " + s.Table(payments.EOSPrefix+"outbox") + " WHERE sent_at IS NULL": &r.PartialCommits,
+		"SELECT count(*) FROM " + s.Table(payments.EOSPrefix+"inbox_quarantine"):                  &r.Quarantined,
+		"SELECT count(*) FROM " + s.Table(payments.EOSPrefix+"dead_letters"):                      &r.DeadLettered,
+	} {
+		if err := s.DB.QueryRowContext(ctx, q).Scan(dst); err != nil {
+			return nil, fmt.Errorf("%s: %w", q, err)
+		}
+	}
+
+	// The provider: exactly one charge per order.
+	charges, err := d.provider.Charges(ctx)
+	if err != nil {
+		return nil, err
+	}
+	perOrder := map[string]int{}
+	for _, c := range charges {
+		perOrder[c.OrderID]++
+	}
+	for id := range orders {
+		if perOrder[id] == 1 {
+			r.ChargedOnce++
+		} else {
+			r.ChargeAnomalies++
+		}
+	}
+	for id := range perOrder {
+		if _, ok := orders[id]; !ok {
+			r.ChargeAnomalies++
+		}
+	}
+
+	if r.Applied > 0 {
+		r.DuplicateEffectsPerMillion = math.Round(float64(r.Duplicated)/float64(r.Applied)*1e6*10) / 10
+	}
+	r.P50ms, r.P99ms = percentile(lat, 0.50), percentile(lat, 0.99)
+	r.Reprocessed = rep.Reprocessed
+	r.Kills, r.Restarts = rep.Kills, d.restarts
+	r.FailpointCrashes, _ = d.sup.crashCount()
+	r.Republished, r.BrokerDuplicates = rep.Republished, rep.BrokerDuplicates
+
+	fail := func(format string, args ...any) { r.Failures = append(r.Failures, fmt.Sprintf(format, args...)) }
+	if r.Acknowledged != r.Attempted {
+		fail("%d orders intended but never stored by the broker", r.Attempted-r.Acknowledged)
+	}
+	if r.Lost > 0 {
+		fail("%d acknowledged orders lost (never applied)", r.Lost)
+	}
+	if r.Duplicated > 0 {
+		fail("%d duplicate effects", r.Duplicated)
+	}
+	if r.Unexpected > 0 {
+		fail("%d orders applied that were never intended", r.Unexpected)
+	}
+	if wrong > 0 {
+		fail("%d ledger rows with another account or amount than intended", wrong)
+	}
+	if !r.Conservation {
+		fail("conservation broken: balances %d, initial %d, ledger %d", balances, initial, ledgerSum)
+	}
+	if r.ChargeAnomalies > 0 {
+		fail("%d orders not charged exactly once at the provider", r.ChargeAnomalies)
+	}
+	if r.PartialCommits > 0 {
+		fail("%d outbox rows unsent at the end", r.PartialCommits)
+	}
+	if r.Quarantined > 0 {
+		fail("%d messages quarantined", r.Quarantined)
+	}
+	if r.DeadLettered != r.Poison {
+		fail("%d dead letters for %d malformed inputs", r.DeadLettered, r.Poison)
+	}
+	for _, f := range rep.Failures {
+		fail("demo check: %s", f)
+	}
+	r.OK = len(r.Failures) == 0
+	return r, nil
+}
+
+// inFlightAtKill reports whether a kill in times (sorted) fell between
+// created and done (microseconds).
+func inFlightAtKill(times []time.Time, createdUS, doneUS int64) bool {
+	i, _ := slices.BinarySearchFunc(times, createdUS, func(t time.Time, us int64) int {
+		switch u := t.UnixMicro(); {
+		case u < us:
+			return -1
+		case u > us:
+			return 1
+		}
+		return 0
+	})
+	return i < len(times) && times[i].UnixMicro() <= doneUS
+}
+
+// streamIDs reads every message of stream and counts them by message id
+// (Nats-Msg-Id); messages without one count under "".
+func (d *demo) streamIDs(ctx context.Context, stream string) (map[string]int, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	st, err := d.js.Stream(ctx, stream)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	ids := map[string]int{}
+	last := info.State.LastSeq
+	if info.State.Msgs == 0 {
+		return ids, nil
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	for {
+		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: %w", stream, err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			ids[m.Headers().Get(jetstream.MsgIDHeader)]++
+			md, err := m.Metadata()
+			if err != nil {
+				return nil, fmt.Errorf("stream %s: %w", stream, err)
+			}
+			if md.Sequence.Stream >= last {
+				return ids, nil
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return nil, fmt.Errorf("stream %s: %w", stream, err)
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("stream %s: read stopped before sequence %d", stream, last)
+		}
+	}
+}
+
+func queryRows(ctx context.Context, s payments.Store, q string, scan func(func(...any) error) error) error {
+	rows, err := s.DB.QueryContext(ctx, q)
+	if err != nil {
+		return fmt.Errorf("%s: %w", q, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows.Scan); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%s: %w", q, err)
+	}
+	return nil
+}
+
+// sum fills t from the runs.
+func (t *tortureTotal) sum(runs []tortureRun) {
+	t.Conservation, t.OK = true, len(runs) > 0
+	for _, r := range runs {
+		t.Attempted += r.Attempted
+		t.Acknowledged += r.Acknowledged
+		t.Applied += r.Applied
+		t.Lost += r.Lost
+		t.Duplicated += r.Duplicated
+		t.Unexpected += r.Unexpected
+		t.Recovered += r.Recovered
+		t.Quarantined += r.Quarantined
+		t.Poison += r.Poison
+		t.DeadLettered += r.DeadLettered
+		t.Conservation = t.Conservation && r.Conservation
+		t.ChargedOnce += r.ChargedOnce
+		t.ChargeAnomalies += r.ChargeAnomalies
+		t.MissedApplies += r.MissedApplies
+		t.PartialCommits += r.PartialCommits
+		t.Reprocessed += r.Reprocessed
+		t.P50ms, t.P99ms = max(t.P50ms, r.P50ms), max(t.P99ms, r.P99ms)
+		t.Kills += r.Kills
+		t.FailpointCrashes += r.FailpointCrashes
+		t.Restarts += r.Restarts
+		t.Republished += r.Republished
+		t.BrokerDuplicates += r.BrokerDuplicates
+		t.ElapsedS += r.ElapsedS
+		t.OK = t.OK && r.OK
+		for _, f := range r.Failures {
+			t.Failures = append(t.Failures, fmt.Sprintf("run %d: %s", r.Run, f))
+		}
+	}
+	if t.Applied > 0 {
+		t.DuplicateEffectsPerMillion = math.Round(float64(t.Duplicated)/float64(t.Applied)*1e6*10) / 10
+	}
+	t.ElapsedS = math.Round(t.ElapsedS*10) / 10
+}
+
+// table renders the result for people: a row per run and a total line.
+func (res *tortureResult) table() string {
+	var b bytes.Buffer
+	t := res.Total
+	fmt.Fprintf(&b, "eos torture: %s + %s, faults %s\n", t.Store, t.Broker, strings.Join(t.Faults, ","))
+	for _, na := range t.NotApplicable {
+		fmt.Fprintf(&b, "  not applicable: %s\n", na)
+	}
+	fmt.Fprintf(&b, "  proxy faults: %d (TCP fault proxy %s)\n", t.ProxyFaults, t.Proxy)
+	w := tabwriter.NewWriter(&b, 0, 0, 1, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "run\tseed\tattempted\tacked\tapplied\tlost\tdup\tunexpected\trecovered\tquarantined\tdead\tconserved\tcharged once\tpartial\treprocessed\tp50 ms\tp99 ms\tkills\tcrashes\tbroker restarts\tok\t")
+	line := func(name, seed string, r tortureRun) {
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%d\t%d\t%d\t%.1f\t%.1f\t%d\t%d\t%d\t%v\t\n", name, seed,
+			r.Attempted, r.Acknowledged, r.Applied, r.Lost, r.Duplicated, r.Unexpected, r.Recovered, r.Quarantined, r.DeadLettered,
+			r.Conservation, r.ChargedOnce, r.PartialCommits, r.Reprocessed, r.P50ms, r.P99ms, r.Kills, r.FailpointCrashes, r.Restarts, r.OK)
+	}
+	for _, r := range res.Runs {
+		line(fmt.Sprint(r.Run), fmt.Sprint(r.Seed), r)
+	}
+	line("total", "", t.tortureRun)
+	w.Flush()
+	for _, f := range t.Failures {
+		fmt.Fprintf(&b, "  FAILED: %s\n", f)
+	}
+	verdict := "OK"
+	if !t.OK {
+		verdict = "FAILED"
+	}
+	fmt.Fprintf(&b, "verdict: %s (duplicate effects per million %.1f)\n", verdict, t.DuplicateEffectsPerMillion)
+	return b.String()
+}
+
+// percentile returns the q-quantile of v (nearest rank), rounded to 0.1.
+func percentile(v []float64, q float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	i := int(math.Ceil(q*float64(len(v)))) - 1
+	return math.Round(v[min(max(i, 0), len(v)-1)]*10) / 10
+}

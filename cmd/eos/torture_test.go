@@ -1,0 +1,137 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eoskit/eos/internal/testenv"
+)
+
+// runTortureJSON runs eos torture with --json and returns its result.
+func runTortureJSON(t *testing.T, args ...string) tortureResult {
+	t.Helper()
+	start := time.Now()
+	r := runCmd(t, 3*time.Minute, append([]string{"torture", "--json", "--timeout", "60s", "--dir", filepath.Join(t.TempDir(), "torture")}, args...)...)
+	t.Logf("torture took %s; stderr:\n%s", time.Since(start).Round(time.Millisecond), r.stderr)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("exit %d; stdout has %d lines, want one JSON object:\n%s", r.code, len(lines), r.stdout)
+	}
+	var res tortureResult
+	if err := json.Unmarshal([]byte(lines[0]), &res); err != nil {
+		t.Fatalf("stdout is not a result: %v\n%s", err, r.stdout)
+	}
+	if r.code != exitOK {
+		t.Errorf("exit code %d, want 0; failures: %v", r.code, res.Total.Failures)
+	}
+	return res
+}
+
+// checkTorture asserts the invariants of every run and that the faults
+// were really injected.
+func checkTorture(t *testing.T, res tortureResult, runs, events int) {
+	t.Helper()
+	tot := res.Total
+	if len(res.Runs) != runs || !tot.OK || len(tot.Failures) > 0 {
+		t.Fatalf("%d runs, ok=%v, failures: %v", len(res.Runs), tot.OK, tot.Failures)
+	}
+	want := int64(runs * events)
+	if tot.Attempted != want || tot.Acknowledged != want || tot.Applied != want || tot.ChargedOnce != want {
+		t.Errorf("attempted %d, acknowledged %d, applied %d, charged once %d; want %d each",
+			tot.Attempted, tot.Acknowledged, tot.Applied, tot.ChargedOnce, want)
+	}
+	if tot.Lost != 0 || tot.Duplicated != 0 || tot.Unexpected != 0 || tot.ChargeAnomalies != 0 || tot.PartialCommits != 0 || !tot.Conservation {
+		t.Errorf("lost %d, duplicated %d, unexpected %d, charge anomalies %d, partial commits %d, conservation %v",
+			tot.Lost, tot.Duplicated, tot.Unexpected, tot.ChargeAnomalies, tot.PartialCommits, tot.Conservation)
+	}
+	if tot.Poison == 0 || tot.DeadLettered != tot.Poison {
+		t.Errorf("poison %d, dead-lettered %d", tot.Poison, tot.DeadLettered)
+	}
+	if tot.Kills == 0 || tot.FailpointCrashes == 0 {
+		t.Errorf("kills %d, failpoint crashes %d: the faults were not injected", tot.Kills, tot.FailpointCrashes)
+	}
+	if tot.Republished == 0 || tot.BrokerDuplicates == 0 {
+		t.Errorf("republished %d, broker duplicates %d: the duplicates were not made", tot.Republished, tot.BrokerDuplicates)
+	}
+	if tot.ProxyFaults != 0 || tot.Proxy != "not implemented" {
+		t.Errorf("proxy_faults %d, proxy %q", tot.ProxyFaults, tot.Proxy)
+	}
+}
+
+// A failpoint spec with probabilities high enough to fire in short runs.
+const testFailpoints = "inbox.after_claim=crash@0.05,inbox.after_handler=delay:10ms@0.05,inbox.before_commit=error@0.05," +
+	"inbox.after_commit_before_ack=crash@0.05,relay.after_publish_before_mark=crash@0.05"
+
+func TestTortureSQLiteEmbeddedAllFaults(t *testing.T) {
+	res := runTortureJSON(t, "--runs", "2", "--events", "1500", "--faults", "all", "--seed", "7", "--failpoint-spec", testFailpoints)
+	checkTorture(t, res, 2, 1500)
+	if res.Total.Restarts == 0 {
+		t.Error("restarts = 0: the embedded broker was not restarted")
+	}
+	if res.Total.Store != "sqlite" || res.Total.Broker != "nats-embedded" {
+		t.Errorf("ran on %s + %s", res.Total.Store, res.Total.Broker)
+	}
+}
+
+func TestTorturePostgresNATS(t *testing.T) {
+	pg, nats := testenv.PostgresURL(t), testenv.NATSURL(t)
+	res := runTortureJSON(t, "--runs", "2", "--events", "1500", "--faults", "kill,failpoints,duplicates,poison", "--seed", "8",
+		"--failpoint-spec", testFailpoints, "--postgres", pg, "--nats", nats)
+	checkTorture(t, res, 2, 1500)
+	if res.Total.Store != "postgres" || res.Total.Broker != "nats" || res.Total.Restarts != 0 {
+		t.Errorf("ran on %s + %s with %d broker restarts", res.Total.Store, res.Total.Broker, res.Total.Restarts)
+	}
+}
+
+// broker-restart does not apply to an external server: reported, not run.
+func TestTortureBrokerRestartNotApplicableWithNATS(t *testing.T) {
+	o, err := parseTortureFlags([]string{"--nats", "nats://127.0.0.1:4222"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	faults, na := o.plannedFaults()
+	if slices.Contains(faults, faultBrokerRestart) || len(na) != 1 || !strings.HasPrefix(na[0], faultBrokerRestart) {
+		t.Errorf("faults %v, not applicable %v", faults, na)
+	}
+	o, err = parseTortureFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if faults, na := o.plannedFaults(); !slices.Equal(faults, allFaults) || len(na) != 0 {
+		t.Errorf("embedded: faults %v, not applicable %v", faults, na)
+	}
+}
+
+func TestTortureBadInputExits2WithOneLine(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown fault", []string{"torture", "--faults", "kill,meteor"}, `--faults: unknown fault "meteor"`},
+		{"zero runs", []string{"torture", "--runs", "0"}, "--runs: want 1..1000, got 0"},
+		{"zero events", []string{"torture", "--events", "0"}, "--events: want 1..10000000, got 0"},
+		{"bad failpoint", []string{"torture", "--failpoint-spec", "inbox.after_claim=explode"}, `unknown action "explode"`},
+		{"unknown flag", []string{"torture", "--bogus"}, "flag provided but not defined: -bogus"},
+		{"argument", []string{"torture", "now"}, `unexpected argument "now"`},
+		{"nats not a URL", []string{"torture", "--nats", "127.0.0.1:4222"}, "--nats: want a URL"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := runCmd(t, 30*time.Second, append(c.args, "--dir", filepath.Join(t.TempDir(), "torture"))...)
+			if r.code != exitUsage {
+				t.Errorf("exit code %d, want %d", r.code, exitUsage)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout: %q", r.stdout)
+			}
+			lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], c.want) {
+				t.Errorf("stderr %q, want one line with %q", r.stderr, c.want)
+			}
+		})
+	}
+}
