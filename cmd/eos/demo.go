@@ -73,6 +73,7 @@ type demoOptions struct {
 	noDuplicates  bool   // the producer neither retries nor copies past the dedupe window
 	noPoison      bool   // no malformed inputs
 	intentLog     bool   // the producer logs its intents to DIR/intentsFile first
+	proxy         bool   // workers reach PostgreSQL and NATS through fault proxies
 	quiet         bool   // no progress bar
 }
 
@@ -218,6 +219,12 @@ type demo struct {
 	sup     *supervisor // of the last run
 	intents *intentLog  // with opts.intentLog
 
+	// What the workers connect to: the services, or the fault proxies in
+	// front of them (opts.proxy).
+	workerStore storeConfig
+	workerNATS  string
+	proxies     []namedProxy
+
 	srvMu    sync.Mutex // guards srv across broker restarts
 	restarts int        // broker restarts
 }
@@ -306,6 +313,12 @@ func setupDemo(ctx context.Context, o demoOptions, stderr io.Writer) (d *demo, e
 	}
 	if err := d.provision(ctx); err != nil {
 		return d, err
+	}
+	d.workerStore, d.workerNATS = d.storeCfg, d.natsURL
+	if o.proxy {
+		if err := d.startProxies(); err != nil {
+			return d, err
+		}
 	}
 
 	// The provider simulator.
@@ -404,7 +417,7 @@ func (d *demo) workerConfigs() []workerConfig {
 	if d.opts.verbose {
 		level = "info"
 	}
-	base := workerConfig{Store: d.storeCfg, NATSURL: d.natsURL, Topology: d.topo, ProviderURL: d.providerURL, LogLevel: level,
+	base := workerConfig{Store: d.workerStore, NATSURL: d.workerNATS, Topology: d.topo, ProviderURL: d.providerURL, LogLevel: level,
 		Failpoints: d.opts.failpoints, FailpointSeed: d.opts.seed}
 	var out []workerConfig
 	for i := 0; i < d.opts.workers; i++ {
@@ -457,6 +470,13 @@ func (d *demo) run(ctx context.Context) (*payments.Report, error) {
 	go func() { prodDone <- prod.run(runCtx) }()
 	if d.opts.chaos {
 		go sup.chaos(runCtx, mrand.New(mrand.NewPCG(d.opts.seed, 2)))
+	}
+	if d.opts.proxy {
+		restarter.Add(1)
+		go func() {
+			defer restarter.Done()
+			d.proxyFaults(runCtx, mrand.New(mrand.NewPCG(d.opts.seed, 4)))
+		}()
 	}
 	if d.opts.brokerRestart && d.srv != nil {
 		restarter.Add(1)
@@ -626,6 +646,7 @@ func (d *demo) teardown() {
 	if d.provider != nil {
 		d.provider.Close()
 	}
+	d.closeProxies()
 	if d.js != nil && d.srv == nil && d.streamsUp && !d.opts.keep {
 		d.js.DeleteStream(ctx, d.topo.OrdersStream)
 		d.js.DeleteStream(ctx, d.topo.PaymentsStream)

@@ -38,7 +38,9 @@ Faults (--faults, comma-separated, or all):
   broker-restart  restart the embedded NATS server mid-run (not with --nats)
   duplicates      publish retries inside, and copies past, the broker's dedupe window
   poison          malformed messages mixed into the orders
-A TCP fault proxy is not implemented yet (proxy_faults is always 0).
+  proxy           a TCP fault proxy between the workers and PostgreSQL (with
+                  --postgres) and NATS resets every connection, adds latency
+                  or blackholes the link (store/broker outage) for 1-4 s
 
 The exit status is 0 when every run holds, 1 when one loses, duplicates,
 breaks conservation or fails another check, 2 for bad flags or unreachable
@@ -54,9 +56,10 @@ const (
 	faultBrokerRestart = "broker-restart"
 	faultDuplicates    = "duplicates"
 	faultPoison        = "poison"
+	faultProxy         = "proxy"
 )
 
-var allFaults = []string{faultKill, faultFailpoints, faultBrokerRestart, faultDuplicates, faultPoison}
+var allFaults = []string{faultKill, faultFailpoints, faultBrokerRestart, faultDuplicates, faultPoison, faultProxy}
 
 // defaultFailpoints is what the failpoints fault arms in every worker: low
 // probabilities per batch, crashes at each step of the inbox and the relay.
@@ -159,6 +162,10 @@ func (o tortureOptions) plannedFaults() (faults, notApplicable []string) {
 			notApplicable = append(notApplicable, f+" (external NATS)")
 			continue
 		}
+		if f == faultProxy && len(proxiedServices(o.postgres, o.natsURL)) == 0 {
+			notApplicable = append(notApplicable, f+" (SQLite has no network, NATS over TLS)")
+			continue
+		}
 		faults = append(faults, f)
 	}
 	return faults, notApplicable
@@ -199,6 +206,10 @@ type tortureRun struct {
 	Restarts         int      `json:"restarts"`          // broker restarts
 	Republished      int64    `json:"republished"`       // copies past the dedupe window
 	BrokerDuplicates int64    `json:"broker_duplicates"` // retries the broker dropped
+	ProxyFaults      int      `json:"proxy_faults"`      // resets + latency + blackholes
+	ProxyResets      int      `json:"proxy_resets"`      // every connection through a proxy closed
+	ProxyLatency     int      `json:"proxy_latency"`     // latency added for a while
+	ProxyBlackholes  int      `json:"proxy_blackholes"`  // outages: nothing forwarded for a while
 	ElapsedS         float64  `json:"elapsed_s"`
 	OK               bool     `json:"ok"`
 	Failures         []string `json:"failures,omitempty"`
@@ -207,8 +218,7 @@ type tortureRun struct {
 // tortureTotal sums the runs; P50/P99 are the worst run's.
 type tortureTotal struct {
 	tortureRun
-	ProxyFaults   int      `json:"proxy_faults"`
-	Proxy         string   `json:"proxy"`
+	Proxy         string   `json:"proxy"` // the services behind fault proxies, or "off"
 	Faults        []string `json:"faults"`
 	NotApplicable []string `json:"not_applicable,omitempty"`
 	Store         string   `json:"store"`
@@ -238,7 +248,7 @@ func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	res := tortureResult{Runs: []tortureRun{}}
 	tot := &res.Total
-	tot.Proxy = "not implemented"
+	tot.Proxy = "off"
 	tot.Store, tot.Broker = string(payments.SQLite), "nats-embedded"
 	if o.postgres != "" {
 		tot.Store = string(payments.Postgres)
@@ -247,6 +257,9 @@ func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		tot.Broker = "nats"
 	}
 	tot.Faults, tot.NotApplicable = o.plannedFaults()
+	if slices.Contains(tot.Faults, faultProxy) {
+		tot.Proxy = strings.Join(proxiedServices(o.postgres, o.natsURL), ",")
+	}
 	for i := 0; i < o.runs; i++ {
 		r, code, err := tortureOnce(ctx, o, i, stderr)
 		if err != nil {
@@ -286,6 +299,7 @@ func tortureOnce(ctx context.Context, o tortureOptions, i int, stderr io.Writer)
 		chaos: o.faults[faultKill], seed: o.seed + uint64(i), postgres: o.postgres, natsURL: o.natsURL, timeout: o.timeout,
 		verbose: o.verbose, brokerRestart: o.faults[faultBrokerRestart] && o.natsURL == "",
 		noDuplicates: !o.faults[faultDuplicates], noPoison: !o.faults[faultPoison], intentLog: true, quiet: o.json,
+		proxy: o.faults[faultProxy] && len(proxiedServices(o.postgres, o.natsURL)) > 0,
 	}
 	if o.faults[faultFailpoints] {
 		do.failpoints = o.failpoints
@@ -455,6 +469,8 @@ func (d *demo) tortureCheck(ctx context.Context, rep *payments.Report) (*torture
 	r.Kills, r.Restarts = rep.Kills, d.restarts
 	r.FailpointCrashes, _ = d.sup.crashCount()
 	r.Republished, r.BrokerDuplicates = rep.Republished, rep.BrokerDuplicates
+	pc := d.proxyCounts()
+	r.ProxyFaults, r.ProxyResets, r.ProxyLatency, r.ProxyBlackholes = pc.Total(), pc.Resets, pc.Latency, pc.Blackholes
 
 	fail := func(format string, args ...any) { r.Failures = append(r.Failures, fmt.Sprintf(format, args...)) }
 	if r.Acknowledged != r.Attempted {
@@ -600,6 +616,10 @@ func (t *tortureTotal) sum(runs []tortureRun) {
 		t.Restarts += r.Restarts
 		t.Republished += r.Republished
 		t.BrokerDuplicates += r.BrokerDuplicates
+		t.ProxyFaults += r.ProxyFaults
+		t.ProxyResets += r.ProxyResets
+		t.ProxyLatency += r.ProxyLatency
+		t.ProxyBlackholes += r.ProxyBlackholes
 		t.ElapsedS += r.ElapsedS
 		t.OK = t.OK && r.OK
 		for _, f := range r.Failures {
@@ -620,13 +640,14 @@ func (res *tortureResult) table() string {
 	for _, na := range t.NotApplicable {
 		fmt.Fprintf(&b, "  not applicable: %s\n", na)
 	}
-	fmt.Fprintf(&b, "  proxy faults: %d (TCP fault proxy %s)\n", t.ProxyFaults, t.Proxy)
+	fmt.Fprintf(&b, "  proxy faults: %d (resets %d, latency %d, blackholes %d; proxied: %s)\n",
+		t.ProxyFaults, t.ProxyResets, t.ProxyLatency, t.ProxyBlackholes, t.Proxy)
 	w := tabwriter.NewWriter(&b, 0, 0, 1, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "run\tseed\tattempted\tacked\tapplied\tlost\tdup\tunexpected\trecovered\tquarantined\tdead\tconserved\tcharged once\tpartial\treprocessed\tp50 ms\tp99 ms\tkills\tcrashes\tbroker restarts\tok\t")
+	fmt.Fprintln(w, "run\tseed\tattempted\tacked\tapplied\tlost\tdup\tunexpected\trecovered\tquarantined\tdead\tconserved\tcharged once\tpartial\treprocessed\tp50 ms\tp99 ms\tkills\tcrashes\tbroker restarts\tproxy faults\tok\t")
 	line := func(name, seed string, r tortureRun) {
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%d\t%d\t%d\t%.1f\t%.1f\t%d\t%d\t%d\t%v\t\n", name, seed,
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%d\t%d\t%d\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t%v\t\n", name, seed,
 			r.Attempted, r.Acknowledged, r.Applied, r.Lost, r.Duplicated, r.Unexpected, r.Recovered, r.Quarantined, r.DeadLettered,
-			r.Conservation, r.ChargedOnce, r.PartialCommits, r.Reprocessed, r.P50ms, r.P99ms, r.Kills, r.FailpointCrashes, r.Restarts, r.OK)
+			r.Conservation, r.ChargedOnce, r.PartialCommits, r.Reprocessed, r.P50ms, r.P99ms, r.Kills, r.FailpointCrashes, r.Restarts, r.ProxyFaults, r.OK)
 	}
 	for _, r := range res.Runs {
 		line(fmt.Sprint(r.Run), fmt.Sprint(r.Seed), r)

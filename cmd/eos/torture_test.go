@@ -32,8 +32,8 @@ func runTortureJSON(t *testing.T, args ...string) tortureResult {
 }
 
 // checkTorture asserts the invariants of every run and that the faults
-// were really injected.
-func checkTorture(t *testing.T, res tortureResult, runs, events int) {
+// were really injected, the proxy's in front of proxied.
+func checkTorture(t *testing.T, res tortureResult, runs, events int, proxied string) {
 	t.Helper()
 	tot := res.Total
 	if len(res.Runs) != runs || !tot.OK || len(tot.Failures) > 0 {
@@ -57,8 +57,18 @@ func checkTorture(t *testing.T, res tortureResult, runs, events int) {
 	if tot.Republished == 0 || tot.BrokerDuplicates == 0 {
 		t.Errorf("republished %d, broker duplicates %d: the duplicates were not made", tot.Republished, tot.BrokerDuplicates)
 	}
-	if tot.ProxyFaults != 0 || tot.Proxy != "not implemented" {
-		t.Errorf("proxy_faults %d, proxy %q", tot.ProxyFaults, tot.Proxy)
+	if tot.ProxyFaults == 0 || tot.Proxy != proxied {
+		t.Errorf("proxy_faults %d, proxy %q (want > 0, %q): the proxy faults were not injected", tot.ProxyFaults, tot.Proxy, proxied)
+	}
+	if tot.ProxyFaults != tot.ProxyResets+tot.ProxyLatency+tot.ProxyBlackholes {
+		t.Errorf("proxy_faults %d != resets %d + latency %d + blackholes %d", tot.ProxyFaults, tot.ProxyResets, tot.ProxyLatency, tot.ProxyBlackholes)
+	}
+	sum := 0
+	for _, r := range res.Runs {
+		sum += r.ProxyFaults
+	}
+	if sum != tot.ProxyFaults {
+		t.Errorf("runs' proxy faults sum to %d, total %d", sum, tot.ProxyFaults)
 	}
 }
 
@@ -68,7 +78,7 @@ const testFailpoints = "inbox.after_claim=crash@0.05,inbox.after_handler=delay:1
 
 func TestTortureSQLiteEmbeddedAllFaults(t *testing.T) {
 	res := runTortureJSON(t, "--runs", "2", "--events", "1500", "--faults", "all", "--seed", "7", "--failpoint-spec", testFailpoints)
-	checkTorture(t, res, 2, 1500)
+	checkTorture(t, res, 2, 1500, "nats")
 	if res.Total.Restarts == 0 {
 		t.Error("restarts = 0: the embedded broker was not restarted")
 	}
@@ -79,9 +89,9 @@ func TestTortureSQLiteEmbeddedAllFaults(t *testing.T) {
 
 func TestTorturePostgresNATS(t *testing.T) {
 	pg, nats := testenv.PostgresURL(t), testenv.NATSURL(t)
-	res := runTortureJSON(t, "--runs", "2", "--events", "1500", "--faults", "kill,failpoints,duplicates,poison", "--seed", "8",
+	res := runTortureJSON(t, "--runs", "2", "--events", "1500", "--faults", "kill,failpoints,duplicates,poison,proxy", "--seed", "8",
 		"--failpoint-spec", testFailpoints, "--postgres", pg, "--nats", nats)
-	checkTorture(t, res, 2, 1500)
+	checkTorture(t, res, 2, 1500, "postgres,nats")
 	if res.Total.Store != "postgres" || res.Total.Broker != "nats" || res.Total.Restarts != 0 {
 		t.Errorf("ran on %s + %s with %d broker restarts", res.Total.Store, res.Total.Broker, res.Total.Restarts)
 	}
@@ -103,6 +113,32 @@ func TestTortureBrokerRestartNotApplicableWithNATS(t *testing.T) {
 	}
 	if faults, na := o.plannedFaults(); !slices.Equal(faults, allFaults) || len(na) != 0 {
 		t.Errorf("embedded: faults %v, not applicable %v", faults, na)
+	}
+}
+
+// The proxy sits in front of the networked services only.
+func TestTortureProxiedServices(t *testing.T) {
+	for _, c := range []struct {
+		postgres, nats string
+		want           string
+	}{
+		{"", "", "nats"},
+		{"postgres://h/db", "", "postgres,nats"},
+		{"postgres://h/db", "nats://h:4222", "postgres,nats"},
+		{"", "nats://h:4222", "nats"},
+		{"postgres://h/db", "tls://h:4222", "postgres"},
+		{"", "tls://h:4222", ""},
+	} {
+		if got := strings.Join(proxiedServices(c.postgres, c.nats), ","); got != c.want {
+			t.Errorf("proxiedServices(%q, %q) = %q, want %q", c.postgres, c.nats, got, c.want)
+		}
+	}
+	o, err := parseTortureFlags([]string{"--nats", "tls://127.0.0.1:4222", "--faults", "proxy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if faults, na := o.plannedFaults(); len(faults) != 0 || len(na) != 1 || !strings.HasPrefix(na[0], faultProxy) {
+		t.Errorf("SQLite + NATS over TLS: faults %v, not applicable %v", faults, na)
 	}
 }
 

@@ -106,7 +106,10 @@ func work(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 	}
 	defer st.close()
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("eos-demo-"+cfg.Name), nats.MaxReconnects(-1),
-		nats.ReconnectWait(100*time.Millisecond), nats.Timeout(5*time.Second))
+		nats.ReconnectWait(100*time.Millisecond), nats.Timeout(5*time.Second),
+		// Stay on the configured address (a fault proxy, in eos torture)
+		// rather than the cluster's advertised ones.
+		nats.IgnoreDiscoveredServers())
 	if err != nil {
 		return fmt.Errorf("connect to NATS: %w", err)
 	}
