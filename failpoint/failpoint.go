@@ -76,16 +76,7 @@ func Times(n int, a Action) Action {
 // Probability runs a with probability p, drawing from r (which must not be
 // shared with other goroutines unless it is safe for that).
 func Probability(p float64, r *rand.Rand, a Action) Action {
-	var mu sync.Mutex
-	return func(name string) error {
-		mu.Lock()
-		hit := r.Float64() < p
-		mu.Unlock()
-		if !hit {
-			return nil
-		}
-		return a(name)
-	}
+	return lockedProbability(p, r, &sync.Mutex{}, a)
 }
 
 // Delay is an action that sleeps for d and does not fail.
