@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -75,6 +76,7 @@ type demoOptions struct {
 	intentLog     bool   // the producer logs its intents to DIR/intentsFile first
 	proxy         bool   // workers reach PostgreSQL and NATS through fault proxies
 	quiet         bool   // no progress bar
+	command       string // the subcommand shown in progress lines; default "demo"
 }
 
 func demoFlagSet(o *demoOptions) *flag.FlagSet {
@@ -492,7 +494,7 @@ func (d *demo) run(ctx context.Context) (*payments.Report, error) {
 	if d.opts.quiet {
 		barOut = io.Discard
 	}
-	bar := newProgressBar(barOut)
+	bar := newProgressBar(barOut, cmp.Or(d.opts.command, "demo"))
 	deadline := time.NewTimer(d.opts.timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(500 * time.Millisecond) // polling external processes' progress in the databases

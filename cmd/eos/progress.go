@@ -12,6 +12,7 @@ import (
 // writes a line every few seconds elsewhere.
 type progressBar struct {
 	w       io.Writer
+	command string // "demo" or "torture"
 	tty     bool
 	drawn   bool
 	last    time.Time // of the last line
@@ -23,9 +24,9 @@ type progressBar struct {
 	rate          float64
 }
 
-func newProgressBar(w io.Writer) *progressBar {
+func newProgressBar(w io.Writer, command string) *progressBar {
 	now := time.Now()
-	b := &progressBar{w: w, every: 5 * time.Second, started: now, sampleAt: now}
+	b := &progressBar{w: w, command: command, every: 5 * time.Second, started: now, sampleAt: now}
 	if f, ok := w.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 			b.tty = true
@@ -70,7 +71,7 @@ func (b *progressBar) update(s progressState) {
 		b.drawn = true
 		return
 	}
-	fmt.Fprintln(b.w, "eos demo: "+line)
+	fmt.Fprintln(b.w, "eos "+b.command+": "+line)
 }
 
 // finish ends the bar's line.

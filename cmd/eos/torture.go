@@ -298,7 +298,7 @@ func tortureOnce(ctx context.Context, o tortureOptions, i int, stderr io.Writer)
 		dir: filepath.Join(o.dir, fmt.Sprintf("run-%d", i+1)), orders: o.events, workers: o.workers, accounts: 1000,
 		chaos: o.faults[faultKill], seed: o.seed + uint64(i), postgres: o.postgres, natsURL: o.natsURL, timeout: o.timeout,
 		verbose: o.verbose, brokerRestart: o.faults[faultBrokerRestart] && o.natsURL == "",
-		noDuplicates: !o.faults[faultDuplicates], noPoison: !o.faults[faultPoison], intentLog: true, quiet: o.json,
+		noDuplicates: !o.faults[faultDuplicates], noPoison: !o.faults[faultPoison], intentLog: true, quiet: o.json, command: "torture",
 		proxy: o.faults[faultProxy] && len(proxiedServices(o.postgres, o.natsURL)) > 0,
 	}
 	if o.faults[faultFailpoints] {
