@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/eoskit/eos/internal/ctxtime"
 	"log/slog"
 	"slices"
 	"strings"
@@ -158,11 +159,7 @@ func (p *Processor[TTx]) runStalling(ctx context.Context, items []*item) error {
 		}
 		p.log.LogAttrs(ctx, slog.LevelError, "eos inbox: store failure, stalling (nothing acknowledged)",
 			slog.Any("error", err), slog.Int("batch", len(items)), slog.Duration("retry_in", backoff))
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !ctxtime.Sleep(ctx, backoff) {
 			return ctx.Err()
 		}
 		backoff = min(2*backoff, p.cfg.MaxStoreBackoff)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/eoskit/eos/internal/ctxtime"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -108,12 +109,8 @@ func (s *supervisor) keep(ctx context.Context, c *child) {
 			}
 			delay = 200 * time.Millisecond
 		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !ctxtime.Sleep(ctx, delay) {
 			return
-		case <-t.C:
 		}
 		s.mu.Lock()
 		s.restarts++

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"github.com/eoskit/eos/internal/ctxtime"
 	"sync"
 	"time"
 
@@ -175,12 +176,8 @@ func (l *listener) run(ctx context.Context, listen func(context.Context) (*pgx.C
 		}
 		conn.Close(ctx)
 		for delay := minBackoff; ; delay = min(2*delay, maxBackoff) {
-			t := time.NewTimer(delay)
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if !ctxtime.Sleep(ctx, delay) {
 				return
-			case <-t.C:
 			}
 			var err error
 			if conn, err = listen(ctx); err == nil {
