@@ -203,7 +203,8 @@ type demo struct {
 	srv       *natsembed.Server // nil with --nats
 	nc        *nats.Conn
 	js        jetstream.JetStream
-	natsURL   string // what the workers connect to
+	prodNC    *nats.Conn // the producer's own, through the NATS fault proxy
+	natsURL   string     // what the workers connect to
 	topo      topology
 	streamsUp bool // the run's streams exist
 	consumers []jetstream.Consumer
@@ -459,11 +460,15 @@ func (d *demo) run(ctx context.Context) (*payments.Report, error) {
 	sup.start(runCtx)
 
 	var brokerDups atomic.Int64
-	pub, err := natsjs.NewPublisher(d.js, natsjs.PublisherConfig{OnDuplicate: func(string, string) { brokerDups.Add(1) }})
+	prodJS, err := d.producerJetStream()
 	if err != nil {
 		return nil, err
 	}
-	prod := &producer{pub: pub, js: d.js, topo: d.topo, orders: d.orders, bad: d.bad, rate: d.opts.rate,
+	pub, err := natsjs.NewPublisher(prodJS, natsjs.PublisherConfig{OnDuplicate: func(string, string) { brokerDups.Add(1) }})
+	if err != nil {
+		return nil, err
+	}
+	prod := &producer{pub: pub, js: prodJS, topo: d.topo, orders: d.orders, bad: d.bad, rate: d.opts.rate,
 		rnd: mrand.New(mrand.NewPCG(d.opts.seed, 1)), retryRate: retryRate, copyRate: copyRate, intents: d.intents}
 	if d.opts.noDuplicates {
 		prod.retryRate, prod.copyRate = 0, 0
@@ -652,6 +657,9 @@ func (d *demo) teardown() {
 	if d.js != nil && d.srv == nil && d.streamsUp && !d.opts.keep {
 		d.js.DeleteStream(ctx, d.topo.OrdersStream)
 		d.js.DeleteStream(ctx, d.topo.PaymentsStream)
+	}
+	if d.prodNC != nil {
+		d.prodNC.Close()
 	}
 	if d.nc != nil {
 		d.nc.Close()

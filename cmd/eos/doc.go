@@ -22,17 +22,20 @@
 //	eos torture [flags]
 //
 // runs the same scenario --runs times under faults (--faults: kill,
-// failpoints, broker-restart, duplicates, poison; all by default): worker
-// processes SIGKILLed at random, failpoints armed by name in the workers
-// (crash, error, delay; see failpoint.Parse), the embedded NATS server
-// restarted mid-run, publishes retried and copied past the broker's dedupe
-// window, malformed messages. The producer appends every publish to an
-// intent log (JSON lines, fsync'd first); after each run an independent
-// checker compares that log with the broker's stream, the databases and
-// the provider's records, and reports per run and in total: attempted,
-// acknowledged, applied, lost, duplicated, unexpected, recovered,
-// quarantined, dead-lettered, conservation of money, charges per order,
-// and the SLIs. A TCP fault proxy is not implemented yet. The exit status
+// failpoints, broker-restart, duplicates, poison, proxy; all by default):
+// worker processes SIGKILLed at random, failpoints armed by name in the
+// workers (crash, error, delay; see failpoint.Parse), the embedded NATS
+// server restarted mid-run, publishes retried and copied past the broker's
+// dedupe window, malformed messages, and a TCP fault proxy (resets,
+// latency, blackholes) between the workers and the producer on one side
+// and PostgreSQL and NATS on the other. The producer appends every publish
+// (and every resend of a publish left without a PubAck) to an intent log
+// (JSON lines, fsync'd first); after each run an independent checker
+// compares that log with the broker's stream, the databases and the
+// provider's records, and reports per run and in total: attempted,
+// acknowledged, applied, lost, duplicated, unexpected, indeterminate,
+// recovered, in flight at a fault, quarantined, dead-lettered,
+// conservation of money, charges per order, and the SLIs. The exit status
 // is 1 when a run loses, duplicates or breaks conservation.
 //
 // Other subcommands (relay, bench) will join them.

@@ -16,7 +16,7 @@ import (
 // publish. The torture checker reads the log instead of trusting anything
 // the producer or the workers count.
 type intent struct {
-	Kind    string `json:"kind"` // intentOrder, intentRetry, intentCopy, intentPoison
+	Kind    string `json:"kind"` // intentOrder, intentRetry, intentCopy, intentResend, intentPoison
 	ID      string `json:"id"`
 	Account string `json:"account,omitempty"`
 	Amount  int64  `json:"amount,omitempty"`
@@ -30,6 +30,9 @@ const (
 	intentRetry  = "retry"  // the same order again in the same batch (inside the dedupe window)
 	intentCopy   = "copy"   // the same order again past the dedupe window
 	intentPoison = "poison" // a malformed input
+	// intentResend: a publish whose outcome the producer does not know (an
+	// error or a timeout instead of a PubAck), about to be made again.
+	intentResend = "resend"
 )
 
 // intentLog appends intents to a file as JSON lines, fsync'd before the
@@ -75,6 +78,20 @@ func (l *intentLog) copy(id string) error {
 	}
 	if err := l.add(intent{Kind: intentCopy, ID: id}); err != nil {
 		return err
+	}
+	return l.sync()
+}
+
+// resend records that the publishes of envs ended without a PubAck: the
+// broker may or may not hold them, and the producer sends them again.
+func (l *intentLog) resend(envs []outbox.Envelope) error {
+	if l == nil || len(envs) == 0 {
+		return nil
+	}
+	for _, e := range envs {
+		if err := l.add(intent{Kind: intentResend, ID: e.Message.ID}); err != nil {
+			return err
+		}
 	}
 	return l.sync()
 }

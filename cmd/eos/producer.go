@@ -133,6 +133,9 @@ func (p *producer) publish(ctx context.Context, envs []outbox.Envelope) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if err := p.intents.resend(envs); err != nil {
+			return err
+		}
 		if err := sleepUntil(ctx, time.Now().Add(backoff)); err != nil {
 			return err
 		}
@@ -179,6 +182,9 @@ func (p *producer) publishOne(ctx context.Context, env outbox.Envelope) (natsjs.
 		if ctx.Err() != nil {
 			return res, ctx.Err()
 		}
+		if err := p.intents.resend([]outbox.Envelope{env}); err != nil {
+			return res, err
+		}
 		if err := sleepUntil(ctx, time.Now().Add(backoff)); err != nil {
 			return res, err
 		}
@@ -197,13 +203,26 @@ func (p *producer) publishBad(ctx context.Context, b payments.BadInput) error {
 		_, err := p.publishOne(ctx, outbox.Envelope{Topic: subject, Message: b.Message})
 		return err
 	}
+	// Without an id the broker cannot drop a resend, so a resend may be
+	// stored twice: the copies are identical, and the inbox dead-letters
+	// such a message under an id derived from its content, once.
 	msg := &nats.Msg{Subject: subject, Data: b.Message.Payload, Header: nats.Header{}}
 	msg.Header.Set(natsjs.HeaderKey, b.Message.Key)
 	msg.Header.Set(natsjs.HeaderCreatedAt, time.Now().UTC().Format(time.RFC3339Nano))
-	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("publish malformed input: %w", err)
+	backoff := 50 * time.Millisecond
+	for {
+		_, err := p.js.PublishMsg(ctx, msg)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("publish malformed input: %w", err)
+		}
+		if err := sleepUntil(ctx, time.Now().Add(backoff)); err != nil {
+			return err
+		}
+		backoff = min(2*backoff, 2*time.Second)
 	}
-	return nil
 }
 
 func sleepUntil(ctx context.Context, t time.Time) error {

@@ -6,8 +6,12 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eoskit/eos/torture/faultproxy"
 )
@@ -139,4 +143,23 @@ func (d *demo) closeProxies() {
 	for _, p := range d.proxies {
 		p.Close()
 	}
+}
+
+// producerJetStream is what the producer publishes with: the demo's own
+// connection, or, when a fault proxy sits in front of NATS, a connection
+// of its own through it, so that lost PubAcks and timeouts hit real
+// publishes (the producer logs them as resends; see intentResend).
+func (d *demo) producerJetStream() (jetstream.JetStream, error) {
+	if !slices.ContainsFunc(d.proxies, func(p namedProxy) bool { return p.name == "nats" }) {
+		return d.js, nil
+	}
+	if d.prodNC == nil {
+		nc, err := nats.Connect(d.workerNATS, nats.Name("eos-demo-producer"), nats.MaxReconnects(-1),
+			nats.ReconnectWait(100*time.Millisecond), nats.Timeout(5*time.Second), nats.IgnoreDiscoveredServers())
+		if err != nil {
+			return nil, fmt.Errorf("producer: connect to NATS through the fault proxy: %w", err)
+		}
+		d.prodNC = nc
+	}
+	return jetstream.New(d.prodNC)
 }

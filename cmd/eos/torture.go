@@ -184,9 +184,17 @@ type tortureRun struct {
 	Lost         int64 `json:"lost"`       // acknowledged, never applied
 	Duplicated   int64 `json:"duplicated"` // ledger or payment rows beyond the first per order
 	Unexpected   int64 `json:"unexpected"` // applied, never intended
-	// Recovered: orders in flight when a worker was killed or crashed
-	// (created before, applied after) and applied once all the same.
-	Recovered       int64 `json:"recovered"`
+	// Indeterminate: orders with a publish that ended without a PubAck
+	// (error, timeout, broker restart), so the producer could not know
+	// whether the broker held them and sent them again. Recovered: of
+	// those, the ones applied, once (a queue checker's "recovered").
+	Indeterminate int64 `json:"indeterminate"`
+	Recovered     int64 `json:"recovered"`
+	// InFlightAtFault: orders created before and applied after a kill or
+	// a failpoint crash of a worker (an upper bound on the orders a worker
+	// fault interrupted: the checker cannot see which batch a dead worker
+	// held).
+	InFlightAtFault int64 `json:"in_flight_at_fault"`
 	Quarantined     int64 `json:"quarantined"`
 	Poison          int64 `json:"poison"` // malformed inputs intended
 	DeadLettered    int64 `json:"dead_lettered"`
@@ -339,15 +347,23 @@ func (d *demo) tortureCheck(ctx context.Context, rep *payments.Report) (*torture
 	}
 	orders := map[string]want{}
 	var poison []intent
+	resent := map[string]bool{}
 	for _, it := range intents {
 		switch it.Kind {
 		case intentOrder:
 			orders[it.ID] = want{it.Account, it.Amount}
 		case intentPoison:
 			poison = append(poison, it)
+		case intentResend:
+			resent[it.ID] = true
 		}
 	}
 	r.Attempted, r.Poison = int64(len(orders)), int64(len(poison))
+	for id := range resent {
+		if _, ok := orders[id]; ok {
+			r.Indeterminate++
+		}
+	}
 
 	// What the broker stored.
 	stored, err := d.streamIDs(ctx, d.topo.OrdersStream)
@@ -403,8 +419,11 @@ func (d *demo) tortureCheck(ctx context.Context, rep *payments.Report) (*torture
 		}
 		r.Applied++
 		lat = append(lat, float64(l.doneUS-l.createdUS)/1e3)
-		if inFlightAtKill(killTimes, l.createdUS, l.doneUS) {
+		if resent[id] {
 			r.Recovered++
+		}
+		if inFlightAtKill(killTimes, l.createdUS, l.doneUS) {
+			r.InFlightAtFault++
 		}
 	}
 	for id := range acked {
@@ -600,7 +619,9 @@ func (t *tortureTotal) sum(runs []tortureRun) {
 		t.Lost += r.Lost
 		t.Duplicated += r.Duplicated
 		t.Unexpected += r.Unexpected
+		t.Indeterminate += r.Indeterminate
 		t.Recovered += r.Recovered
+		t.InFlightAtFault += r.InFlightAtFault
 		t.Quarantined += r.Quarantined
 		t.Poison += r.Poison
 		t.DeadLettered += r.DeadLettered
@@ -643,10 +664,10 @@ func (res *tortureResult) table() string {
 	fmt.Fprintf(&b, "  proxy faults: %d (resets %d, latency %d, blackholes %d; proxied: %s)\n",
 		t.ProxyFaults, t.ProxyResets, t.ProxyLatency, t.ProxyBlackholes, t.Proxy)
 	w := tabwriter.NewWriter(&b, 0, 0, 1, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "run\tseed\tattempted\tacked\tapplied\tlost\tdup\tunexpected\trecovered\tquarantined\tdead\tconserved\tcharged once\tpartial\treprocessed\tp50 ms\tp99 ms\tkills\tcrashes\tbroker restarts\tproxy faults\tok\t")
+	fmt.Fprintln(w, "run\tseed\tattempted\tacked\tapplied\tlost\tdup\tunexpected\tindeterminate\trecovered\tin flight at fault\tquarantined\tdead\tconserved\tcharged once\tpartial\treprocessed\tp50 ms\tp99 ms\tkills\tcrashes\tbroker restarts\tproxy faults\tok\t")
 	line := func(name, seed string, r tortureRun) {
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%d\t%d\t%d\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t%v\t\n", name, seed,
-			r.Attempted, r.Acknowledged, r.Applied, r.Lost, r.Duplicated, r.Unexpected, r.Recovered, r.Quarantined, r.DeadLettered,
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%d\t%d\t%d\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t%v\t\n", name, seed,
+			r.Attempted, r.Acknowledged, r.Applied, r.Lost, r.Duplicated, r.Unexpected, r.Indeterminate, r.Recovered, r.InFlightAtFault, r.Quarantined, r.DeadLettered,
 			r.Conservation, r.ChargedOnce, r.PartialCommits, r.Reprocessed, r.P50ms, r.P99ms, r.Kills, r.FailpointCrashes, r.Restarts, r.ProxyFaults, r.OK)
 	}
 	for _, r := range res.Runs {
