@@ -19,6 +19,8 @@ var Points = []string{
 	"inbox.before_commit",
 	"inbox.after_commit_before_ack",
 	"relay.after_publish_before_mark",
+	"natsjs.publish_ack_lost",
+	"natsjs.ack_lost",
 }
 
 // SpecError reports a malformed part of a failpoint spec.

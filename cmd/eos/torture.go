@@ -62,9 +62,12 @@ const (
 var allFaults = []string{faultKill, faultFailpoints, faultBrokerRestart, faultDuplicates, faultPoison, faultProxy}
 
 // defaultFailpoints is what the failpoints fault arms in every worker: low
-// probabilities per batch, crashes at each step of the inbox and the relay.
+// probabilities per batch, crashes at each step of the inbox and the relay;
+// per message, lost PubAcks at the relay's publisher and lost acks at the
+// consumers' subscribers.
 const defaultFailpoints = "inbox.after_claim=crash@0.01,inbox.after_handler=delay:20ms@0.05," +
-	"inbox.before_commit=error@0.05,inbox.after_commit_before_ack=crash@0.01,relay.after_publish_before_mark=crash@0.02"
+	"inbox.before_commit=error@0.05,inbox.after_commit_before_ack=crash@0.01,relay.after_publish_before_mark=crash@0.02," +
+	"natsjs.publish_ack_lost=error@0.001,natsjs.ack_lost=error@0.001"
 
 // tortureOptions are the torture's flags.
 type tortureOptions struct {

@@ -144,7 +144,7 @@ func work(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 		}
 		// Sorted by account within a batch, so that concurrent batches
 		// lock accounts in one order (PostgreSQL: waits, no deadlocks).
-		return consume(ctx, js, t.OrdersStream, ordersDurable, ordersBuffer, p, payments.SortByKey)
+		return consume(ctx, js, t.OrdersStream, ordersDurable, ordersBuffer, p, payments.SortByKey, fps)
 
 	case rolePayments:
 		client, err := payments.NewProviderClient(cfg.ProviderURL, nil)
@@ -166,10 +166,10 @@ func work(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		return consume(ctx, js, t.PaymentsStream, paymentsDurable, paymentsBuffer, p, nil)
+		return consume(ctx, js, t.PaymentsStream, paymentsDurable, paymentsBuffer, p, nil, fps)
 
 	case roleRelay:
-		pub, err := natsjs.NewPublisher(js, natsjs.PublisherConfig{})
+		pub, err := natsjs.NewPublisher(js, natsjs.PublisherConfig{Failpoints: fps})
 		if err != nil {
 			return err
 		}
@@ -183,14 +183,14 @@ func work(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 }
 
 // consume runs p over the durable consumer the demo provisioned, through
-// wrap if set.
+// wrap if set; fps arms the subscriber's failpoints.
 func consume(ctx context.Context, js jetstream.JetStream, stream, durable string, buffer int, p *inbox.Processor[*sql.Tx],
-	wrap func(inbox.Source) inbox.Source) error {
+	wrap func(inbox.Source) inbox.Source, fps *failpoint.Set) error {
 	cons, err := js.Consumer(ctx, stream, durable)
 	if err != nil {
 		return fmt.Errorf("consumer %s on %s: %w", durable, stream, err)
 	}
-	sub, err := natsjs.NewSubscriber(cons, natsjs.SubscriberConfig{Buffer: buffer})
+	sub, err := natsjs.NewSubscriber(cons, natsjs.SubscriberConfig{Buffer: buffer, Failpoints: fps})
 	if err != nil {
 		return err
 	}

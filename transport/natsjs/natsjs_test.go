@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/inbox"
 	"github.com/eoskit/eos/internal/testenv"
 	"github.com/eoskit/eos/outbox"
@@ -413,5 +415,95 @@ func TestPublishWithoutAck(t *testing.T) {
 	js.Conn().Close()
 	if n, err := pub.Publish(context.Background(), envs); n != 0 || err == nil {
 		t.Errorf("Publish on a closed connection: %d, %v", n, err)
+	}
+}
+
+// TestFailPublishAckLost arms the lost-PubAck point once: the Publisher
+// reports the message unacknowledged although the broker stored it, and
+// the caller's retry is dropped by the broker's dedupe.
+func TestFailPublishAckLost(t *testing.T) {
+	if !slices.Contains(failpoint.Points, FailPublishAckLost) || !slices.Contains(failpoint.Points, FailAckLost) {
+		t.Fatalf("failpoint.Points %v lacks the natsjs points", failpoint.Points)
+	}
+	js := embedded(t, "lost.>")
+	fps := &failpoint.Set{}
+	pub, err := NewPublisher(js, PublisherConfig{Failpoints: fps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	envs := []outbox.Envelope{
+		{Topic: "lost.a", Message: eos.Message{ID: "1"}},
+		{Topic: "lost.a", Message: eos.Message{ID: "2"}},
+		{Topic: "lost.a", Message: eos.Message{ID: "3"}},
+	}
+	fps.Arm(FailPublishAckLost, failpoint.Times(1, failpoint.Error()))
+	n, err := pub.Publish(ctx, envs)
+	if n != 0 || !errors.Is(err, failpoint.ErrInjected) {
+		t.Fatalf("Publish with the first ack lost: %d acknowledged, %v; want 0 and the injected error", n, err)
+	}
+	if n, err := pub.Publish(ctx, envs); n != 3 || err != nil {
+		t.Fatalf("retry: %d acknowledged, %v", n, err)
+	}
+	if pub.Duplicates() != 3 {
+		t.Errorf("Duplicates() = %d after the retry, want 3 (the broker stored all three the first time)", pub.Duplicates())
+	}
+	fps.Arm(FailPublishAckLost, failpoint.Times(1, failpoint.Error()))
+	if _, err := pub.PublishMessage(ctx, "lost.a", eos.Message{ID: "4"}); !errors.Is(err, failpoint.ErrInjected) {
+		t.Fatalf("PublishMessage with its ack lost: %v", err)
+	}
+	if res, err := pub.PublishMessage(ctx, "lost.a", eos.Message{ID: "4"}); err != nil || !res.Duplicate {
+		t.Fatalf("PublishMessage retry: %+v, %v; want a duplicate", res, err)
+	}
+	st, err := js.Stream(ctx, "S")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 4 {
+		t.Errorf("stream holds %d messages, want 4", info.State.Msgs)
+	}
+}
+
+// TestFailAckLost arms the lost-ack point once: Ack reports success, the
+// broker never hears of it and delivers the message again.
+func TestFailAckLost(t *testing.T) {
+	js := embedded(t, "ack.>")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cons, err := EnsureConsumer(ctx, js, ConsumerConfig{Stream: "S", Durable: "c", AckWait: testAckWait})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fps := &failpoint.Set{}
+	fps.Arm(FailAckLost, failpoint.Times(1, failpoint.Error()))
+	sub, err := NewSubscriber(cons, SubscriberConfig{Buffer: 1, Failpoints: fps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	pub, err := NewPublisher(js, PublisherConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.PublishMessage(ctx, "ack.a", eos.Message{ID: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	for want := uint64(1); want <= 2; want++ {
+		ds, err := sub.Fetch(ctx, 1, 0)
+		if err != nil || len(ds) != 1 {
+			t.Fatalf("delivery %d: %d messages, %v", want, len(ds), err)
+		}
+		d := ds[0].(*Delivery)
+		if d.Message().ID != "m" || d.NumDelivered() != want {
+			t.Fatalf("delivery %d: id %q, delivered %d times", want, d.Message().ID, d.NumDelivered())
+		}
+		if err := d.Ack(ctx); err != nil {
+			t.Fatalf("ack %d: %v (a lost plain ack reports success)", want, err)
+		}
 	}
 }

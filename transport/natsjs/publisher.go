@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/internal/config"
 	"github.com/eoskit/eos/outbox"
 )
@@ -29,7 +30,17 @@ type PublisherConfig struct {
 	// a duplicate (dropped by its dedupe): a re-publish after a crash, or a
 	// producer retry.
 	OnDuplicate func(subject, id string)
+	// Failpoints, if set, are evaluated at FailPublishAckLost. Nil in
+	// production.
+	Failpoints *failpoint.Set
 }
+
+// FailPublishAckLost is evaluated when a PubAck arrives, before the
+// Publisher looks at it. An error makes the Publisher behave as if the ack
+// had been lost on the way: the broker holds the message, the caller is
+// told it is unacknowledged and publishes it again, and the broker's dedupe
+// drops the copy.
+const FailPublishAckLost = "natsjs.publish_ack_lost"
 
 // Publisher publishes eos messages to JetStream with their id as
 // Nats-Msg-Id. It implements outbox.Publisher and is safe for concurrent use.
@@ -76,6 +87,9 @@ func (p *Publisher) PublishMessage(ctx context.Context, subject string, m eos.Me
 
 func (p *Publisher) publish(ctx context.Context, subject string, m eos.Message) (Result, error) {
 	ack, err := p.js.PublishMsg(ctx, toNATS(subject, m))
+	if err == nil {
+		err = p.cfg.Failpoints.Eval(FailPublishAckLost)
+	}
 	if err != nil {
 		return Result{}, publishErr(subject, m.ID, err)
 	}
@@ -136,6 +150,9 @@ func (p *Publisher) Publish(ctx context.Context, msgs []outbox.Envelope) (int, e
 		timer.Reset(p.cfg.AckTimeout)
 		select {
 		case ack := <-futures[acked].Ok():
+			if err := p.cfg.Failpoints.Eval(FailPublishAckLost); err != nil {
+				return acked, publishErr(m.Topic, m.ID, err)
+			}
 			p.result(m.Topic, m.ID, ack)
 		case err := <-futures[acked].Err():
 			return acked, publishErr(m.Topic, m.ID, err)

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/inbox"
 )
 
@@ -21,7 +22,15 @@ type SubscriberConfig struct {
 	DoubleAck bool
 	// Buffer is how many messages the client pulls ahead. Default 1024.
 	Buffer int
+	// Failpoints, if set, are evaluated at FailAckLost. Nil in production.
+	Failpoints *failpoint.Set
 }
+
+// FailAckLost is evaluated before a Delivery sends its ack. An error makes
+// the ack go missing as if the network had dropped it: nothing is sent, a
+// plain ack still reports success (as a real lost one would), a double ack
+// reports the error; the broker redelivers the message after its AckWait.
+const FailAckLost = "natsjs.ack_lost"
 
 // Subscriber reads a durable pull consumer. It implements inbox.Source.
 // One Subscriber serves one Processor.Run at a time.
@@ -86,7 +95,7 @@ func (s *Subscriber) Fetch(ctx context.Context, max int, maxWait time.Duration) 
 }
 
 func (s *Subscriber) delivery(m jetstream.Msg) *Delivery {
-	return &Delivery{m: m, msg: fromNATS(m.Headers(), m.Data()), double: s.cfg.DoubleAck}
+	return &Delivery{m: m, msg: fromNATS(m.Headers(), m.Data()), double: s.cfg.DoubleAck, fps: s.cfg.Failpoints}
 }
 
 // Delivery is one JetStream message handed to the inbox.
@@ -94,6 +103,7 @@ type Delivery struct {
 	m      jetstream.Msg
 	msg    eos.Message
 	double bool
+	fps    *failpoint.Set
 }
 
 var _ inbox.Delivery = (*Delivery)(nil)
@@ -102,6 +112,12 @@ func (d *Delivery) Message() eos.Message { return d.msg }
 
 // Ack acknowledges the message (a double ack if configured).
 func (d *Delivery) Ack(ctx context.Context) error {
+	if err := d.fps.Eval(FailAckLost); err != nil {
+		if d.double {
+			return fmt.Errorf("natsjs: ack: %w", err)
+		}
+		return nil
+	}
 	if d.double {
 		return d.m.DoubleAck(ctx)
 	}
