@@ -5,14 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/eoskit/eos/internal/ctxtime"
 	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/eoskit/eos/internal/ctxtime"
 )
 
 // supervisor runs the demo's workers as child processes, restarts them
@@ -42,6 +44,7 @@ type child struct {
 	mu     sync.Mutex
 	proc   *os.Process // nil while not running
 	killed bool        // the current process was killed by chaos
+	starts int         // processes started so far (runOnce only)
 }
 
 func newSupervisor(exe string, out io.Writer, cfgs []workerConfig) (*supervisor, error) {
@@ -121,7 +124,10 @@ func (s *supervisor) keep(ctx context.Context, c *child) {
 // runOnce starts c's process and waits for it to exit.
 func (s *supervisor) runOnce(ctx context.Context, c *child) error {
 	cmd := exec.Command(s.exe, workerCommand)
-	cmd.Env = append(os.Environ(), c.env)
+	// The start number seeds the child's failpoints: a restarted worker
+	// draws new faults, and a rerun with the same seed draws the same ones.
+	c.starts++
+	cmd.Env = append(os.Environ(), c.env, workerStartEnv+"="+strconv.Itoa(c.starts))
 	cmd.Stdout, cmd.Stderr = s.out, s.out
 	// The child reads stdin until EOF: when this process dies, the pipe
 	// closes and the child stops.
@@ -152,12 +158,8 @@ func (s *supervisor) runOnce(ctx context.Context, c *child) error {
 // chaos SIGKILLs a random running child every 0.2–1.2 s until ctx ends.
 func (s *supervisor) chaos(ctx context.Context, rnd *rand.Rand) {
 	for {
-		t := time.NewTimer(200*time.Millisecond + time.Duration(rnd.Int64N(int64(time.Second))))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !ctxtime.Sleep(ctx, 200*time.Millisecond+time.Duration(rnd.Int64N(int64(time.Second)))) {
 			return
-		case <-t.C:
 		}
 		c := s.children[rnd.IntN(len(s.children))]
 		c.mu.Lock()

@@ -34,13 +34,24 @@ exactly once at the provider.
 
 Faults (--faults, comma-separated, or all):
   kill            SIGKILL order workers, the relay and the payment worker at random
-  failpoints      crash / error / delay at the inbox's and relay's failpoints
+  failpoints      crash / error / delay at the inbox's and relay's failpoints,
+                  lost PubAcks and lost acks in the NATS transport
   broker-restart  restart the embedded NATS server mid-run (not with --nats)
   duplicates      publish retries inside, and copies past, the broker's dedupe window
   poison          malformed messages mixed into the orders
-  proxy           a TCP fault proxy between the workers and PostgreSQL (with
-                  --postgres) and NATS resets every connection, adds latency
-                  or blackholes the link (store/broker outage) for 1-4 s
+  proxy           a TCP fault proxy between the workers and the producer on one
+                  side and PostgreSQL (with --postgres) and NATS on the other
+                  resets every connection, adds latency or blackholes the link
+                  (store/broker outage) for 1-4 s
+
+Besides lost, duplicated and unexpected, each run reports indeterminate
+(orders whose publish ended without a PubAck, so the producer sent them
+again) and recovered (those of them applied once), and in flight at fault
+(orders created before and applied after a worker's kill or crash).
+
+Run i uses seed+i, and the seed fixes the orders, the duplicates, the
+poison, and the schedules and draws of every fault; which messages a fault
+hits depends on timing. To rerun run i alone: --runs 1 --seed <its seed>.
 
 The exit status is 0 when every run holds, 1 when one loses, duplicates,
 breaks conservation or fails another check, 2 for bad flags or unreachable
@@ -680,6 +691,11 @@ func (res *tortureResult) table() string {
 	w.Flush()
 	for _, f := range t.Failures {
 		fmt.Fprintf(&b, "  FAILED: %s\n", f)
+	}
+	for _, r := range res.Runs {
+		if !r.OK {
+			fmt.Fprintf(&b, "  rerun run %d alone: the same flags with --runs 1 --seed %d\n", r.Run, r.Seed)
+		}
 	}
 	verdict := "OK"
 	if !t.OK {

@@ -48,6 +48,9 @@ func checkTorture(t *testing.T, res tortureResult, runs, events int, proxied str
 		t.Errorf("lost %d, duplicated %d, unexpected %d, charge anomalies %d, partial commits %d, conservation %v",
 			tot.Lost, tot.Duplicated, tot.Unexpected, tot.ChargeAnomalies, tot.PartialCommits, tot.Conservation)
 	}
+	if tot.Recovered != tot.Indeterminate {
+		t.Errorf("recovered %d of %d indeterminate publishes", tot.Recovered, tot.Indeterminate)
+	}
 	if tot.Poison == 0 || tot.DeadLettered != tot.Poison {
 		t.Errorf("poison %d, dead-lettered %d", tot.Poison, tot.DeadLettered)
 	}
@@ -74,7 +77,8 @@ func checkTorture(t *testing.T, res tortureResult, runs, events int, proxied str
 
 // A failpoint spec with probabilities high enough to fire in short runs.
 const testFailpoints = "inbox.after_claim=crash@0.05,inbox.after_handler=delay:10ms@0.05,inbox.before_commit=error@0.05," +
-	"inbox.after_commit_before_ack=crash@0.05,relay.after_publish_before_mark=crash@0.05"
+	"inbox.after_commit_before_ack=crash@0.05,relay.after_publish_before_mark=crash@0.05," +
+	"natsjs.publish_ack_lost=error@0.01,natsjs.ack_lost=error@0.01"
 
 func TestTortureSQLiteEmbeddedAllFaults(t *testing.T) {
 	res := runTortureJSON(t, "--runs", "2", "--events", "1500", "--faults", "all", "--seed", "7", "--failpoint-spec", testFailpoints)
@@ -169,5 +173,57 @@ func TestTortureBadInputExits2WithOneLine(t *testing.T) {
 				t.Errorf("stderr %q, want one line with %q", r.stderr, c.want)
 			}
 		})
+	}
+}
+
+// TestTortureVerdict checks the summing and the table of a failed run: the
+// total fails, each failure names its run, and the table says how to rerun
+// the run alone.
+func TestTortureVerdict(t *testing.T) {
+	good := tortureRun{Run: 1, Seed: 10, Attempted: 5, Acknowledged: 5, Applied: 5, Conservation: true, OK: true}
+	bad := tortureRun{Run: 2, Seed: 11, Attempted: 5, Acknowledged: 5, Applied: 4, Lost: 1, Conservation: true,
+		Failures: []string{"1 acknowledged orders lost (never applied)"}}
+	res := tortureResult{Runs: []tortureRun{good, bad}}
+	res.Total.sum(res.Runs)
+	if res.Total.OK || res.Total.Lost != 1 || res.Total.Applied != 9 || !res.Total.Conservation {
+		t.Errorf("total %+v", res.Total.tortureRun)
+	}
+	if len(res.Total.Failures) != 1 || !strings.HasPrefix(res.Total.Failures[0], "run 2: ") {
+		t.Errorf("failures %q, want one naming run 2", res.Total.Failures)
+	}
+	table := res.table()
+	for _, want := range []string{"FAILED: run 2: 1 acknowledged orders lost", "rerun run 2 alone: the same flags with --runs 1 --seed 11", "verdict: FAILED"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	if strings.Contains(table, "rerun run 1") {
+		t.Errorf("table offers to rerun a run that held:\n%s", table)
+	}
+	res.Total = tortureTotal{}
+	res.Total.sum(nil)
+	if res.Total.OK {
+		t.Error("no runs: ok, want not ok")
+	}
+}
+
+// TestFailpointStream checks that each start of each worker draws its own
+// failpoint stream, the same one for the same seed.
+func TestFailpointStream(t *testing.T) {
+	seen := map[uint64]string{}
+	for _, name := range []string{"orders-0", "orders-1", "relay"} {
+		for _, start := range []string{"1", "2", "12"} {
+			s := failpointStream(name, start)
+			if prev, ok := seen[s]; ok {
+				t.Errorf("%s start %s draws the stream of %s", name, start, prev)
+			}
+			seen[s] = name + "/" + start
+			if failpointStream(name, start) != s {
+				t.Errorf("%s start %s: stream not stable", name, start)
+			}
+		}
+	}
+	if failpointStream("orders-1", "2") == failpointStream("orders-12", "") {
+		t.Error("name and start run together")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -23,10 +24,12 @@ import (
 )
 
 // workerCommand is the hidden subcommand the demo runs its children with;
-// workerEnv carries their configuration (JSON), out of sight of ps.
+// workerEnv carries their configuration (JSON), out of sight of ps, and
+// workerStartEnv which start of that worker this process is (1, 2, …).
 const (
-	workerCommand = "__worker"
-	workerEnv     = "EOS_DEMO_WORKER"
+	workerCommand  = "__worker"
+	workerEnv      = "EOS_DEMO_WORKER"
+	workerStartEnv = "EOS_DEMO_WORKER_START"
 )
 
 // Worker roles.
@@ -46,8 +49,10 @@ type workerConfig struct {
 	ProviderURL string      `json:"provider_url"`
 	LogLevel    string      `json:"log_level"`
 	// Failpoints arms fault points in this worker (failpoint.Parse syntax;
-	// empty: none), drawing from a source seeded with FailpointSeed and the
-	// process id, so that a restarted worker does not replay its crashes.
+	// empty: none), drawing from a source seeded with FailpointSeed, the
+	// worker's name and its start number (workerStartEnv): a restarted
+	// worker does not replay its crashes, and a rerun with the same seed
+	// arms the same draws.
 	Failpoints    string `json:"failpoints,omitempty"`
 	FailpointSeed uint64 `json:"failpoint_seed,omitempty"`
 }
@@ -119,7 +124,7 @@ func work(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 		return err
 	}
 	t := cfg.Topology
-	fps, err := failpoint.Parse(cfg.Failpoints, rand.New(rand.NewPCG(cfg.FailpointSeed, uint64(os.Getpid()))))
+	fps, err := failpoint.Parse(cfg.Failpoints, rand.New(rand.NewPCG(cfg.FailpointSeed, failpointStream(cfg.Name, os.Getenv(workerStartEnv)))))
 	if err != nil {
 		return err
 	}
@@ -204,4 +209,13 @@ func consume(ctx context.Context, js jetstream.JetStream, stream, durable string
 		return nil
 	}
 	return err
+}
+
+// failpointStream picks the random stream of one start of one worker.
+func failpointStream(name, start string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	h.Write([]byte{0})
+	h.Write([]byte(start))
+	return h.Sum64()
 }
