@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -219,9 +221,13 @@ type tortureRun struct {
 	DuplicateEffectsPerMillion float64 `json:"duplicate_effects_per_million"`
 	MissedApplies              int64   `json:"missed_applies"`
 	PartialCommits             int64   `json:"partial_commits"` // outbox rows unsent at the end
-	Reprocessed                int64   `json:"reprocessed"`
-	P50ms                      float64 `json:"p50_ms"`
-	P99ms                      float64 `json:"p99_ms"`
+	// DedupeStoreErrors: the inbox's store failures on the claim path
+	// (each one a stall that acknowledged nothing), counted in the
+	// workers' log; injected errors at inbox failpoints count too.
+	DedupeStoreErrors int64   `json:"dedupe_store_errors"`
+	Reprocessed       int64   `json:"reprocessed"`
+	P50ms             float64 `json:"p50_ms"`
+	P99ms             float64 `json:"p99_ms"`
 	// The faults injected.
 	Kills            int      `json:"kills"`             // SIGKILLs by the supervisor
 	FailpointCrashes int      `json:"failpoint_crashes"` // SIGKILLs at failpoints
@@ -499,6 +505,9 @@ func (d *demo) tortureCheck(ctx context.Context, rep *payments.Report) (*torture
 	}
 	r.P50ms, r.P99ms = percentile(lat, 0.50), percentile(lat, 0.99)
 	r.Reprocessed = rep.Reprocessed
+	if r.DedupeStoreErrors, err = countLines(filepath.Join(d.dir, workersLog), storeFailureLog); err != nil {
+		return nil, err
+	}
 	r.Kills, r.Restarts = rep.Kills, d.restarts
 	r.FailpointCrashes, _ = d.sup.crashCount()
 	r.Republished, r.BrokerDuplicates = rep.Republished, rep.BrokerDuplicates
@@ -606,6 +615,31 @@ func (d *demo) streamIDs(ctx context.Context, stream string) (map[string]int, er
 	}
 }
 
+// storeFailureLog marks the inbox's log line for a store failure (see
+// inbox.Processor.Run).
+const storeFailureLog = `msg="eos inbox: store failure`
+
+// countLines counts the lines of the file at path that contain substr.
+func countLines(path, substr string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var n int64
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if bytes.Contains(sc.Bytes(), []byte(substr)) {
+			n++
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return n, nil
+}
+
 func queryRows(ctx context.Context, s payments.Store, q string, scan func(func(...any) error) error) error {
 	rows, err := s.DB.QueryContext(ctx, q)
 	if err != nil {
@@ -645,6 +679,7 @@ func (t *tortureTotal) sum(runs []tortureRun) {
 		t.MissedApplies += r.MissedApplies
 		t.PartialCommits += r.PartialCommits
 		t.Reprocessed += r.Reprocessed
+		t.DedupeStoreErrors += r.DedupeStoreErrors
 		t.P50ms, t.P99ms = max(t.P50ms, r.P50ms), max(t.P99ms, r.P99ms)
 		t.Kills += r.Kills
 		t.FailpointCrashes += r.FailpointCrashes
@@ -678,11 +713,11 @@ func (res *tortureResult) table() string {
 	fmt.Fprintf(&b, "  proxy faults: %d (resets %d, latency %d, blackholes %d; proxied: %s)\n",
 		t.ProxyFaults, t.ProxyResets, t.ProxyLatency, t.ProxyBlackholes, t.Proxy)
 	w := tabwriter.NewWriter(&b, 0, 0, 1, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "run\tseed\tattempted\tacked\tapplied\tlost\tdup\tunexpected\tindeterminate\trecovered\tin flight at fault\tquarantined\tdead\tconserved\tcharged once\tpartial\treprocessed\tp50 ms\tp99 ms\tkills\tcrashes\tbroker restarts\tproxy faults\tok\t")
+	fmt.Fprintln(w, "run\tseed\tattempted\tacked\tapplied\tlost\tdup\tunexpected\tindeterminate\trecovered\tin flight at fault\tquarantined\tdead\tconserved\tcharged once\tpartial\tstore errors\treprocessed\tp50 ms\tp99 ms\tkills\tcrashes\tbroker restarts\tproxy faults\tok\t")
 	line := func(name, seed string, r tortureRun) {
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%d\t%d\t%d\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t%v\t\n", name, seed,
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%d\t%d\t%d\t%d\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t%v\t\n", name, seed,
 			r.Attempted, r.Acknowledged, r.Applied, r.Lost, r.Duplicated, r.Unexpected, r.Indeterminate, r.Recovered, r.InFlightAtFault, r.Quarantined, r.DeadLettered,
-			r.Conservation, r.ChargedOnce, r.PartialCommits, r.Reprocessed, r.P50ms, r.P99ms, r.Kills, r.FailpointCrashes, r.Restarts, r.ProxyFaults, r.OK)
+			r.Conservation, r.ChargedOnce, r.PartialCommits, r.DedupeStoreErrors, r.Reprocessed, r.P50ms, r.P99ms, r.Kills, r.FailpointCrashes, r.Restarts, r.ProxyFaults, r.OK)
 	}
 	for _, r := range res.Runs {
 		line(fmt.Sprint(r.Run), fmt.Sprint(r.Seed), r)

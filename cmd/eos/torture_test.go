@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -47,6 +48,9 @@ func checkTorture(t *testing.T, res tortureResult, runs, events int, proxied str
 	if tot.Lost != 0 || tot.Duplicated != 0 || tot.Unexpected != 0 || tot.ChargeAnomalies != 0 || tot.PartialCommits != 0 || !tot.Conservation {
 		t.Errorf("lost %d, duplicated %d, unexpected %d, charge anomalies %d, partial commits %d, conservation %v",
 			tot.Lost, tot.Duplicated, tot.Unexpected, tot.ChargeAnomalies, tot.PartialCommits, tot.Conservation)
+	}
+	if tot.DedupeStoreErrors == 0 {
+		t.Error("dedupe_store_errors 0: the injected inbox errors were not seen")
 	}
 	if tot.Recovered != tot.Indeterminate {
 		t.Errorf("recovered %d of %d indeterminate publishes", tot.Recovered, tot.Indeterminate)
@@ -225,5 +229,23 @@ func TestFailpointStream(t *testing.T) {
 	}
 	if failpointStream("orders-1", "2") == failpointStream("orders-12", "") {
 		t.Error("name and start run together")
+	}
+}
+
+func TestCountLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "workers.log")
+	log := `time=1 level=ERROR msg="eos inbox: store failure, stalling (nothing acknowledged)" worker=orders-0
+time=2 level=WARN msg="eos inbox: store recovered, processing resumed"
+time=3 level=ERROR msg="eos inbox: store failure, stalling (nothing acknowledged)" worker=payments
+time=4 level=ERROR msg="eos relay: forwarding failed, retrying" error="store failure"
+`
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := countLines(path, storeFailureLog); n != 2 || err != nil {
+		t.Errorf("countLines = %d, %v; want 2", n, err)
+	}
+	if _, err := countLines(filepath.Join(t.TempDir(), "missing"), storeFailureLog); err == nil {
+		t.Error("missing file: no error")
 	}
 }
