@@ -155,7 +155,10 @@ func (d *demo) producerJetStream() (jetstream.JetStream, error) {
 	}
 	if d.prodNC == nil {
 		nc, err := nats.Connect(d.workerNATS, nats.Name("eos-demo-producer"), nats.MaxReconnects(-1),
-			nats.ReconnectWait(100*time.Millisecond), nats.Timeout(5*time.Second), nats.IgnoreDiscoveredServers())
+			nats.ReconnectWait(100*time.Millisecond), nats.Timeout(5*time.Second), nats.IgnoreDiscoveredServers(),
+			// The proxy's resets are the point: the publishes' errors
+			// tell the producer, nats.go need not print them.
+			nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 		if err != nil {
 			return nil, fmt.Errorf("producer: connect to NATS through the fault proxy: %w", err)
 		}
