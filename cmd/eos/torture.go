@@ -505,7 +505,7 @@ func (d *demo) tortureCheck(ctx context.Context, rep *payments.Report) (*torture
 	if r.Applied > 0 {
 		r.DuplicateEffectsPerMillion = math.Round(float64(r.Duplicated)/float64(r.Applied)*1e6*10) / 10
 	}
-	r.P50ms, r.P99ms = percentile(lat, 0.50), percentile(lat, 0.99)
+	r.P50ms, r.P99ms = payments.Percentile(lat, 0.50), payments.Percentile(lat, 0.99)
 	r.Reprocessed = rep.Reprocessed
 	if r.DedupeStoreErrors, err = countLines(filepath.Join(d.dir, workersLog), storeFailureLog); err != nil {
 		return nil, err
@@ -740,14 +740,4 @@ func (res *tortureResult) table() string {
 	}
 	fmt.Fprintf(&b, "verdict: %s (duplicate effects per million %.1f)\n", verdict, t.DuplicateEffectsPerMillion)
 	return b.String()
-}
-
-// percentile returns the q-quantile of v (nearest rank), rounded to 0.1.
-func percentile(v []float64, q float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	slices.Sort(v)
-	i := int(math.Ceil(q*float64(len(v)))) - 1
-	return math.Round(v[min(max(i, 0), len(v)-1)]*10) / 10
 }

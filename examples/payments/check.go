@@ -259,8 +259,8 @@ func Check(ctx context.Context, s Store, in CheckInput) (*Report, error) {
 	if unrecorded > 0 {
 		r.fail("%d charges made at the provider but not recorded by the payment worker", unrecorded)
 	}
-	r.P50ms, r.P99ms = percentile(lat, 0.50), percentile(lat, 0.99)
-	r.ChargeP50ms, r.ChargeP99ms = percentile(chargeLat, 0.50), percentile(chargeLat, 0.99)
+	r.P50ms, r.P99ms = Percentile(lat, 0.50), Percentile(lat, 0.99)
+	r.ChargeP50ms, r.ChargeP99ms = Percentile(chargeLat, 0.50), Percentile(chargeLat, 0.99)
 	if r.Applied > 0 && maxDone > minCreated {
 		r.EventsPerS = math.Round(float64(r.Applied)/(float64(maxDone-minCreated)/1e6)*10) / 10
 	}
@@ -410,8 +410,9 @@ func sub(a, b uint64) int64 {
 	return int64(a - b)
 }
 
-// percentile returns the q-quantile of v (nearest rank), rounded to 0.1.
-func percentile(v []float64, q float64) float64 {
+// Percentile returns the q-quantile of v (nearest rank), rounded to 0.1;
+// it sorts v.
+func Percentile(v []float64, q float64) float64 {
 	if len(v) == 0 {
 		return 0
 	}
