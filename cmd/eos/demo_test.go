@@ -150,16 +150,7 @@ func TestDemoBadInputExits2WithOneLine(t *testing.T) {
 				args = append(args, "--dir", filepath.Join(t.TempDir(), "demo"))
 			}
 			r := runCmd(t, 30*time.Second, args...)
-			if r.code != exitUsage {
-				t.Errorf("exit code %d, want %d", r.code, exitUsage)
-			}
-			if r.stdout != "" {
-				t.Errorf("stdout: %q", r.stdout)
-			}
-			lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
-			if len(lines) != 1 || !strings.Contains(lines[0], c.want) {
-				t.Errorf("stderr %q, want one line with %q", r.stderr, c.want)
-			}
+			checkUsageError(t, r, c.want)
 			if strings.Contains(r.stderr, "secret") || strings.Contains(r.stderr, "goroutine") {
 				t.Errorf("stderr leaks a password or a stack trace: %q", r.stderr)
 			}
@@ -171,5 +162,21 @@ func TestDemoHelp(t *testing.T) {
 	r := runCmd(t, 10*time.Second, "demo", "-h")
 	if r.code != exitOK || !strings.Contains(r.stdout, "-chaos") || !strings.Contains(r.stdout, "-postgres") {
 		t.Fatalf("exit %d, stdout:\n%s", r.code, r.stdout)
+	}
+}
+
+// checkUsageError asserts a bad-input exit: status 2, nothing on stdout,
+// one line on stderr containing want.
+func checkUsageError(t *testing.T, r result, want string) {
+	t.Helper()
+	if r.code != exitUsage {
+		t.Errorf("exit code %d, want %d", r.code, exitUsage)
+	}
+	if r.stdout != "" {
+		t.Errorf("stdout: %q", r.stdout)
+	}
+	lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], want) {
+		t.Errorf("stderr %q, want one line with %q", r.stderr, want)
 	}
 }

@@ -35,6 +35,9 @@ const (
 	intentResend = "resend"
 )
 
+// errIntentLog is wrapped by every failure to write the intent log.
+var errIntentLog = errors.New("intent log")
+
 // intentLog appends intents to a file as JSON lines, fsync'd before the
 // publish they announce. A nil *intentLog records nothing.
 type intentLog struct {
@@ -45,7 +48,7 @@ type intentLog struct {
 func createIntentLog(path string) (*intentLog, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("intent log: %w", err)
+		return nil, fmt.Errorf("%w: %w", errIntentLog, err)
 	}
 	return &intentLog{f: f, w: bufio.NewWriter(f)}, nil
 }
@@ -109,11 +112,11 @@ func (l *intentLog) poison(b payments.BadInput) error {
 func (l *intentLog) add(it intent) error {
 	raw, err := json.Marshal(it)
 	if err != nil {
-		return fmt.Errorf("intent log: %w", err)
+		return fmt.Errorf("%w: %w", errIntentLog, err)
 	}
 	raw = append(raw, '\n')
 	if _, err := l.w.Write(raw); err != nil {
-		return fmt.Errorf("intent log: %w", err)
+		return fmt.Errorf("%w: %w", errIntentLog, err)
 	}
 	return nil
 }
@@ -121,10 +124,10 @@ func (l *intentLog) add(it intent) error {
 // sync makes what was added durable before the caller publishes it.
 func (l *intentLog) sync() error {
 	if err := l.w.Flush(); err != nil {
-		return fmt.Errorf("intent log: %w", err)
+		return fmt.Errorf("%w: %w", errIntentLog, err)
 	}
 	if err := l.f.Sync(); err != nil {
-		return fmt.Errorf("intent log: %w", err)
+		return fmt.Errorf("%w: %w", errIntentLog, err)
 	}
 	return nil
 }
@@ -140,7 +143,7 @@ func (l *intentLog) close() error {
 func readIntents(path string) ([]intent, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("intent log: %w", err)
+		return nil, fmt.Errorf("%w: %w", errIntentLog, err)
 	}
 	defer f.Close()
 	var out []intent

@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
@@ -123,25 +123,14 @@ func (p *producer) run(ctx context.Context) error {
 // the same ids: a retry of a publish that did land is dropped by the
 // broker's dedupe.
 func (p *producer) publish(ctx context.Context, envs []outbox.Envelope) error {
-	backoff := 50 * time.Millisecond
-	for len(envs) > 0 {
+	return retry(ctx, func() error {
 		acked, err := p.pub.Publish(ctx, envs)
 		envs = envs[acked:]
-		if err == nil {
-			continue
+		if err != nil && ctx.Err() == nil {
+			return errors.Join(err, p.intents.resend(envs)) // retried unless the log failed
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err := p.intents.resend(envs); err != nil {
-			return err
-		}
-		if err := sleepUntil(ctx, time.Now().Add(backoff)); err != nil {
-			return err
-		}
-		backoff = min(2*backoff, 2*time.Second)
-	}
-	return nil
+		return err
+	})
 }
 
 // publishCopies publishes the copies that are due (all of them, waiting,
@@ -172,24 +161,14 @@ func (p *producer) publishCopies(ctx context.Context, copies []pendingCopy, all 
 	return copies, nil
 }
 
-func (p *producer) publishOne(ctx context.Context, env outbox.Envelope) (natsjs.Result, error) {
-	backoff := 50 * time.Millisecond
-	for {
-		res, err := p.pub.PublishMessage(ctx, env.Topic, env.Message)
-		if err == nil {
-			return res, nil
+func (p *producer) publishOne(ctx context.Context, env outbox.Envelope) (res natsjs.Result, err error) {
+	err = retry(ctx, func() error {
+		if res, err = p.pub.PublishMessage(ctx, env.Topic, env.Message); err != nil && ctx.Err() == nil {
+			return errors.Join(err, p.intents.resend([]outbox.Envelope{env}))
 		}
-		if ctx.Err() != nil {
-			return res, ctx.Err()
-		}
-		if err := p.intents.resend([]outbox.Envelope{env}); err != nil {
-			return res, err
-		}
-		if err := sleepUntil(ctx, time.Now().Add(backoff)); err != nil {
-			return res, err
-		}
-		backoff = min(2*backoff, 2*time.Second)
-	}
+		return err
+	})
+	return res, err
 }
 
 // publishBad publishes a malformed input; one without a message id goes
@@ -209,14 +188,25 @@ func (p *producer) publishBad(ctx context.Context, b payments.BadInput) error {
 	msg := &nats.Msg{Subject: subject, Data: b.Message.Payload, Header: nats.Header{}}
 	msg.Header.Set(natsjs.HeaderKey, b.Message.Key)
 	msg.Header.Set(natsjs.HeaderCreatedAt, time.Now().UTC().Format(time.RFC3339Nano))
+	return retry(ctx, func() error {
+		_, err := p.js.PublishMsg(ctx, msg)
+		return err
+	})
+}
+
+// retry runs publish until it succeeds or ctx ends, waiting 50 ms, then
+// twice as long each time up to 2 s, between tries. An error wrapping a
+// failure to write the intent log ends it at once: a publish the log does
+// not announce must not be made.
+func retry(ctx context.Context, publish func() error) error {
 	backoff := 50 * time.Millisecond
 	for {
-		_, err := p.js.PublishMsg(ctx, msg)
+		err := publish()
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("publish malformed input: %w", err)
+		if ctx.Err() != nil || errors.Is(err, errIntentLog) {
+			return err
 		}
 		if err := sleepUntil(ctx, time.Now().Add(backoff)); err != nil {
 			return err

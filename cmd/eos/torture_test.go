@@ -166,16 +166,7 @@ func TestTortureBadInputExits2WithOneLine(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := runCmd(t, 30*time.Second, append(c.args, "--dir", filepath.Join(t.TempDir(), "torture"))...)
-			if r.code != exitUsage {
-				t.Errorf("exit code %d, want %d", r.code, exitUsage)
-			}
-			if r.stdout != "" {
-				t.Errorf("stdout: %q", r.stdout)
-			}
-			lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
-			if len(lines) != 1 || !strings.Contains(lines[0], c.want) {
-				t.Errorf("stderr %q, want one line with %q", r.stderr, c.want)
-			}
+			checkUsageError(t, r, c.want)
 		})
 	}
 }
