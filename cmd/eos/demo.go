@@ -92,10 +92,19 @@ func demoFlagSet(o *demoOptions) *flag.FlagSet {
 	fs.StringVar(&o.postgres, "postgres", "", "PostgreSQL URL (postgres://…) instead of SQLite")
 	fs.StringVar(&o.natsURL, "nats", "", "NATS URL (nats://…) instead of the embedded server")
 	fs.IntVar(&o.rate, "rate", 0, "orders published per second (0: as fast as the broker takes them)")
-	fs.DurationVar(&o.timeout, "timeout", 0, "give up after this long (0: 2m plus 3ms per order)")
+	fs.DurationVar(&o.timeout, "timeout", 0, "give up after this long (0: 2m plus 3ms per order, plus the publishing time --rate sets)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the PostgreSQL schema and NATS streams of the run")
 	fs.BoolVar(&o.verbose, "verbose", false, "workers log at info level, to stderr as well as DIR/workers.log (default: warnings, to the file only)")
 	return fs
+}
+
+// publishTime is how long publishing n orders at rate per second takes
+// (0 when rate is 0: unthrottled).
+func publishTime(n, rate int) time.Duration {
+	if rate <= 0 {
+		return 0
+	}
+	return time.Duration(n) * time.Second / time.Duration(rate)
 }
 
 func parseDemoFlags(args []string) (demoOptions, error) {
@@ -131,7 +140,7 @@ func parseDemoFlags(args []string) (demoOptions, error) {
 		}
 	}
 	if o.timeout == 0 {
-		o.timeout = 2*time.Minute + time.Duration(o.orders)*3*time.Millisecond
+		o.timeout = 2*time.Minute + time.Duration(o.orders)*3*time.Millisecond + publishTime(o.orders, o.rate)
 	}
 	return o, nil
 }

@@ -95,6 +95,7 @@ type tortureOptions struct {
 	postgres   string
 	natsURL    string
 	failpoints string
+	rate       int
 	timeout    time.Duration
 	verbose    bool
 }
@@ -112,7 +113,9 @@ func tortureFlagSet(o *tortureOptions) *flag.FlagSet {
 	fs.StringVar(&o.postgres, "postgres", "", "PostgreSQL URL (postgres://…) instead of SQLite")
 	fs.StringVar(&o.natsURL, "nats", "", "NATS URL (nats://…) instead of the embedded server")
 	fs.StringVar(&o.failpoints, "failpoint-spec", defaultFailpoints, "failpoints armed in the workers by the failpoints fault")
-	fs.DurationVar(&o.timeout, "timeout", 0, "give up on a run after this long (0: 2m plus 6ms per event)")
+	fs.IntVar(&o.rate, "rate", 0, "orders the producer publishes per second (0: as fast as the broker takes them;\n"+
+		"then p50/p99 measure the backlog, not the pipeline)")
+	fs.DurationVar(&o.timeout, "timeout", 0, "give up on a run after this long (0: 2m plus 6ms per event, plus the publishing time --rate sets)")
 	fs.BoolVar(&o.verbose, "verbose", false, "workers log at info level to stderr")
 	return fs
 }
@@ -125,7 +128,7 @@ func parseTortureFlags(args []string) (tortureOptions, error) {
 	}
 	// The demo's checks of the shared flags.
 	if _, err := parseDemoFlags([]string{"--dir", o.dir, "--orders", fmt.Sprint(o.events), "--workers", fmt.Sprint(o.workers),
-		"--postgres", o.postgres, "--nats", o.natsURL, "--timeout", o.timeout.String()}); err != nil {
+		"--postgres", o.postgres, "--nats", o.natsURL, "--rate", fmt.Sprint(o.rate), "--timeout", o.timeout.String()}); err != nil {
 		return o, errors.New(strings.ReplaceAll(err.Error(), "--orders", "--events"))
 	}
 	switch {
@@ -157,7 +160,7 @@ func parseTortureFlags(args []string) (tortureOptions, error) {
 	// The bound on a run's drain: PostgreSQL + NATS runs of 100,000 orders
 	// took 5-5.6 min alone on 2 vCPUs and over 7 min beside another run.
 	if o.timeout == 0 {
-		o.timeout = 2*time.Minute + time.Duration(o.events)*6*time.Millisecond
+		o.timeout = 2*time.Minute + time.Duration(o.events)*6*time.Millisecond + publishTime(o.events, o.rate)
 	}
 	return o, nil
 }
@@ -253,6 +256,9 @@ type tortureTotal struct {
 	NotApplicable []string `json:"not_applicable,omitempty"`
 	Store         string   `json:"store"`
 	Broker        string   `json:"broker"`
+	// Rate is the producer's orders per second; 0: unthrottled, and then
+	// P50/P99 measure how long orders waited in the backlog.
+	Rate int `json:"rate"`
 }
 
 type tortureResult struct {
@@ -287,6 +293,7 @@ func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		tot.Broker = "nats"
 	}
 	tot.Faults, tot.NotApplicable = o.plannedFaults()
+	tot.Rate = o.rate
 	if slices.Contains(tot.Faults, faultProxy) {
 		tot.Proxy = strings.Join(proxiedServices(o.postgres, o.natsURL), ",")
 	}
@@ -327,7 +334,7 @@ func tortureOnce(ctx context.Context, o tortureOptions, i int, stderr io.Writer)
 	do := demoOptions{
 		dir: filepath.Join(o.dir, fmt.Sprintf("run-%d", i+1)), orders: o.events, workers: o.workers, accounts: 1000,
 		chaos: o.faults[faultKill], seed: o.seed + uint64(i), postgres: o.postgres, natsURL: o.natsURL, timeout: o.timeout,
-		verbose: o.verbose, brokerRestart: o.faults[faultBrokerRestart] && o.natsURL == "",
+		rate: o.rate, verbose: o.verbose, brokerRestart: o.faults[faultBrokerRestart] && o.natsURL == "",
 		noDuplicates: !o.faults[faultDuplicates], noPoison: !o.faults[faultPoison], intentLog: true, quiet: o.json, command: "torture",
 		proxy: o.faults[faultProxy] && len(proxiedServices(o.postgres, o.natsURL)) > 0,
 	}
@@ -708,7 +715,11 @@ func (t *tortureTotal) sum(runs []tortureRun) {
 func (res *tortureResult) table() string {
 	var b bytes.Buffer
 	t := res.Total
-	fmt.Fprintf(&b, "eos torture: %s + %s, faults %s\n", t.Store, t.Broker, strings.Join(t.Faults, ","))
+	rate := "unthrottled (p50/p99 include the backlog)"
+	if t.Rate > 0 {
+		rate = fmt.Sprintf("%d orders/s", t.Rate)
+	}
+	fmt.Fprintf(&b, "eos torture: %s + %s, faults %s, producer %s\n", t.Store, t.Broker, strings.Join(t.Faults, ","), rate)
 	for _, na := range t.NotApplicable {
 		fmt.Fprintf(&b, "  not applicable: %s\n", na)
 	}

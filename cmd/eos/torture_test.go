@@ -98,10 +98,13 @@ func TestTortureSQLiteEmbeddedAllFaults(t *testing.T) {
 func TestTorturePostgresNATS(t *testing.T) {
 	pg, nats := testenv.PostgresURL(t), testenv.NATSURL(t)
 	res := runTortureJSON(t, "--runs", "2", "--events", "1500", "--faults", "kill,failpoints,duplicates,poison,proxy", "--seed", "8",
-		"--failpoint-spec", testFailpoints, "--postgres", pg, "--nats", nats)
+		"--failpoint-spec", testFailpoints, "--postgres", pg, "--nats", nats, "--rate", "1000")
 	checkTorture(t, res, 2, 1500, "postgres,nats")
 	if res.Total.Store != "postgres" || res.Total.Broker != "nats" || res.Total.Restarts != 0 {
 		t.Errorf("ran on %s + %s with %d broker restarts", res.Total.Store, res.Total.Broker, res.Total.Restarts)
+	}
+	if res.Total.Rate != 1000 {
+		t.Errorf("rate %d, want the 1000 asked for", res.Total.Rate)
 	}
 }
 
@@ -121,6 +124,26 @@ func TestTortureBrokerRestartNotApplicableWithNATS(t *testing.T) {
 	}
 	if faults, na := o.plannedFaults(); !slices.Equal(faults, allFaults) || len(na) != 0 {
 		t.Errorf("embedded: faults %v, not applicable %v", faults, na)
+	}
+}
+
+// The default bound on a run leaves room for the publishing a rate sets.
+func TestTortureDefaultTimeout(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{[]string{"--events", "10000"}, 2*time.Minute + 60*time.Second},
+		{[]string{"--events", "10000", "--rate", "100"}, 2*time.Minute + 60*time.Second + 100*time.Second},
+		{[]string{"--events", "10000", "--rate", "100", "--timeout", "30s"}, 30 * time.Second},
+	} {
+		o, err := parseTortureFlags(c.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.timeout != c.want {
+			t.Errorf("%v: timeout %s, want %s", c.args, o.timeout, c.want)
+		}
 	}
 }
 
@@ -163,6 +186,7 @@ func TestTortureBadInputExits2WithOneLine(t *testing.T) {
 		{"unknown flag", []string{"torture", "--bogus"}, "flag provided but not defined: -bogus"},
 		{"argument", []string{"torture", "now"}, `unexpected argument "now"`},
 		{"nats not a URL", []string{"torture", "--nats", "127.0.0.1:4222"}, "--nats: want a URL"},
+		{"negative rate", []string{"torture", "--rate", "-5"}, "--rate: negative (-5)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := runCmd(t, 30*time.Second, append(c.args, "--dir", filepath.Join(t.TempDir(), "torture"))...)
