@@ -40,7 +40,7 @@ type openedStore struct {
 const sqliteBusyTimeout = time.Minute
 
 // lockSuffix names the file beside a SQLite database that its processes
-// lock to take turns at writing (see turnTaking).
+// lock to take turns at writing (sqlite.Config.WriterLock).
 const lockSuffix = ".lock"
 
 // openStore opens the database of c. conns bounds PostgreSQL connections
@@ -48,17 +48,11 @@ const lockSuffix = ".lock"
 func openStore(ctx context.Context, c storeConfig, conns int) (*openedStore, error) {
 	switch c.Kind {
 	case payments.SQLite:
-		d, err := sqlite.Open(ctx, c.Path, sqlite.Config{BusyTimeout: sqliteBusyTimeout})
+		d, err := sqlite.Open(ctx, c.Path, sqlite.Config{BusyTimeout: sqliteBusyTimeout, WriterLock: c.Path + lockSuffix})
 		if err != nil {
 			return nil, err
 		}
-		lock, err := openFileLock(c.Path + lockSuffix)
-		if err != nil {
-			d.Close()
-			return nil, err
-		}
-		return &openedStore{drv: newTurnTaking(d, lock), store: payments.Store{DB: d.DB(), Dialect: payments.SQLite},
-			close: func() error { return errors.Join(d.Close(), lock.close()) }}, nil
+		return &openedStore{drv: d, store: payments.Store{DB: d.DB(), Dialect: payments.SQLite}, close: d.Close}, nil
 	case payments.Postgres:
 		db, err := sql.Open("pgx", c.URL)
 		if err != nil {

@@ -17,6 +17,13 @@
 // sent, so their effects are gone: NORMAL trades exactly-once under power
 // loss for speed.
 //
+// # Several processes
+//
+// Several processes may consume into one file (one inbox consumer name,
+// one Processor each). SQLite admits one writer at a time; set
+// [Config.WriterLock] to the same path in each process so that they queue
+// for it in the kernel rather than in SQLite's polling busy handler.
+//
 // # Outbox relays
 //
 // One relay per database: the driver serialises relays of the same [Driver]

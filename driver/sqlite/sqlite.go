@@ -48,6 +48,25 @@ type Config struct {
 	// dedupe records grow the database, and a cache too small for the hot
 	// pages turns every statement into file reads.
 	CacheSize int
+	// WriterLock, if set, is the path of a lock file (created if missing)
+	// on which the processes that write to this database take turns: each
+	// transaction begun with [Driver.Begin] holds an exclusive flock(2) on
+	// it until [Driver.Commit] or [Driver.Rollback] ends it. Empty (the
+	// default): no such lock.
+	//
+	// Without it, processes writing to one file at once wait for each other
+	// in SQLite's busy handler, which polls with sleeps growing to 100 ms,
+	// so the write lock is often free while every waiter sleeps. With it
+	// they queue in the kernel and the next starts as soon as the last
+	// commits. Measured with eos demo (60,000 orders, four order workers
+	// and a relay on one file, the orders published at once), from an
+	// order's creation to its ledger commit: p50 98 ms and p99 155–164 ms
+	// with the lock, p50 199–241 ms and p99 1.7–2.1 s without it.
+	//
+	// Every process must name the same file. Writes through [Driver.DB] and
+	// migrations do not take it; they wait in the busy handler as before.
+	// Where flock(2) is missing it orders this process's transactions only.
+	WriterLock string
 }
 
 func (c *Config) applyDefaults() error {
@@ -85,7 +104,13 @@ type Driver struct {
 	t     tables
 	wake  wake.Signal
 	relay sync.Mutex // one outbox batch at a time
-	mig   *schema.Runner
+	// wl is the writer lock (nil: Config.WriterLock is empty); held are
+	// the transactions holding it, so that a Rollback after a Commit
+	// releases it once.
+	wl     *writerLock
+	heldMu sync.Mutex
+	held   map[*sql.Tx]bool
+	mig    *schema.Runner
 	// claimMany claims a batch given as one JSON parameter, claimOne a
 	// single message; both are prepared once the schema exists (parsing
 	// them costs more than running them).
@@ -164,14 +189,21 @@ func Open(ctx context.Context, path string, cfg Config) (*Driver, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	var wl *writerLock
+	if cfg.WriterLock != "" {
+		if wl, err = openWriterLock(cfg.WriterLock); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	p := cfg.Prefix
-	d := &Driver{db: db, cfg: cfg, t: tables{
+	d := &Driver{db: db, cfg: cfg, wl: wl, held: map[*sql.Tx]bool{}, t: tables{
 		inbox: p + "inbox", failures: p + "inbox_failures", quarantine: p + "inbox_quarantine",
 		deadLetters: p + "dead_letters", outbox: p + "outbox", migrations: p + "migrations",
 	}}
 	migs, err := schema.Load(migrationFS, "migrations", struct{ P string }{p})
 	if err != nil {
-		db.Close()
+		d.Close()
 		return nil, err
 	}
 	insert := "INSERT INTO " + d.t.inbox + " (consumer, id, fingerprint, claimed_at) "
@@ -190,7 +222,11 @@ func (d *Driver) DB() *sql.DB { return d.db }
 func (d *Driver) Close() error {
 	d.claimMany.close()
 	d.claimOne.close()
-	return d.db.Close()
+	err := d.db.Close()
+	if d.wl != nil {
+		err = errors.Join(err, d.wl.close())
+	}
+	return err
 }
 
 func (d *Driver) Name() string { return "sqlite" }
@@ -200,16 +236,51 @@ func (d *Driver) Begin(ctx context.Context) (*sql.Tx, error) {
 		d.claimOne.prepare(ctx, d.db)
 		d.claimMany.prepare(ctx, d.db)
 	}
-	return d.db.BeginTx(ctx, nil)
+	if d.wl == nil {
+		return d.db.BeginTx(ctx, nil)
+	}
+	if err := d.wl.lock(); err != nil {
+		return nil, err
+	}
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		d.wl.unlock()
+		return nil, err
+	}
+	d.heldMu.Lock()
+	d.held[tx] = true
+	d.heldMu.Unlock()
+	return tx, nil
 }
 
-func (d *Driver) Commit(_ context.Context, tx *sql.Tx) error { return tx.Commit() }
+// Commit commits tx and, with a WriterLock, gives up its turn.
+func (d *Driver) Commit(_ context.Context, tx *sql.Tx) error {
+	defer d.release(tx)
+	return tx.Commit()
+}
 
+// Rollback rolls tx back (after a Commit it does nothing) and, with a
+// WriterLock, gives up its turn.
 func (d *Driver) Rollback(_ context.Context, tx *sql.Tx) error {
+	defer d.release(tx)
 	if err := tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
 		return err
 	}
 	return nil
+}
+
+// release gives up the writer lock tx holds, if it holds it.
+func (d *Driver) release(tx *sql.Tx) {
+	if d.wl == nil {
+		return
+	}
+	d.heldMu.Lock()
+	held := d.held[tx]
+	delete(d.held, tx)
+	d.heldMu.Unlock()
+	if held {
+		d.wl.unlock()
+	}
 }
 
 func (d *Driver) Executor(tx *sql.Tx) driver.Executor { return &executor{d: d, tx: tx} }

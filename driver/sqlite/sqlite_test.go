@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/eoskit/eos"
@@ -21,6 +22,20 @@ func TestConformancePrefixNormal(t *testing.T) {
 	drivertest.Run(t, func(t *testing.T) driver.Driver[*sql.Tx] {
 		return drivertest.NewSQLite(t, sqlite.Config{Prefix: "app_eos_", Synchronous: sqlite.SyncNormal})
 	})
+}
+
+func TestConformanceWriterLock(t *testing.T) {
+	drivertest.Run(t, func(t *testing.T) driver.Driver[*sql.Tx] {
+		return drivertest.NewSQLite(t, sqlite.Config{WriterLock: filepath.Join(t.TempDir(), "eos.db.lock")})
+	})
+}
+
+func TestWriterLockUnopenable(t *testing.T) {
+	dir := t.TempDir()
+	_, err := sqlite.Open(context.Background(), filepath.Join(dir, "x.db"), sqlite.Config{WriterLock: filepath.Join(dir, "missing", "x.lock")})
+	if err == nil || !strings.Contains(err.Error(), "writer lock") {
+		t.Errorf("got %v, want an error naming the writer lock", err)
+	}
 }
 
 func TestConfigErrors(t *testing.T) {
