@@ -65,6 +65,10 @@ type Config struct {
 	//
 	// Every process must name the same file. Writes through [Driver.DB] and
 	// migrations do not take it; they wait in the busy handler as before.
+	// Begin waits for its turn even if its ctx ends meanwhile (a turn lasts
+	// one transaction), and a transaction from Begin must end with the
+	// Driver's Commit or Rollback, not the *sql.Tx's own, or its turn is
+	// never given up.
 	// Where flock(2) is missing it orders this process's transactions only.
 	WriterLock string
 }
