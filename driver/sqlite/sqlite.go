@@ -108,13 +108,12 @@ type Driver struct {
 	t     tables
 	wake  wake.Signal
 	relay sync.Mutex // one outbox batch at a time
-	// wl is the writer lock (nil: Config.WriterLock is empty); held are
-	// the transactions holding it, so that a Rollback after a Commit
-	// releases it once.
-	wl     *writerLock
-	heldMu sync.Mutex
-	held   map[*sql.Tx]bool
-	mig    *schema.Runner
+	// wl is the writer lock (nil: Config.WriterLock is empty); turn is the
+	// one transaction of this process that holds it, so that a Rollback
+	// after a Commit gives it up once.
+	wl   *writerLock
+	turn atomic.Pointer[sql.Tx]
+	mig  *schema.Runner
 	// claimMany claims a batch given as one JSON parameter, claimOne a
 	// single message; both are prepared once the schema exists (parsing
 	// them costs more than running them).
@@ -201,7 +200,7 @@ func Open(ctx context.Context, path string, cfg Config) (*Driver, error) {
 		}
 	}
 	p := cfg.Prefix
-	d := &Driver{db: db, cfg: cfg, wl: wl, held: map[*sql.Tx]bool{}, t: tables{
+	d := &Driver{db: db, cfg: cfg, wl: wl, t: tables{
 		inbox: p + "inbox", failures: p + "inbox_failures", quarantine: p + "inbox_quarantine",
 		deadLetters: p + "dead_letters", outbox: p + "outbox", migrations: p + "migrations",
 	}}
@@ -251,9 +250,7 @@ func (d *Driver) Begin(ctx context.Context) (*sql.Tx, error) {
 		d.wl.unlock()
 		return nil, err
 	}
-	d.heldMu.Lock()
-	d.held[tx] = true
-	d.heldMu.Unlock()
+	d.turn.Store(tx)
 	return tx, nil
 }
 
@@ -273,16 +270,9 @@ func (d *Driver) Rollback(_ context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-// release gives up the writer lock tx holds, if it holds it.
+// release gives up the writer lock if tx holds it.
 func (d *Driver) release(tx *sql.Tx) {
-	if d.wl == nil {
-		return
-	}
-	d.heldMu.Lock()
-	held := d.held[tx]
-	delete(d.held, tx)
-	d.heldMu.Unlock()
-	if held {
+	if d.wl != nil && d.turn.CompareAndSwap(tx, nil) {
 		d.wl.unlock()
 	}
 }
