@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"io/fs"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,6 +36,9 @@ func TestWriterLockUnopenable(t *testing.T) {
 	_, err := sqlite.Open(context.Background(), filepath.Join(dir, "x.db"), sqlite.Config{WriterLock: filepath.Join(dir, "missing", "x.lock")})
 	if err == nil || !strings.Contains(err.Error(), "writer lock") {
 		t.Errorf("got %v, want an error naming the writer lock", err)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("got %v, want it to wrap fs.ErrNotExist", err)
 	}
 }
 
