@@ -12,6 +12,11 @@ const (
 	DefaultMaxPayload = 1 << 20 // 1 MiB
 	MaxHeaderNameLen  = 256
 	MaxHeaderValueLen = 8 << 10
+	// MaxHeaders bounds the number of headers of a message.
+	MaxHeaders = 64
+	// MaxHeaderBytes bounds the names and values of a message's headers,
+	// added up.
+	MaxHeaderBytes = 64 << 10
 )
 
 // Limits bounds what [Limits.Validate] accepts. The zero value applies the
@@ -30,8 +35,13 @@ func Validate(m Message) error { return Limits{}.Validate(m) }
 //   - ID: non-empty, at most 255 bytes, valid UTF-8, no control characters;
 //   - Key: at most 255 bytes, valid UTF-8, no control characters;
 //   - Payload: at most MaxPayload bytes;
-//   - Headers: names are RFC 9110 tokens of at most 256 bytes; values at
-//     most 8 KiB without ASCII control characters other than horizontal tab.
+//   - Headers: at most 64, with at most 64 KiB of names and values in all;
+//     names are RFC 9110 tokens of at most 256 bytes; values are valid UTF-8
+//     of at most 8 KiB without ASCII control characters other than
+//     horizontal tab.
+//
+// A valid message is storable as it is: every text field is valid UTF-8
+// without NUL bytes, and every field is bounded.
 //
 // Invalid Limits (a negative MaxPayload) are reported as a *[ConfigError].
 func (l Limits) Validate(m Message) error {
@@ -60,18 +70,29 @@ func (l Limits) Validate(m Message) error {
 	if len(m.Payload) > max {
 		return &ValidationError{Field: FieldPayload, Reason: "larger than the maximum of " + strconv.Itoa(max) + " bytes (" + strconv.Itoa(len(m.Payload)) + ")"}
 	}
+	if len(m.Headers) > MaxHeaders {
+		return &ValidationError{Field: FieldHeader, Reason: "more than " + strconv.Itoa(MaxHeaders) + " headers (" + strconv.Itoa(len(m.Headers)) + ")"}
+	}
+	total := 0
 	for name, value := range m.Headers {
+		total += len(name) + len(value)
 		if r := badHeaderName(name); r != "" {
 			return &ValidationError{Field: FieldHeader, Name: name, Reason: r}
 		}
 		if len(value) > MaxHeaderValueLen {
 			return &ValidationError{Field: FieldHeader, Name: name, Reason: "value longer than " + strconv.Itoa(MaxHeaderValueLen) + " bytes"}
 		}
+		if !utf8.ValidString(value) {
+			return &ValidationError{Field: FieldHeader, Name: name, Reason: "value is not valid UTF-8"}
+		}
 		for i := 0; i < len(value); i++ {
 			if c := value[i]; (c < 0x20 && c != '\t') || c == 0x7f {
 				return &ValidationError{Field: FieldHeader, Name: name, Reason: "value has control character at byte " + strconv.Itoa(i)}
 			}
 		}
+	}
+	if total > MaxHeaderBytes {
+		return &ValidationError{Field: FieldHeader, Reason: "names and values add up to more than " + strconv.Itoa(MaxHeaderBytes) + " bytes (" + strconv.Itoa(total) + ")"}
 	}
 	return nil
 }
