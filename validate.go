@@ -60,13 +60,10 @@ func (l Limits) Validate(m Message) error {
 	if r := badText(m.Key); r != "" {
 		return &ValidationError{Field: FieldKey, Reason: r}
 	}
-	max := l.MaxPayload
-	if max == 0 {
-		max = DefaultMaxPayload
-	}
-	if max < 0 {
+	if l.MaxPayload < 0 {
 		return l.Check()
 	}
+	max := l.PayloadLimit()
 	if len(m.Payload) > max {
 		return &ValidationError{Field: FieldPayload, Reason: "larger than the maximum of " + strconv.Itoa(max) + " bytes (" + strconv.Itoa(len(m.Payload)) + ")"}
 	}
@@ -138,6 +135,15 @@ func isTokenChar(c byte) bool {
 		return true
 	}
 	return false
+}
+
+// PayloadLimit is the largest payload l accepts, in bytes: MaxPayload, or
+// DefaultMaxPayload when it is 0.
+func (l Limits) PayloadLimit() int {
+	if l.MaxPayload == 0 {
+		return DefaultMaxPayload
+	}
+	return l.MaxPayload
 }
 
 // Check reports a *[ConfigError] if l is not a valid configuration.

@@ -59,6 +59,10 @@ type Executor interface {
 
 	// RecordFailure counts one failed attempt of (consumer, id) with its error
 	// text and returns the attempts so far, this one included.
+	//
+	// Text fields of the rows and arguments eos passes (error text, the key
+	// and headers of a dead letter) are already storable: valid UTF-8, no NUL
+	// bytes, bounded (internal/storable). Drivers store them as they are.
 	RecordFailure(ctx context.Context, consumer, id, errText string, now time.Time) (attempts int, err error)
 	// ClearFailures forgets the attempts of ids.
 	ClearFailures(ctx context.Context, consumer string, ids []string) error
@@ -70,9 +74,11 @@ type Executor interface {
 	// ListDeadLetters returns dead letters of consumer in id order, starting
 	// after afterID (empty: from the start).
 	ListDeadLetters(ctx context.Context, consumer, afterID string, limit int) ([]DeadLetter, error)
-	// GetDeadLetters returns the dead letters of consumer with the given ids.
-	GetDeadLetters(ctx context.Context, consumer string, ids []string) ([]DeadLetter, error)
-	DeleteDeadLetters(ctx context.Context, consumer string, ids []string) (int, error)
+	// TakeDeadLetters deletes the dead letters of consumer with the given ids
+	// and returns the rows it deleted, in no particular order. A row another
+	// transaction took first is not returned: callers act only on what they
+	// took, which is what makes two overlapping requeues safe.
+	TakeDeadLetters(ctx context.Context, consumer string, ids []string) ([]DeadLetter, error)
 
 	// InsertOutbox appends rows to the outbox (and, where the engine has a
 	// notification mechanism, wakes relays once the transaction commits).
@@ -93,6 +99,10 @@ const (
 	CompactInbox    Compactable = "inbox"    // dedupe records, by claim time
 	CompactFailures Compactable = "failures" // attempt counters, by last attempt
 	CompactOutbox   Compactable = "outbox"   // sent outbox rows, by send time
+	// CompactQuarantine: quarantined deliveries, by quarantine time.
+	CompactQuarantine Compactable = "quarantine"
+	// CompactDeadLetters: dead letters, by the time they were dead-lettered.
+	CompactDeadLetters Compactable = "dead_letters"
 )
 
 // Claim is one id to claim for a consumer.
@@ -128,6 +138,17 @@ type DeadLetter struct {
 	Attempts    int
 	LastError   string
 	At          time.Time // when it was dead-lettered
+	// Invalid is set for a delivery that failed validation: ID is then an
+	// id eos made for the record, OriginalID the id as it arrived, and Key,
+	// Headers and Payload a storable copy of what arrived, bounded by the
+	// limits (Payload cut at the payload limit). It is never requeued.
+	Invalid    bool
+	OriginalID string
+	// Position is where the transport holds the delivery (e.g. a stream and
+	// sequence), when it says; empty otherwise.
+	Position string
+	// PayloadSize is the size in bytes of the payload as it arrived.
+	PayloadSize int
 }
 
 // OutboxRow is one message waiting in the outbox.

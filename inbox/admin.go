@@ -3,6 +3,7 @@ package inbox
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver"
@@ -11,6 +12,10 @@ import (
 // ErrNotFound is returned by Requeue when none of the ids is a dead letter
 // of this consumer.
 var ErrNotFound = errors.New("inbox: no such dead letter")
+
+// ErrNotRequeueable is wrapped by the error Requeue returns, and by the
+// result's Err, for a dead letter that must not run again.
+var ErrNotRequeueable = errors.New("inbox: dead letter cannot be requeued")
 
 func (p *Processor[TTx]) read(ctx context.Context, fn func(driver.Executor) error) error {
 	tx, err := p.drv.Begin(ctx)
@@ -43,26 +48,67 @@ func (p *Processor[TTx]) Quarantine(ctx context.Context, limit int) ([]Quarantin
 	return out, err
 }
 
-// Requeue gives dead letters one more attempt, now: in one transaction it
-// removes them from the dead-letter table, releases their claims and runs
-// the handler on them as a batch. A message that fails again goes back to
+// Requeue gives dead letters one more attempt, now. In one transaction it
+// takes them out of the dead-letter table, releases their claims and runs
+// the handler on them as a batch; a message that fails again goes back to
 // the dead-letter table with its new error, in the same transaction, so a
-// requeue never loses a message.
+// requeue never loses a message. It acts only on the dead letters its own
+// transaction took: when two requeues of the same ids overlap, each message
+// runs in one of them. Results list the dead letters it took, in id order.
+//
+// A dead letter that cannot run again (it failed validation on arrival, or
+// fails the processor's Limits now) is left in place, reported in the
+// results as DeadLettered, and makes Requeue return an error matching
+// [ErrNotRequeueable] (and [eos.ErrInvalidMessage]) with the results. It
+// returns [ErrNotFound] when none of ids is a dead letter of this consumer.
 func (p *Processor[TTx]) Requeue(ctx context.Context, ids ...string) (*BatchResult, error) {
-	var dls []DeadLetter
-	if err := p.read(ctx, func(ex driver.Executor) (err error) {
-		dls, err = ex.GetDeadLetters(ctx, p.cfg.Consumer, ids)
-		return err
-	}); err != nil {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	items := make([]*item, len(ids))
+	for i, id := range ids {
+		items[i] = &item{msg: eos.Message{ID: id}, requeue: true}
+	}
+	res, err := p.runBatch(ctx, items)
+	if err != nil {
 		return nil, err
 	}
-	if len(dls) == 0 {
+	if len(res.Results) == 0 {
 		return nil, ErrNotFound
 	}
-	items := make([]*item, len(dls))
-	for i, dl := range dls {
-		msg := eos.Message{ID: dl.ID, Key: dl.Key, Payload: dl.Payload, Headers: dl.Headers, CreatedAt: dl.CreatedAt}
-		items[i] = &item{msg: msg, fp: eos.Fingerprint(msg), requeue: true}
+	var refused []error
+	for _, r := range res.Results {
+		if errors.Is(r.Err, ErrNotRequeueable) {
+			refused = append(refused, r.Err)
+		}
 	}
-	return p.runBatch(ctx, items)
+	return res, errors.Join(refused...)
+}
+
+// Discard deletes dead letters of this consumer for good, without running
+// them, and returns how many it deleted. Their claims stay, so redeliveries
+// of them are still suppressed.
+func (p *Processor[TTx]) Discard(ctx context.Context, ids ...string) (int, error) {
+	tx, err := p.drv.Begin(ctx)
+	if err != nil {
+		return 0, p.storeErr(ctx, "inbox.discard", err)
+	}
+	defer p.drv.Rollback(context.WithoutCancel(ctx), tx)
+	n, err := p.DiscardTx(ctx, tx, ids...)
+	if err != nil {
+		return 0, err
+	}
+	if err := p.drv.Commit(ctx, tx); err != nil {
+		return 0, p.storeErr(ctx, "inbox.discard", err)
+	}
+	return n, nil
+}
+
+// DiscardTx is Discard inside the caller's transaction.
+func (p *Processor[TTx]) DiscardTx(ctx context.Context, tx TTx, ids ...string) (int, error) {
+	rows, err := p.drv.Executor(tx).TakeDeadLetters(ctx, p.cfg.Consumer, ids)
+	if err != nil {
+		return 0, p.storeErr(ctx, "inbox.discard", err)
+	}
+	return len(rows), nil
 }

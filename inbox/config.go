@@ -3,11 +3,14 @@ package inbox
 import (
 	"fmt"
 	"log/slog"
+	"strings"
+	"unicode"
 	"time"
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/internal/config"
+	"github.com/eoskit/eos/internal/storable"
 )
 
 // Isolation selects how a failing handler is kept from affecting the rest of
@@ -52,7 +55,7 @@ const (
 // of each field gives its default.
 type Config struct {
 	// Consumer names this consumer; dedupe records are per consumer.
-	// Required, 1–255 bytes.
+	// Required, 1–255 bytes of UTF-8 text without control characters.
 	Consumer string
 	// MaxBatch is the most messages committed in one transaction. Default
 	// 256, at most 8000.
@@ -94,6 +97,9 @@ func (c *Config) applyDefaults() error {
 	}
 	if len(c.Consumer) > 255 {
 		return &eos.ConfigError{Field: "inbox.Config.Consumer", Reason: "longer than 255 bytes"}
+	}
+	if storable.Text(c.Consumer, len(c.Consumer)) != c.Consumer || strings.ContainsFunc(c.Consumer, unicode.IsControl) {
+		return &eos.ConfigError{Field: "inbox.Config.Consumer", Reason: "not valid UTF-8 text without control characters"}
 	}
 	if err := config.Int("inbox.Config.MaxBatch", &c.MaxBatch, 256, maxBatchLimit); err != nil {
 		return err

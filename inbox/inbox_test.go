@@ -505,6 +505,9 @@ func TestConfigErrors(t *testing.T) {
 	for _, cfg := range []inbox.Config{
 		{},
 		{Consumer: strings.Repeat("c", 256)},
+		{Consumer: "c\x00"},
+		{Consumer: "c\xff"},
+		{Consumer: "c\n"},
 		{Consumer: "c", MaxBatch: 9000},
 		{Consumer: "c", MaxBatch: -1},
 		{Consumer: "c", MaxWait: -time.Second},

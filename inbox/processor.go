@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/eoskit/eos/internal/ctxtime"
 	"log/slog"
 	"slices"
 	"strings"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver"
+	"github.com/eoskit/eos/internal/ctxtime"
+	"github.com/eoskit/eos/internal/storable"
 )
 
 // Handler applies one message inside tx. Its writes commit with the claim of
@@ -71,15 +72,29 @@ type item struct {
 	d       Delivery // nil for a requeued dead letter
 	msg     eos.Message
 	fp      []byte
-	leader  *item // set when an earlier delivery in the batch has the same id
-	invalid error // validation failure: dead-lettered without running the handler
-	requeue bool  // a dead letter being retried: one attempt, no nack
+	leader  *item    // set when an earlier delivery in the batch has the same id
+	invalid *arrival // validation failure: dead-lettered without running the handler
+	requeue bool     // a dead letter being retried: one attempt, no nack
 
 	// Per batch attempt; reset when the batch starts over.
 	failErr  error // handler failure (without savepoints: recorded by the next round)
 	attempts int
 	outcome  Outcome
 	err      error
+
+	// Per round, for a requeue: the dead letter this round's transaction
+	// took, and whether the item sits the round out (nothing taken, or
+	// refused and put back).
+	taken *driver.DeadLetter
+	idle  bool
+}
+
+// arrival is what eos keeps of a delivery that failed validation, besides
+// the storable copy of its message.
+type arrival struct {
+	err         error // the validation error, permanent
+	originalID  string
+	payloadSize int
 }
 
 func (p *Processor[TTx]) newItems(ds []Delivery) []*item {
@@ -88,7 +103,7 @@ func (p *Processor[TTx]) newItems(ds []Delivery) []*item {
 	for i, d := range ds {
 		it := &item{d: d, msg: d.Message()}
 		if err := p.cfg.Limits.Validate(it.msg); err != nil {
-			it.invalid, it.msg = invalidMessage(it.msg, err)
+			p.invalidItem(it, err)
 		}
 		it.fp = eos.Fingerprint(it.msg)
 		if l := byID[it.msg.ID]; l != nil {
@@ -101,16 +116,35 @@ func (p *Processor[TTx]) newItems(ds []Delivery) []*item {
 	return items
 }
 
-// invalidMessage gives a message that failed validation a storable shape:
-// an id derived from its content (so redeliveries of it are suppressed), and
-// the original id quoted in the error.
-func invalidMessage(m eos.Message, verr error) (error, eos.Message) {
-	h := sha256.New()
-	fmt.Fprintf(h, "%d:%s%d:%s", len(m.ID), m.ID, len(m.Key), m.Key)
-	h.Write(m.Payload)
-	id := "invalid-" + hex.EncodeToString(h.Sum(nil)[:16])
-	return Permanent(fmt.Errorf("%w (original id %q)", verr, m.ID)),
-		eos.Message{ID: id, Payload: m.Payload, CreatedAt: m.CreatedAt}
+// invalidItem makes a delivery that failed validation a dead letter of its
+// own: a storable copy of what arrived, bounded by the limits, under an id
+// eos makes. With the transport's position the id is derived from it, so a
+// redelivery of that message is suppressed as a duplicate; without one each
+// delivery gets a new id (a redelivery makes a second record, never an
+// apply). Either way two different messages never share a record.
+func (p *Processor[TTx]) invalidItem(it *item, verr error) {
+	m := it.msg
+	id := "invalid-" + eos.NewIDAt(p.cfg.Now())
+	if ps, ok := it.d.(Positioner); ok {
+		if pos := ps.Position(); pos != "" {
+			sum := sha256.Sum256([]byte(pos))
+			id = "invalid-" + hex.EncodeToString(sum[:16])
+		}
+	}
+	it.invalid = &arrival{err: Permanent(verr), originalID: storable.Text(m.ID, eos.MaxIDLen), payloadSize: len(m.Payload)}
+	it.msg = eos.Message{ID: id, Key: storable.Text(m.Key, eos.MaxKeyLen), Headers: storable.Headers(m.Headers),
+		Payload: m.Payload[:min(len(m.Payload), p.cfg.Limits.PayloadLimit())], CreatedAt: m.CreatedAt}
+}
+
+// maxPosition bounds a stored transport position.
+const maxPosition = 255
+
+// position returns where d's transport holds it, storable, or "".
+func position(d Delivery) string {
+	if ps, ok := d.(Positioner); ok {
+		return storable.Text(ps.Position(), maxPosition)
+	}
+	return ""
 }
 
 // Process runs one batch: one transaction (two or more after a handler
@@ -260,14 +294,8 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bo
 	ex := p.drv.Executor(tx)
 
 	if len(requeued) > 0 {
-		if _, err := ex.DeleteDeadLetters(ctx, p.cfg.Consumer, requeued); err != nil {
-			return false, p.storeErr(ctx, "inbox.requeue", err)
-		}
-		if err := ex.UnclaimInbox(ctx, p.cfg.Consumer, requeued); err != nil {
-			return false, p.storeErr(ctx, "inbox.requeue", err)
-		}
-		if err := ex.ClearFailures(ctx, p.cfg.Consumer, requeued); err != nil {
-			return false, p.storeErr(ctx, "inbox.requeue", err)
+		if err := p.takeRequeued(ctx, ex, items, requeued); err != nil {
+			return false, err
 		}
 	}
 
@@ -275,7 +303,7 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bo
 	// message that has used its attempts is dead-lettered (and claimed), the
 	// others are left out of this round and nacked.
 	for _, it := range items {
-		if it.leader != nil || it.failErr == nil {
+		if it.leader != nil || it.failErr == nil || it.idle {
 			continue
 		}
 		if err := p.recordFailure(ctx, ex, it, now); err != nil {
@@ -329,7 +357,7 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bo
 			dead = append(dead, p.deadLetter(it, now))
 			continue
 		case it.invalid != nil:
-			it.outcome, it.err = DeadLettered, it.invalid
+			it.outcome, it.err = DeadLettered, it.invalid.err
 			dead = append(dead, p.deadLetter(it, now))
 			continue
 		}
@@ -409,12 +437,74 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bo
 	return true, nil
 }
 
+// takeRequeued takes the dead letters of the requeued items out of the
+// table in this round's transaction, and releases their claims and attempt
+// counters. Only what it took is retried: an id that another transaction
+// took first, or that is no dead letter, sits the round out; a dead letter
+// that cannot be retried (it failed validation) is put back as it was.
+func (p *Processor[TTx]) takeRequeued(ctx context.Context, ex driver.Executor, items []*item, ids []string) error {
+	rows, err := ex.TakeDeadLetters(ctx, p.cfg.Consumer, ids)
+	if err != nil {
+		return p.storeErr(ctx, "inbox.requeue", err)
+	}
+	taken := make(map[string]*driver.DeadLetter, len(rows))
+	for i := range rows {
+		taken[rows[i].ID] = &rows[i]
+	}
+	var back []driver.DeadLetter
+	var release []string
+	for _, it := range items {
+		if !it.requeue {
+			continue
+		}
+		dl := taken[it.msg.ID]
+		it.taken, it.idle = dl, dl == nil
+		if dl == nil {
+			continue
+		}
+		it.msg = eos.Message{ID: dl.ID, Key: dl.Key, Payload: dl.Payload, Headers: dl.Headers, CreatedAt: dl.CreatedAt}
+		it.fp = eos.Fingerprint(it.msg)
+		if err := p.requeueable(dl, it.msg); err != nil {
+			it.idle, it.outcome, it.err = true, DeadLettered, err
+			back = append(back, *dl)
+			continue
+		}
+		release = append(release, dl.ID)
+	}
+	if err := ex.InsertDeadLetters(ctx, back); err != nil {
+		return p.storeErr(ctx, "inbox.requeue", err)
+	}
+	if len(release) == 0 {
+		return nil
+	}
+	if err := ex.UnclaimInbox(ctx, p.cfg.Consumer, release); err != nil {
+		return p.storeErr(ctx, "inbox.requeue", err)
+	}
+	if err := ex.ClearFailures(ctx, p.cfg.Consumer, release); err != nil {
+		return p.storeErr(ctx, "inbox.requeue", err)
+	}
+	return nil
+}
+
+// requeueable reports why dead letter dl (message m) must not run again:
+// it failed validation on arrival (what is stored is a bounded copy, not the
+// message), or it fails the processor's limits now.
+func (p *Processor[TTx]) requeueable(dl *driver.DeadLetter, m eos.Message) error {
+	if dl.Invalid {
+		return fmt.Errorf("%w: %s: %w: it failed validation on arrival and only a bounded copy is stored", ErrNotRequeueable, dl.ID, eos.ErrInvalidMessage)
+	}
+	if err := p.cfg.Limits.Validate(m); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrNotRequeueable, dl.ID, err)
+	}
+	return nil
+}
+
 // leaders returns the items this round claims: first deliveries of their id
 // that are not waiting for a retry.
 func (p *Processor[TTx]) leaders(items []*item) []*item {
 	out := make([]*item, 0, len(items))
 	for _, it := range items {
-		if it.leader == nil && it.outcome != Retry {
+		if it.leader == nil && it.outcome != Retry && !it.idle {
 			out = append(out, it)
 		}
 	}
@@ -455,7 +545,7 @@ func (p *Processor[TTx]) claim(ctx context.Context, ex driver.Executor, now time
 // recordFailure counts its failure and decides between Retry and
 // DeadLettered.
 func (p *Processor[TTx]) recordFailure(ctx context.Context, ex driver.Executor, it *item, now time.Time) error {
-	n, err := ex.RecordFailure(ctx, p.cfg.Consumer, it.msg.ID, it.failErr.Error(), now)
+	n, err := ex.RecordFailure(ctx, p.cfg.Consumer, it.msg.ID, storable.Text(it.failErr.Error(), storable.MaxErrorLen), now)
 	if err != nil {
 		return p.storeErr(ctx, "inbox.record_failure", err)
 	}
@@ -483,18 +573,29 @@ func (p *Processor[TTx]) quarantined(it *item, stored []byte, now time.Time) dri
 }
 
 func (p *Processor[TTx]) deadLetter(it *item, now time.Time) driver.DeadLetter {
-	return driver.DeadLetter{Consumer: p.cfg.Consumer, ID: it.msg.ID, Key: it.msg.Key, Payload: it.msg.Payload,
+	dl := driver.DeadLetter{Consumer: p.cfg.Consumer, ID: it.msg.ID, Key: it.msg.Key, Payload: it.msg.Payload,
 		Headers: it.msg.Headers, Fingerprint: it.fp, CreatedAt: it.msg.CreatedAt, Attempts: it.attempts,
-		LastError: it.err.Error(), At: now}
+		LastError: storable.Text(it.err.Error(), storable.MaxErrorLen), At: now,
+		Position: position(it.d), PayloadSize: len(it.msg.Payload)}
+	if it.taken != nil {
+		dl.Position = it.taken.Position
+	}
+	if a := it.invalid; a != nil {
+		dl.Invalid, dl.OriginalID, dl.PayloadSize = true, a.originalID, a.payloadSize
+	}
+	return dl
 }
 
 // settle acks and nacks after the commit. The commit stands whatever the
 // transport says; a refused ack means a redelivery the claim suppresses.
 func (p *Processor[TTx]) settle(ctx context.Context, items []*item, res *BatchResult) {
 	ctx = context.WithoutCancel(ctx)
-	res.Results = make([]Result, len(items))
-	for i, it := range items {
-		res.Results[i] = Result{ID: it.msg.ID, Outcome: it.outcome, Attempts: it.attempts, Err: it.err, CreatedAt: it.msg.CreatedAt}
+	res.Results = make([]Result, 0, len(items))
+	for _, it := range items {
+		if it.idle && it.outcome == 0 {
+			continue // a requeued id with no dead letter to take
+		}
+		res.Results = append(res.Results, Result{ID: it.msg.ID, Outcome: it.outcome, Attempts: it.attempts, Err: it.err, CreatedAt: it.msg.CreatedAt})
 		if it.d == nil {
 			continue
 		}

@@ -18,6 +18,17 @@ type Delivery interface {
 	Nack(ctx context.Context, delay time.Duration) error
 }
 
+// Positioner is implemented by a Delivery that knows where its transport
+// holds the message (a stream and sequence, a partition and offset). The
+// position is kept with a dead letter; for a delivery that fails validation
+// it also names the record, so that redeliveries of that one message find
+// the record they made and are suppressed, while two different messages
+// never share one. The position must identify the message within the
+// transport and be the same on every delivery of it.
+type Positioner interface {
+	Position() string
+}
+
 // Source hands deliveries to a Processor. A transport (NATS JetStream,
 // Kafka) implements it.
 type Source interface {

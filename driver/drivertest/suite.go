@@ -331,33 +331,44 @@ func testFailures[TTx any](t *testing.T, d driver.Driver[TTx]) {
 	})
 }
 
+// hostileText is storable text (valid UTF-8, no NUL) of the kind eos stores
+// from outside: quotes, backslashes, escapes, non-ASCII, other controls.
+const hostileText = "it's \\x00 \\' \"q\" é日本🙂 \t\r\n\x01\x7f\u0085 $$ --; DROP TABLE x"
+
 func testDeadLetters[TTx any](t *testing.T, d driver.Driver[TTx]) {
 	dl := driver.DeadLetter{Consumer: "c", ID: "m1", Key: "k", Payload: []byte("p"), Headers: map[string]string{"H": "v"},
 		Fingerprint: []byte("fp"), CreatedAt: t0, Attempts: 5, LastError: "bad", At: t0.Add(time.Second)}
+	odd := driver.DeadLetter{Consumer: "c", ID: "m3", Key: hostileText, Payload: []byte{0, 0xff}, Headers: map[string]string{"H": hostileText},
+		Fingerprint: []byte("fp"), CreatedAt: t0, Attempts: 1, LastError: hostileText, At: t0,
+		Invalid: true, OriginalID: hostileText, Position: "S:42", PayloadSize: 3 << 20}
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
 		dl2 := dl
 		dl2.ID, dl2.Headers = "m2", nil
-		must(t, ex.InsertDeadLetters(ctx, []driver.DeadLetter{dl, dl2}))
+		must(t, ex.InsertDeadLetters(ctx, []driver.DeadLetter{dl, dl2, odd}))
 		list, err := ex.ListDeadLetters(ctx, "c", "", 10)
 		must(t, err)
-		if len(list) != 2 || list[0].ID != "m1" || list[0].Headers["H"] != "v" || !list[0].CreatedAt.Equal(t0) ||
-			list[0].Attempts != 5 || list[0].LastError != "bad" || string(list[0].Payload) != "p" {
+		if len(list) != 3 || list[0].ID != "m1" || list[0].Headers["H"] != "v" || !list[0].CreatedAt.Equal(t0) ||
+			list[0].Attempts != 5 || list[0].LastError != "bad" || string(list[0].Payload) != "p" || list[0].Invalid {
 			t.Fatalf("list: %+v", list)
+		}
+		if got := list[2]; got.Key != odd.Key || got.Headers["H"] != hostileText || got.LastError != hostileText || string(got.Payload) != string(odd.Payload) ||
+			!got.Invalid || got.OriginalID != hostileText || got.Position != "S:42" || got.PayloadSize != 3<<20 {
+			t.Fatalf("hostile text or arrival copy changed on the way: %+v", got)
 		}
 		page, err := ex.ListDeadLetters(ctx, "c", "m1", 10)
 		must(t, err)
-		if len(page) != 1 || page[0].ID != "m2" {
+		if len(page) != 2 || page[0].ID != "m2" {
 			t.Fatalf("page after m1: %+v", page)
 		}
-		got, err := ex.GetDeadLetters(ctx, "c", []string{"m2", "zz"})
+		got, err := ex.TakeDeadLetters(ctx, "c", []string{"m2", "m3", "zz"})
 		must(t, err)
-		if len(got) != 1 || got[0].ID != "m2" {
-			t.Fatalf("get: %+v", got)
+		if len(got) != 2 || got[0].ID == got[1].ID || got[0].ID+got[1].ID != "m2m3" && got[0].ID+got[1].ID != "m3m2" {
+			t.Fatalf("take: %+v", got)
 		}
-		n, err := ex.DeleteDeadLetters(ctx, "c", []string{"m1", "m2"})
+		again, err := ex.TakeDeadLetters(ctx, "c", []string{"m2", "m1"})
 		must(t, err)
-		if n != 2 {
-			t.Fatalf("deleted %d", n)
+		if len(again) != 1 || again[0].ID != "m1" {
+			t.Fatalf("second take: %+v", again)
 		}
 		q := driver.Quarantined{Consumer: "c", ID: "q", StoredFingerprint: []byte("a"), Fingerprint: []byte("b"), Key: "k", Payload: []byte("x"), At: t0}
 		must(t, ex.InsertQuarantine(ctx, []driver.Quarantined{q, q}))
@@ -491,6 +502,31 @@ func testCompact[TTx any](t *testing.T, d driver.Driver[TTx]) {
 		must(t, err)
 		if n != 1 {
 			t.Fatalf("compacted %d failure rows", n)
+		}
+	})
+	// Quarantine and dead letters, by the time they were written.
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+		q := driver.Quarantined{Consumer: "c", ID: "q", StoredFingerprint: []byte("a"), Fingerprint: []byte("b"), At: t0}
+		q2 := q
+		q2.At = t0.Add(time.Hour)
+		must(t, ex.InsertQuarantine(ctx, []driver.Quarantined{q, q, q2}))
+		dl := driver.DeadLetter{Consumer: "c", ID: "d1", Fingerprint: []byte("fp"), CreatedAt: t0, At: t0}
+		dl2 := dl
+		dl2.ID, dl2.At = "d2", t0.Add(time.Hour)
+		must(t, ex.InsertDeadLetters(ctx, []driver.DeadLetter{dl, dl2}))
+		for what, want := range map[driver.Compactable]int64{driver.CompactQuarantine: 2, driver.CompactDeadLetters: 1} {
+			n, err := ex.Compact(ctx, what, t0.Add(time.Minute), 10)
+			must(t, err)
+			if n != want {
+				t.Fatalf("compacted %d %s rows, want %d", n, what, want)
+			}
+		}
+		ql, err := ex.ListQuarantine(ctx, "c", 10)
+		must(t, err)
+		dls, err := ex.ListDeadLetters(ctx, "c", "", 10)
+		must(t, err)
+		if len(ql) != 1 || !ql[0].At.Equal(q2.At) || len(dls) != 1 || dls[0].ID != "d2" {
+			t.Fatalf("after compaction: quarantine %+v, dead letters %+v", ql, dls)
 		}
 	})
 }

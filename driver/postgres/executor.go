@@ -99,7 +99,7 @@ func (e *executor) RecordFailure(ctx context.Context, consumer, id, errText stri
 	err := e.q.query(ctx, "INSERT INTO "+e.c.t.failures+" AS f (consumer, id, attempts, last_error, updated_at) VALUES ($1, $2, 1, $3, $4) "+
 		"ON CONFLICT (consumer, id) DO UPDATE SET attempts = f.attempts + 1, last_error = excluded.last_error, updated_at = excluded.updated_at "+
 		"RETURNING attempts",
-		[]any{consumer, id, sqlutil.TrimError(errText), now}, func(scan scanFunc) error { return scan(&n) })
+		[]any{consumer, id, errText, now}, func(scan scanFunc) error { return scan(&n) })
 	return n, err
 }
 
@@ -152,32 +152,38 @@ func (e *executor) InsertDeadLetters(ctx context.Context, rows []driver.DeadLett
 	n := len(rows)
 	consumers, ids, keys, headers, errs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	payloads, fps, created, at, attempts := make([][]byte, n), make([][]byte, n), make([]time.Time, n), make([]time.Time, n), make([]int, n)
+	invalid, origIDs, positions, sizes := make([]bool, n), make([]string, n), make([]string, n), make([]int64, n)
 	for i, r := range rows {
-		consumers[i], ids[i], keys[i], headers[i], errs[i] = r.Consumer, r.ID, r.Key, headerText(r.Headers), sqlutil.TrimError(r.LastError)
+		consumers[i], ids[i], keys[i], headers[i], errs[i] = r.Consumer, r.ID, r.Key, headerText(r.Headers), r.LastError
 		payloads[i], fps[i], created[i], at[i], attempts[i] = r.Payload, r.Fingerprint, r.CreatedAt, r.At, r.Attempts
+		invalid[i], origIDs[i], positions[i], sizes[i] = r.Invalid, r.OriginalID, r.Position, int64(r.PayloadSize)
 	}
 	_, err := e.q.exec(ctx, "INSERT INTO "+e.c.t.deadLetters+" ("+deadLetterCols+") "+
-		"SELECT c, id, k, p, NULLIF(h, ''), fp, ca, a, le, at "+
-		"FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::bytea[], $7::timestamptz[], $8::integer[], $9::text[], $10::timestamptz[]) "+
-		"AS u(c, id, k, p, h, fp, ca, a, le, at) "+
+		"SELECT c, id, k, p, NULLIF(h, ''), fp, ca, a, le, at, inv, oid, pos, ps "+
+		"FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::bytea[], $7::timestamptz[], $8::integer[], $9::text[], $10::timestamptz[], "+
+		"$11::boolean[], $12::text[], $13::text[], $14::bigint[]) "+
+		"AS u(c, id, k, p, h, fp, ca, a, le, at, inv, oid, pos, ps) "+
 		"ON CONFLICT (consumer, id) DO UPDATE SET attempts = excluded.attempts, last_error = excluded.last_error, at = excluded.at",
-		consumers, ids, keys, payloads, headers, fps, created, attempts, errs, at)
+		consumers, ids, keys, payloads, headers, fps, created, attempts, errs, at, invalid, origIDs, positions, sizes)
 	return err
 }
 
-const deadLetterCols = "consumer, id, key, payload, headers, fingerprint, created_at, attempts, last_error, at"
+const deadLetterCols = "consumer, id, key, payload, headers, fingerprint, created_at, attempts, last_error, at, invalid, original_id, position, payload_size"
 
-func (e *executor) deadLetters(ctx context.Context, where string, args ...any) ([]driver.DeadLetter, error) {
+// deadLetters runs q, which returns deadLetterCols, and scans its rows.
+func (e *executor) deadLetters(ctx context.Context, q string, args ...any) ([]driver.DeadLetter, error) {
 	var out []driver.DeadLetter
-	err := e.q.query(ctx, "SELECT "+deadLetterCols+" FROM "+e.c.t.deadLetters+" WHERE "+where, args, func(scan scanFunc) error {
+	err := e.q.query(ctx, q, args, func(scan scanFunc) error {
 		var r driver.DeadLetter
 		var h []byte
-		if err := scan(&r.Consumer, &r.ID, &r.Key, &r.Payload, &h, &r.Fingerprint, &r.CreatedAt, &r.Attempts, &r.LastError, &r.At); err != nil {
+		var size int64
+		if err := scan(&r.Consumer, &r.ID, &r.Key, &r.Payload, &h, &r.Fingerprint, &r.CreatedAt, &r.Attempts, &r.LastError, &r.At,
+			&r.Invalid, &r.OriginalID, &r.Position, &size); err != nil {
 			return err
 		}
 		var err error
 		r.Headers, err = sqlutil.DecodeHeaders(h)
-		r.CreatedAt, r.At = r.CreatedAt.UTC(), r.At.UTC()
+		r.CreatedAt, r.At, r.PayloadSize = r.CreatedAt.UTC(), r.At.UTC(), int(size)
 		out = append(out, r)
 		return err
 	})
@@ -185,18 +191,16 @@ func (e *executor) deadLetters(ctx context.Context, where string, args ...any) (
 }
 
 func (e *executor) ListDeadLetters(ctx context.Context, consumer, afterID string, limit int) ([]driver.DeadLetter, error) {
-	return e.deadLetters(ctx, "consumer = $1 AND id > $2 ORDER BY id LIMIT $3", consumer, afterID, limit)
+	return e.deadLetters(ctx, "SELECT "+deadLetterCols+" FROM "+e.c.t.deadLetters+" WHERE consumer = $1 AND id > $2 ORDER BY id LIMIT $3", consumer, afterID, limit)
 }
 
-func (e *executor) GetDeadLetters(ctx context.Context, consumer string, ids []string) ([]driver.DeadLetter, error) {
+// TakeDeadLetters deletes and returns in one statement: a row that another
+// transaction deletes first is waited for and then not returned.
+func (e *executor) TakeDeadLetters(ctx context.Context, consumer string, ids []string) ([]driver.DeadLetter, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	return e.deadLetters(ctx, "consumer = $1 AND id = ANY($2) ORDER BY id", consumer, ids)
-}
-
-func (e *executor) DeleteDeadLetters(ctx context.Context, consumer string, ids []string) (int, error) {
-	return e.deleteIDs(ctx, e.c.t.deadLetters, consumer, ids)
+	return e.deadLetters(ctx, "DELETE FROM "+e.c.t.deadLetters+" WHERE consumer = $1 AND id = ANY($2) RETURNING "+deadLetterCols, consumer, ids)
 }
 
 // InsertOutbox inserts the rows in order (seq follows the slice) and queues a
@@ -244,6 +248,10 @@ func (e *executor) Compact(ctx context.Context, what driver.Compactable, before 
 		table, cond = e.c.t.failures, "updated_at < $1"
 	case driver.CompactOutbox:
 		table, cond = e.c.t.outbox, "sent_at < $1"
+	case driver.CompactQuarantine:
+		table, cond = e.c.t.quarantine, "at < $1"
+	case driver.CompactDeadLetters:
+		table, cond = e.c.t.deadLetters, "at < $1"
 	default:
 		return 0, fmt.Errorf("postgres: unknown compactable %q", what)
 	}

@@ -173,7 +173,7 @@ func (e *executor) RecordFailure(ctx context.Context, consumer, id, errText stri
 	var n int
 	err := e.tx.QueryRowContext(ctx, "INSERT INTO "+e.d.t.failures+" (consumer, id, attempts, last_error, updated_at) VALUES (?, ?, 1, ?, ?) "+
 		"ON CONFLICT (consumer, id) DO UPDATE SET attempts = attempts + 1, last_error = excluded.last_error, updated_at = excluded.updated_at RETURNING attempts",
-		consumer, id, sqlutil.TrimError(errText), micros(now)).Scan(&n)
+		consumer, id, errText, micros(now)).Scan(&n)
 	return n, err
 }
 
@@ -217,28 +217,34 @@ func (e *executor) ListQuarantine(ctx context.Context, consumer string, limit in
 
 func (e *executor) InsertDeadLetters(ctx context.Context, rows []driver.DeadLetter) error {
 	for _, r := range rows {
-		if _, err := e.tx.ExecContext(ctx, "INSERT INTO "+e.d.t.deadLetters+" (consumer, id, key, payload, headers, fingerprint, created_at, attempts, last_error, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "+
+		if _, err := e.tx.ExecContext(ctx, "INSERT INTO "+e.d.t.deadLetters+" ("+deadLetterCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "+
 			"ON CONFLICT (consumer, id) DO UPDATE SET attempts = excluded.attempts, last_error = excluded.last_error, at = excluded.at",
-			r.Consumer, r.ID, r.Key, r.Payload, sqlutil.EncodeHeaders(r.Headers), r.Fingerprint, micros(r.CreatedAt), r.Attempts, sqlutil.TrimError(r.LastError), micros(r.At)); err != nil {
+			r.Consumer, r.ID, r.Key, r.Payload, sqlutil.EncodeHeaders(r.Headers), r.Fingerprint, micros(r.CreatedAt), r.Attempts, r.LastError, micros(r.At),
+			r.Invalid, r.OriginalID, r.Position, r.PayloadSize); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-const deadLetterCols = "consumer, id, key, payload, headers, fingerprint, created_at, attempts, last_error, at"
+const deadLetterCols = "consumer, id, key, payload, headers, fingerprint, created_at, attempts, last_error, at, invalid, original_id, position, payload_size"
 
-func scanDeadLetters(rows *sql.Rows) ([]driver.DeadLetter, error) {
+// deadLetters runs q, which returns deadLetterCols, and scans its rows.
+func (e *executor) deadLetters(ctx context.Context, q string, args ...any) ([]driver.DeadLetter, error) {
+	rows, err := e.tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
 	defer rows.Close()
 	var out []driver.DeadLetter
 	for rows.Next() {
 		var r driver.DeadLetter
 		var h []byte
 		var created, at int64
-		if err := rows.Scan(&r.Consumer, &r.ID, &r.Key, &r.Payload, &h, &r.Fingerprint, &created, &r.Attempts, &r.LastError, &at); err != nil {
+		if err := rows.Scan(&r.Consumer, &r.ID, &r.Key, &r.Payload, &h, &r.Fingerprint, &created, &r.Attempts, &r.LastError, &at,
+			&r.Invalid, &r.OriginalID, &r.Position, &r.PayloadSize); err != nil {
 			return nil, err
 		}
-		var err error
 		if r.Headers, err = sqlutil.DecodeHeaders(h); err != nil {
 			return nil, err
 		}
@@ -249,14 +255,10 @@ func scanDeadLetters(rows *sql.Rows) ([]driver.DeadLetter, error) {
 }
 
 func (e *executor) ListDeadLetters(ctx context.Context, consumer, afterID string, limit int) ([]driver.DeadLetter, error) {
-	rows, err := e.tx.QueryContext(ctx, "SELECT "+deadLetterCols+" FROM "+e.d.t.deadLetters+" WHERE consumer = ? AND id > ? ORDER BY id LIMIT ?", consumer, afterID, limit)
-	if err != nil {
-		return nil, err
-	}
-	return scanDeadLetters(rows)
+	return e.deadLetters(ctx, "SELECT "+deadLetterCols+" FROM "+e.d.t.deadLetters+" WHERE consumer = ? AND id > ? ORDER BY id LIMIT ?", consumer, afterID, limit)
 }
 
-func (e *executor) GetDeadLetters(ctx context.Context, consumer string, ids []string) ([]driver.DeadLetter, error) {
+func (e *executor) TakeDeadLetters(ctx context.Context, consumer string, ids []string) ([]driver.DeadLetter, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -265,15 +267,7 @@ func (e *executor) GetDeadLetters(ctx context.Context, consumer string, ids []st
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	rows, err := e.tx.QueryContext(ctx, "SELECT "+deadLetterCols+" FROM "+e.d.t.deadLetters+" WHERE consumer = ? AND id IN ("+sqlutil.Placeholders(len(ids))+") ORDER BY id", args...)
-	if err != nil {
-		return nil, err
-	}
-	return scanDeadLetters(rows)
-}
-
-func (e *executor) DeleteDeadLetters(ctx context.Context, consumer string, ids []string) (int, error) {
-	return e.deleteIDs(ctx, e.d.t.deadLetters, consumer, ids)
+	return e.deadLetters(ctx, "DELETE FROM "+e.d.t.deadLetters+" WHERE consumer = ? AND id IN ("+sqlutil.Placeholders(len(ids))+") RETURNING "+deadLetterCols, args...)
 }
 
 func (e *executor) InsertOutbox(ctx context.Context, rows []driver.OutboxRow) error {
@@ -307,6 +301,10 @@ func (e *executor) Compact(ctx context.Context, what driver.Compactable, before 
 		q = "DELETE FROM " + e.d.t.failures + " WHERE (consumer, id) IN (SELECT consumer, id FROM " + e.d.t.failures + " WHERE updated_at < ?1 LIMIT ?2)"
 	case driver.CompactOutbox:
 		q = "DELETE FROM " + e.d.t.outbox + " WHERE seq IN (SELECT seq FROM " + e.d.t.outbox + " WHERE sent_at IS NOT NULL AND sent_at < ?1 ORDER BY seq LIMIT ?2)"
+	case driver.CompactQuarantine:
+		q = "DELETE FROM " + e.d.t.quarantine + " WHERE seq IN (SELECT seq FROM " + e.d.t.quarantine + " WHERE at < ?1 LIMIT ?2)"
+	case driver.CompactDeadLetters:
+		q = "DELETE FROM " + e.d.t.deadLetters + " WHERE (consumer, id) IN (SELECT consumer, id FROM " + e.d.t.deadLetters + " WHERE at < ?1 LIMIT ?2)"
 	default:
 		return 0, fmt.Errorf("sqlite: unknown compactable %q", what)
 	}

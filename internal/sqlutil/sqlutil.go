@@ -25,15 +25,6 @@ func DecodeHeaders(b []byte) (map[string]string, error) {
 	return h, err
 }
 
-// TrimError shortens an error text for storage.
-func TrimError(s string) string {
-	const max = 4096
-	if len(s) > max {
-		return s[:max] + "…"
-	}
-	return s
-}
-
 // Placeholders returns "?,?,…" with n marks, for SQL IN lists.
 func Placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")

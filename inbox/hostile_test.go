@@ -1,0 +1,286 @@
+package inbox_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/driver/drivertest"
+	"github.com/eoskit/eos/inbox"
+)
+
+// Two requeues of the same dead letters, run at once many times, apply each
+// message once: a requeue acts only on the dead letters its own transaction
+// removed and never releases a claim another requeue made.
+func TestConcurrentRequeue(t *testing.T) {
+	drivertest.Each(t, testConcurrentRequeue, testConcurrentRequeue)
+}
+
+func testConcurrentRequeue[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+	pay := drivertest.Payments[TTx]{E: e}
+	pay.Setup(t, accounts, balance)
+	var broken atomic.Bool
+	h := func(ctx context.Context, tx TTx, m eos.Message) error {
+		if broken.Load() {
+			return inbox.Permanent(errors.New("provider down"))
+		}
+		return pay.Handler(ctx, tx, m)
+	}
+	p, err := inbox.New(e.Driver, h, inbox.Config{Consumer: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var all []string
+	const rounds, perRound = 12, 4
+	for round := range rounds {
+		ms, ids := orders(perRound, fmt.Sprintf("rq%02d", round))
+		all = append(all, ids...)
+		broken.Store(true)
+		ds, _ := deliveries(ms...)
+		res, err := p.Process(ctx, ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := res.Count(inbox.DeadLettered); n != perRound {
+			t.Fatalf("round %d: %d dead-lettered, want %d", round, n, perRound)
+		}
+		broken.Store(false)
+
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		results := make([]*inbox.BatchResult, 2)
+		errs := make([]error, 2)
+		for i := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				results[i], errs[i] = p.Requeue(ctx, ids...)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		applied := 0
+		for i := range 2 {
+			switch {
+			case errs[i] == nil:
+				applied += results[i].Count(inbox.Applied)
+			case errors.Is(errs[i], inbox.ErrNotFound):
+			default:
+				t.Fatalf("round %d: requeue %d: %v", round, i, errs[i])
+			}
+		}
+		if applied != perRound {
+			t.Errorf("round %d: the two requeues applied %d messages, want %d", round, applied, perRound)
+		}
+		for _, id := range ids {
+			if n := pay.Effects(t, id); n != 1 {
+				t.Fatalf("round %d: %s applied %d times", round, id, n)
+			}
+		}
+		// The claims stand: a redelivery is a duplicate.
+		ds, _ = deliveries(ms...)
+		res, err = p.Process(ctx, ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := res.Count(inbox.Duplicate); n != perRound {
+			t.Fatalf("round %d: redelivery after requeue: %+v", round, res.Results)
+		}
+	}
+	if dl, err := p.DeadLetters(ctx, "", 100); err != nil || len(dl) != 0 {
+		t.Fatalf("dead letters left: %v %+v", err, dl)
+	}
+	pay.CheckExactlyOnce(t, all, accounts, balance)
+}
+
+// Hostile text from outside (a long non-ASCII id, a handler error quoting a
+// provider's raw body with NUL bytes and invalid UTF-8, cut anywhere) never
+// makes the inbox's own statements fail: the messages are retried and
+// dead-lettered with a readable reason, and the consumer keeps going.
+func TestHostileTextNeverStalls(t *testing.T) {
+	drivertest.Each(t, testHostileText, testHostileText)
+}
+
+func testHostileText[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+	pay := drivertest.Payments[TTx]{E: e}
+	pay.Setup(t, accounts, balance)
+	// Error texts of every length around the stored bound, so that a cut
+	// lands inside a multi-byte character whatever the prefix.
+	body := func(n int) string { return strings.Repeat("x", n) + strings.Repeat("é\x00\xff", 3000) }
+	h := func(ctx context.Context, tx TTx, m eos.Message) error {
+		if strings.HasPrefix(m.ID, "raw-") {
+			var n int
+			fmt.Sscanf(m.ID, "raw-%d", &n)
+			return fmt.Errorf("provider said: %s", body(n))
+		}
+		return pay.Handler(ctx, tx, m)
+	}
+	p, err := inbox.New(e.Driver, h, inbox.Config{Consumer: "c", MaxAttempts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var ms []eos.Message
+	for n := range 3 {
+		ms = append(ms, drivertest.Message(fmt.Sprintf("raw-%d", n), "a1", 1))
+		ms = append(ms, drivertest.Message(strings.Repeat("x", n)+strings.Repeat("é", 3000), "a1", 1))
+	}
+	good := drivertest.Message("good", "a2", 5)
+	ms = append(ms, good)
+	for attempt := 1; attempt <= 2; attempt++ {
+		ds := positioned(ms...) // a redelivery finds the record of an invalid one
+		res, err := p.Process(ctx, ds)
+		if err != nil {
+			t.Fatalf("attempt %d: the batch failed as a store outage: %v", attempt, err)
+		}
+		for i, r := range res.Results[:len(ms)-1] {
+			want := inbox.DeadLettered
+			if attempt == 1 && i%2 == 0 {
+				want = inbox.Retry
+			}
+			if attempt == 2 && i%2 == 1 {
+				want = inbox.Duplicate // dead-lettered on attempt 1
+			}
+			if r.Outcome != want {
+				t.Fatalf("attempt %d: message %d: %v, want %v (%v)", attempt, i, r.Outcome, want, r.Err)
+			}
+		}
+	}
+	dl, err := p.DeadLetters(ctx, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dl) != len(ms)-1 {
+		t.Fatalf("%d dead letters, want %d", len(dl), len(ms)-1)
+	}
+	for _, d := range dl {
+		if d.LastError == "" || strings.IndexByte(d.LastError, 0) >= 0 || !strings.Contains(d.LastError, "invalid message") && !strings.Contains(d.LastError, "provider said") {
+			t.Errorf("dead letter %.40q: unreadable reason %.80q", d.ID, d.LastError)
+		}
+	}
+	pay.CheckExactlyOnce(t, []string{"good"}, accounts, balance)
+}
+
+// positionedDelivery is a delivery whose transport reports a position.
+type positionedDelivery struct {
+	*delivery
+	pos string
+}
+
+func (d positionedDelivery) Position() string { return d.pos }
+
+// positioned returns deliveries of ms at positions "S:0", "S:1", …
+func positioned(ms ...eos.Message) []inbox.Delivery {
+	ds := make([]inbox.Delivery, len(ms))
+	for i, m := range ms {
+		ds[i] = positionedDelivery{newDelivery(m), fmt.Sprintf("S:%d", i)}
+	}
+	return ds
+}
+
+// Every invalid delivery gets its own dead letter holding a bounded copy of
+// what arrived, and a requeue refuses it instead of running the handler.
+func TestInvalidDeliveriesKept(t *testing.T) {
+	drivertest.Each(t, testInvalidDeliveries, testInvalidDeliveries)
+}
+
+func testInvalidDeliveries[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+	var calls atomic.Int32
+	h := func(ctx context.Context, tx TTx, m eos.Message) error { calls.Add(1); return nil }
+	const limit = 1 << 10
+	p, err := inbox.New(e.Driver, h, inbox.Config{Consumer: "c", Limits: eos.Limits{MaxPayload: limit}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	headers := map[string]string{"Trace": "t1"}
+	ds, raw := deliveries(
+		eos.Message{Key: "k1", Payload: []byte("same"), Headers: headers}, // no id
+		eos.Message{Key: "k2", Payload: []byte("same"), Headers: headers}, // no id, same payload
+		eos.Message{ID: "big", Key: "k3", Payload: make([]byte, 3*limit)}, // oversized
+	)
+	res, err := p.Process(ctx, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res.Results {
+		if r.Outcome != inbox.DeadLettered || !errors.Is(r.Err, eos.ErrInvalidMessage) || raw[i].acks.Load() != 1 {
+			t.Fatalf("delivery %d: %+v, %d acks", i, r, raw[i].acks.Load())
+		}
+	}
+	dl, err := p.DeadLetters(ctx, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dl) != 3 {
+		t.Fatalf("%d dead letters, want one per invalid delivery (3): %+v", len(dl), dl)
+	}
+	byKey := map[string]inbox.DeadLetter{}
+	for _, d := range dl {
+		byKey[d.Key] = d
+	}
+	for _, k := range []string{"k1", "k2"} {
+		d, ok := byKey[k]
+		if !ok || string(d.Payload) != "same" || d.Headers["Trace"] != "t1" || !d.Invalid {
+			t.Errorf("key %s: dead letter %+v lost what arrived", k, d)
+		}
+	}
+	big := byKey["k3"]
+	if !big.Invalid || big.OriginalID != "big" || len(big.Payload) != limit || big.PayloadSize != 3*limit {
+		t.Errorf("oversized: invalid %v, original id %q, %d bytes kept of %d; want %d of %d",
+			big.Invalid, big.OriginalID, len(big.Payload), big.PayloadSize, limit, 3*limit)
+	}
+	// With the transport's position, a redelivery of an invalid message finds
+	// its record; a different message at another position gets its own.
+	same := eos.Message{Key: "k4", Payload: []byte("same")}
+	ps := positioned(same, same)
+	ps = append(ps, positioned(same)...) // "S:0" again: a redelivery
+	res, err = p.Process(ctx, ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := []inbox.Outcome{res.Results[0].Outcome, res.Results[1].Outcome, res.Results[2].Outcome}; o[0] != inbox.DeadLettered || o[1] != inbox.DeadLettered || o[2] != inbox.Duplicate {
+		t.Fatalf("positioned invalid deliveries: %v, want dead_lettered, dead_lettered, duplicate", o)
+	}
+	dl, err = p.DeadLetters(ctx, "", 10)
+	if err != nil || len(dl) != 5 {
+		t.Fatalf("%d dead letters after positioned deliveries (%v), want 5", len(dl), err)
+	}
+	var positions []string
+	for _, d := range dl {
+		if d.Position != "" {
+			positions = append(positions, d.Position)
+		}
+	}
+	if slices.Sort(positions); !slices.Equal(positions, []string{"S:0", "S:1"}) {
+		t.Errorf("stored positions %q, want S:0 and S:1", positions)
+	}
+
+	res, err = p.Requeue(ctx, big.ID, byKey["k1"].ID)
+	if !errors.Is(err, eos.ErrInvalidMessage) {
+		t.Fatalf("requeue of invalid deliveries: %v %+v, want an ErrInvalidMessage", err, res)
+	}
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("the handler ran %d times on invalid messages", n)
+	}
+	if res == nil || len(res.Results) != 2 || res.Count(inbox.DeadLettered) != 2 || !errors.Is(res.Results[0].Err, inbox.ErrNotRequeueable) {
+		t.Fatalf("refused requeue results: %+v", res)
+	}
+	after, err := p.DeadLetters(ctx, "", 10)
+	if err != nil || len(after) != 5 {
+		t.Fatalf("refused requeue changed the dead letters: %v, %d left", err, len(after))
+	}
+	for _, d := range after {
+		if d.ID == big.ID && (d.LastError != big.LastError || !d.At.Equal(big.At) || len(d.Payload) != limit) {
+			t.Fatalf("refused requeue rewrote the dead letter: %+v", d)
+		}
+	}
+}
