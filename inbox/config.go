@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"unicode"
 	"time"
+	"unicode"
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/failpoint"
