@@ -25,12 +25,12 @@ var _ driver.ClaimBeginner[pgx.Tx] = (*Driver)(nil)
 // takes the ordinary path, so duplicates cost a reconnect on this path and
 // callers should stop using it for a while after ok=false.
 //
-// The simple protocol carries no parameters, so values are sent as literals:
-// only when the server has standard_conforming_strings on (the default since
-// PostgreSQL 9.1), where doubling single quotes is a complete escape, and
-// only for values without NUL bytes.
+// The simple protocol carries no parameters, so values travel as literals
+// built by [literal] and hex: nothing in a value can end its literal,
+// whatever the connection's standard_conforming_strings or client encoding.
+// Values with NUL bytes (which no literal can hold) are declined.
 func (d *Driver) BeginClaim(ctx context.Context, consumer string, now time.Time, claims []driver.Claim) (pgx.Tx, bool, error) {
-	if len(claims) == 0 || len(claims) > maxBeginClaim || !d.conformingStrings(ctx) {
+	if len(claims) == 0 || len(claims) > maxBeginClaim || strings.IndexByte(consumer, 0) >= 0 {
 		return nil, false, nil
 	}
 	var b strings.Builder
@@ -38,13 +38,13 @@ func (d *Driver) BeginClaim(ctx context.Context, consumer string, now time.Time,
 	ts := literal(now.UTC().Format("2006-01-02 15:04:05.999999Z07:00")) + "::timestamptz"
 	cons := literal(consumer)
 	for i, c := range claims {
-		if strings.IndexByte(c.ID, 0) >= 0 || strings.IndexByte(consumer, 0) >= 0 {
+		if strings.IndexByte(c.ID, 0) >= 0 {
 			return nil, false, nil
 		}
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(" + cons + "," + literal(c.ID) + ",'\\x" + hex.EncodeToString(c.Fingerprint) + "'::bytea," + ts + ")")
+		b.WriteString("(" + cons + "," + literal(c.ID) + ",decode('" + hex.EncodeToString(c.Fingerprint) + "','hex')," + ts + ")")
 	}
 	tx, err := d.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: b.String()})
 	if err != nil {
@@ -57,34 +57,28 @@ func (d *Driver) BeginClaim(ctx context.Context, consumer string, now time.Time,
 	return tx, true, nil
 }
 
-// literal quotes s as a standard-conforming SQL string literal.
-func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
-// conformingStrings reports, once per driver, whether the server treats
-// backslashes in string literals literally.
-func (d *Driver) conformingStrings(ctx context.Context) bool {
-	switch d.scs.Load() {
-	case scsOn:
-		return true
-	case scsOff:
-		return false
+// literal quotes s (without NUL bytes) as an escape string constant made of
+// printable ASCII only: E'…', with printable ASCII kept except \ and '
+// (written \\ and ''), and every other byte written as \xHH. The E prefix makes
+// backslashes escapes whatever standard_conforming_strings says, and pure
+// ASCII reads the same in every client encoding PostgreSQL supports, so the
+// server reads back exactly s (the bytes must be valid in its encoding:
+// callers pass validated UTF-8).
+func literal(s string) string {
+	const digits = "0123456789abcdef"
+	b := make([]byte, 0, len(s)+3)
+	b = append(b, 'E', '\'')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\':
+			b = append(b, '\\', '\\')
+		case c == '\'':
+			b = append(b, '\'', '\'') // not \': refused in client-only encodings
+		case c >= 0x20 && c < 0x7f:
+			b = append(b, c)
+		default:
+			b = append(b, '\\', 'x', digits[c>>4], digits[c&0xf])
+		}
 	}
-	c, err := d.pool.Acquire(ctx)
-	if err != nil {
-		return false
-	}
-	defer c.Release()
-	on := c.Conn().PgConn().ParameterStatus("standard_conforming_strings") == "on"
-	if on {
-		d.scs.Store(scsOn)
-	} else {
-		d.scs.Store(scsOff)
-	}
-	return on
+	return string(append(b, '\''))
 }
-
-const (
-	scsUnknown int32 = iota
-	scsOn
-	scsOff
-)

@@ -50,9 +50,11 @@
 // The pgx [Driver] implements driver.ClaimBeginner: for batches of up to 64
 // messages, BEGIN and the claim travel as one simple-protocol query, saving
 // the round trip that dominates small batches. The values are sent as
-// literals (quotes doubled; only with standard_conforming_strings on and no
-// NUL bytes); a claim conflict fails the query and the inbox falls back to
-// Begin plus ClaimInbox, and keeps to that path for the next batches.
+// escape-string literals of printable ASCII (every other byte as \xHH), which
+// the server reads back unchanged whatever standard_conforming_strings and
+// the client encoding of the connection say; a claim conflict fails the
+// query and the inbox falls back to Begin plus ClaimInbox, and keeps to that
+// path for the next batches.
 //
 // # Wakeups
 //

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -164,7 +163,6 @@ func (m migTx) QueryVersions(ctx context.Context, q string) ([]schema.VersionRow
 type Driver struct {
 	*core
 	pool *pgxpool.Pool
-	scs  atomic.Int32 // standard_conforming_strings, for BeginClaim
 }
 
 var _ driver.Driver[pgx.Tx] = (*Driver)(nil)
