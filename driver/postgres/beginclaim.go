@@ -58,8 +58,8 @@ func (d *Driver) BeginClaim(ctx context.Context, consumer string, now time.Time,
 }
 
 // literal quotes s (without NUL bytes) as an escape string constant made of
-// printable ASCII only: E'…', with printable ASCII kept except \ and '
-// (written \\ and ''), and every other byte written as \xHH. The E prefix makes
+// printable ASCII only: E'…', with printable ASCII kept (a backslash or a
+// single quote written twice) and every other byte as \xHH. The E prefix makes
 // backslashes escapes whatever standard_conforming_strings says, and pure
 // ASCII reads the same in every client encoding PostgreSQL supports, so the
 // server reads back exactly s (the bytes must be valid in its encoding:
