@@ -23,6 +23,14 @@ type Config struct {
 	RedeliveryHorizon time.Duration
 	// OutboxRetention is how long sent outbox rows are kept. Default 24h.
 	OutboxRetention time.Duration
+	// QuarantineRetention is how long quarantined deliveries (same id,
+	// different content) are kept for inspection. Default 30 days.
+	QuarantineRetention time.Duration
+	// DeadLetterRetention, when positive, is how long dead letters are
+	// kept. Default 0: a dead letter stays until it is resolved, by
+	// inbox.Processor.Requeue or Discard; their claims are compacted with
+	// the other dedupe records either way.
+	DeadLetterRetention time.Duration
 	// BatchSize is the most rows deleted per transaction. Default 1000.
 	BatchSize int
 	// Interval is the pause between compaction passes in Run. Default 1m.
@@ -37,9 +45,13 @@ func (c *Config) applyDefaults() error {
 	if err := config.Durations("compact.Config.",
 		config.DurationField{Name: "Retention", P: &c.Retention, Default: 7 * 24 * time.Hour},
 		config.DurationField{Name: "OutboxRetention", P: &c.OutboxRetention, Default: 24 * time.Hour},
+		config.DurationField{Name: "QuarantineRetention", P: &c.QuarantineRetention, Default: 30 * 24 * time.Hour},
 		config.DurationField{Name: "Interval", P: &c.Interval, Default: time.Minute},
 	); err != nil {
 		return err
+	}
+	if c.DeadLetterRetention < 0 {
+		return &eos.ConfigError{Field: "compact.Config.DeadLetterRetention", Reason: fmt.Sprintf("negative (%v)", c.DeadLetterRetention)}
 	}
 	if err := config.Int("compact.Config.BatchSize", &c.BatchSize, 1000, 100000); err != nil {
 		return err
@@ -79,7 +91,7 @@ func New[TTx any](drv driver.Driver[TTx], cfg Config) (*Compactor[TTx], error) {
 
 // Stats counts the rows one pass deleted.
 type Stats struct {
-	Inbox, Failures, Outbox int64
+	Inbox, Failures, Outbox, Quarantine, DeadLetters int64
 }
 
 // Compact runs one pass: it deletes expired rows batch by batch until none
@@ -87,15 +99,21 @@ type Stats struct {
 func (c *Compactor[TTx]) Compact(ctx context.Context) (Stats, error) {
 	now := c.cfg.Now()
 	var st Stats
-	for _, job := range []struct {
+	type job struct {
 		what   driver.Compactable
 		before time.Time
 		n      *int64
-	}{
+	}
+	jobs := []job{
 		{driver.CompactInbox, now.Add(-c.cfg.Retention), &st.Inbox},
 		{driver.CompactFailures, now.Add(-c.cfg.Retention), &st.Failures},
 		{driver.CompactOutbox, now.Add(-c.cfg.OutboxRetention), &st.Outbox},
-	} {
+		{driver.CompactQuarantine, now.Add(-c.cfg.QuarantineRetention), &st.Quarantine},
+	}
+	if c.cfg.DeadLetterRetention > 0 {
+		jobs = append(jobs, job{driver.CompactDeadLetters, now.Add(-c.cfg.DeadLetterRetention), &st.DeadLetters})
+	}
+	for _, job := range jobs {
 		for {
 			n, err := c.batch(ctx, job.what, job.before)
 			*job.n += n
@@ -135,8 +153,9 @@ func (c *Compactor[TTx]) Run(ctx context.Context) error {
 		}
 		if err != nil {
 			c.cfg.Logger.ErrorContext(ctx, "eos compact: pass failed", "error", err)
-		} else if st.Inbox+st.Failures+st.Outbox > 0 {
-			c.cfg.Logger.InfoContext(ctx, "eos compact: pass done", "inbox", st.Inbox, "failures", st.Failures, "outbox", st.Outbox)
+		} else if st != (Stats{}) {
+			c.cfg.Logger.InfoContext(ctx, "eos compact: pass done", "inbox", st.Inbox, "failures", st.Failures, "outbox", st.Outbox,
+				"quarantine", st.Quarantine, "dead_letters", st.DeadLetters)
 		}
 		select {
 		case <-ctx.Done():

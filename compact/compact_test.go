@@ -40,7 +40,10 @@ func TestRetention(t *testing.T) { drivertest.Each(t, testRetention, testRetenti
 func testRetention[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	ctx := context.Background()
 	clk := &clock{t: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
-	ob, _ := outbox.New(e.Driver, outbox.Config{Now: clk.Now})
+	ob, err := outbox.New(e.Driver, outbox.Config{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
 	p, err := inbox.New(e.Driver, func(ctx context.Context, tx TTx, m eos.Message) error {
 		return ob.Enqueue(ctx, tx, "out", eos.Message{ID: "out-" + m.ID})
 	}, inbox.Config{Consumer: "c", Now: clk.Now})
@@ -63,7 +66,10 @@ func testRetention[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	process("old", 250)
 	clk.Add(6 * 24 * time.Hour)
 	young := process("young", 10)
-	relay, _ := outbox.NewRelay(e.Driver, &sink{}, outbox.RelayConfig{Now: clk.Now, BatchSize: 1000})
+	relay, err := outbox.NewRelay(e.Driver, &sink{}, outbox.RelayConfig{Now: clk.Now, BatchSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := relay.Forward(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -91,8 +97,62 @@ func testRetention[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	if err != nil || res.Count(inbox.Duplicate) != len(young) {
 		t.Fatalf("young redeliveries not suppressed: %v %+v", err, res)
 	}
-	if st, _ := c.Compact(ctx); st != (compact.Stats{}) {
-		t.Fatalf("second pass deleted %+v", st)
+	if st, err := c.Compact(ctx); err != nil || st != (compact.Stats{}) {
+		t.Fatalf("second pass deleted %+v (%v)", st, err)
+	}
+}
+
+func TestQuarantineAndDeadLetters(t *testing.T) {
+	drivertest.Each(t, testQuarantineAndDeadLetters, testQuarantineAndDeadLetters)
+}
+
+// Quarantined deliveries go after QuarantineRetention; dead letters stay
+// until resolved unless DeadLetterRetention is set.
+func testQuarantineAndDeadLetters[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
+	p, err := inbox.New(e.Driver, func(ctx context.Context, tx TTx, m eos.Message) error {
+		if string(m.Payload) == "poison" {
+			return inbox.Permanent(errors.New("refused"))
+		}
+		return nil
+	}, inbox.Config{Consumer: "c", Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	process := func(ms ...eos.Message) {
+		t.Helper()
+		var ds []inbox.Delivery
+		for _, m := range ms {
+			ds = append(ds, ack{m})
+		}
+		if _, err := p.Process(ctx, ds); err != nil {
+			t.Fatal(err)
+		}
+	}
+	process(eos.Message{ID: "q", Payload: []byte("a")}, eos.Message{ID: "d", Payload: []byte("poison")})
+	process(eos.Message{ID: "q", Payload: []byte("b")}) // same id, other content
+	clk.Add(40 * 24 * time.Hour)
+	keep, err := compact.New(e.Driver, compact.Config{RedeliveryHorizon: time.Hour, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := keep.Compact(ctx)
+	if err != nil || st.Quarantine != 1 || st.DeadLetters != 0 {
+		t.Fatalf("default retention deleted %+v (%v), want the quarantined delivery and no dead letter", st, err)
+	}
+	if dl, err := p.DeadLetters(ctx, "", 10); err != nil || len(dl) != 1 {
+		t.Fatalf("dead letters after the default pass: %v %+v", err, dl)
+	}
+	expire, err := compact.New(e.Driver, compact.Config{RedeliveryHorizon: time.Hour, DeadLetterRetention: 30 * 24 * time.Hour, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := expire.Compact(ctx); err != nil || st.DeadLetters != 1 {
+		t.Fatalf("with DeadLetterRetention: %+v (%v), want one dead letter deleted", st, err)
+	}
+	if dl, err := p.DeadLetters(ctx, "", 10); err != nil || len(dl) != 0 {
+		t.Fatalf("dead letters after expiry: %v %+v", err, dl)
 	}
 }
 
@@ -107,6 +167,8 @@ func TestConfig(t *testing.T) {
 		{RedeliveryHorizon: 8 * 24 * time.Hour},
 		{RedeliveryHorizon: 2 * time.Hour, Retention: time.Hour},
 		{RedeliveryHorizon: time.Hour, BatchSize: -1},
+		{RedeliveryHorizon: time.Hour, DeadLetterRetention: -time.Hour},
+		{RedeliveryHorizon: time.Hour, QuarantineRetention: -time.Hour},
 	} {
 		_, err := compact.New(e.Driver, cfg)
 		var ce *eos.ConfigError

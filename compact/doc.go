@@ -1,6 +1,8 @@
 // Package compact deletes what eos no longer needs: dedupe records older than
-// the retention, attempt counters of messages long settled, and outbox rows
-// already sent. It deletes in bounded batches, each in its own short
+// the retention, attempt counters of messages long settled, outbox rows
+// already sent, quarantined deliveries past their inspection window, and,
+// only when configured, dead letters (by default a dead letter stays until
+// an operator requeues or discards it). It deletes in bounded batches, each in its own short
 // transaction, so it never holds locks for long.
 //
 // The retention of dedupe records is the window in which a redelivery is
