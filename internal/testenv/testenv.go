@@ -23,6 +23,10 @@ func service(t testing.TB, env, what string) string {
 	return ""
 }
 
+// Wanted reports whether a test should use the service named by env: it is
+// set, or services are required (and its absence will fail the test).
+func Wanted(env string) bool { return os.Getenv(env) != "" || Require() }
+
 // PostgresURL returns EOS_TEST_POSTGRES_URL.
 func PostgresURL(t testing.TB) string { return service(t, "EOS_TEST_POSTGRES_URL", "PostgreSQL") }
 
