@@ -29,7 +29,10 @@ func (d exampleDelivery) Nack(context.Context, time.Duration) error {
 
 func Example() {
 	ctx := context.Background()
-	dir, _ := os.MkdirTemp("", "eos-example")
+	dir, err := os.MkdirTemp("", "eos-example")
+	if err != nil {
+		panic(err)
+	}
 	defer os.RemoveAll(dir)
 
 	drv, err := sqlite.Open(ctx, filepath.Join(dir, "app.db"), sqlite.Config{})
@@ -40,7 +43,9 @@ func Example() {
 	if _, err := drv.Migrator().Up(ctx); err != nil {
 		panic(err)
 	}
-	drv.DB().ExecContext(ctx, "CREATE TABLE counts (k TEXT PRIMARY KEY, n INTEGER NOT NULL)")
+	if _, err := drv.DB().ExecContext(ctx, "CREATE TABLE counts (k TEXT PRIMARY KEY, n INTEGER NOT NULL)"); err != nil {
+		panic(err)
+	}
 
 	// The handler's writes commit with the claim of the message, or not at all.
 	count := func(ctx context.Context, tx *sql.Tx, m eos.Message) error {

@@ -135,15 +135,21 @@ func testConcurrentRedeliveries[TTx any](t *testing.T, e *drivertest.Engine[TTx]
 						queue = append(queue, ms[(i+w*37)%n])
 					}
 					batch := 7 + w*5
+					failures := 0
 					for len(queue) > 0 {
 						chunk := queue[:min(batch, len(queue))]
 						queue = queue[len(chunk):]
 						ds, raw := deliveries(chunk...)
 						res, err := p.Process(context.Background(), ds)
-						if err != nil { // e.g. a deadlock victim: redeliver
+						if err != nil { // e.g. a deadlock victim: redeliver, a bounded number of times
+							if failures++; failures > 100 || !errors.Is(err, eos.ErrStore) {
+								errs <- fmt.Errorf("worker %d: batch failed %d times in a row: %w", w, failures, err)
+								return
+							}
 							queue = append(queue, chunk...)
 							continue
 						}
+						failures = 0
 						applied.Add(int64(res.Count(inbox.Applied)))
 						for _, d := range raw {
 							switch a, n := d.acks.Load(), d.nacks.Load(); {
@@ -349,16 +355,16 @@ func testPoisonAndRequeue[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 			if err != nil || res.Results[0].Outcome != inbox.DeadLettered {
 				t.Fatalf("requeue while broken: %v %+v", err, res)
 			}
-			if dl, _ := p.DeadLetters(ctx, "", 10); len(dl) != 1 {
-				t.Fatalf("requeue lost the dead letter: %+v", dl)
+			if dl, err := p.DeadLetters(ctx, "", 10); err != nil || len(dl) != 1 {
+				t.Fatalf("requeue lost the dead letter: %v %+v", err, dl)
 			}
 			broken.Store(false)
 			res, err = p.Requeue(ctx, "poison")
 			if err != nil || res.Results[0].Outcome != inbox.Applied {
 				t.Fatalf("requeue: %v %+v", err, res)
 			}
-			if dl, _ := p.DeadLetters(ctx, "", 10); len(dl) != 0 {
-				t.Fatalf("dead letters after requeue: %+v", dl)
+			if dl, err := p.DeadLetters(ctx, "", 10); err != nil || len(dl) != 0 {
+				t.Fatalf("dead letters after requeue: %v %+v", err, dl)
 			}
 			if _, err := p.Requeue(ctx, "poison"); !errors.Is(err, inbox.ErrNotFound) {
 				t.Fatalf("second requeue: %v", err)
