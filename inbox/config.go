@@ -9,6 +9,7 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/failpoint"
+	"github.com/eoskit/eos/internal/backoff"
 	"github.com/eoskit/eos/internal/config"
 	"github.com/eoskit/eos/internal/storable"
 )
@@ -71,11 +72,15 @@ type Config struct {
 	// Limits bound accepted messages. Default eos.Limits{} (1 MiB payloads).
 	// A message that fails validation is dead-lettered at once.
 	Limits eos.Limits
-	// RetryDelay is the nack delay after the first failure of a message;
-	// it doubles per attempt up to MaxRetryDelay. Defaults 1s and 1m.
+	// RetryDelay bounds the nack delay after the first failure of a
+	// message; the bound doubles per attempt up to MaxRetryDelay, and each
+	// delay is drawn from [0, bound] (full jitter), so that messages that
+	// failed together are not redelivered together. Defaults 1s and 1m.
 	RetryDelay, MaxRetryDelay time.Duration
-	// StoreBackoff is the first wait after a store failure; it doubles up to
-	// MaxStoreBackoff while the store stays down. Defaults 50ms and 5s.
+	// StoreBackoff bounds the first wait after a store failure; the bound
+	// doubles up to MaxStoreBackoff while the store stays down, and each
+	// wait is drawn from [0, bound] (full jitter), so that processors
+	// stalled by one outage do not retry in lockstep. Defaults 50ms and 5s.
 	StoreBackoff, MaxStoreBackoff time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -131,10 +136,11 @@ func (c *Config) applyDefaults() error {
 	return nil
 }
 
-func (c *Config) retryDelay(attempts int) time.Duration {
-	d := c.RetryDelay
-	for i := 1; i < attempts && d < c.MaxRetryDelay; i++ {
-		d *= 2
-	}
-	return min(d, c.MaxRetryDelay)
+// retryPolicy and storePolicy are the backoffs of nacks and store stalls.
+func (c *Config) retryPolicy() backoff.Policy {
+	return backoff.Policy{Initial: c.RetryDelay, Max: c.MaxRetryDelay}
+}
+
+func (c *Config) storePolicy() backoff.Policy {
+	return backoff.Policy{Initial: c.StoreBackoff, Max: c.MaxStoreBackoff}
 }

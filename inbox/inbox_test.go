@@ -20,10 +20,11 @@ import (
 
 // delivery records how the processor settled it.
 type delivery struct {
-	msg    eos.Message
-	acks   atomic.Int32
-	nacks  atomic.Int32
-	settle chan struct{} // closed-or-signalled on each settlement, buffered
+	msg       eos.Message
+	acks      atomic.Int32
+	nacks     atomic.Int32
+	nackDelay atomic.Int64  // the last Nack's delay
+	settle    chan struct{} // closed-or-signalled on each settlement, buffered
 }
 
 func newDelivery(m eos.Message) *delivery {
@@ -36,8 +37,9 @@ func (d *delivery) Ack(context.Context) error {
 	d.settle <- struct{}{}
 	return nil
 }
-func (d *delivery) Nack(context.Context, time.Duration) error {
+func (d *delivery) Nack(_ context.Context, delay time.Duration) error {
 	d.nacks.Add(1)
+	d.nackDelay.Store(int64(delay))
 	d.settle <- struct{}{}
 	return nil
 }
@@ -551,6 +553,37 @@ func (o storeErrors) StoreError(_ context.Context, _, _ string, err error) {
 	select {
 	case o.ch <- err:
 	default:
+	}
+}
+
+// Nack delays are jittered: messages that failed the same number of times
+// are not all redelivered at the same moment, and no delay passes its
+// ceiling (RetryDelay doubling per attempt, up to MaxRetryDelay).
+func TestNackDelaysJittered(t *testing.T) {
+	e := drivertest.SQLite(t)
+	p, err := inbox.New(e.Driver, func(context.Context, *sql.Tx, eos.Message) error { return errors.New("busy") },
+		inbox.Config{Consumer: "c", RetryDelay: time.Second, MaxRetryDelay: 3 * time.Second, MaxAttempts: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, _ := orders(40, "jitter")
+	for attempt := 1; attempt <= 3; attempt++ {
+		ds, raw := deliveries(ms...)
+		if _, err := p.Process(context.Background(), ds); err != nil {
+			t.Fatal(err)
+		}
+		ceiling := min(time.Second<<(attempt-1), 3*time.Second)
+		delays := map[time.Duration]bool{}
+		for _, d := range raw {
+			delay := time.Duration(d.nackDelay.Load())
+			if d.nacks.Load() != 1 || delay < 0 || delay > ceiling {
+				t.Fatalf("attempt %d: %s nacked %d times with delay %v (ceiling %v)", attempt, d.msg.ID, d.nacks.Load(), delay, ceiling)
+			}
+			delays[delay] = true
+		}
+		if len(delays) < len(ms)/2 {
+			t.Errorf("attempt %d: %d messages nacked with only %d distinct delays: retries in lockstep", attempt, len(ms), len(delays))
+		}
 	}
 }
 

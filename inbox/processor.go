@@ -179,7 +179,7 @@ func (p *Processor[TTx]) Run(ctx context.Context, src Source) error {
 }
 
 func (p *Processor[TTx]) runStalling(ctx context.Context, items []*item) error {
-	backoff := p.cfg.StoreBackoff
+	policy := p.cfg.storePolicy()
 	for stalls := 0; ; stalls++ {
 		_, err := p.runBatch(ctx, items)
 		if err == nil {
@@ -191,12 +191,12 @@ func (p *Processor[TTx]) runStalling(ctx context.Context, items []*item) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		wait := policy.Wait(stalls + 1)
 		p.log.LogAttrs(ctx, slog.LevelError, "eos inbox: store failure, stalling (nothing acknowledged)",
-			slog.Any("error", err), slog.Int("batch", len(items)), slog.Duration("retry_in", backoff))
-		if !ctxtime.Sleep(ctx, backoff) {
+			slog.Any("error", err), slog.Int("batch", len(items)), slog.Duration("retry_in", wait))
+		if !ctxtime.Sleep(ctx, wait) {
 			return ctx.Err()
 		}
-		backoff = min(2*backoff, p.cfg.MaxStoreBackoff)
 	}
 }
 
@@ -590,6 +590,7 @@ func (p *Processor[TTx]) deadLetter(it *item, now time.Time) driver.DeadLetter {
 // transport says; a refused ack means a redelivery the claim suppresses.
 func (p *Processor[TTx]) settle(ctx context.Context, items []*item, res *BatchResult) {
 	ctx = context.WithoutCancel(ctx)
+	retry := p.cfg.retryPolicy()
 	res.Results = make([]Result, 0, len(items))
 	for _, it := range items {
 		if it.idle && it.outcome == 0 {
@@ -601,7 +602,7 @@ func (p *Processor[TTx]) settle(ctx context.Context, items []*item, res *BatchRe
 		}
 		var err error
 		if it.outcome == Retry {
-			err = it.d.Nack(ctx, p.cfg.retryDelay(it.attempts))
+			err = it.d.Nack(ctx, retry.Wait(it.attempts))
 		} else {
 			err = it.d.Ack(ctx)
 		}

@@ -63,7 +63,7 @@
 // if it rolls back). OutboxWakeup LISTENs on a dedicated connection — a
 // connection hijacked from the pool for [New], one opened with the
 // configuration of db's connections for [NewStdlib] — shared by the
-// driver's subscribers. When it drops, the driver reconnects with backoff
-// (100ms doubling up to 10s) and wakes subscribers once, since a
+// driver's subscribers. When it drops, the driver reconnects with jittered
+// backoff (up to 100ms, the bound doubling up to 10s) and wakes subscribers once, since a
 // notification may have been missed in between.
 package postgres

@@ -2,13 +2,13 @@ package postgres
 
 import (
 	"context"
-	"github.com/eoskit/eos/internal/ctxtime"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eoskit/eos/driver"
+	"github.com/eoskit/eos/internal/backoff"
 	"github.com/eoskit/eos/internal/sqlutil"
 	"github.com/eoskit/eos/internal/wake"
 )
@@ -115,10 +115,8 @@ type listener struct {
 	sig  wake.Signal
 }
 
-const (
-	minBackoff = 100 * time.Millisecond
-	maxBackoff = 10 * time.Second
-)
+// reconnect is the listener's backoff between reconnection attempts.
+var reconnect = backoff.Policy{Initial: 100 * time.Millisecond, Max: 10 * time.Second}
 
 func (l *listener) subscribe(ctx context.Context, dial func(context.Context) (*pgx.Conn, error), channel string) (<-chan struct{}, func(), error) {
 	l.mu.Lock()
@@ -175,8 +173,8 @@ func (l *listener) run(ctx context.Context, listen func(context.Context) (*pgx.C
 			l.sig.Notify()
 		}
 		conn.Close(ctx)
-		for delay := minBackoff; ; delay = min(2*delay, maxBackoff) {
-			if !ctxtime.Sleep(ctx, delay) {
+		for try := 1; ; try++ {
+			if !reconnect.Sleep(ctx, try) {
 				return
 			}
 			var err error
