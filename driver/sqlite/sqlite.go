@@ -6,7 +6,10 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,7 +45,8 @@ type Config struct {
 	// Synchronous is the durability setting. Default SyncFull.
 	Synchronous Synchronous
 	// BusyTimeout is how long a connection waits for a lock held by another
-	// process. Default 5s.
+	// process. Default 5s; SQLite counts it in whole milliseconds, from 1ms
+	// up to 2^31-1 ms.
 	BusyTimeout time.Duration
 	// CacheSize is SQLite's page cache in KiB. Default 65536 (64 MiB): the
 	// dedupe records grow the database, and a cache too small for the hot
@@ -92,11 +96,15 @@ func (c *Config) applyDefaults() error {
 	if c.BusyTimeout < 0 {
 		return &eos.ConfigError{Field: "sqlite.Config.BusyTimeout", Reason: "negative"}
 	}
+	// SQLite counts it in whole milliseconds, in a 32-bit int.
+	if c.BusyTimeout < time.Millisecond || c.BusyTimeout.Milliseconds() > math.MaxInt32 {
+		return &eos.ConfigError{Field: "sqlite.Config.BusyTimeout", Reason: fmt.Sprintf("%s is outside 1ms to %d ms", c.BusyTimeout, math.MaxInt32)}
+	}
 	if c.CacheSize == 0 {
 		c.CacheSize = 64 << 10
 	}
-	if c.CacheSize < 0 {
-		return &eos.ConfigError{Field: "sqlite.Config.CacheSize", Reason: "negative"}
+	if c.CacheSize < 0 || c.CacheSize > math.MaxInt32 {
+		return &eos.ConfigError{Field: "sqlite.Config.CacheSize", Reason: fmt.Sprintf("%d is outside 0 to %d KiB", c.CacheSize, math.MaxInt32)}
 	}
 	return nil
 }
@@ -164,23 +172,20 @@ type tables struct {
 	inbox, failures, quarantine, deadLetters, outbox, migrations string
 }
 
-// Open opens (creating if needed) the database file at path. It does not
-// migrate: call Migrator().Up.
+// Open opens (creating if needed) the database file at path and checks that
+// every setting of cfg took. It does not migrate: call Migrator().Up.
 func Open(ctx context.Context, path string, cfg Config) (*Driver, error) {
 	if err := cfg.applyDefaults(); err != nil {
 		return nil, err
 	}
-	if path == "" {
+	switch path {
+	case "":
 		return nil, &eos.ConfigError{Field: "sqlite.Open path", Reason: "empty"}
+	case ":memory:":
+		return nil, &eos.ConfigError{Field: "sqlite.Open path", Reason: `":memory:" is an in-memory database; eos needs a file (the claims must outlive the process)`}
 	}
-	q := url.Values{}
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous("+string(cfg.Synchronous)+")")
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", cfg.BusyTimeout.Milliseconds()))
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", cfg.CacheSize))
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	pragmas := cfg.pragmas()
+	db, err := sql.Open("sqlite", connString(path, pragmas))
 	if err != nil {
 		return nil, err
 	}
@@ -191,6 +196,10 @@ func Open(ctx context.Context, path string, cfg Config) (*Driver, error) {
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if err := checkPragmas(ctx, db, path, pragmas); err != nil {
+		db.Close()
+		return nil, err
 	}
 	var wl *writerLock
 	if cfg.WriterLock != "" {
@@ -215,6 +224,101 @@ func Open(ctx context.Context, path string, cfg Config) (*Driver, error) {
 	d.claimOne.sql = insert + "VALUES (?1, ?3, ?4, ?2) ON CONFLICT (consumer, id) DO NOTHING"
 	d.mig = &schema.Runner{Conn: migConn{db}, Table: d.t.migrations, Migrations: migs}
 	return d, nil
+}
+
+// pragma is a setting that every connection gets from its connection
+// string and that Open reads back.
+type pragma struct {
+	name string // e.g. "journal_mode"
+	set  string // the argument in the connection string
+	want string // what "PRAGMA name" answers once it took
+}
+
+// pragmas are the settings of cfg in the order a connection applies them:
+// busy_timeout first, so that a process turning a new file to WAL waits for
+// another doing the same instead of failing with SQLITE_BUSY.
+func (c Config) pragmas() []pragma {
+	ms := strconv.FormatInt(c.BusyTimeout.Milliseconds(), 10)
+	cache := strconv.Itoa(-c.CacheSize)
+	return []pragma{
+		{"busy_timeout", ms, ms},
+		{"journal_mode", "WAL", "wal"},
+		{"synchronous", string(c.Synchronous), c.Synchronous.level()},
+		{"foreign_keys", "1", "1"},
+		{"cache_size", cache, cache},
+	}
+}
+
+// level is the number PRAGMA synchronous answers for s.
+func (s Synchronous) level() string {
+	switch s {
+	case SyncFull:
+		return "2"
+	case SyncNormal:
+		return "1"
+	}
+	return ""
+}
+
+// connString is the connection string that opens path with the pragmas.
+// SQLite reads it as a URI, so the path is percent-encoded: a '?' in it
+// would begin the query (dropping the first pragma), a '#' a fragment, a
+// '%' an escape, and a leading "//" an authority.
+func connString(path string, pragmas []pragma) string {
+	var b strings.Builder
+	b.WriteString("file:")
+	if strings.HasPrefix(path, "/") {
+		b.WriteString("//") // an empty authority, then the absolute path
+	}
+	for i := range len(path) {
+		c := path[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~/", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	q := url.Values{}
+	for _, p := range pragmas {
+		q.Add("_pragma", p.name+"("+p.set+")")
+	}
+	q.Set("_txlock", "immediate")
+	return b.String() + "?" + q.Encode()
+}
+
+// ErrPragma is wrapped by every [PragmaError].
+var ErrPragma = errors.New("sqlite: setting did not take")
+
+// PragmaError reports a setting that Open asked for and the connection does
+// not have. SQLite does not fail such a setting (PRAGMA journal_mode answers
+// the mode it kept), so Open reads every one back rather than run with
+// weaker durability than the Config says.
+type PragmaError struct {
+	Path      string // the database file
+	Pragma    string // e.g. "journal_mode"
+	Want, Got string // as "PRAGMA name" answers
+}
+
+func (e *PragmaError) Error() string {
+	return fmt.Sprintf("sqlite: open %s: PRAGMA %s is %q, want %q", e.Path, e.Pragma, e.Got, e.Want)
+}
+
+func (e *PragmaError) Unwrap() error { return ErrPragma }
+
+// checkPragmas reads the pragmas back on db's connection; each one that did
+// not take is a *PragmaError in the joined error.
+func checkPragmas(ctx context.Context, db *sql.DB, path string, pragmas []pragma) error {
+	var errs []error
+	for _, p := range pragmas {
+		var got string
+		if err := db.QueryRowContext(ctx, "PRAGMA "+p.name).Scan(&got); err != nil {
+			return fmt.Errorf("sqlite: open %s: read PRAGMA %s: %w", path, p.name, err)
+		}
+		if got != p.want {
+			errs = append(errs, &PragmaError{Path: path, Pragma: p.name, Want: p.want, Got: got})
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // DB returns the writer *sql.DB (one connection). Use it for reads and

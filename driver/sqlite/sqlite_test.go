@@ -5,9 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"io/fs"
+	"maps"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver"
@@ -49,11 +53,136 @@ func TestConfigErrors(t *testing.T) {
 		{Prefix: "Upper"},
 		{Synchronous: "OFF"},
 		{BusyTimeout: -1},
+		{BusyTimeout: time.Microsecond}, // SQLite counts milliseconds: 0, no waiting
+		{BusyTimeout: 1000 * time.Hour}, // overflows SQLite's 32-bit int
+		{CacheSize: -1},
 	} {
 		_, err := sqlite.Open(context.Background(), filepath.Join(dir, "x.db"), cfg)
 		var ce *eos.ConfigError
 		if !errors.Is(err, eos.ErrInvalidConfig) || !errors.As(err, &ce) {
 			t.Errorf("%+v: got %v, want a *eos.ConfigError", cfg, err)
 		}
+	}
+}
+
+// TestOpenPathIsAFileName opens paths holding characters that mean
+// something in a URI: each must name its own file, in WAL mode. (Put into
+// the connection string as they were, "what?.db" opened "what" and lost
+// journal_mode, "a#b.db" opened "a", and "//" began an authority.)
+func TestOpenPathIsAFileName(t *testing.T) {
+	ctx := context.Background()
+	for _, name := range []string{"what?.db", "a#b.db", "100%.db", "x%3F.db", "sp ace&=;+.db", "naïve.db"} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			openAndCheck(t, ctx, dir, filepath.Join(dir, name))
+		})
+	}
+	t.Run("leading //", func(t *testing.T) {
+		dir := t.TempDir()
+		openAndCheck(t, ctx, dir, "/"+filepath.Join(dir, "x.db"))
+	})
+	t.Run("relative", func(t *testing.T) {
+		dir := t.TempDir()
+		t.Chdir(dir)
+		openAndCheck(t, ctx, dir, "rel?#.db")
+	})
+}
+
+// openAndCheck opens path, migrates it and checks that the database is the
+// file path names, in WAL mode, and that nothing else appeared in dir.
+func openAndCheck(t *testing.T, ctx context.Context, dir, path string) {
+	t.Helper()
+	d, err := sqlite.Open(ctx, path, sqlite.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Migrator().Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var mode string
+	if err := d.DB().QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "wal" {
+		t.Errorf("journal_mode %q, want wal", mode)
+	}
+	var file string
+	if err := d.DB().QueryRowContext(ctx, "SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&file); err != nil {
+		t.Fatal(err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Clean(file) != filepath.Clean(abs) {
+		t.Errorf("opened %q, want %q", file, abs)
+	}
+	base := filepath.Base(path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		switch e.Name() {
+		case base, base + "-wal", base + "-shm":
+		default:
+			t.Errorf("unexpected file %q beside %q", e.Name(), base)
+		}
+	}
+}
+
+// TestOpenPragmas reads back, through DB, the settings Config asks for and
+// the package documentation promises (WAL, synchronous, busy timeout,
+// foreign keys, page cache): a connection string that lost one, or asked
+// for another value, fails here.
+func TestOpenPragmas(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		cfg                   sqlite.Config
+		sync, busyMS, cacheKB int
+	}{
+		{sqlite.Config{}, 2, 5000, 65536},
+		{sqlite.Config{Synchronous: sqlite.SyncFull, BusyTimeout: time.Minute, CacheSize: 1024}, 2, 60000, 1024},
+		{sqlite.Config{Synchronous: sqlite.SyncNormal, BusyTimeout: 1500 * time.Millisecond, CacheSize: 4096}, 1, 1500, 4096},
+	} {
+		d, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "eos.db"), tc.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, p := range []string{"journal_mode", "synchronous", "busy_timeout", "foreign_keys", "cache_size"} {
+			var v string
+			if err := d.DB().QueryRowContext(ctx, "PRAGMA "+p).Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			got[p] = v
+		}
+		d.Close()
+		want := map[string]string{
+			"journal_mode": "wal",
+			"synchronous":  strconv.Itoa(tc.sync),
+			"busy_timeout": strconv.Itoa(tc.busyMS),
+			"foreign_keys": "1",
+			"cache_size":   strconv.Itoa(-tc.cacheKB),
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("%+v: pragmas %v, want %v", tc.cfg, got, want)
+		}
+	}
+}
+
+// TestOpenRefusesMemory: ":memory:" is not a file; SQLite would open an
+// in-memory database (journal_mode "memory"), whose claims vanish with the
+// process.
+func TestOpenRefusesMemory(t *testing.T) {
+	t.Chdir(t.TempDir())
+	d, err := sqlite.Open(context.Background(), ":memory:", sqlite.Config{})
+	if err == nil {
+		d.Close()
+	}
+	var ce *eos.ConfigError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "memory") {
+		t.Errorf("got %v, want a *eos.ConfigError about an in-memory database", err)
 	}
 }
