@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -174,6 +175,9 @@ type tables struct {
 
 // Open opens (creating if needed) the database file at path and checks that
 // every setting of cfg took. It does not migrate: call Migrator().Up.
+//
+// A database file Open creates is readable by its owner only; SQLite gives
+// the -wal and -shm files it creates beside it the same mode.
 func Open(ctx context.Context, path string, cfg Config) (*Driver, error) {
 	if err := cfg.applyDefaults(); err != nil {
 		return nil, err
@@ -183,6 +187,9 @@ func Open(ctx context.Context, path string, cfg Config) (*Driver, error) {
 		return nil, &eos.ConfigError{Field: "sqlite.Open path", Reason: "empty"}
 	case ":memory:":
 		return nil, &eos.ConfigError{Field: "sqlite.Open path", Reason: `":memory:" is an in-memory database; eos needs a file (the claims must outlive the process)`}
+	}
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	pragmas := cfg.pragmas()
 	db, err := sql.Open("sqlite", connString(path, pragmas))
@@ -224,6 +231,17 @@ func Open(ctx context.Context, path string, cfg Config) (*Driver, error) {
 	d.claimOne.sql = insert + "VALUES (?1, ?3, ?4, ?2) ON CONFLICT (consumer, id) DO NOTHING"
 	d.mig = &schema.Runner{Conn: migConn{db}, Table: d.t.migrations, Migrations: migs}
 	return d, nil
+}
+
+// createPrivate creates the database file with mode 0600 unless it exists.
+// SQLite would create it 0644 (less the umask), and the -wal and -shm files
+// take the database file's mode.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // pragma is a setting that every connection gets from its connection

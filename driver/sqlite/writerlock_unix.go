@@ -19,7 +19,7 @@ type writerLock struct {
 }
 
 func openWriterLock(path string) (*writerLock, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600) // owner only, like the database
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: writer lock: %w", err)
 	}
