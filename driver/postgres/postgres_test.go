@@ -493,24 +493,53 @@ func testOutboxWakeup[TTx any](t *testing.T, d driver.Driver[TTx], schema string
 	ch2, stop2, err := d.OutboxWakeup(ctx) // shares the listening connection
 	must(t, err)
 
+	// The test listens on the channel too. PostgreSQL delivers the
+	// notifications of different transactions in commit order, so a probe
+	// notified after the enqueue arrives after any notification the enqueue
+	// sent outside its transaction: the probe must come first.
+	channel := schema + ".eos_outbox"
+	listener := admin(t)
+	_, err = listener.Exec(ctx, `LISTEN "`+channel+`"`)
+	must(t, err)
+	next := func() string {
+		t.Helper()
+		n, err := listener.WaitForNotification(ctx)
+		must(t, err)
+		return n.Payload
+	}
+
 	tx, err := d.Begin(ctx)
 	must(t, err)
 	defer d.Rollback(ctx, tx)
 	must(t, enqueue(ctx, d.Executor(tx)))
+	// A wake within the process would be there already (the executor runs
+	// nothing in the background).
 	select {
 	case <-ch:
-		t.Fatal("woken before commit")
+		t.Fatal("woken in process before commit")
 	default:
 	}
+	_, err = admin(t).Exec(ctx, "SELECT pg_notify($1, 'probe')", channel)
+	must(t, err)
+	if p := next(); p != "probe" {
+		t.Fatalf("notification %q before the probe sent after the enqueue: the enqueue notified outside its transaction", p)
+	}
+	// The subscribers wake for the probe; drained, they wake again only
+	// for the commit.
+	wait(ch, "for the probe")
+	wait(ch2, "for the probe")
 	must(t, d.Commit(ctx, tx))
+	if p := next(); p != "" {
+		t.Fatalf("notification %q after commit, want the outbox's", p)
+	}
 	wait(ch, "after commit")
 	wait(ch2, "for the second subscriber")
 	stop2()
 
 	// Kill the listening backend: the driver reconnects and wakes once.
 	var killed int
-	must(t, admin(t).QueryRow(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = $1",
-		`LISTEN "`+schema+`.eos_outbox"`).Scan(&killed))
+	must(t, admin(t).QueryRow(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = $1 AND pid <> $2",
+		`LISTEN "`+channel+`"`, listener.PgConn().PID()).Scan(&killed))
 	if killed != 1 {
 		t.Fatalf("%d listening backends, want 1", killed)
 	}
