@@ -330,6 +330,8 @@ func TestBadInput(t *testing.T) {
 	for name, call := range map[string]func() error{
 		"empty topic":  func() error { return ob.Enqueue(ctx, tx, "", eos.Message{}) },
 		"topic space":  func() error { return ob.Enqueue(ctx, tx, "a b", eos.Message{}) },
+		"wildcard":     func() error { return ob.Enqueue(ctx, tx, "orders.*", eos.Message{}) },
+		"empty token":  func() error { return ob.Enqueue(ctx, tx, "orders..eu", eos.Message{}) },
 		"big payload":  func() error { return ob.Enqueue(ctx, tx, "t", eos.Message{Payload: []byte("12345")}) },
 		"bad header":   func() error { return ob.Enqueue(ctx, tx, "t", eos.Message{Headers: map[string]string{"a b": "x"}}) },
 		"second of 2 ": func() error { return ob.Enqueue(ctx, tx, "t", eos.Message{}, eos.Message{ID: "\n"}) },
@@ -344,5 +346,37 @@ func TestBadInput(t *testing.T) {
 	}
 	if _, err := outbox.NewRelay(e.Driver, newBroker(0), outbox.RelayConfig{BatchSize: -1}); !errors.Is(err, eos.ErrInvalidConfig) {
 		t.Fatalf("bad relay config: %v", err)
+	}
+}
+
+// Topics are published as they are, as NATS subjects for one: a topic that
+// is not a literal name (an empty token, a wildcard) is refused by the
+// broker every time, so Enqueue refuses it.
+func TestTopicMustBeLiteral(t *testing.T) {
+	for _, topic := range []string{"orders", "orders.eu", "a.b-c_d.e9", "payments.charge", strings.Repeat("a", outbox.MaxTopicLen)} {
+		if err := outbox.CheckTopic(topic); err != nil {
+			t.Errorf("CheckTopic(%q): %v", topic, err)
+		}
+	}
+	for topic, reason := range map[string]string{
+		"":     "empty",
+		".":    "empty token at byte 0",
+		".a":   "empty token at byte 0",
+		"a.":   "empty token at byte 1",
+		"a..b": "empty token at byte 1",
+		"*":    "wildcard '*' at byte 0",
+		">":    "wildcard '>' at byte 0",
+		"a.*":  "wildcard '*' at byte 2",
+		"a.>":  "wildcard '>' at byte 2",
+		"a.b*": "wildcard '*' at byte 3",
+		"a b":  "space or control character at byte 1",
+		"a\tb": "space or control character at byte 1",
+		strings.Repeat("a", outbox.MaxTopicLen+1): "longer than 255 bytes",
+	} {
+		err := outbox.CheckTopic(topic)
+		var ve *eos.ValidationError
+		if !errors.As(err, &ve) || ve.Field != eos.FieldTopic || ve.Reason != reason {
+			t.Errorf("CheckTopic(%q) = %v, want a topic ValidationError %q", topic, err, reason)
+		}
 	}
 }
