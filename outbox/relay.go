@@ -176,7 +176,7 @@ func (r *Relay[TTx]) Forward(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	now := r.cfg.Now()
-	if err := b.Complete(ctx, acked, now, r.cfg.DeleteSent); err != nil {
+	if err := b.Complete(ctx, driver.OutboxOutcome{Sent: driver.Seqs(rows[:acked]), At: now, DeleteSent: r.cfg.DeleteSent}); err != nil {
 		return 0, r.fail(ctx, "outbox.mark_sent", err)
 	}
 	if acked > 0 && r.cfg.Observer != nil {
