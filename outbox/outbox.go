@@ -102,22 +102,27 @@ func (o *Outbox[TTx]) Enqueue(ctx context.Context, tx TTx, topic string, msgs ..
 
 // Stats describes the rows waiting in the outbox.
 type Stats struct {
+	// Unsent counts the rows not sent yet, parked rows and the rows waiting
+	// behind them included.
 	Unsent int64
 	// OldestUnsent is when the oldest unsent row was enqueued (zero when
 	// none); its age is the SLI eos_outbox_oldest_unsent_seconds.
 	OldestUnsent time.Time
+	// Parked counts the rows the relay parked (see ParkedRows), and
+	// OldestParked is when the oldest was parked (zero when none).
+	Parked       int64
+	OldestParked time.Time
 }
 
-// Stats reports the unsent rows.
+// Stats reports the unsent and the parked rows.
 func (o *Outbox[TTx]) Stats(ctx context.Context) (Stats, error) {
-	tx, err := o.drv.Begin(ctx)
-	if err != nil {
-		return Stats{}, &eos.StoreError{Op: "outbox.stats", Err: err}
-	}
-	defer o.drv.Rollback(context.WithoutCancel(ctx), tx)
-	n, oldest, err := o.drv.Executor(tx).OutboxStats(ctx)
-	if err != nil {
-		return Stats{}, &eos.StoreError{Op: "outbox.stats", Err: err}
-	}
-	return Stats{Unsent: n, OldestUnsent: oldest}, nil
+	var st Stats
+	err := o.read(ctx, "outbox.stats", func(ex driver.Executor) (err error) {
+		if st.Unsent, st.OldestUnsent, err = ex.OutboxStats(ctx); err != nil {
+			return err
+		}
+		st.Parked, st.OldestParked, err = ex.ParkedOutboxStats(ctx)
+		return err
+	})
+	return st, err
 }
