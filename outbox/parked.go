@@ -3,8 +3,6 @@ package outbox
 import (
 	"context"
 	"errors"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver"
@@ -109,22 +107,4 @@ func (o *Outbox[TTx]) write(ctx context.Context, op string, fn func(TTx) error) 
 		return &eos.StoreError{Op: op, Err: err}
 	}
 	return nil
-}
-
-// storableText returns s as text any engine stores: valid UTF-8 (invalid
-// bytes become U+FFFD), no NUL (U+FFFD too), at most max bytes, cut on a rune
-// boundary.
-//
-// TODO(lead): replace with internal/storable.Text once it lands; same
-// signature.
-func storableText(s string, max int) string {
-	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
-	if len(s) <= max {
-		return s
-	}
-	cut := max
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut]
 }

@@ -386,7 +386,7 @@ func testParkedErrorStorable[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 		t.Fatalf("parked %+v %v", parked, err)
 	}
 	msg := parked[0].Error
-	if !utf8.ValidString(msg) || strings.ContainsRune(msg, 0) || len(msg) > outbox.MaxParkedErrorLen || len(msg) < outbox.MaxParkedErrorLen-1 ||
+	if !utf8.ValidString(msg) || strings.ContainsRune(msg, 0) || len(msg) > outbox.MaxParkedErrorLen || len(msg) < outbox.MaxParkedErrorLen-8 ||
 		!strings.HasPrefix(msg, "outbox: unpublishable message: body \uFFFD\uFFFDéé") {
 		t.Fatalf("stored error (%d bytes) %.80q…", len(msg), msg)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/eoskit/eos/driver"
 	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/internal/config"
+	"github.com/eoskit/eos/internal/storable"
 )
 
 // Envelope is one message handed to a Publisher.
@@ -214,7 +215,7 @@ func (r *Relay[TTx]) forward(ctx context.Context) (sent, claimed int, err error)
 	now := r.cfg.Now()
 	parked := make([]driver.OutboxParking, len(p.parked))
 	for i, pr := range p.parked {
-		parked[i] = driver.OutboxParking{Seq: pr.row.Seq, Error: storableText(pr.err.Error(), MaxParkedErrorLen)}
+		parked[i] = driver.OutboxParking{Seq: pr.row.Seq, Error: storable.Text(pr.err.Error(), MaxParkedErrorLen)}
 	}
 	if err := b.Complete(ctx, driver.OutboxOutcome{Sent: driver.Seqs(p.sent), Parked: parked, At: now, DeleteSent: r.cfg.DeleteSent}); err != nil {
 		return 0, len(rows), r.fail(ctx, "outbox.mark_sent", err)
@@ -236,8 +237,8 @@ func (r *Relay[TTx]) forward(ctx context.Context) (sent, claimed int, err error)
 }
 
 // MaxParkedErrorLen bounds the error text stored with a parked row, in
-// bytes.
-const MaxParkedErrorLen = 4096
+// bytes (made storable: valid UTF-8, no NUL, cut on a rune boundary).
+const MaxParkedErrorLen = storable.MaxErrorLen
 
 // pass is what one relay pass did with its batch.
 type pass struct {
