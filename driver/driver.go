@@ -86,6 +86,21 @@ type Executor interface {
 	// OutboxStats reports the number of unsent rows and the enqueue time of
 	// the oldest (zero when none).
 	OutboxStats(ctx context.Context) (unsent int64, oldest time.Time, err error)
+	// ParkedOutboxStats reports the number of parked rows (see
+	// [OutboxOutcome]) and when the oldest was parked (zero when none).
+	ParkedOutboxStats(ctx context.Context) (parked int64, oldest time.Time, err error)
+	// ListParkedOutbox returns parked rows in seq order, starting after
+	// afterSeq (0: from the start), at most limit.
+	ListParkedOutbox(ctx context.Context, afterSeq int64, limit int) ([]ParkedOutboxRow, error)
+	// RequeueParkedOutbox makes the parked rows among seqs unsent again:
+	// each becomes its key's next row to send. It reports how many rows this
+	// statement changed; seqs that are not parked are left alone. Like
+	// InsertOutbox, it wakes relays once the transaction commits.
+	RequeueParkedOutbox(ctx context.Context, seqs []int64) (int, error)
+	// DeleteParkedOutbox deletes the parked rows among seqs, unblocking
+	// their keys (and waking relays), and returns the rows this statement
+	// deleted, in seq order.
+	DeleteParkedOutbox(ctx context.Context, seqs []int64) ([]ParkedOutboxRow, error)
 
 	// Compact deletes up to limit rows of what older than before and
 	// reports how many it deleted.
@@ -167,14 +182,58 @@ type OutboxRow struct {
 // open, no other relay of the same database takes a row with a key the batch
 // holds, so per-key order holds across relays. Exactly one of Complete or
 // Abort must be called.
+//
+// A claim never returns a parked row, nor a row with a non-empty key that
+// comes after a parked row of the same key: a parked row blocks its key
+// until it is requeued or deleted, and only its key.
 type OutboxBatch interface {
 	// Rows are the claimed rows in Seq order.
 	Rows() []OutboxRow
-	// Complete marks rows[:sent] as sent at now (deleting them if del) and
-	// releases the batch.
-	Complete(ctx context.Context, sent int, now time.Time, del bool) error
+	// Complete records what the relay did with the batch, in one
+	// transaction, and releases the batch. Rows named in neither list stay
+	// unsent.
+	Complete(ctx context.Context, o OutboxOutcome) error
 	// Abort releases the batch without changes.
 	Abort(ctx context.Context) error
+}
+
+// OutboxOutcome is what a relay did with a claimed batch. Seqs are those of
+// the batch's rows.
+type OutboxOutcome struct {
+	// Sent are the rows the broker acknowledged.
+	Sent []int64
+	// Parked are rows that no retry can publish as they are (the broker
+	// refuses them for good: no destination, too large). They leave the
+	// relay's way with their error until an operator requeues or deletes
+	// them.
+	Parked []OutboxParking
+	// At is when the rows were sent or parked.
+	At time.Time
+	// DeleteSent deletes the sent rows instead of marking them sent.
+	DeleteSent bool
+}
+
+// Seqs returns the seqs of rows, for an OutboxOutcome.
+func Seqs(rows []OutboxRow) []int64 {
+	out := make([]int64, len(rows))
+	for i, r := range rows {
+		out[i] = r.Seq
+	}
+	return out
+}
+
+// OutboxParking is one row to park and why.
+type OutboxParking struct {
+	Seq int64
+	// Error is storable text (valid UTF-8, no NUL, bounded).
+	Error string
+}
+
+// ParkedOutboxRow is a parked outbox row with its error.
+type ParkedOutboxRow struct {
+	OutboxRow
+	ParkedAt time.Time
+	Error    string
 }
 
 // Migrator applies the driver's embedded, versioned schema migrations.

@@ -40,18 +40,28 @@ func New[TTx any](drv driver.Driver[TTx], cfg Config) (*Outbox[TTx], error) {
 // MaxTopicLen is the longest topic accepted.
 const MaxTopicLen = 255
 
-// CheckTopic reports a *eos.ValidationError if topic is empty, longer than
-// 255 bytes, or has spaces or control characters.
+// CheckTopic reports a *eos.ValidationError unless topic is a literal
+// destination name: 1 to 255 bytes of tokens separated by '.', no token
+// empty, no wildcard character ('*' or '>'), no space or control character.
+// Topics are published as they are (as NATS subjects, for one): a wildcard
+// or an empty token is refused by the broker on every attempt, so it is
+// refused here, where the caller can still act on it.
 func CheckTopic(topic string) error {
+	invalid := func(reason string) error { return &eos.ValidationError{Field: eos.FieldTopic, Reason: reason} }
 	if topic == "" {
-		return &eos.ValidationError{Field: eos.FieldTopic, Reason: "empty"}
+		return invalid("empty")
 	}
 	if len(topic) > MaxTopicLen {
-		return &eos.ValidationError{Field: eos.FieldTopic, Reason: "longer than " + strconv.Itoa(MaxTopicLen) + " bytes"}
+		return invalid("longer than " + strconv.Itoa(MaxTopicLen) + " bytes")
 	}
 	for i := 0; i < len(topic); i++ {
-		if c := topic[i]; c <= ' ' || c == 0x7f {
-			return &eos.ValidationError{Field: eos.FieldTopic, Reason: "space or control character at byte " + strconv.Itoa(i)}
+		switch c := topic[i]; {
+		case c <= ' ' || c == 0x7f:
+			return invalid("space or control character at byte " + strconv.Itoa(i))
+		case c == '*' || c == '>':
+			return invalid("wildcard " + strconv.QuoteRune(rune(c)) + " at byte " + strconv.Itoa(i))
+		case c == '.' && (i == 0 || i == len(topic)-1 || topic[i+1] == '.'):
+			return invalid("empty token at byte " + strconv.Itoa(i))
 		}
 	}
 	return nil
@@ -92,22 +102,27 @@ func (o *Outbox[TTx]) Enqueue(ctx context.Context, tx TTx, topic string, msgs ..
 
 // Stats describes the rows waiting in the outbox.
 type Stats struct {
+	// Unsent counts the rows not sent yet, parked rows and the rows waiting
+	// behind them included.
 	Unsent int64
 	// OldestUnsent is when the oldest unsent row was enqueued (zero when
 	// none); its age is the SLI eos_outbox_oldest_unsent_seconds.
 	OldestUnsent time.Time
+	// Parked counts the rows the relay parked (see ParkedRows), and
+	// OldestParked is when the oldest was parked (zero when none).
+	Parked       int64
+	OldestParked time.Time
 }
 
-// Stats reports the unsent rows.
+// Stats reports the unsent and the parked rows.
 func (o *Outbox[TTx]) Stats(ctx context.Context) (Stats, error) {
-	tx, err := o.drv.Begin(ctx)
-	if err != nil {
-		return Stats{}, &eos.StoreError{Op: "outbox.stats", Err: err}
-	}
-	defer o.drv.Rollback(context.WithoutCancel(ctx), tx)
-	n, oldest, err := o.drv.Executor(tx).OutboxStats(ctx)
-	if err != nil {
-		return Stats{}, &eos.StoreError{Op: "outbox.stats", Err: err}
-	}
-	return Stats{Unsent: n, OldestUnsent: oldest}, nil
+	var st Stats
+	err := o.read(ctx, "outbox.stats", func(ex driver.Executor) (err error) {
+		if st.Unsent, st.OldestUnsent, err = ex.OutboxStats(ctx); err != nil {
+			return err
+		}
+		st.Parked, st.OldestParked, err = ex.ParkedOutboxStats(ctx)
+		return err
+	})
+	return st, err
 }

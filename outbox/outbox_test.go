@@ -65,13 +65,20 @@ func (b *broker) ids() []string {
 
 func enqueue[TTx any](t *testing.T, e *drivertest.Engine[TTx], ob *outbox.Outbox[TTx], commit bool, msgs ...eos.Message) {
 	t.Helper()
+	enqueueOn(t, e, ob, "payments", commit, msgs...)
+}
+
+// enqueueOn enqueues msgs on topic in a transaction that commits if commit
+// is set and rolls back otherwise.
+func enqueueOn[TTx any](t *testing.T, e *drivertest.Engine[TTx], ob *outbox.Outbox[TTx], topic string, commit bool, msgs ...eos.Message) {
+	t.Helper()
 	ctx := context.Background()
 	tx, err := e.Driver.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer e.Driver.Rollback(ctx, tx)
-	if err := ob.Enqueue(ctx, tx, "payments", msgs...); err != nil {
+	if err := ob.Enqueue(ctx, tx, topic, msgs...); err != nil {
 		t.Fatal(err)
 	}
 	if commit {
@@ -79,6 +86,36 @@ func enqueue[TTx any](t *testing.T, e *drivertest.Engine[TTx], ob *outbox.Outbox
 			t.Fatal(err)
 		}
 	}
+}
+
+// newOutbox and newRelay fail t on a constructor error.
+func newOutbox[TTx any](t *testing.T, e *drivertest.Engine[TTx], cfg outbox.Config) *outbox.Outbox[TTx] {
+	t.Helper()
+	ob, err := outbox.New(e.Driver, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ob
+}
+
+func newRelay[TTx any](t *testing.T, e *drivertest.Engine[TTx], pub outbox.Publisher, cfg outbox.RelayConfig) *outbox.Relay[TTx] {
+	t.Helper()
+	r, err := outbox.NewRelay(e.Driver, pub, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// stats returns ob's stats, failing t on an error (whose zero Stats would
+// pass for "nothing unsent").
+func stats[TTx any](t *testing.T, ob *outbox.Outbox[TTx]) outbox.Stats {
+	t.Helper()
+	st, err := ob.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 func msgs(prefix string, n int) []eos.Message {
@@ -119,7 +156,7 @@ func testEnqueueAndForward[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	if got := strings.Join(b.ids(), ","); got != "m-000,m-001,m-002,m-003,m-004" {
 		t.Fatalf("published %s", got)
 	}
-	if st, _ := ob.Stats(ctx); st.Unsent != 0 {
+	if st := stats(t, ob); st.Unsent != 0 {
 		t.Fatalf("unsent after forward: %+v", st)
 	}
 	if n, err := r.Forward(ctx); n != 0 || err != nil {
@@ -136,10 +173,10 @@ func TestPartialPublish(t *testing.T) { drivertest.Each(t, testPartialPublish, t
 // the next pass, in order, none twice.
 func testPartialPublish[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	ctx := context.Background()
-	ob, _ := outbox.New(e.Driver, outbox.Config{})
+	ob := newOutbox(t, e, outbox.Config{})
 	b := newBroker(5)
 	b.failAfter = 2
-	r, _ := outbox.NewRelay(e.Driver, b, outbox.RelayConfig{DeleteSent: true})
+	r := newRelay(t, e, b, outbox.RelayConfig{DeleteSent: true})
 	enqueue(t, e, ob, true, msgs("m", 5)...)
 	if n, err := r.Forward(ctx); n != 2 || err == nil {
 		t.Fatalf("first pass: %d %v", n, err)
@@ -161,16 +198,16 @@ func TestCrashBeforeMark(t *testing.T) { drivertest.Each(t, testCrashBeforeMark,
 // re-publishes the same ids, and the broker's dedupe drops them.
 func testCrashBeforeMark[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	ctx := context.Background()
-	ob, _ := outbox.New(e.Driver, outbox.Config{})
+	ob := newOutbox(t, e, outbox.Config{})
 	b := newBroker(4)
 	fp := &failpoint.Set{}
 	fp.Arm(outbox.FailAfterPublishBeforeMark, failpoint.Times(1, failpoint.Error()))
-	r, _ := outbox.NewRelay(e.Driver, b, outbox.RelayConfig{Failpoints: fp})
+	r := newRelay(t, e, b, outbox.RelayConfig{Failpoints: fp})
 	enqueue(t, e, ob, true, msgs("m", 4)...)
 	if _, err := r.Forward(ctx); !errors.Is(err, failpoint.ErrInjected) {
 		t.Fatalf("crash: %v", err)
 	}
-	if st, _ := ob.Stats(ctx); st.Unsent != 4 {
+	if st := stats(t, ob); st.Unsent != 4 {
 		t.Fatalf("rows marked despite the crash: %+v", st)
 	}
 	if n, err := r.Forward(ctx); n != 4 || err != nil {
@@ -187,9 +224,9 @@ func TestRunWakesOnEnqueue(t *testing.T) { drivertest.Each(t, testRunWakes, test
 func testRunWakes[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ob, _ := outbox.New(e.Driver, outbox.Config{})
+	ob := newOutbox(t, e, outbox.Config{})
 	b := newBroker(3)
-	r, _ := outbox.NewRelay(e.Driver, b, outbox.RelayConfig{PollInterval: time.Hour})
+	r := newRelay(t, e, b, outbox.RelayConfig{PollInterval: time.Hour})
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(runCtx) }()
@@ -217,7 +254,7 @@ func testOrderAcrossRelays[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	const keys, perKey, relays = 20, 50, 4
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	ob, _ := outbox.New(e.Driver, outbox.Config{})
+	ob := newOutbox(t, e, outbox.Config{})
 	b := newBroker(keys * perKey)
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -270,8 +307,8 @@ func testOrderAcrossRelays[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, m := range b.log {
-		n, _ := strconv.Atoi(string(m.Payload))
-		if n != next[m.Key] {
+		n, err := strconv.Atoi(string(m.Payload))
+		if err != nil || n != next[m.Key] {
 			t.Fatalf("key %s: got message %d, want %d", m.Key, n, next[m.Key])
 		}
 		next[m.Key]++
@@ -283,7 +320,7 @@ func testOrderAcrossRelays[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 
 func TestBadInput(t *testing.T) {
 	e := drivertest.SQLite(t)
-	ob, _ := outbox.New(e.Driver, outbox.Config{Limits: eos.Limits{MaxPayload: 4}})
+	ob := newOutbox(t, e, outbox.Config{Limits: eos.Limits{MaxPayload: 4}})
 	ctx := context.Background()
 	tx, err := e.Driver.Begin(ctx)
 	if err != nil {
@@ -293,6 +330,8 @@ func TestBadInput(t *testing.T) {
 	for name, call := range map[string]func() error{
 		"empty topic":  func() error { return ob.Enqueue(ctx, tx, "", eos.Message{}) },
 		"topic space":  func() error { return ob.Enqueue(ctx, tx, "a b", eos.Message{}) },
+		"wildcard":     func() error { return ob.Enqueue(ctx, tx, "orders.*", eos.Message{}) },
+		"empty token":  func() error { return ob.Enqueue(ctx, tx, "orders..eu", eos.Message{}) },
 		"big payload":  func() error { return ob.Enqueue(ctx, tx, "t", eos.Message{Payload: []byte("12345")}) },
 		"bad header":   func() error { return ob.Enqueue(ctx, tx, "t", eos.Message{Headers: map[string]string{"a b": "x"}}) },
 		"second of 2 ": func() error { return ob.Enqueue(ctx, tx, "t", eos.Message{}, eos.Message{ID: "\n"}) },
@@ -302,10 +341,42 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("%s: got %v", name, err)
 		}
 	}
-	if n, _ := e.QueryInt(ctx, tx, "SELECT count(*) FROM eos_outbox"); n != 0 {
-		t.Fatalf("invalid enqueues wrote %d rows", n)
+	if n, err := e.QueryInt(ctx, tx, "SELECT count(*) FROM eos_outbox"); err != nil || n != 0 {
+		t.Fatalf("invalid enqueues wrote %d rows (%v)", n, err)
 	}
 	if _, err := outbox.NewRelay(e.Driver, newBroker(0), outbox.RelayConfig{BatchSize: -1}); !errors.Is(err, eos.ErrInvalidConfig) {
 		t.Fatalf("bad relay config: %v", err)
+	}
+}
+
+// Topics are published as they are, as NATS subjects for one: a topic that
+// is not a literal name (an empty token, a wildcard) is refused by the
+// broker every time, so Enqueue refuses it.
+func TestTopicMustBeLiteral(t *testing.T) {
+	for _, topic := range []string{"orders", "orders.eu", "a.b-c_d.e9", "payments.charge", strings.Repeat("a", outbox.MaxTopicLen)} {
+		if err := outbox.CheckTopic(topic); err != nil {
+			t.Errorf("CheckTopic(%q): %v", topic, err)
+		}
+	}
+	for topic, reason := range map[string]string{
+		"":     "empty",
+		".":    "empty token at byte 0",
+		".a":   "empty token at byte 0",
+		"a.":   "empty token at byte 1",
+		"a..b": "empty token at byte 1",
+		"*":    "wildcard '*' at byte 0",
+		">":    "wildcard '>' at byte 0",
+		"a.*":  "wildcard '*' at byte 2",
+		"a.>":  "wildcard '>' at byte 2",
+		"a.b*": "wildcard '*' at byte 3",
+		"a b":  "space or control character at byte 1",
+		"a\tb": "space or control character at byte 1",
+		strings.Repeat("a", outbox.MaxTopicLen+1): "longer than 255 bytes",
+	} {
+		err := outbox.CheckTopic(topic)
+		var ve *eos.ValidationError
+		if !errors.As(err, &ve) || ve.Field != eos.FieldTopic || ve.Reason != reason {
+			t.Errorf("CheckTopic(%q) = %v, want a topic ValidationError %q", topic, err, reason)
+		}
 	}
 }

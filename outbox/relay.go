@@ -1,15 +1,19 @@
 package outbox
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver"
 	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/internal/config"
+	"github.com/eoskit/eos/internal/storable"
 )
 
 // Envelope is one message handed to a Publisher.
@@ -23,9 +27,36 @@ type Envelope struct {
 type Publisher interface {
 	// Publish sends msgs in order, each with its ID as the broker's dedupe
 	// id, and returns how many of them, counted from the first, the broker
-	// acknowledged. It returns an error when that is fewer than len(msgs).
+	// acknowledged. It returns an error when that is fewer than len(msgs):
+	// the error is about msgs[acked]. An error wrapping ErrUnpublishable
+	// says that no retry can publish msgs[acked]; a *PublishError can also
+	// name later messages the broker acknowledged all the same.
 	Publish(ctx context.Context, msgs []Envelope) (acked int, err error)
 }
+
+// ErrUnpublishable marks a publish failure that every retry would meet
+// again, such as a destination the broker has nowhere to store, or a message
+// larger than it accepts. A Publisher wraps it only when it is sure: the
+// relay parks the row (see [Outbox.ParkedRows]) instead of retrying it, and
+// its key waits behind it until an operator acts. A failure that may pass
+// (a timeout, a lost connection, a broker restarting) must not wrap it.
+var ErrUnpublishable = errors.New("outbox: unpublishable message")
+
+// PublishError is a failed Publish's detailed report.
+type PublishError struct {
+	// Err is why msgs[acked] failed; it wraps ErrUnpublishable when no
+	// retry can help.
+	Err error
+	// AlsoAcked are the indexes after acked, ascending, of messages the
+	// broker acknowledged all the same (they were in flight when msgs[acked]
+	// failed). The relay marks them sent at once, so that no retry stores
+	// them again once the broker's dedupe window has passed.
+	AlsoAcked []int
+}
+
+func (e *PublishError) Error() string { return e.Err.Error() }
+
+func (e *PublishError) Unwrap() error { return e.Err }
 
 // FailAfterPublishBeforeMark is the relay's failpoint between the broker's
 // ack and the mark-as-sent.
@@ -58,7 +89,9 @@ type RelayConfig struct {
 type RelayObserver interface {
 	// Forwarded is called after rows were published and marked sent.
 	Forwarded(ctx context.Context, rows []driver.OutboxRow, sentAt time.Time)
-	// RelayError is called for each failed step (op names it).
+	// RelayError is called for each failed step (op names it), and with
+	// op "outbox.park" for each row parked (the error wraps
+	// ErrUnpublishable).
 	RelayError(ctx context.Context, op string, err error)
 }
 
@@ -113,7 +146,7 @@ func (r *Relay[TTx]) Run(ctx context.Context) error {
 	defer poll.Stop()
 	backoff := r.cfg.RetryBackoff
 	for {
-		n, err := r.Forward(ctx)
+		_, claimed, err := r.forward(ctx)
 		var wait time.Duration
 		switch {
 		case ctx.Err() != nil:
@@ -121,7 +154,7 @@ func (r *Relay[TTx]) Run(ctx context.Context) error {
 		case err != nil:
 			r.cfg.Logger.ErrorContext(ctx, "eos relay: forwarding failed, retrying", "error", err, "retry_in", backoff)
 			wait, backoff = backoff, min(2*backoff, r.cfg.MaxRetryBackoff)
-		case n == r.cfg.BatchSize:
+		case claimed == r.cfg.BatchSize:
 			backoff = r.cfg.RetryBackoff
 			continue // more may be waiting
 		default:
@@ -153,39 +186,164 @@ func (r *Relay[TTx]) Run(ctx context.Context) error {
 
 // Forward claims one batch, publishes it, and marks what the broker
 // acknowledged as sent. It returns how many rows it forwarded.
+//
+// A row the Publisher reports as unpublishable (ErrUnpublishable), or whose
+// topic is not valid, is parked with its error, and the rows of its key
+// behind it stay unsent; the batch's other rows are published at once, in
+// the same pass. Any other failure ends the pass: the rows acknowledged so
+// far are marked sent and the rest wait for a retry.
 func (r *Relay[TTx]) Forward(ctx context.Context) (int, error) {
+	sent, _, err := r.forward(ctx)
+	return sent, err
+}
+
+// forward is Forward that also reports how many rows it claimed.
+func (r *Relay[TTx]) forward(ctx context.Context) (sent, claimed int, err error) {
 	b, err := r.drv.ClaimOutbox(ctx, r.cfg.BatchSize)
 	if err != nil {
-		return 0, r.fail(ctx, "outbox.claim", err)
+		return 0, 0, r.fail(ctx, "outbox.claim", err)
 	}
 	rows := b.Rows()
 	if len(rows) == 0 {
-		return 0, b.Abort(ctx)
+		return 0, 0, b.Abort(ctx)
 	}
+	p := r.publish(ctx, rows)
+	if err := r.cfg.Failpoints.Eval(FailAfterPublishBeforeMark); err != nil {
+		b.Abort(ctx)
+		return 0, len(rows), err
+	}
+	now := r.cfg.Now()
+	parked := make([]driver.OutboxParking, len(p.parked))
+	for i, pr := range p.parked {
+		parked[i] = driver.OutboxParking{Seq: pr.row.Seq, Error: storable.Text(pr.err.Error(), MaxParkedErrorLen)}
+	}
+	if err := b.Complete(ctx, driver.OutboxOutcome{Sent: driver.Seqs(p.sent), Parked: parked, At: now, DeleteSent: r.cfg.DeleteSent}); err != nil {
+		return 0, len(rows), r.fail(ctx, "outbox.mark_sent", err)
+	}
+	for _, pr := range p.parked {
+		r.cfg.Logger.ErrorContext(ctx, "eos relay: parked an unpublishable row; its key waits until the row is requeued or discarded",
+			"seq", pr.row.Seq, "id", pr.row.ID, "topic", pr.row.Topic, "key", pr.row.Key, "error", pr.err)
+		if r.cfg.Observer != nil {
+			r.cfg.Observer.RelayError(ctx, "outbox.park", fmt.Errorf("row %d (id %q, topic %q): %w", pr.row.Seq, pr.row.ID, pr.row.Topic, pr.err))
+		}
+	}
+	if len(p.sent) > 0 && r.cfg.Observer != nil {
+		r.cfg.Observer.Forwarded(ctx, p.sent, now)
+	}
+	if p.err != nil {
+		return len(p.sent), len(rows), r.fail(ctx, "outbox.publish", p.err)
+	}
+	return len(p.sent), len(rows), nil
+}
+
+// MaxParkedErrorLen bounds the error text stored with a parked row, in
+// bytes (made storable: valid UTF-8, no NUL, cut on a rune boundary).
+const MaxParkedErrorLen = storable.MaxErrorLen
+
+// pass is what one relay pass did with its batch.
+type pass struct {
+	sent   []driver.OutboxRow // in seq order
+	parked []parkedRow
+	err    error // the failure that ended the pass, if any
+}
+
+type parkedRow struct {
+	row driver.OutboxRow
+	err error
+}
+
+// publish publishes rows in order. After an unpublishable row it parks the
+// row, blocks its key (a row with key "" blocks nothing) and publishes the
+// remaining rows of other keys at once: they were likely in flight already,
+// and the broker's dedupe drops those copies only within its window.
+func (r *Relay[TTx]) publish(ctx context.Context, rows []driver.OutboxRow) pass {
+	var p pass
+	blocked := map[string]bool{}
+	park := func(row driver.OutboxRow, err error) {
+		p.parked = append(p.parked, parkedRow{row, err})
+		if row.Key != "" {
+			blocked[row.Key] = true
+		}
+	}
+	pending := make([]driver.OutboxRow, 0, len(rows))
+	for _, row := range rows {
+		if blocked[row.Key] {
+			continue
+		}
+		// A topic Enqueue refuses now may come from an older version.
+		if err := CheckTopic(row.Topic); err != nil {
+			park(row, fmt.Errorf("%w: %w", ErrUnpublishable, err))
+			continue
+		}
+		pending = append(pending, row)
+	}
+	for len(pending) > 0 {
+		acked, err := r.pub.Publish(ctx, envelopes(pending))
+		if acked < 0 || acked > len(pending) {
+			p.err = fmt.Errorf("publisher reported %d acknowledged of %d (error: %v)", acked, len(pending), err)
+			break
+		}
+		p.sent = append(p.sent, pending[:acked]...)
+		if acked == len(pending) {
+			p.err = err // nil, or a late error about nothing left
+			break
+		}
+		if err == nil {
+			p.err = fmt.Errorf("publisher acknowledged %d of %d without an error", acked, len(pending))
+			break
+		}
+		also, aerr := alsoAcked(err, acked, len(pending))
+		if aerr != nil {
+			p.err = aerr
+			break
+		}
+		for _, j := range also {
+			p.sent = append(p.sent, pending[j])
+		}
+		if !errors.Is(err, ErrUnpublishable) {
+			p.err = err
+			break
+		}
+		park(pending[acked], err)
+		next := make([]driver.OutboxRow, 0, len(pending)-acked-1)
+		for j := acked + 1; j < len(pending); j++ {
+			if len(also) > 0 && also[0] == j {
+				also = also[1:]
+				continue
+			}
+			if !blocked[pending[j].Key] {
+				next = append(next, pending[j])
+			}
+		}
+		pending = next
+	}
+	slices.SortFunc(p.sent, func(a, b driver.OutboxRow) int { return cmp.Compare(a.Seq, b.Seq) })
+	return p
+}
+
+// alsoAcked returns the indexes a *PublishError in err names as
+// acknowledged after the failed msgs[acked], checked against the contract.
+func alsoAcked(err error, acked, n int) ([]int, error) {
+	var pe *PublishError
+	if !errors.As(err, &pe) {
+		return nil, nil
+	}
+	last := acked
+	for _, j := range pe.AlsoAcked {
+		if j <= last || j >= n {
+			return nil, fmt.Errorf("publisher reported %v also acknowledged after %d of %d (error: %v)", pe.AlsoAcked, acked, n, err)
+		}
+		last = j
+	}
+	return pe.AlsoAcked, nil
+}
+
+func envelopes(rows []driver.OutboxRow) []Envelope {
 	envs := make([]Envelope, len(rows))
 	for i, row := range rows {
 		envs[i] = Envelope{Topic: row.Topic, Message: eos.Message{ID: row.ID, Key: row.Key, Payload: row.Payload, Headers: row.Headers, CreatedAt: row.CreatedAt}}
 	}
-	acked, perr := r.pub.Publish(ctx, envs)
-	if acked < 0 || acked > len(rows) {
-		b.Abort(ctx)
-		return 0, r.fail(ctx, "outbox.publish", fmt.Errorf("publisher reported %d acked of %d", acked, len(rows)))
-	}
-	if err := r.cfg.Failpoints.Eval(FailAfterPublishBeforeMark); err != nil {
-		b.Abort(ctx)
-		return 0, err
-	}
-	now := r.cfg.Now()
-	if err := b.Complete(ctx, acked, now, r.cfg.DeleteSent); err != nil {
-		return 0, r.fail(ctx, "outbox.mark_sent", err)
-	}
-	if acked > 0 && r.cfg.Observer != nil {
-		r.cfg.Observer.Forwarded(ctx, rows[:acked], now)
-	}
-	if perr != nil {
-		return acked, r.fail(ctx, "outbox.publish", perr)
-	}
-	return acked, nil
+	return envs
 }
 
 // fail reports err; failures of the store are *eos.StoreError, those of the

@@ -29,6 +29,7 @@ func Run[TTx any](t *testing.T, newDriver func(t *testing.T) driver.Driver[TTx])
 	t.Run("DeadLettersAndQuarantine", func(t *testing.T) { testDeadLetters(t, migrated(t)) })
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, migrated(t)) })
 	t.Run("OutboxWakeup", func(t *testing.T) { testWakeup(t, migrated(t)) })
+	t.Run("OutboxParked", func(t *testing.T) { testOutboxParked(t, migrated(t)) })
 	t.Run("Compact", func(t *testing.T) { testCompact(t, migrated(t)) })
 	t.Run("BeginClaim", func(t *testing.T) {
 		d := migrated(t)
@@ -410,7 +411,7 @@ func testOutbox[TTx any](t *testing.T, d driver.Driver[TTx]) {
 			t.Fatal("rows not in seq order")
 		}
 	}
-	must(t, b.Complete(ctx, 2, t0, false))
+	must(t, b.Complete(ctx, driver.OutboxOutcome{Sent: driver.Seqs(rows[:2]), At: t0}))
 	b, err = d.ClaimOutbox(ctx, 10)
 	must(t, err)
 	if got := len(b.Rows()); got != 3 || b.Rows()[0].ID != "r-2" {
@@ -422,7 +423,7 @@ func testOutbox[TTx any](t *testing.T, d driver.Driver[TTx]) {
 	if len(b.Rows()) != 3 {
 		t.Fatalf("Abort lost rows: %d", len(b.Rows()))
 	}
-	must(t, b.Complete(ctx, 3, t0, true))
+	must(t, b.Complete(ctx, driver.OutboxOutcome{Sent: driver.Seqs(b.Rows()), At: t0, DeleteSent: true}))
 	b, err = d.ClaimOutbox(ctx, 10)
 	must(t, err)
 	if len(b.Rows()) != 0 {
@@ -442,6 +443,121 @@ func testOutbox[TTx any](t *testing.T, d driver.Driver[TTx]) {
 			t.Fatalf("compacted %d sent rows, want 2", del)
 		}
 	})
+}
+
+// testOutboxParked: a parked row leaves the claims with its error, holds
+// back the later rows of its key (not those of other keys, nor other rows
+// without a key), and comes back when requeued; deleting it unblocks its
+// key.
+func testOutboxParked[TTx any](t *testing.T, d driver.Driver[TTx]) {
+	ctx := context.Background()
+	spec := []struct{ id, key string }{{"a0", "A"}, {"b0", "B"}, {"n0", ""}, {"a1", "A"}, {"b1", "B"}, {"n1", ""}, {"a2", "A"}}
+	in := make([]driver.OutboxRow, len(spec))
+	for i, r := range spec {
+		in[i] = driver.OutboxRow{ID: r.id, Topic: "t", Key: r.key, Payload: []byte(r.id), Headers: map[string]string{"h": r.id}, CreatedAt: t0, EnqueuedAt: t0}
+	}
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) { must(t, ex.InsertOutbox(ctx, in)) })
+	claim := func(want string) []driver.OutboxRow {
+		t.Helper()
+		b, err := d.ClaimOutbox(ctx, 10)
+		must(t, err)
+		rows := b.Rows()
+		var ids []string
+		for _, r := range rows {
+			ids = append(ids, r.ID)
+		}
+		if got := strings.Join(ids, ","); got != want {
+			b.Abort(ctx)
+			t.Fatalf("claimed %s, want %s", got, want)
+		}
+		must(t, b.Complete(ctx, driver.OutboxOutcome{Sent: driver.Seqs(rows), At: t0}))
+		return rows
+	}
+	b, err := d.ClaimOutbox(ctx, 10)
+	must(t, err)
+	rows := b.Rows()
+	if len(rows) != len(spec) {
+		t.Fatalf("claimed %d rows, want %d", len(rows), len(spec))
+	}
+	seq := map[string]int64{}
+	for _, r := range rows {
+		seq[r.ID] = r.Seq
+	}
+	oddErr := `no stream ✓ \ "quoted" 'it'`
+	must(t, b.Complete(ctx, driver.OutboxOutcome{Sent: []int64{seq["b0"]},
+		Parked: []driver.OutboxParking{{Seq: seq["a0"], Error: oddErr}, {Seq: seq["n0"], Error: "too large"}}, At: t0}))
+	claim("b1,n1") // a1 and a2 wait behind a0; n0 blocks nothing
+	claim("")
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+		n, oldest, err := ex.ParkedOutboxStats(ctx)
+		must(t, err)
+		if n != 2 || !oldest.Equal(t0) {
+			t.Fatalf("parked stats: %d %v", n, oldest)
+		}
+		unsent, _, err := ex.OutboxStats(ctx)
+		must(t, err)
+		if unsent != 4 {
+			t.Fatalf("%d unsent, want 4 (two parked, two behind one)", unsent)
+		}
+		parked, err := ex.ListParkedOutbox(ctx, 0, 10)
+		must(t, err)
+		if len(parked) != 2 || parked[0].ID != "a0" || parked[0].Error != oddErr || !parked[0].ParkedAt.Equal(t0) ||
+			string(parked[0].Payload) != "a0" || parked[0].Headers["h"] != "a0" || !parked[0].CreatedAt.Equal(t0) ||
+			parked[1].ID != "n0" || parked[1].Error != "too large" {
+			t.Fatalf("parked: %+v", parked)
+		}
+		if p, err := ex.ListParkedOutbox(ctx, seq["a0"], 10); err != nil || len(p) != 1 || p[0].ID != "n0" {
+			t.Fatalf("parked after a0: %+v %v", p, err)
+		}
+		if p, err := ex.ListParkedOutbox(ctx, 0, 1); err != nil || len(p) != 1 || p[0].ID != "a0" {
+			t.Fatalf("parked, limit 1: %+v %v", p, err)
+		}
+		// Only parked rows are requeued: b0 is sent, 1<<40 does not exist.
+		n2, err := ex.RequeueParkedOutbox(ctx, []int64{seq["a0"], seq["b0"], 1 << 40})
+		must(t, err)
+		if n2 != 1 {
+			t.Fatalf("requeued %d rows, want 1", n2)
+		}
+	})
+	claim("a0,a1,a2") // the requeued row heads its key again, in order
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+		gone, err := ex.DeleteParkedOutbox(ctx, []int64{seq["a0"], seq["n0"]})
+		must(t, err)
+		if len(gone) != 1 || gone[0].ID != "n0" || gone[0].Error != "too large" || string(gone[0].Payload) != "n0" {
+			t.Fatalf("deleted %+v, want n0 only", gone)
+		}
+		again, err := ex.DeleteParkedOutbox(ctx, []int64{seq["n0"]})
+		must(t, err)
+		if len(again) != 0 {
+			t.Fatalf("deleted twice: %+v", again)
+		}
+		n, oldest, err := ex.ParkedOutboxStats(ctx)
+		must(t, err)
+		if n != 0 || !oldest.IsZero() {
+			t.Fatalf("parked stats when none: %d %v", n, oldest)
+		}
+	})
+	// A key blocked by a parked row flows again once the row is deleted.
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+		must(t, ex.InsertOutbox(ctx, []driver.OutboxRow{{ID: "c0", Topic: "t", Key: "C", CreatedAt: t0, EnqueuedAt: t0}, {ID: "c1", Topic: "t", Key: "C", CreatedAt: t0, EnqueuedAt: t0}}))
+	})
+	b, err = d.ClaimOutbox(ctx, 10)
+	must(t, err)
+	if rows := b.Rows(); len(rows) != 2 || rows[0].ID != "c0" {
+		t.Fatalf("claimed %+v", rows)
+	}
+	must(t, b.Complete(ctx, driver.OutboxOutcome{Parked: []driver.OutboxParking{{Seq: b.Rows()[0].Seq, Error: "x"}}, At: t0}))
+	claim("")
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+		parked, err := ex.ListParkedOutbox(ctx, 0, 10)
+		must(t, err)
+		if len(parked) != 1 || parked[0].ID != "c0" {
+			t.Fatalf("parked: %+v", parked)
+		}
+		_, err = ex.DeleteParkedOutbox(ctx, []int64{parked[0].Seq})
+		must(t, err)
+	})
+	claim("c1")
 }
 
 func testWakeup[TTx any](t *testing.T, d driver.Driver[TTx]) {

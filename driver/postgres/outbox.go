@@ -13,6 +13,11 @@ import (
 	"github.com/eoskit/eos/internal/wake"
 )
 
+const (
+	outboxCols = "seq, id, topic, key, payload, headers, created_at, enqueued_at"
+	parkedCols = outboxCols + ", parked_at, parked_error"
+)
+
 // ClaimOutbox locks, with FOR UPDATE SKIP LOCKED, the heads of the outbox —
 // unsent rows with no earlier unsent row of the same key; every row with key
 // "" is its own head — and returns, in seq order and up to limit, the unsent
@@ -20,6 +25,11 @@ import (
 // transaction stays open until Complete or Abort (ctx bounds the claim, not
 // the batch): no other relay can lock a head of those keys meanwhile, and
 // their later rows are not heads.
+//
+// A parked row is never a head, and the later rows of its key are not heads
+// either: it is unsent and earlier. The rows taken with a head also stop at
+// its key's parked row, for the case where an earlier row of that key
+// committed after the parked one (seq is taken at insert, not at commit).
 func (c *core) ClaimOutbox(ctx context.Context, limit int) (driver.OutboxBatch, error) {
 	tx, err := c.begin(ctx)
 	if err != nil {
@@ -27,23 +37,20 @@ func (c *core) ClaimOutbox(ctx context.Context, limit int) (driver.OutboxBatch, 
 	}
 	b := &outboxBatch{c: c, tx: tx}
 	err = tx.query(ctx, "WITH heads AS MATERIALIZED ("+
-		"SELECT seq, key FROM "+c.t.outbox+" o WHERE sent_at IS NULL AND (key = '' OR NOT EXISTS ("+
+		"SELECT seq, key FROM "+c.t.outbox+" o WHERE sent_at IS NULL AND parked_at IS NULL AND (key = '' OR NOT EXISTS ("+
 		"SELECT 1 FROM "+c.t.outbox+" p WHERE p.key = o.key AND p.sent_at IS NULL AND p.seq < o.seq)) "+
 		"ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) "+
-		"SELECT seq, id, topic, key, payload, headers, created_at, enqueued_at FROM "+c.t.outbox+
-		" WHERE sent_at IS NULL AND (seq IN (SELECT seq FROM heads) OR key IN (SELECT key FROM heads WHERE key <> '')) "+
+		"SELECT "+outboxCols+" FROM "+c.t.outbox+" o"+
+		" WHERE sent_at IS NULL AND parked_at IS NULL AND (seq IN (SELECT seq FROM heads) OR key IN (SELECT key FROM heads WHERE key <> '')) "+
+		"AND (key = '' OR NOT EXISTS (SELECT 1 FROM "+c.t.outbox+" p WHERE p.key = o.key AND p.parked_at IS NOT NULL AND p.seq < o.seq)) "+
 		"ORDER BY seq LIMIT $1",
 		[]any{limit}, func(scan scanFunc) error {
-			var r driver.OutboxRow
-			var h []byte
-			if err := scan(&r.Seq, &r.ID, &r.Topic, &r.Key, &r.Payload, &h, &r.CreatedAt, &r.EnqueuedAt); err != nil {
+			r, err := scanOutbox(scan, false)
+			if err != nil {
 				return err
 			}
-			var err error
-			r.Headers, err = sqlutil.DecodeHeaders(h)
-			r.CreatedAt, r.EnqueuedAt = r.CreatedAt.UTC(), r.EnqueuedAt.UTC()
-			b.rows = append(b.rows, r)
-			return err
+			b.rows = append(b.rows, r.OutboxRow)
+			return nil
 		})
 	if err != nil || len(b.rows) == 0 {
 		if err := b.end(ctx, err); err != nil {
@@ -51,6 +58,31 @@ func (c *core) ClaimOutbox(ctx context.Context, limit int) (driver.OutboxBatch, 
 		}
 	}
 	return b, nil
+}
+
+// scanOutbox scans a row of outboxCols, or of parkedCols if parked.
+func scanOutbox(scan scanFunc, parked bool) (driver.ParkedOutboxRow, error) {
+	var r driver.ParkedOutboxRow
+	var h []byte
+	var parkedAt *time.Time
+	var parkedErr *string
+	dest := []any{&r.Seq, &r.ID, &r.Topic, &r.Key, &r.Payload, &h, &r.CreatedAt, &r.EnqueuedAt}
+	if parked {
+		dest = append(dest, &parkedAt, &parkedErr)
+	}
+	if err := scan(dest...); err != nil {
+		return r, err
+	}
+	var err error
+	r.Headers, err = sqlutil.DecodeHeaders(h)
+	r.CreatedAt, r.EnqueuedAt = r.CreatedAt.UTC(), r.EnqueuedAt.UTC()
+	if parkedAt != nil {
+		r.ParkedAt = parkedAt.UTC()
+	}
+	if parkedErr != nil {
+		r.Error = *parkedErr
+	}
+	return r, err
 }
 
 // outboxBatch holds the claiming transaction; tx is nil once it has ended.
@@ -62,19 +94,27 @@ type outboxBatch struct {
 
 func (b *outboxBatch) Rows() []driver.OutboxRow { return b.rows }
 
-func (b *outboxBatch) Complete(ctx context.Context, sent int, now time.Time, del bool) error {
-	if b.tx == nil || sent <= 0 {
+// Complete marks (or deletes) the sent rows and parks the parked ones in the
+// claiming transaction, and commits it.
+func (b *outboxBatch) Complete(ctx context.Context, o driver.OutboxOutcome) error {
+	if b.tx == nil || len(o.Sent) == 0 && len(o.Parked) == 0 {
 		return b.end(ctx, nil)
 	}
-	seqs := make([]int64, sent)
-	for i, r := range b.rows[:sent] {
-		seqs[i] = r.Seq
-	}
 	var err error
-	if del {
-		_, err = b.tx.exec(ctx, "DELETE FROM "+b.c.t.outbox+" WHERE seq = ANY($1)", seqs)
-	} else {
-		_, err = b.tx.exec(ctx, "UPDATE "+b.c.t.outbox+" SET sent_at = $1 WHERE seq = ANY($2)", now, seqs)
+	switch {
+	case len(o.Sent) == 0:
+	case o.DeleteSent:
+		_, err = b.tx.exec(ctx, "DELETE FROM "+b.c.t.outbox+" WHERE seq = ANY($1)", o.Sent)
+	default:
+		_, err = b.tx.exec(ctx, "UPDATE "+b.c.t.outbox+" SET sent_at = $1 WHERE seq = ANY($2)", o.At, o.Sent)
+	}
+	if err == nil && len(o.Parked) > 0 {
+		seqs, errs := make([]int64, len(o.Parked)), make([]string, len(o.Parked))
+		for i, p := range o.Parked {
+			seqs[i], errs[i] = p.Seq, p.Error
+		}
+		_, err = b.tx.exec(ctx, "UPDATE "+b.c.t.outbox+" o SET parked_at = $1, parked_error = u.e "+
+			"FROM unnest($2::bigint[], $3::text[]) AS u(s, e) WHERE o.seq = u.s AND o.sent_at IS NULL", o.At, seqs, errs)
 	}
 	if err != nil {
 		return b.end(ctx, err)
@@ -98,6 +138,69 @@ func (b *outboxBatch) end(ctx context.Context, err error) error {
 		return err
 	}
 	return rerr
+}
+
+func (e *executor) ParkedOutboxStats(ctx context.Context) (int64, time.Time, error) {
+	var n int64
+	var oldest *time.Time
+	err := e.q.query(ctx, "SELECT count(*), min(parked_at) FROM "+e.c.t.outbox+" WHERE parked_at IS NOT NULL", nil,
+		func(scan scanFunc) error { return scan(&n, &oldest) })
+	if err != nil || oldest == nil {
+		return n, time.Time{}, err
+	}
+	return n, oldest.UTC(), nil
+}
+
+func (e *executor) ListParkedOutbox(ctx context.Context, afterSeq int64, limit int) ([]driver.ParkedOutboxRow, error) {
+	var out []driver.ParkedOutboxRow
+	err := e.q.query(ctx, "SELECT "+parkedCols+" FROM "+e.c.t.outbox+" WHERE parked_at IS NOT NULL AND seq > $1 ORDER BY seq LIMIT $2",
+		[]any{afterSeq, limit}, func(scan scanFunc) error {
+			r, err := scanOutbox(scan, true)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+			return nil
+		})
+	return out, err
+}
+
+func (e *executor) RequeueParkedOutbox(ctx context.Context, seqs []int64) (int, error) {
+	if len(seqs) == 0 {
+		return 0, nil
+	}
+	n, err := e.q.exec(ctx, "UPDATE "+e.c.t.outbox+" SET parked_at = NULL, parked_error = NULL WHERE parked_at IS NOT NULL AND seq = ANY($1)", seqs)
+	if err == nil && n > 0 {
+		err = e.notify(ctx)
+	}
+	return int(n), err
+}
+
+// notify wakes the relays when the transaction commits.
+func (e *executor) notify(ctx context.Context) error {
+	_, err := e.q.exec(ctx, "SELECT pg_notify($1, '')", e.c.cfg.NotifyChannel)
+	return err
+}
+
+func (e *executor) DeleteParkedOutbox(ctx context.Context, seqs []int64) ([]driver.ParkedOutboxRow, error) {
+	if len(seqs) == 0 {
+		return nil, nil
+	}
+	var out []driver.ParkedOutboxRow
+	err := e.q.query(ctx, "WITH d AS (DELETE FROM "+e.c.t.outbox+" WHERE parked_at IS NOT NULL AND seq = ANY($1) RETURNING "+parkedCols+") "+
+		"SELECT "+parkedCols+" FROM d ORDER BY seq",
+		[]any{seqs}, func(scan scanFunc) error {
+			r, err := scanOutbox(scan, true)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+			return nil
+		})
+	if err == nil && len(out) > 0 {
+		err = e.notify(ctx)
+	}
+	return out, err
 }
 
 // OutboxWakeup subscribes to the relays' notification channel. Subscribers

@@ -409,7 +409,7 @@ func testOutboxRelays[TTx any](t *testing.T, d driver.Driver[TTx], _ string) {
 					seqs[row.Key] = append(seqs[row.Key], row.Seq)
 				}
 				mu.Unlock()
-				if err := b.Complete(ctx, n, now, r%2 == 0); err != nil {
+				if err := b.Complete(ctx, driver.OutboxOutcome{Sent: driver.Seqs(rows[:n]), At: now, DeleteSent: r%2 == 0}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -461,13 +461,50 @@ func testOutboxBatchOutlivesContext[TTx any](t *testing.T, d driver.Driver[TTx],
 	if rows := b.Rows(); len(rows) != 1 || rows[0].Headers["h"] != "v" || rows[0].Payload != nil {
 		t.Fatalf("claimed %+v", rows)
 	}
-	must(t, b.Complete(context.Background(), 1, time.Now(), false))
+	must(t, b.Complete(context.Background(), driver.OutboxOutcome{Sent: driver.Seqs(b.Rows()), At: time.Now()}))
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) error {
 		if n, _, err := ex.OutboxStats(ctx); n != 0 || err != nil {
 			t.Errorf("unsent %d, %v", n, err)
 		}
 		return nil
 	})
+}
+
+func TestOutboxParkedCommitOrder(t *testing.T) {
+	both(t, testOutboxParkedCommitOrder[pgx.Tx], testOutboxParkedCommitOrder[*sql.Tx])
+}
+
+// testOutboxParkedCommitOrder: seq is taken at insert, so an earlier row of
+// a key can commit after a later one was parked. It becomes the key's head;
+// the rows claimed with it stop at the parked row.
+func testOutboxParkedCommitOrder[TTx any](t *testing.T, d driver.Driver[TTx], _ string) {
+	migrate(t, d)
+	ctx := context.Background()
+	now := time.Now()
+	row := func(id string) driver.OutboxRow {
+		return driver.OutboxRow{ID: id, Topic: "t", Key: "A", CreatedAt: now, EnqueuedAt: now}
+	}
+	early, err := d.Begin(ctx)
+	must(t, err)
+	defer d.Rollback(ctx, early)
+	must(t, d.Executor(early).InsertOutbox(ctx, []driver.OutboxRow{row("early")}))
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) error {
+		return ex.InsertOutbox(ctx, []driver.OutboxRow{row("late-1"), row("late-2")})
+	})
+	b, err := d.ClaimOutbox(ctx, 10)
+	must(t, err)
+	if rows := b.Rows(); len(rows) != 2 || rows[0].ID != "late-1" {
+		b.Abort(ctx)
+		t.Fatalf("claimed %+v", rows)
+	}
+	must(t, b.Complete(ctx, driver.OutboxOutcome{Parked: []driver.OutboxParking{{Seq: b.Rows()[0].Seq, Error: "x"}}, At: now}))
+	must(t, d.Commit(ctx, early))
+	b, err = d.ClaimOutbox(ctx, 10)
+	must(t, err)
+	defer b.Abort(ctx)
+	if rows := b.Rows(); len(rows) != 1 || rows[0].ID != "early" {
+		t.Fatalf("claimed %+v, want early only: late-2 waits behind the parked late-1", rows)
+	}
 }
 
 func TestOutboxWakeup(t *testing.T) { both(t, testOutboxWakeup[pgx.Tx], testOutboxWakeup[*sql.Tx]) }

@@ -110,11 +110,11 @@ func (p *Publisher) result(subject, id string, ack *jetstream.PubAck) Result {
 	return Result{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
 }
 
-// Publish implements outbox.Publisher: it publishes msgs in order, at most
-// Window awaiting their ack at once, and returns how many from the first
-// were acknowledged (a duplicate counts: the broker has the message). The
-// outbox validated the messages; Publish does not validate again.
-func (p *Publisher) Publish(ctx context.Context, msgs []outbox.Envelope) (int, error) {
+// publishInOrder publishes msgs in order, at most Window awaiting their ack
+// at once, and returns how many from the first were acknowledged (a
+// duplicate counts: the broker has the message). The outbox validated the
+// messages; it does not validate again. Publish (permanent.go) wraps it.
+func (p *Publisher) publishInOrder(ctx context.Context, msgs []outbox.Envelope) (int, error) {
 	if p.cfg.Window == 1 {
 		for i, m := range msgs {
 			if _, err := p.publish(ctx, m.Topic, m.Message); err != nil {
