@@ -12,6 +12,7 @@ import (
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver"
 	"github.com/eoskit/eos/failpoint"
+	"github.com/eoskit/eos/internal/backoff"
 	"github.com/eoskit/eos/internal/config"
 	"github.com/eoskit/eos/internal/storable"
 )
@@ -72,8 +73,10 @@ type RelayConfig struct {
 	// DeleteSent deletes rows once sent instead of marking them; marked rows
 	// are removed later by the compactor. Default false.
 	DeleteSent bool
-	// RetryBackoff is the first wait after a failure; it doubles up to
-	// MaxRetryBackoff. Defaults 100ms and 10s.
+	// RetryBackoff bounds the first wait after a failure; the bound doubles
+	// up to MaxRetryBackoff, and each wait is drawn from [0, bound] (full
+	// jitter), so that relays failing on one outage do not retry in
+	// lockstep. Defaults 100ms and 10s.
 	RetryBackoff, MaxRetryBackoff time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -144,7 +147,8 @@ func (r *Relay[TTx]) Run(ctx context.Context) error {
 	defer stop()
 	poll := time.NewTimer(r.cfg.PollInterval)
 	defer poll.Stop()
-	backoff := r.cfg.RetryBackoff
+	policy := backoff.Policy{Initial: r.cfg.RetryBackoff, Max: r.cfg.MaxRetryBackoff}
+	failures := 0
 	for {
 		_, claimed, err := r.forward(ctx)
 		var wait time.Duration
@@ -152,13 +156,14 @@ func (r *Relay[TTx]) Run(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case err != nil:
-			r.cfg.Logger.ErrorContext(ctx, "eos relay: forwarding failed, retrying", "error", err, "retry_in", backoff)
-			wait, backoff = backoff, min(2*backoff, r.cfg.MaxRetryBackoff)
+			failures++
+			wait = policy.Wait(failures)
+			r.cfg.Logger.ErrorContext(ctx, "eos relay: forwarding failed, retrying", "error", err, "retry_in", wait)
 		case claimed == r.cfg.BatchSize:
-			backoff = r.cfg.RetryBackoff
+			failures = 0
 			continue // more may be waiting
 		default:
-			backoff = r.cfg.RetryBackoff
+			failures = 0
 			wait = r.cfg.PollInterval
 		}
 		if !poll.Stop() {
