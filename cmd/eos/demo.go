@@ -27,6 +27,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eoskit/eos/examples/payments"
+	"github.com/eoskit/eos/internal/redact"
 	"github.com/eoskit/eos/transport/natsjs"
 	"github.com/eoskit/eos/transport/natsjs/natsembed"
 )
@@ -131,12 +132,12 @@ func parseDemoFlags(args []string) (demoOptions, error) {
 	}
 	if o.postgres != "" {
 		if u, err := url.Parse(o.postgres); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
-			return o, fmt.Errorf("--postgres: want a URL like postgres://user@host:5432/db, got %q", redact(o.postgres))
+			return o, fmt.Errorf("--postgres: want a URL like postgres://user@host:5432/db, got %q", redact.URL(o.postgres))
 		}
 	}
 	if o.natsURL != "" {
 		if u, err := url.Parse(o.natsURL); err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" {
-			return o, fmt.Errorf("--nats: want a URL like nats://host:4222, got %q", redact(o.natsURL))
+			return o, fmt.Errorf("--nats: want a URL like nats://host:4222, got %q", redact.URL(o.natsURL))
 		}
 	}
 	if o.timeout == 0 {
@@ -192,9 +193,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// oneLine keeps an error message on one line.
+// oneLine keeps an error message on one line and masks the secrets of any
+// connection string it quotes (a driver's error may echo one).
 func oneLine(err error) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+	return redact.Text(strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " "))
 }
 
 // demo is one run: its database, broker, provider and workers.
@@ -298,7 +300,7 @@ func setupDemo(ctx context.Context, o demoOptions, stderr io.Writer) (d *demo, e
 	// The broker.
 	if o.natsURL != "" {
 		if d.nc, err = nats.Connect(o.natsURL, nats.Name("eos-demo"), nats.Timeout(5*time.Second)); err != nil {
-			return d, fmt.Errorf("cannot connect to NATS at %s: %w", redact(o.natsURL), err)
+			return d, fmt.Errorf("cannot connect to NATS at %s: %w", redact.URL(o.natsURL), err)
 		}
 		d.natsURL = o.natsURL
 		d.topo = topology{OrdersStream: "ORDERS_" + strings.ToUpper(d.runID), PaymentsStream: "PAYMENTS_" + strings.ToUpper(d.runID),
@@ -401,7 +403,7 @@ func (d *demo) provision(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if _, err := d.js.AccountInfo(ctx); err != nil {
-		return fmt.Errorf("NATS at %s: JetStream is not available: %w", redact(d.natsURL), err)
+		return fmt.Errorf("NATS at %s: JetStream is not available: %w", redact.URL(d.natsURL), err)
 	}
 	t := d.topo
 	d.streamsUp = true

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -139,7 +142,14 @@ func TestDemoBadInputExits2WithOneLine(t *testing.T) {
 		{"postgres not a URL", []string{"demo", "--postgres", "mysql://x"}, "--postgres: want a URL"},
 		{"nats not a URL", []string{"demo", "--nats", "127.0.0.1:4222"}, "--nats: want a URL"},
 		{"postgres unreachable", []string{"demo", "--postgres", "postgres://eos:secret@127.0.0.1:1/none?connect_timeout=3"}, "cannot connect to PostgreSQL at postgres://eos:xxxxx@127.0.0.1:1/none"},
+		{"postgres password parameter", []string{"demo", "--postgres", "postgres://eos@127.0.0.1:1/none?password=secret&connect_timeout=3"},
+			"cannot connect to PostgreSQL at postgres://xxxxx@127.0.0.1:1/none?password=xxxxx&connect_timeout=3"},
+		{"postgres sslpassword parameter", []string{"demo", "--postgres", "postgres://127.0.0.1:1/none?sslpassword=secret&connect_timeout=3"},
+			"cannot connect to PostgreSQL at postgres://127.0.0.1:1/none?sslpassword=xxxxx&connect_timeout=3"},
+		{"postgres bad URL with a password", []string{"demo", "--postgres", "postgres://eos:secret@127.0.0.1:port/none"}, "--postgres: want a URL"},
 		{"nats unreachable", []string{"demo", "--nats", "nats://127.0.0.1:1"}, "cannot connect to NATS at nats://127.0.0.1:1"},
+		{"nats token unreachable", []string{"demo", "--nats", "nats://secret@127.0.0.1:1"}, "cannot connect to NATS at nats://xxxxx@127.0.0.1:1"},
+		{"nats token parameter", []string{"demo", "--nats", "nats://127.0.0.1:1?token=secret"}, "cannot connect to NATS at nats://127.0.0.1:1?token=xxxxx"},
 		{"foreign directory", []string{"demo", "--dir", notOurs}, "is not empty and was not made by eos demo"},
 		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
 		{"worker without demo", []string{workerCommand}, "internal to eos demo"},
@@ -178,5 +188,22 @@ func checkUsageError(t *testing.T, r result, want string) {
 	lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
 	if len(lines) != 1 || !strings.Contains(lines[0], want) {
 		t.Errorf("stderr %q, want one line with %q", r.stderr, want)
+	}
+}
+
+// Error text shown by the command and the workers' log lines mask the
+// secrets of any connection string they quote.
+func TestSecretsMaskedInMessagesAndLogs(t *testing.T) {
+	err := fmt.Errorf("worker orders-0 failed: connect to nats://secret@127.0.0.1:4222: %w",
+		errors.New("cannot parse `host=h password=secret`"))
+	if got := oneLine(err); strings.Contains(got, "secret") {
+		t.Errorf("oneLine = %q", got)
+	}
+	var buf bytes.Buffer
+	log := newWorkerLogger(&buf, slog.LevelInfo)
+	log.Error("worker failed at postgres://eos:secret@h/db", "error", errors.New("dial postgres://h/db?password=secret: refused"),
+		"url", "nats://secret@h:4222")
+	if out := buf.String(); strings.Contains(out, "secret") || !strings.Contains(out, "xxxxx") {
+		t.Errorf("log line leaks or masks nothing: %s", out)
 	}
 }

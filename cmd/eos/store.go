@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
@@ -15,6 +14,7 @@ import (
 	"github.com/eoskit/eos/driver/postgres"
 	"github.com/eoskit/eos/driver/sqlite"
 	"github.com/eoskit/eos/examples/payments"
+	"github.com/eoskit/eos/internal/redact"
 )
 
 // storeConfig says where the scenario's database is. The demo passes it to
@@ -56,7 +56,7 @@ func openStore(ctx context.Context, c storeConfig, conns int) (*openedStore, err
 	case payments.Postgres:
 		db, err := sql.Open("pgx", c.URL)
 		if err != nil {
-			return nil, fmt.Errorf("PostgreSQL %s: %w", redact(c.URL), err)
+			return nil, fmt.Errorf("PostgreSQL %s: %w", redact.URL(c.URL), err)
 		}
 		db.SetMaxOpenConns(conns)
 		db.SetMaxIdleConns(conns)
@@ -64,7 +64,7 @@ func openStore(ctx context.Context, c storeConfig, conns int) (*openedStore, err
 		defer cancel()
 		if err := db.PingContext(pctx); err != nil {
 			db.Close()
-			return nil, fmt.Errorf("cannot connect to PostgreSQL at %s: %w", redact(c.URL), connectCause(err))
+			return nil, fmt.Errorf("cannot connect to PostgreSQL at %s: %w", redact.URL(c.URL), connectCause(err))
 		}
 		d, err := postgres.NewStdlib(db, postgres.Config{Schema: c.Schema})
 		if err != nil {
@@ -84,15 +84,6 @@ func connectCause(err error) error {
 		return op
 	}
 	return err
-}
-
-// redact hides a password in a URL for messages.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
 }
 
 // topology names the streams, subjects and consumers of one run.

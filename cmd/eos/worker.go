@@ -19,6 +19,7 @@ import (
 	"github.com/eoskit/eos/examples/payments"
 	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/internal/redact"
 	"github.com/eoskit/eos/outbox"
 	"github.com/eoskit/eos/transport/natsjs"
 )
@@ -85,7 +86,7 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader, stderr io.Wr
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		level = slog.LevelWarn
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("worker", cfg.Name, "pid", os.Getpid())
+	log := newWorkerLogger(stderr, level).With("worker", cfg.Name, "pid", os.Getpid())
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -102,6 +103,21 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader, stderr io.Wr
 	}
 	log.Info("worker stopped")
 	return exitOK
+}
+
+// newWorkerLogger writes text lines to w at level and up, with the secrets
+// of any connection string in a message, a string or an error masked: a
+// driver's error may quote the URL it was given.
+func newWorkerLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		switch v := a.Value.Any().(type) {
+		case string:
+			a.Value = slog.StringValue(redact.Text(v))
+		case error:
+			a.Value = slog.StringValue(redact.Text(v.Error()))
+		}
+		return a
+	}}))
 }
 
 func work(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
