@@ -353,7 +353,7 @@ func setupDemo(ctx context.Context, o demoOptions, stderr io.Writer) (d *demo, e
 
 	// The workers' logs go to a file (also to the terminal with --verbose);
 	// the torture checker counts the inbox's store failures in it.
-	if d.logFile, err = os.OpenFile(filepath.Join(d.dir, workersLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
+	if d.logFile, err = createPrivate(filepath.Join(d.dir, workersLog), false); err != nil {
 		return d, err
 	}
 	d.childOut = d.logFile
@@ -372,10 +372,37 @@ func setupDemo(ctx context.Context, o demoOptions, stderr io.Writer) (d *demo, e
 	return d, nil
 }
 
-// prepareDir creates dir, or empties the demo's files from an earlier run.
-// It refuses a non-empty directory the demo did not make.
+// Modes of what the demo creates: its files hold the workers' logs, the
+// intent log and the provider's records, for the user running it only.
+const (
+	privateDir  = 0o700
+	privateFile = 0o600
+)
+
+// createPrivate creates (or truncates, with trunc; else appends to) the
+// file at path, readable by its owner only.
+func createPrivate(path string, trunc bool) (*os.File, error) {
+	flag := os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	if trunc {
+		flag = os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	}
+	f, err := os.OpenFile(path, flag, privateFile)
+	if err != nil {
+		return nil, err
+	}
+	// A file left by an older run keeps its mode through O_CREATE.
+	if err := f.Chmod(privateFile); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// prepareDir creates dir (0700, and its missing parents), or empties the
+// demo's files from an earlier run. It refuses a non-empty directory the
+// demo did not make.
 func prepareDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, privateDir); err != nil {
 		return fmt.Errorf("--dir: %w", err)
 	}
 	entries, err := os.ReadDir(dir)
@@ -392,7 +419,16 @@ func prepareDir(dir string) error {
 			}
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, demoMarker), []byte("files of eos demo; the next run replaces them\n"), 0o644); err != nil {
+	// Empty or the demo's own: it is about to hold the run's files.
+	if err := os.Chmod(dir, privateDir); err != nil {
+		return fmt.Errorf("--dir: %w", err)
+	}
+	f, err := createPrivate(filepath.Join(dir, demoMarker), true)
+	if err == nil {
+		_, err = f.WriteString("files of eos demo; the next run replaces them\n")
+		err = errors.Join(err, f.Close())
+	}
+	if err != nil {
 		return fmt.Errorf("--dir: %w", err)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -205,5 +206,36 @@ func TestSecretsMaskedInMessagesAndLogs(t *testing.T) {
 		"url", "nats://secret@h:4222")
 	if out := buf.String(); strings.Contains(out, "secret") || !strings.Contains(out, "xxxxx") {
 		t.Errorf("log line leaks or masks nothing: %s", out)
+	}
+}
+
+// The demo's directories are 0700 and the files it creates 0600: they hold
+// the workers' logs, the intent log and the provider's records.
+func TestDemoFilesArePrivate(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "torture")
+	o, err := parseDemoFlags([]string{"--dir", filepath.Join(root, "run-1"), "--orders", "10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.intentLog = true
+	d, err := setupDemo(context.Background(), o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.teardown()
+	for _, dir := range []string{root, d.dir} {
+		if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: %v, %v; want a 0700 directory", dir, fi.Mode(), err)
+		}
+	}
+	for _, name := range []string{demoMarker, workersLog, intentsFile, providerFile} {
+		fi, err := os.Stat(filepath.Join(d.dir, name))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", name, fi.Mode().Perm())
+		}
 	}
 }

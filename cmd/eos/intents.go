@@ -46,7 +46,7 @@ type intentLog struct {
 }
 
 func createIntentLog(path string) (*intentLog, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	f, err := createPrivate(path, true)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errIntentLog, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,6 +73,15 @@ func OpenProvider(ctx context.Context, path string, cfg ProviderConfig) (*Provid
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	// Created here, owner-only, before SQLite creates it with 0644: its -wal
+	// and -shm files take the database file's mode.
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("payments: provider: %w", err)
+	}
+	if err := errors.Join(f.Chmod(0o600), f.Close()); err != nil {
+		return nil, fmt.Errorf("payments: provider: %w", err)
 	}
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
