@@ -21,6 +21,10 @@ var Points = []string{
 	"relay.after_publish_before_mark",
 	"natsjs.publish_ack_lost",
 	"natsjs.ack_lost",
+	// Evaluated inside a Driver's Commit, before the transaction commits,
+	// by a wrapper around the driver (eos torture's workers): a crash there
+	// falls after everything the inbox does before committing.
+	"driver.commit",
 }
 
 // SpecError reports a malformed part of a failpoint spec.

@@ -41,9 +41,13 @@ messages); order workers apply each order once (debit, ledger row, outbox
 charge in one transaction); a relay forwards the charges to stream
 PAYMENTS; a payment worker charges each order once at a provider simulator
 (HTTP, Idempotency-Key). Workers are child processes; --chaos SIGKILLs and
-restarts them at random. At the end the databases are read and every
-invariant checked; the exit status is 0 when all hold, 1 when one fails, 2
-for bad flags or unreachable services.
+restarts them at random. The run ends when every order is applied and
+charged, or as soon as the pipeline is idle (nothing pending, nothing
+moving) without being complete; then the databases are read and every
+invariant checked. The exit status is 0 when all hold, 1 when one fails, 2
+for bad flags or unreachable services, 3 when the run timed out before the
+pipeline drained and nothing failed so far (the report says INCOMPLETE
+first; the checks that need a drained pipeline are skipped).
 
 By default everything runs here: SQLite and an embedded NATS JetStream
 server with their files in --dir. --postgres and --nats use real servers
@@ -78,6 +82,10 @@ type demoOptions struct {
 	proxy         bool   // workers reach PostgreSQL and NATS through fault proxies
 	quiet         bool   // no progress bar
 	command       string // the subcommand shown in progress lines; default "demo"
+
+	// onStart, set by tests only, runs in its own goroutine once the
+	// workers and the producer have started (e.g. to steal a message).
+	onStart func(ctx context.Context, d *demo)
 }
 
 func demoFlagSet(o *demoOptions) *flag.FlagSet {
@@ -187,8 +195,17 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	} else {
 		fmt.Fprint(stdout, rep.Table())
 	}
-	if !rep.OK {
+	return reportCode(rep.OK, len(rep.Failures) > 0, rep.Incomplete)
+}
+
+// reportCode is the exit code of a checked run: a failed check wins over
+// an incomplete run, which is not a verdict either way.
+func reportCode(ok, failed, incomplete bool) int {
+	switch {
+	case failed || (!ok && !incomplete):
 		return exitFailed
+	case incomplete:
+		return exitIncomplete
 	}
 	return exitOK
 }
@@ -545,6 +562,10 @@ func (d *demo) run(ctx context.Context) (*payments.Report, error) {
 		}()
 	}
 
+	if d.opts.onStart != nil {
+		go d.opts.onStart(runCtx, d)
+	}
+
 	barOut := d.stderr
 	if d.opts.quiet {
 		barOut = io.Discard
@@ -556,6 +577,7 @@ func (d *demo) run(ctx context.Context) (*payments.Report, error) {
 	defer tick.Stop()
 	produced, timedOut := false, false
 	var pollErr error
+	var idle idleDetector
 wait:
 	for {
 		select {
@@ -578,15 +600,24 @@ wait:
 			timedOut = true
 			break wait
 		case <-tick.C:
-			st, done, err := d.poll(ctx)
+			st, err := d.observe(ctx)
 			pollErr = err
 			if err != nil {
+				idle.reset()
 				continue // a busy database now and then; the deadline bounds it
 			}
-			st.published = prod.published.Load()
-			st.kills, _ = sup.counts()
-			bar.update(st)
-			if produced && done {
+			kills, _ := sup.counts()
+			bar.update(progressState{orders: int64(len(d.orders)), published: prod.published.Load(), applied: st.applied,
+				charged: st.charged, deadLettered: st.deadLettered, kills: kills})
+			// A run ends once every fault it injects has struck at least
+			// once, so that a fast machine cannot finish before the first.
+			if !produced || !d.faultsStruck() {
+				idle.reset()
+				continue
+			}
+			// Complete, or idle without being complete: something was lost,
+			// and the checks say what now rather than at the timeout.
+			if d.complete(st) || idle.observe(st) {
 				break wait
 			}
 		}
@@ -607,7 +638,8 @@ wait:
 	if err != nil {
 		return nil, err
 	}
-	rep, err := payments.Check(ctx, d.st.store, payments.CheckInput{Orders: d.orders, Malformed: d.bad, Charges: charges, Broker: broker})
+	rep, err := payments.Check(ctx, d.st.store, payments.CheckInput{Orders: d.orders, Malformed: d.bad, Charges: charges, Broker: broker,
+		Incomplete: timedOut})
 	if err != nil {
 		return nil, err
 	}
@@ -623,41 +655,69 @@ wait:
 	}
 	rep.Workers, rep.Seed, rep.Chaos = d.opts.workers, d.opts.seed, d.opts.chaos
 	if timedOut {
-		rep.TimedOut, rep.OK = true, false
-		msg := fmt.Sprintf("timed out after %s", d.opts.timeout)
+		rep.IncompleteReason = fmt.Sprintf("timed out after %s before the pipeline drained (applied %d of %d orders, charged %d)",
+			d.opts.timeout, rep.Applied, rep.Orders, rep.Charges)
 		if pollErr != nil {
-			msg += fmt.Sprintf(" (last progress read failed: %v)", pollErr)
+			rep.IncompleteReason += fmt.Sprintf(" (last progress read failed: %v)", pollErr)
 		}
-		rep.Failures = append(rep.Failures, msg)
 	}
 	return rep, nil
 }
 
-// poll reads the progress and whether the run is complete: every order
-// applied and charged and recorded, the outbox empty, the malformed inputs
-// dead-lettered, and nothing pending at any consumer (so the copies, too,
-// have been delivered and suppressed).
-func (d *demo) poll(ctx context.Context) (progressState, bool, error) {
+// faultsStruck reports whether every fault the run injects on a schedule
+// (kills, broker restarts, proxy faults) has struck at least once.
+func (d *demo) faultsStruck() bool {
+	if d.opts.chaos {
+		if kills, _ := d.sup.counts(); kills == 0 {
+			return false
+		}
+	}
+	if d.opts.brokerRestart && d.brokerRestarts() == 0 {
+		return false
+	}
+	if d.opts.proxy && d.proxyCounts().Total() == 0 {
+		return false
+	}
+	return true
+}
+
+// brokerRestarts returns the embedded broker's restarts so far.
+func (d *demo) brokerRestarts() int {
+	d.srvMu.Lock()
+	defer d.srvMu.Unlock()
+	return d.restarts
+}
+
+// observe reads the pipeline's state: every consumer's position first,
+// then the databases and the provider.
+func (d *demo) observe(ctx context.Context) (pipelineState, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	p, err := d.st.store.Progress(ctx)
-	if err != nil {
-		return progressState{}, false, err
-	}
-	charged := d.provider.Executed()
-	var pending uint64
+	var st pipelineState
 	for _, c := range d.consumers {
 		info, err := c.Info(ctx)
 		if err != nil {
-			return progressState{}, false, err
+			return st, err
 		}
-		pending += info.NumPending + uint64(info.NumAckPending)
+		st.consumers = append(st.consumers, consumerState{pending: info.NumPending, ackPending: info.NumAckPending,
+			delivered: info.Delivered.Stream, ackFloor: info.AckFloor.Stream})
 	}
+	p, err := d.st.store.Progress(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.applied, st.paid, st.unsent, st.deadLettered = p.Applied, p.Paid, p.Unsent, p.DeadLettered
+	st.charged = d.provider.Executed()
+	return st, nil
+}
+
+// complete reports whether the run is done: every order applied, charged
+// and recorded, the outbox empty, the malformed inputs dead-lettered, and
+// nothing pending at any consumer (so the copies, too, have been
+// delivered and suppressed).
+func (d *demo) complete(st pipelineState) bool {
 	n := int64(len(d.orders))
-	st := progressState{orders: n, applied: p.Applied, charged: charged, deadLettered: p.DeadLettered}
-	done := p.Applied == n && p.Paid == n && charged >= n && p.Unsent == 0 &&
-		p.DeadLettered >= int64(len(d.bad)) && pending == 0
-	return st, done, nil
+	return st.applied == n && st.paid == n && st.charged >= n && st.deadLettered >= int64(len(d.bad)) && st.quiet()
 }
 
 // brokerStats reads the streams' message counts and the consumers'

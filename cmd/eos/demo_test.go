@@ -239,3 +239,34 @@ func TestDemoFilesArePrivate(t *testing.T) {
 		}
 	}
 }
+
+// A run that times out before the pipeline drained says so first, fails
+// none of the checks that need it drained, and exits 3. The producer alone
+// takes longer than the timeout: it waits past the broker's dedupe window
+// to publish its copies.
+func TestDemoTimeoutIsIncomplete(t *testing.T) {
+	r := runCmd(t, time.Minute, "demo", "--dir", filepath.Join(t.TempDir(), "demo"), "--orders", "2000", "--seed", "42", "--timeout", "1s")
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	if r.code != exitIncomplete || !strings.HasPrefix(lines[0], "INCOMPLETE: timed out after 1s") ||
+		strings.Contains(r.stdout, "FAILED") || lines[len(lines)-1] != "verdict: INCOMPLETE" {
+		t.Errorf("exit %d, want %d; stdout:\n%s\nstderr:\n%s", r.code, exitIncomplete, r.stdout, r.stderr)
+	}
+}
+
+// A failed check wins over an incomplete run; an incomplete run is not OK.
+func TestReportCode(t *testing.T) {
+	for _, c := range []struct {
+		ok, failed, incomplete bool
+		want                   int
+	}{
+		{true, false, false, exitOK},
+		{false, true, false, exitFailed},
+		{false, false, false, exitFailed},
+		{false, false, true, exitIncomplete},
+		{false, true, true, exitFailed},
+	} {
+		if got := reportCode(c.ok, c.failed, c.incomplete); got != c.want {
+			t.Errorf("reportCode(ok %v, failed %v, incomplete %v) = %d, want %d", c.ok, c.failed, c.incomplete, got, c.want)
+		}
+	}
+}

@@ -11,10 +11,11 @@ import (
 
 // Exit codes.
 const (
-	exitOK       = 0
-	exitFailed   = 1   // the command ran and found something wrong
-	exitUsage    = 2   // bad flags or arguments, or a service it cannot reach
-	exitSignaled = 130 // interrupted
+	exitOK         = 0
+	exitFailed     = 1   // the command ran and found something wrong
+	exitUsage      = 2   // bad flags or arguments, or a service it cannot reach
+	exitIncomplete = 3   // timed out before the pipeline drained, and nothing failed so far
+	exitSignaled   = 130 // interrupted
 )
 
 const usage = `eos — exactly-once effects: the operator's command

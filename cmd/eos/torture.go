@@ -36,8 +36,9 @@ exactly once at the provider.
 
 Faults (--faults, comma-separated, or all):
   kill            SIGKILL order workers, the relay and the payment worker at random
-  failpoints      crash / error / delay at the inbox's and relay's failpoints,
-                  lost PubAcks and lost acks in the NATS transport
+  failpoints      crash / error / delay at the inbox's and relay's failpoints
+                  and inside the driver's commit, lost PubAcks and lost acks
+                  in the NATS transport
   broker-restart  restart the embedded NATS server mid-run (not with --nats)
   duplicates      publish retries inside, and copies past, the broker's dedupe window
   poison          malformed messages mixed into the orders
@@ -55,9 +56,13 @@ Run i uses seed+i, and the seed fixes the orders, the duplicates, the
 poison, and the schedules and draws of every fault; which messages a fault
 hits depends on timing. To rerun run i alone: --runs 1 --seed <its seed>.
 
-The exit status is 0 when every run holds, 1 when one loses, duplicates,
-breaks conservation or fails another check, 2 for bad flags or unreachable
-services.
+A run ends when every order is applied and charged, or as soon as the
+pipeline is idle without being complete (a loss is reported then, not at
+the timeout), and not before each scheduled fault (kill, broker restart,
+proxy) struck once. The exit status is 0 when every run holds, 1 when one
+loses, duplicates, breaks conservation or fails another check, 2 for bad
+flags or unreachable services, 3 when a run timed out before its pipeline
+drained and none failed (INCOMPLETE, reported first).
 
 Flags:
 `
@@ -75,12 +80,13 @@ const (
 var allFaults = []string{faultKill, faultFailpoints, faultBrokerRestart, faultDuplicates, faultPoison, faultProxy}
 
 // defaultFailpoints is what the failpoints fault arms in every worker: low
-// probabilities per batch, crashes at each step of the inbox and the relay;
-// per message, lost PubAcks at the relay's publisher and lost acks at the
-// consumers' subscribers.
+// probabilities per batch, crashes at each step of the inbox and the relay
+// and inside the driver's commit (after every inbox step: an ack sent
+// before the commit shows up as a loss); per message, lost PubAcks at the
+// relay's publisher and lost acks at the consumers' subscribers.
 const defaultFailpoints = "inbox.after_claim=crash@0.01,inbox.after_handler=delay:20ms@0.05," +
-	"inbox.before_commit=error@0.05,inbox.after_commit_before_ack=crash@0.01,relay.after_publish_before_mark=crash@0.02," +
-	"natsjs.publish_ack_lost=error@0.001,natsjs.ack_lost=error@0.001"
+	"inbox.before_commit=error@0.05,driver.commit=crash@0.01,inbox.after_commit_before_ack=crash@0.01," +
+	"relay.after_publish_before_mark=crash@0.02,natsjs.publish_ack_lost=error@0.001,natsjs.ack_lost=error@0.001"
 
 // tortureOptions are the torture's flags.
 type tortureOptions struct {
@@ -234,16 +240,21 @@ type tortureRun struct {
 	P50ms             float64 `json:"p50_ms"`
 	P99ms             float64 `json:"p99_ms"`
 	// The faults injected.
-	Kills            int      `json:"kills"`             // SIGKILLs by the supervisor
-	FailpointCrashes int      `json:"failpoint_crashes"` // SIGKILLs at failpoints
-	Restarts         int      `json:"restarts"`          // broker restarts
-	Republished      int64    `json:"republished"`       // copies past the dedupe window
-	BrokerDuplicates int64    `json:"broker_duplicates"` // retries the broker dropped
-	ProxyFaults      int      `json:"proxy_faults"`      // resets + latency + blackholes
-	ProxyResets      int      `json:"proxy_resets"`      // every connection through a proxy closed
-	ProxyLatency     int      `json:"proxy_latency"`     // latency added for a while
-	ProxyBlackholes  int      `json:"proxy_blackholes"`  // outages: nothing forwarded for a while
-	ElapsedS         float64  `json:"elapsed_s"`
+	Kills            int     `json:"kills"`             // SIGKILLs by the supervisor
+	FailpointCrashes int     `json:"failpoint_crashes"` // SIGKILLs at failpoints
+	Restarts         int     `json:"restarts"`          // broker restarts
+	Republished      int64   `json:"republished"`       // copies past the dedupe window
+	BrokerDuplicates int64   `json:"broker_duplicates"` // retries the broker dropped
+	ProxyFaults      int     `json:"proxy_faults"`      // resets + latency + blackholes
+	ProxyResets      int     `json:"proxy_resets"`      // every connection through a proxy closed
+	ProxyLatency     int     `json:"proxy_latency"`     // latency added for a while
+	ProxyBlackholes  int     `json:"proxy_blackholes"`  // outages: nothing forwarded for a while
+	ElapsedS         float64 `json:"elapsed_s"`
+	// Incomplete: the run timed out before the pipeline drained, so the
+	// checks that need it drained (lost, partial commits, dead letters,
+	// missing charges) were not made; IncompleteReason says why.
+	Incomplete       bool     `json:"incomplete,omitempty"`
+	IncompleteReason string   `json:"incomplete_reason,omitempty"`
 	OK               bool     `json:"ok"`
 	Failures         []string `json:"failures,omitempty"`
 }
@@ -259,6 +270,8 @@ type tortureTotal struct {
 	// Rate is the producer's orders per second; 0: unthrottled, and then
 	// P50/P99 measure how long orders waited in the backlog.
 	Rate int `json:"rate"`
+	// IncompleteRuns timed out before their pipeline drained.
+	IncompleteRuns int `json:"incomplete_runs,omitempty"`
 }
 
 type tortureResult struct {
@@ -323,14 +336,16 @@ func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	} else {
 		fmt.Fprint(stdout, table)
 	}
-	if !tot.OK {
-		return exitFailed
-	}
-	return exitOK
+	return reportCode(tot.OK, len(tot.Failures) > 0, tot.IncompleteRuns > 0)
 }
 
 // tortureOnce runs run i and checks it. The exit code goes with an error.
 func tortureOnce(ctx context.Context, o tortureOptions, i int, stderr io.Writer) (*tortureRun, int, error) {
+	return checkedRun(ctx, o.runOptions(i), i, stderr)
+}
+
+// runOptions are the demo options of run i.
+func (o tortureOptions) runOptions(i int) demoOptions {
 	do := demoOptions{
 		dir: filepath.Join(o.dir, fmt.Sprintf("run-%d", i+1)), orders: o.events, workers: o.workers, accounts: 1000,
 		chaos: o.faults[faultKill], seed: o.seed + uint64(i), postgres: o.postgres, natsURL: o.natsURL, timeout: o.timeout,
@@ -341,6 +356,11 @@ func tortureOnce(ctx context.Context, o tortureOptions, i int, stderr io.Writer)
 	if o.faults[faultFailpoints] {
 		do.failpoints = o.failpoints
 	}
+	return do
+}
+
+// checkedRun runs the demo of do as run i and checks it.
+func checkedRun(ctx context.Context, do demoOptions, i int, stderr io.Writer) (*tortureRun, int, error) {
 	d, err := setupDemo(ctx, do, stderr)
 	if err != nil {
 		return nil, exitUsage, err
@@ -361,204 +381,87 @@ func tortureOnce(ctx context.Context, o tortureOptions, i int, stderr io.Writer)
 }
 
 // tortureCheck computes the verdict of a finished run from the intent log,
-// the ORDERS stream and the databases. rep is the demo's own check, whose
-// failures are carried over.
+// the ORDERS stream, the databases and the provider. rep is the demo's own
+// check, whose failures are carried over; a run that did not drain
+// (rep.Incomplete) is checked only for what must hold at every moment.
 func (d *demo) tortureCheck(ctx context.Context, rep *payments.Report) (*tortureRun, error) {
-	r := &tortureRun{}
-	// What the producer meant to send.
-	intents, err := readIntents(filepath.Join(d.dir, intentsFile))
+	f, err := d.runFacts(ctx)
 	if err != nil {
 		return nil, err
 	}
-	type want struct {
-		account string
-		amount  int64
-	}
-	orders := map[string]want{}
-	var poison []intent
-	resent := map[string]bool{}
-	for _, it := range intents {
-		switch it.Kind {
-		case intentOrder:
-			orders[it.ID] = want{it.Account, it.Amount}
-		case intentPoison:
-			poison = append(poison, it)
-		case intentResend:
-			resent[it.ID] = true
-		}
-	}
-	r.Attempted, r.Poison = int64(len(orders)), int64(len(poison))
-	for id := range resent {
-		if _, ok := orders[id]; ok {
-			r.Indeterminate++
-		}
-	}
-
-	// What the broker stored.
-	stored, err := d.streamIDs(ctx, d.topo.OrdersStream)
-	if err != nil {
-		return nil, err
-	}
-	acked := map[string]bool{}
-	for id := range orders {
-		if stored[id] > 0 {
-			acked[id] = true
-		}
-	}
-	r.Acknowledged = int64(len(acked))
-
-	// What was applied.
-	s := d.st.store
-	type applied struct {
-		n                 int
-		createdUS, doneUS int64
-		account           string
-		amount            int64
-	}
-	ledger := map[string]*applied{}
-	var ledgerSum int64
-	if err := queryRows(ctx, s, "SELECT order_id, account, amount, created_us, applied_us FROM "+s.Table("ledger"), func(scan func(...any) error) error {
-		var id, account string
-		var amount, c, a int64
-		if err := scan(&id, &account, &amount, &c, &a); err != nil {
-			return err
-		}
-		ledgerSum += amount
-		if l := ledger[id]; l != nil {
-			l.n++
-			return nil
-		}
-		ledger[id] = &applied{n: 1, createdUS: c, doneUS: a, account: account, amount: amount}
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	_, killTimes := d.sup.crashCount()
-	var lat []float64
-	wrong := 0
-	for id, l := range ledger {
-		r.Duplicated += int64(l.n - 1)
-		w, ok := orders[id]
-		if !ok {
-			r.Unexpected++
-			continue
-		}
-		if w.account != l.account || w.amount != l.amount {
-			wrong++
-		}
-		r.Applied++
-		lat = append(lat, float64(l.doneUS-l.createdUS)/1e3)
-		if resent[id] {
-			r.Recovered++
-		}
-		if inFlightAtKill(killTimes, l.createdUS, l.doneUS) {
-			r.InFlightAtFault++
-		}
-	}
-	for id := range acked {
-		if ledger[id] == nil {
-			r.Lost++
-		}
-	}
-	r.MissedApplies = r.Attempted - r.Applied
-	if err := queryRows(ctx, s, "SELECT order_id, count(*) FROM "+s.Table("payments")+" GROUP BY order_id HAVING count(*) > 1", func(scan func(...any) error) error {
-		var id string
-		var n int64
-		if err := scan(&id, &n); err != nil {
-			return err
-		}
-		r.Duplicated += n - 1
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	var balances, initial int64
-	if err := s.DB.QueryRowContext(ctx, "SELECT coalesce(sum(balance), 0), coalesce(sum(initial), 0) FROM "+s.Table("accounts")).Scan(&balances, &initial); err != nil {
-		return nil, fmt.Errorf("accounts: %w", err)
-	}
-	r.Conservation = balances == initial-ledgerSum
-	for q, dst := range map[string]*int64{
-		"SELECT count(*) FROM " + s.Table(payments.EOSPrefix+"outbox") + " WHERE sent_at IS NULL": &r.PartialCommits,
-		"SELECT count(*) FROM " + s.Table(payments.EOSPrefix+"inbox_quarantine"):                  &r.Quarantined,
-		"SELECT count(*) FROM " + s.Table(payments.EOSPrefix+"dead_letters"):                      &r.DeadLettered,
-	} {
-		if err := s.DB.QueryRowContext(ctx, q).Scan(dst); err != nil {
-			return nil, fmt.Errorf("%s: %w", q, err)
-		}
-	}
-
-	// The provider: exactly one charge per order.
-	charges, err := d.provider.Charges(ctx)
-	if err != nil {
-		return nil, err
-	}
-	perOrder := map[string]int{}
-	for _, c := range charges {
-		perOrder[c.OrderID]++
-	}
-	for id := range orders {
-		if perOrder[id] == 1 {
-			r.ChargedOnce++
-		} else {
-			r.ChargeAnomalies++
-		}
-	}
-	for id := range perOrder {
-		if _, ok := orders[id]; !ok {
-			r.ChargeAnomalies++
-		}
-	}
-
-	if r.Applied > 0 {
-		r.DuplicateEffectsPerMillion = math.Round(float64(r.Duplicated)/float64(r.Applied)*1e6*10) / 10
-	}
-	r.P50ms, r.P99ms = payments.Percentile(lat, 0.50), payments.Percentile(lat, 0.99)
+	f.Incomplete = rep.Incomplete
+	r := verdict(f)
+	r.Incomplete = rep.Incomplete
 	r.Reprocessed = rep.Reprocessed
 	if r.DedupeStoreErrors, err = countLines(filepath.Join(d.dir, workersLog), storeFailureLog); err != nil {
 		return nil, err
 	}
-	r.Kills, r.Restarts = rep.Kills, d.restarts
+	r.Kills, r.Restarts = rep.Kills, d.brokerRestarts()
 	r.FailpointCrashes, _ = d.sup.crashCount()
 	r.Republished, r.BrokerDuplicates = rep.Republished, rep.BrokerDuplicates
 	pc := d.proxyCounts()
 	r.ProxyFaults, r.ProxyResets, r.ProxyLatency, r.ProxyBlackholes = pc.Total(), pc.Resets, pc.Latency, pc.Blackholes
-
-	fail := func(format string, args ...any) { r.Failures = append(r.Failures, fmt.Sprintf(format, args...)) }
-	if r.Acknowledged != r.Attempted {
-		fail("%d orders intended but never stored by the broker", r.Attempted-r.Acknowledged)
-	}
-	if r.Lost > 0 {
-		fail("%d acknowledged orders lost (never applied)", r.Lost)
-	}
-	if r.Duplicated > 0 {
-		fail("%d duplicate effects", r.Duplicated)
-	}
-	if r.Unexpected > 0 {
-		fail("%d orders applied that were never intended", r.Unexpected)
-	}
-	if wrong > 0 {
-		fail("%d ledger rows with another account or amount than intended", wrong)
-	}
-	if !r.Conservation {
-		fail("conservation broken: balances %d, initial %d, ledger %d", balances, initial, ledgerSum)
-	}
-	if r.ChargeAnomalies > 0 {
-		fail("%d orders not charged exactly once at the provider", r.ChargeAnomalies)
-	}
-	if r.PartialCommits > 0 {
-		fail("%d outbox rows unsent at the end", r.PartialCommits)
-	}
-	if r.Quarantined > 0 {
-		fail("%d messages quarantined", r.Quarantined)
-	}
-	if r.DeadLettered != r.Poison {
-		fail("%d dead letters for %d malformed inputs", r.DeadLettered, r.Poison)
-	}
 	for _, f := range rep.Failures {
-		fail("demo check: %s", f)
+		r.Failures = append(r.Failures, "demo check: "+f)
 	}
-	r.OK = len(r.Failures) == 0
+	if rep.Incomplete {
+		r.IncompleteReason = rep.IncompleteReason
+	}
+	r.OK = len(r.Failures) == 0 && !r.Incomplete
 	return r, nil
+}
+
+// runFacts reads what the checker compares: the intent log, the ORDERS
+// stream, the tables and the provider's records.
+func (d *demo) runFacts(ctx context.Context) (runFacts, error) {
+	var f runFacts
+	var err error
+	if f.Intents, err = readIntents(filepath.Join(d.dir, intentsFile)); err != nil {
+		return f, err
+	}
+	if f.Stored, err = d.streamIDs(ctx, d.topo.OrdersStream); err != nil {
+		return f, err
+	}
+	s := d.st.store
+	if err := queryRows(ctx, s, "SELECT order_id, account, amount, created_us, applied_us FROM "+s.Table("ledger"), func(scan func(...any) error) error {
+		var l ledgerEntry
+		if err := scan(&l.OrderID, &l.Account, &l.Amount, &l.CreatedUS, &l.DoneUS); err != nil {
+			return err
+		}
+		f.Ledger = append(f.Ledger, l)
+		return nil
+	}); err != nil {
+		return f, err
+	}
+	f.PaymentRows = map[string]int{}
+	if err := queryRows(ctx, s, "SELECT order_id, count(*) FROM "+s.Table("payments")+" GROUP BY order_id", func(scan func(...any) error) error {
+		var id string
+		var n int
+		if err := scan(&id, &n); err != nil {
+			return err
+		}
+		f.PaymentRows[id] = n
+		return nil
+	}); err != nil {
+		return f, err
+	}
+	if err := s.DB.QueryRowContext(ctx, "SELECT coalesce(sum(balance), 0), coalesce(sum(initial), 0) FROM "+s.Table("accounts")).Scan(&f.Balances, &f.Initial); err != nil {
+		return f, fmt.Errorf("accounts: %w", err)
+	}
+	for q, dst := range map[string]*int64{
+		"SELECT count(*) FROM " + s.Table(payments.EOSPrefix+"outbox") + " WHERE sent_at IS NULL": &f.Unsent,
+		"SELECT count(*) FROM " + s.Table(payments.EOSPrefix+"inbox_quarantine"):                  &f.Quarantined,
+		"SELECT count(*) FROM " + s.Table(payments.EOSPrefix+"dead_letters"):                      &f.DeadLettered,
+	} {
+		if err := s.DB.QueryRowContext(ctx, q).Scan(dst); err != nil {
+			return f, fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	if f.Charges, err = d.provider.Charges(ctx); err != nil {
+		return f, err
+	}
+	_, f.KillTimes = d.sup.crashCount()
+	return f, nil
 }
 
 // inFlightAtKill reports whether a kill in times (sorted) fell between
@@ -701,6 +604,9 @@ func (t *tortureTotal) sum(runs []tortureRun) {
 		t.ProxyBlackholes += r.ProxyBlackholes
 		t.ElapsedS += r.ElapsedS
 		t.OK = t.OK && r.OK
+		if r.Incomplete {
+			t.IncompleteRuns++
+		}
 		for _, f := range r.Failures {
 			t.Failures = append(t.Failures, fmt.Sprintf("run %d: %s", r.Run, f))
 		}
@@ -720,6 +626,12 @@ func (res *tortureResult) table() string {
 		rate = fmt.Sprintf("%d orders/s", t.Rate)
 	}
 	fmt.Fprintf(&b, "eos torture: %s + %s, faults %s, producer %s\n", t.Store, t.Broker, strings.Join(t.Faults, ","), rate)
+	// The cause first: an incomplete run's counts are not verdicts.
+	for _, r := range res.Runs {
+		if r.Incomplete {
+			fmt.Fprintf(&b, "  INCOMPLETE: run %d: %s; the checks that need a drained pipeline were skipped\n", r.Run, r.IncompleteReason)
+		}
+	}
 	for _, na := range t.NotApplicable {
 		fmt.Fprintf(&b, "  not applicable: %s\n", na)
 	}
@@ -746,8 +658,11 @@ func (res *tortureResult) table() string {
 		}
 	}
 	verdict := "OK"
-	if !t.OK {
+	switch {
+	case len(t.Failures) > 0 || (!t.OK && t.IncompleteRuns == 0):
 		verdict = "FAILED"
+	case t.IncompleteRuns > 0:
+		verdict = "INCOMPLETE"
 	}
 	fmt.Fprintf(&b, "verdict: %s (duplicate effects per million %.1f)\n", verdict, t.DuplicateEffectsPerMillion)
 	return b.String()

@@ -58,6 +58,8 @@ func checkTorture(t *testing.T, res tortureResult, runs, events int, proxied str
 	if tot.Poison == 0 || tot.DeadLettered != tot.Poison {
 		t.Errorf("poison %d, dead-lettered %d", tot.Poison, tot.DeadLettered)
 	}
+	// A run ends only once each scheduled fault (kill, broker restart,
+	// proxy) struck; failpoints fire by chance per batch (testFailpoints).
 	if tot.Kills == 0 || tot.FailpointCrashes == 0 {
 		t.Errorf("kills %d, failpoint crashes %d: the faults were not injected", tot.Kills, tot.FailpointCrashes)
 	}
@@ -79,9 +81,16 @@ func checkTorture(t *testing.T, res tortureResult, runs, events int, proxied str
 	}
 }
 
-// A failpoint spec with probabilities high enough to fire in short runs.
-const testFailpoints = "inbox.after_claim=crash@0.05,inbox.after_handler=delay:10ms@0.05,inbox.before_commit=error@0.05," +
-	"inbox.after_commit_before_ack=crash@0.05,relay.after_publish_before_mark=crash@0.05," +
+// A failpoint spec with probabilities high enough to fire in short runs on
+// any machine. Their chances are per batch, and how many batches a run
+// makes depends on the machine, but not below a bound: the payment worker
+// takes at most 64 orders a batch, so two runs of 1,500 events make at
+// least 47 payment batches. The chance that no crash fires in them is
+// below (0.9*0.95*0.95)^47 < 1e-4, that no injected store error does
+// below (1-0.9*0.2)^47 < 1e-4; the order workers' and the relay's
+// batches come on top.
+const testFailpoints = "inbox.after_claim=crash@0.1,inbox.after_handler=delay:10ms@0.05,inbox.before_commit=error@0.2," +
+	"driver.commit=crash@0.05,inbox.after_commit_before_ack=crash@0.05,relay.after_publish_before_mark=crash@0.05," +
 	"natsjs.publish_ack_lost=error@0.01,natsjs.ack_lost=error@0.01"
 
 func TestTortureSQLiteEmbeddedAllFaults(t *testing.T) {
@@ -223,6 +232,35 @@ func TestTortureVerdict(t *testing.T) {
 	res.Total.sum(nil)
 	if res.Total.OK {
 		t.Error("no runs: ok, want not ok")
+	}
+
+	// A run that timed out: INCOMPLETE comes first, and without a failed
+	// check the verdict is INCOMPLETE.
+	slow := tortureRun{Run: 3, Seed: 12, Attempted: 5, Acknowledged: 5, Applied: 2, Conservation: true, Incomplete: true,
+		IncompleteReason: "timed out after 1m0s before the pipeline drained"}
+	res = tortureResult{Runs: []tortureRun{good, slow}}
+	res.Total.sum(res.Runs)
+	table = res.table()
+	lines := strings.Split(table, "\n")
+	if res.Total.OK || res.Total.IncompleteRuns != 1 || !strings.HasPrefix(lines[1], "  INCOMPLETE: run 3: timed out after 1m0s") ||
+		strings.Contains(table, "FAILED") || !strings.Contains(table, "verdict: INCOMPLETE") {
+		t.Errorf("incomplete run: ok %v, incomplete runs %d; table:\n%s", res.Total.OK, res.Total.IncompleteRuns, table)
+	}
+	res = tortureResult{Runs: []tortureRun{bad, slow}}
+	res.Total.sum(res.Runs)
+	table = res.table()
+	if i, j := strings.Index(table, "INCOMPLETE: run 3"), strings.Index(table, "FAILED: run 2"); i < 0 || j < i || !strings.Contains(table, "verdict: FAILED") {
+		t.Errorf("failed and incomplete runs:\n%s", table)
+	}
+}
+
+// Every fault injected on a schedule strikes at least once however fast
+// the run: a run of 20 events would otherwise finish before the first
+// broker restart (1-3 s in) and perhaps before the first kill.
+func TestTortureFaultsStrikeInShortRuns(t *testing.T) {
+	res := runTortureJSON(t, "--runs", "1", "--events", "20", "--faults", "kill,broker-restart,proxy", "--seed", "3")
+	if tot := res.Total; !tot.OK || tot.Kills == 0 || tot.Restarts == 0 || tot.ProxyFaults == 0 {
+		t.Errorf("ok %v, kills %d, broker restarts %d, proxy faults %d; want each fault at least once", tot.OK, tot.Kills, tot.Restarts, tot.ProxyFaults)
 	}
 }
 

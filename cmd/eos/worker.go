@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eoskit/eos/driver"
 	"github.com/eoskit/eos/examples/payments"
 	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/inbox"
@@ -156,7 +157,7 @@ func work(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 			return err
 		}
 		defer h.Close()
-		p, err := inbox.New(st.drv, h.Handle, inbox.Config{
+		p, err := inbox.New(withCommitFailpoint(st.drv, fps), h.Handle, inbox.Config{
 			Consumer: payments.OrdersConsumer, MaxAttempts: 100,
 			RetryDelay: 100 * time.Millisecond, MaxRetryDelay: 2 * time.Second, Logger: log, Failpoints: fps,
 		})
@@ -180,7 +181,7 @@ func work(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 		// Savepoints from the start: a provider failure then rolls back one
 		// message, where the default would redo the batch and call the
 		// provider again for all of it.
-		p, err := inbox.New(st.drv, h.Handle, inbox.Config{
+		p, err := inbox.New(withCommitFailpoint(st.drv, fps), h.Handle, inbox.Config{
 			Consumer: payments.PaymentsConsumer, Isolation: inbox.IsolateSavepoint, MaxBatch: paymentsBatch,
 			MaxAttempts: 1000, RetryDelay: 100 * time.Millisecond, MaxRetryDelay: time.Second, Logger: log, Failpoints: fps,
 		})
@@ -225,6 +226,48 @@ func consume(ctx context.Context, js jetstream.JetStream, stream, durable string
 		return nil
 	}
 	return err
+}
+
+// failDriverCommit is the failpoint evaluated inside the driver's Commit,
+// before the transaction commits. It is the last step of an inbox batch
+// before the commit, after every inbox failpoint: a crash there finds out
+// an acknowledgement sent before the commit (the message is acked, its
+// effects are never committed, and the checker counts it lost), which a
+// crash at inbox.before_commit cannot, if the ack comes after that point.
+const failDriverCommit = "driver.commit"
+
+// commitFailpoint is a Driver whose Commit evaluates failDriverCommit
+// first. It needs nothing from the library: any Driver can be wrapped.
+type commitFailpoint struct {
+	driver.Driver[*sql.Tx]
+	fps *failpoint.Set
+}
+
+func (d commitFailpoint) Commit(ctx context.Context, tx *sql.Tx) error {
+	if err := d.fps.Eval(failDriverCommit); err != nil {
+		return err // the caller rolls back
+	}
+	return d.Driver.Commit(ctx, tx)
+}
+
+// commitFailpointClaim keeps the optional one-round-trip claim of the
+// wrapped driver visible.
+type commitFailpointClaim struct {
+	commitFailpoint
+	driver.ClaimBeginner[*sql.Tx]
+}
+
+// withCommitFailpoint wraps d so that its Commit evaluates
+// failDriverCommit on fps (d itself when fps is nil).
+func withCommitFailpoint(d driver.Driver[*sql.Tx], fps *failpoint.Set) driver.Driver[*sql.Tx] {
+	if fps == nil {
+		return d
+	}
+	w := commitFailpoint{Driver: d, fps: fps}
+	if cb, ok := d.(driver.ClaimBeginner[*sql.Tx]); ok {
+		return commitFailpointClaim{w, cb}
+	}
+	return w
 }
 
 // failpointStream picks the random stream of one start of one worker.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -293,20 +294,24 @@ func testPipeline(t *testing.T, e env) {
 		t.Fatalf("payments: %v %+v", err, res)
 	}
 
-	check := func() *payments.Report {
+	// checkIn checks with the provider's charges less those of the orders
+	// in without (a charge never made), for a run that drained or not.
+	checkIn := func(incomplete bool, without ...string) *payments.Report {
 		t.Helper()
 		charges, err := prov.Charges(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
+		charges = slices.DeleteFunc(charges, func(c payments.ChargeRecord) bool { return slices.Contains(without, c.OrderID) })
 		r, err := payments.Check(ctx, e.store, payments.CheckInput{Orders: orders, Malformed: bad, Charges: charges,
 			Broker: payments.BrokerStats{OrdersStored: uint64(stored), OrdersDelivered: uint64(stored),
-				PaymentsStored: uint64(len(broker.envs)), PaymentsDelivered: uint64(len(pds))}})
+				PaymentsStored: uint64(len(broker.envs)), PaymentsDelivered: uint64(len(pds))}, Incomplete: incomplete})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return r
 	}
+	check := func() *payments.Report { t.Helper(); return checkIn(false) }
 	r := check()
 	if !r.OK || r.Applied != len(orders) || r.Charges != len(orders) || r.DeadLettered != len(bad) ||
 		r.DuplicatesSuppressed != 4 || r.Reprocessed != 1 || r.PartialCommits != 0 {
@@ -314,6 +319,13 @@ func testPipeline(t *testing.T, e env) {
 	}
 	if !strings.Contains(r.Table(), "verdict: OK") {
 		t.Fatalf("table:\n%s", r.Table())
+	}
+	// The same rows from a run that timed out: not OK, no failure, and the
+	// report says INCOMPLETE first.
+	r = checkIn(true)
+	if r.OK || !r.Incomplete || len(r.Failures) > 0 || !strings.HasPrefix(r.Table(), "INCOMPLETE: ") ||
+		!strings.HasSuffix(r.Table(), "verdict: INCOMPLETE\n") {
+		t.Fatalf("incomplete: ok %v, incomplete %v, failures %q; table:\n%s", r.OK, r.Incomplete, r.Failures, r.Table())
 	}
 
 	// Planted faults: a second ledger row for an order, and a second charge
@@ -332,6 +344,57 @@ func testPipeline(t *testing.T, e env) {
 	if r.OK || r.DuplicateEffects != 1 || r.DuplicateCharges != 1 || r.BalanceMismatches == 0 || len(r.Failures) < 3 {
 		t.Fatalf("planted faults not caught: %+v", r)
 	}
+	// What must hold at every moment is checked in an incomplete run too.
+	r = checkIn(true)
+	if r.OK || r.DuplicateEffects != 1 || r.DuplicateCharges != 1 || !hasFailure(r, "1 duplicate effects") || !hasFailure(r, "1 duplicate charges") ||
+		!strings.HasPrefix(r.Table(), "INCOMPLETE: ") || !strings.HasSuffix(r.Table(), "verdict: FAILED\n") {
+		t.Fatalf("incomplete run with planted duplicates: %+v\n%s", r, r.Table())
+	}
+
+	// A planted loss: orders[2] acknowledged but never applied (no ledger
+	// row, debit, claim, payment or charge).
+	lost := orders[2]
+	for _, q := range []string{
+		"DELETE FROM " + table(e.store, "ledger") + " WHERE order_id = $1",
+		"DELETE FROM " + table(e.store, "payments") + " WHERE order_id = $1",
+		"DELETE FROM " + table(e.store, payments.EOSPrefix+"inbox") + " WHERE id = $1",
+	} {
+		if _, err := e.store.DB.ExecContext(ctx, q, lost.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.store.DB.ExecContext(ctx, "UPDATE "+table(e.store, "accounts")+" SET balance = balance + $1 WHERE id = $2", lost.Amount, lost.Account); err != nil {
+		t.Fatal(err)
+	}
+	r = checkIn(false, lost.ID)
+	if r.Missing != 1 || r.MissingCharges != 1 || !hasFailure(r, "1 orders not applied") || !hasFailure(r, "1 orders not charged") {
+		t.Fatalf("planted loss not caught: missing %d, missing charges %d, failures %q", r.Missing, r.MissingCharges, r.Failures)
+	}
+	r = checkIn(true, lost.ID)
+	if hasFailure(r, "not applied") || hasFailure(r, "not charged") || hasFailure(r, "dedupe records") {
+		t.Fatalf("incomplete run: an order in flight is reported lost: %q", r.Failures)
+	}
+
+	// The payment worker applies orders[3] twice; the provider replays the
+	// second request by its key, so only the worker's rows show it.
+	// And a payment row for an order never emitted.
+	ins := "INSERT INTO " + table(e.store, "payments") + " (order_id, charge_id, account, amount, created_us, paid_us) VALUES ($1, 'ch', $2, $3, 0, 0)"
+	if _, err := e.store.DB.ExecContext(ctx, ins, orders[3].ID, orders[3].Account, orders[3].Amount); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.DB.ExecContext(ctx, ins, "ghost", orders[3].Account, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, incomplete := range []bool{false, true} {
+		r = checkIn(incomplete, lost.ID)
+		if r.DuplicateEffects != 2 || r.DuplicateCharges != 1 || !hasFailure(r, "1 payment records for orders never emitted") {
+			t.Fatalf("incomplete %v: planted payment rows not caught: duplicate effects %d, failures %q", incomplete, r.DuplicateEffects, r.Failures)
+		}
+	}
+}
+
+func hasFailure(r *payments.Report, want string) bool {
+	return slices.ContainsFunc(r.Failures, func(f string) bool { return strings.Contains(f, want) })
 }
 
 func table(s payments.Store, name string) string {
