@@ -74,6 +74,12 @@ func TestVerdictCatchesPlantedViolations(t *testing.T) {
 	}{
 		{"loss", func(f runFacts) runFacts { return f.without("b") },
 			func(r *tortureRun) int64 { return r.Lost }, "1 acknowledged orders lost", ""},
+		{"payment lost", func(f runFacts) runFacts {
+			delete(f.PaymentRows, "b") // the PAYMENTS message acked, its effects never committed
+			f.Charges = slices.DeleteFunc(slices.Clone(f.Charges), func(c payments.ChargeRecord) bool { return c.OrderID == "b" })
+			return f
+		},
+			func(r *tortureRun) int64 { return r.Lost }, "1 acknowledged orders lost (0 never applied, 1 applied and never paid)", ""},
 		{"never stored", func(f runFacts) runFacts { f = f.without("b"); f.Stored["b"] = 0; return f },
 			func(r *tortureRun) int64 { return r.Attempted - r.Acknowledged }, "1 orders intended but never stored", ""},
 		{"duplicate ledger row", func(f runFacts) runFacts {

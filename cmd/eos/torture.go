@@ -208,7 +208,7 @@ type tortureRun struct {
 	Attempted    int64 `json:"attempted"`
 	Acknowledged int64 `json:"acknowledged"`
 	Applied      int64 `json:"applied"`    // attempted orders with a ledger row
-	Lost         int64 `json:"lost"`       // acknowledged, never applied
+	Lost         int64 `json:"lost"`       // acknowledged, never applied (or applied, never paid)
 	Duplicated   int64 `json:"duplicated"` // ledger or payment rows beyond the first per order
 	Unexpected   int64 `json:"unexpected"` // applied, never intended
 	// Indeterminate: orders with a publish that ended without a PubAck
