@@ -183,8 +183,9 @@ func (p *producer) publishBad(ctx context.Context, b payments.BadInput) error {
 		return err
 	}
 	// Without an id the broker cannot drop a resend, so a resend may be
-	// stored twice: the copies are identical, and the inbox dead-letters
-	// such a message under an id derived from its content, once.
+	// stored twice: each copy is its own stream message, and the inbox
+	// dead-letters each once, under an id derived from its stream position
+	// (the checker counts a malformed input once however many copies).
 	msg := &nats.Msg{Subject: subject, Data: b.Message.Payload, Header: nats.Header{}}
 	msg.Header.Set(natsjs.HeaderKey, b.Message.Key)
 	msg.Header.Set(natsjs.HeaderCreatedAt, time.Now().UTC().Format(time.RFC3339Nano))

@@ -451,7 +451,10 @@ func (d *demo) runFacts(ctx context.Context) (runFacts, error) {
 	for q, dst := range map[string]*int64{
 		"SELECT count(*) FROM " + s.Table(payments.EOSPrefix+"outbox") + " WHERE sent_at IS NULL": &f.Unsent,
 		"SELECT count(*) FROM " + s.Table(payments.EOSPrefix+"inbox_quarantine"):                  &f.Quarantined,
-		"SELECT count(*) FROM " + s.Table(payments.EOSPrefix+"dead_letters"):                      &f.DeadLettered,
+		// Dead-lettered inputs: an id-less one stored twice by the broker
+		// (its resend could not be dropped) has a record per copy, counted once.
+		"SELECT count(*) FROM (SELECT DISTINCT CASE WHEN invalid THEN payload END, CASE WHEN invalid THEN NULL ELSE id END FROM " +
+			s.Table(payments.EOSPrefix+"dead_letters") + ") d": &f.DeadLettered,
 	} {
 		if err := s.DB.QueryRowContext(ctx, q).Scan(dst); err != nil {
 			return f, fmt.Errorf("%s: %w", q, err)

@@ -326,24 +326,22 @@ func Check(ctx context.Context, s Store, in CheckInput) (*Report, error) {
 	r.DeadLettered = len(r.DeadLetters)
 	matched := map[string]bool{}
 	for _, b := range in.Malformed {
-		key := ""
+		found := false
 		if b.NoMessageID {
-			// Dead-lettered as invalid under an id derived from its content.
+			// Dead-lettered as invalid, once per stream message: a resend
+			// without an id the broker could not drop is stored twice, and
+			// each copy gets its own record (named by its stream position).
 			for k, p := range deadPayload {
 				if strings.HasPrefix(k, OrdersConsumer+"\x00invalid-") && bytes.Equal(p, b.Message.Payload) {
-					key = k
+					matched[k], found = true, true
 				}
 			}
 		} else if _, ok := dead[OrdersConsumer+"\x00"+b.Message.ID]; ok {
-			key = OrdersConsumer + "\x00" + b.Message.ID
+			matched[OrdersConsumer+"\x00"+b.Message.ID], found = true, true
 		}
-		if key == "" {
-			if !in.Incomplete {
-				r.fail("malformed input (%s) was not dead-lettered", b.Why)
-			}
-			continue
+		if !found && !in.Incomplete {
+			r.fail("malformed input (%s) was not dead-lettered", b.Why)
 		}
-		matched[key] = true
 	}
 	for k, d := range dead {
 		if !matched[k] {
