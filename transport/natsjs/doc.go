@@ -30,9 +30,12 @@
 //
 // # Ordering
 //
-// Messages published on one connection reach the stream in publish order.
-// With a window larger than one, a message the server refuses while it
-// accepts the next ones would be stored after them when the relay retries
-// it; the server refuses a message only on a stream limit or a storage
-// error. Set Window to 1 where strict per-key order must survive those.
+// Messages of one key (Eos-Key; an empty key orders nothing) reach the
+// stream in publish order whatever the broker does: the Publisher sends a
+// message only once the previous message of its key was acknowledged, and
+// never lets nats.go retry a publish on its own (its retries on "no
+// responders", during a restart or a leader election, run on a timer per
+// message and land out of order). Messages of distinct keys share the
+// window, so many keys publish at the window's pace and one key at the
+// pace of one round trip per message.
 package natsjs
