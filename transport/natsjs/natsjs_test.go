@@ -2,6 +2,7 @@ package natsjs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"maps"
 	"slices"
@@ -470,15 +471,24 @@ func TestFailPublishAckLost(t *testing.T) {
 }
 
 // TestFailAckLost arms the lost-ack point once: Ack reports success, the
-// broker never hears of it and delivers the message again.
+// broker never hears of it and delivers the message again; the second ack
+// reaches it. The consumer samples every ack it processes, so the broker
+// itself says which acks it got.
 func TestFailAckLost(t *testing.T) {
 	js := embedded(t, "ack.>")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cons, err := EnsureConsumer(ctx, js, ConsumerConfig{Stream: "S", Durable: "c", AckWait: testAckWait})
+	cons, err := js.CreateConsumer(ctx, "S", jetstream.ConsumerConfig{
+		Durable: "c", AckPolicy: jetstream.AckExplicitPolicy, AckWait: testAckWait, SampleFrequency: "100%",
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	acks, err := js.Conn().SubscribeSync("$JS.EVENT.METRIC.CONSUMER.ACK.S.c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer acks.Unsubscribe()
 	fps := &failpoint.Set{}
 	fps.Arm(FailAckLost, failpoint.Times(1, failpoint.Error()))
 	sub, err := NewSubscriber(cons, SubscriberConfig{Buffer: 1, Failpoints: fps})
@@ -505,5 +515,20 @@ func TestFailAckLost(t *testing.T) {
 		if err := d.Ack(ctx); err != nil {
 			t.Fatalf("ack %d: %v (a lost plain ack reports success)", want, err)
 		}
+	}
+	// The first ack the broker processed is that of the second delivery.
+	m, err := acks.NextMsgWithContext(ctx)
+	if err != nil {
+		t.Fatalf("no ack reached the broker: %v", err)
+	}
+	var got struct {
+		StreamSeq  uint64 `json:"stream_seq"`
+		Deliveries uint64 `json:"deliveries"`
+	}
+	if err := json.Unmarshal(m.Data, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.StreamSeq != 1 || got.Deliveries != 2 {
+		t.Errorf("the broker got an ack of sequence %d, delivery %d; want sequence 1, delivery 2", got.StreamSeq, got.Deliveries)
 	}
 }
