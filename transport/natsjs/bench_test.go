@@ -55,7 +55,7 @@ func BenchmarkRelay(b *testing.B) {
 	}
 	ctx := context.Background()
 	for _, name := range []string{"RAW", "RELAY", "KEYS", "ONEKEY"} {
-		if _, err := EnsureStream(ctx, js, StreamConfig{Name: name, Subjects: []string{name + ".>"}}); err != nil {
+		if _, _, err := EnsureStream(ctx, js, StreamConfig{Name: name, Subjects: []string{name + ".>"}}); err != nil {
 			b.Fatal(err)
 		}
 	}

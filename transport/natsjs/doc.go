@@ -11,8 +11,10 @@
 //     commits. Plain acks by default: a lost ack means a redelivery, which the
 //     inbox's claim absorbs; double acks (about 5× slower here) are an option.
 //   - [EnsureStream] and [EnsureConsumer] provision with validated
-//     configuration; [RedeliveryHorizon] tells how late a message can come
-//     back, which the dedupe retention must cover.
+//     configuration: they create, or set on an existing stream or consumer
+//     only the fields their config names, and report what they changed;
+//     [RedeliveryHorizon] tells how late a message can come back, which the
+//     dedupe retention must cover.
 //
 // The embedded server lives in the sub-package natsembed, so that a program
 // that talks to an external NATS does not link nats-server.

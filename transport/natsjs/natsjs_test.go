@@ -128,14 +128,14 @@ func harness(t *testing.T, connect func(*testing.T) *nats.Conn, restart func(*te
 	b := &broker{}
 	b.connect(t, connect)
 	ctx := context.Background()
-	if _, err := EnsureStream(ctx, b.js, StreamConfig{Name: name, Subjects: []string{subject}}); err != nil {
+	if _, _, err := EnsureStream(ctx, b.js, StreamConfig{Name: name, Subjects: []string{subject}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		js, _ := b.current()
 		js.DeleteStream(context.Background(), name) // an external server keeps it otherwise
 	})
-	if _, err := EnsureConsumer(ctx, b.js, ConsumerConfig{Stream: name, Durable: "eos", AckWait: testAckWait}); err != nil {
+	if _, _, err := EnsureConsumer(ctx, b.js, ConsumerConfig{Stream: name, Durable: "eos", AckWait: testAckWait}); err != nil {
 		t.Fatal(err)
 	}
 	h := &transporttest.Harness{
@@ -181,7 +181,7 @@ func embedded(t *testing.T, subject string) jetstream.JetStream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := EnsureStream(context.Background(), js, StreamConfig{Name: "S", Subjects: []string{subject}}); err != nil {
+	if _, _, err := EnsureStream(context.Background(), js, StreamConfig{Name: "S", Subjects: []string{subject}}); err != nil {
 		t.Fatal(err)
 	}
 	return js
@@ -239,7 +239,7 @@ func TestMessageMappingOverServer(t *testing.T) {
 	if _, err := pub.Publish(ctx, []outbox.Envelope{{Topic: "map.a", Message: m}}); err != nil {
 		t.Fatal(err)
 	}
-	cons, err := EnsureConsumer(ctx, js, ConsumerConfig{Stream: "S", Durable: "d"})
+	cons, _, err := EnsureConsumer(ctx, js, ConsumerConfig{Stream: "S", Durable: "d"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,13 +271,13 @@ func TestConfigErrors(t *testing.T) {
 	stream := func(f func(*StreamConfig)) error {
 		c := okStream
 		f(&c)
-		_, err := EnsureStream(ctx, nil, c) // refused before the broker is asked
+		_, _, err := EnsureStream(ctx, nil, c) // refused before the broker is asked
 		return err
 	}
 	consumer := func(f func(*ConsumerConfig)) error {
 		c := okCons
 		f(&c)
-		_, err := EnsureConsumer(ctx, nil, c)
+		_, _, err := EnsureConsumer(ctx, nil, c)
 		return err
 	}
 	js := embedded(t, "cfg.>")
@@ -321,7 +321,7 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("%s: field %q, want %q", tc.name, ce.Field, tc.field)
 		}
 	}
-	cons, err := EnsureConsumer(ctx, js, ConsumerConfig{Stream: "S", Durable: "d"})
+	cons, _, err := EnsureConsumer(ctx, js, ConsumerConfig{Stream: "S", Durable: "d"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +329,7 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("negative buffer: %v", err)
 	}
 	// The server's own default: the window shrinks to a shorter MaxAge.
-	if _, err := EnsureStream(ctx, js, StreamConfig{Name: "Aged", Subjects: []string{"aged"}, MaxAge: time.Minute}); err != nil {
+	if _, _, err := EnsureStream(ctx, js, StreamConfig{Name: "Aged", Subjects: []string{"aged"}, MaxAge: time.Minute}); err != nil {
 		t.Errorf("MaxAge under the default window: %v", err)
 	}
 }

@@ -45,7 +45,7 @@ func TestKeyOrderAcrossRestart(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if _, err := EnsureStream(ctx, js, StreamConfig{Name: "S", Subjects: []string{"ord.>"}}); err != nil {
+	if _, _, err := EnsureStream(ctx, js, StreamConfig{Name: "S", Subjects: []string{"ord.>"}}); err != nil {
 		t.Fatal(err)
 	}
 	pub, err := NewPublisher(js, PublisherConfig{AckTimeout: 5 * time.Second})
