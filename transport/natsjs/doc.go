@@ -10,6 +10,9 @@
 //     explicit acks, which the inbox sends only after its transaction
 //     commits. Plain acks by default: a lost ack means a redelivery, which the
 //     inbox's claim absorbs; double acks (about 5× slower here) are an option.
+//     It pulls about one batch ahead, bounded in messages and bytes, keeps
+//     the batch the inbox holds in progress, and on Close hands what it
+//     pulled ahead back at once.
 //   - [EnsureStream] and [EnsureConsumer] provision with validated
 //     configuration: they create, or set on an existing stream or consumer
 //     only the fields their config names, and report what they changed;

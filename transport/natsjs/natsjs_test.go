@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/compact"
+	"github.com/eoskit/eos/driver/drivertest"
 	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/inbox"
 	"github.com/eoskit/eos/internal/testenv"
@@ -325,8 +327,18 @@ func TestConfigErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewSubscriber(cons, SubscriberConfig{Buffer: -1}); !errors.Is(err, eos.ErrInvalidConfig) {
-		t.Errorf("negative buffer: %v", err)
+	for _, tc := range []struct {
+		field string
+		cfg   SubscriberConfig
+	}{
+		{"natsjs.SubscriberConfig.Buffer", SubscriberConfig{Buffer: -1}},
+		{"natsjs.SubscriberConfig.BufferBytes", SubscriberConfig{BufferBytes: 1 << 20}},
+		{"natsjs.SubscriberConfig.CloseTimeout", SubscriberConfig{CloseTimeout: -time.Second}},
+	} {
+		var ce *eos.ConfigError
+		if _, err := NewSubscriber(cons, tc.cfg); !errors.As(err, &ce) || ce.Field != tc.field {
+			t.Errorf("%+v: %v, want a configuration error on %s", tc.cfg, err, tc.field)
+		}
 	}
 	// The server's own default: the window shrinks to a shorter MaxAge.
 	if _, _, err := EnsureStream(ctx, js, StreamConfig{Name: "Aged", Subjects: []string{"aged"}, MaxAge: time.Minute}); err != nil {
@@ -339,28 +351,54 @@ func second[T any](_ T, err error) error { return err }
 func TestRedeliveryHorizon(t *testing.T) {
 	s := StreamConfig{Name: "S", Subjects: []string{"s"}}
 	tests := []struct {
-		name string
-		s    StreamConfig
-		c    ConsumerConfig
-		want time.Duration
+		name      string
+		s         StreamConfig
+		c         ConsumerConfig
+		republish time.Duration
+		want      time.Duration
 	}{
-		{"defaults", s, ConsumerConfig{}, 1000 * 30 * time.Second},
-		{"ack wait × max deliver", s, ConsumerConfig{AckWait: 10 * time.Second, MaxDeliver: 20}, 200 * time.Second},
-		{"backoff then its last step", s, ConsumerConfig{MaxDeliver: 10, BackOff: []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}},
+		{"defaults", s, ConsumerConfig{}, 0, 1000 * 30 * time.Second},
+		{"ack wait × max deliver", s, ConsumerConfig{AckWait: 10 * time.Second, MaxDeliver: 20}, 0, 200 * time.Second},
+		{"backoff then its last step", s, ConsumerConfig{MaxDeliver: 10, BackOff: []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}}, 0,
 			time.Second + 5*time.Second + 8*30*time.Second},
-		{"window larger", StreamConfig{Name: "S", Subjects: []string{"s"}, Duplicates: time.Hour}, ConsumerConfig{AckWait: time.Second, MaxDeliver: 5}, time.Hour},
-		{"default window larger", s, ConsumerConfig{AckWait: time.Second, MaxDeliver: 3}, 2 * time.Minute},
-		{"saturates", s, ConsumerConfig{AckWait: time.Hour, MaxDeliver: 1 << 40}, time.Duration(1<<63 - 1)},
+		{"window larger", StreamConfig{Name: "S", Subjects: []string{"s"}, Duplicates: time.Hour}, ConsumerConfig{AckWait: time.Second, MaxDeliver: 5}, 0, time.Hour},
+		{"default window larger", s, ConsumerConfig{AckWait: time.Second, MaxDeliver: 3}, 0, 2 * time.Minute},
+		{"saturates", s, ConsumerConfig{AckWait: time.Hour, MaxDeliver: 1 << 40}, 0, time.Duration(1<<63 - 1)},
+		{"re-publish inside the window", s, ConsumerConfig{AckWait: time.Second, MaxDeliver: 3}, time.Minute, 2 * time.Minute},
+		{"re-publish past the window, then redelivered", s, ConsumerConfig{AckWait: time.Second, MaxDeliver: 3}, 24 * time.Hour,
+			24*time.Hour + 3*time.Second},
+		{"re-publish saturates", s, ConsumerConfig{AckWait: time.Hour, MaxDeliver: 1 << 30}, 1 << 62, time.Duration(1<<63 - 1)},
 	}
 	for _, tc := range tests {
 		tc.c.Stream, tc.c.Durable = "S", "d"
-		got, err := RedeliveryHorizon(tc.s, tc.c)
+		got, err := RedeliveryHorizon(tc.s, tc.c, tc.republish)
 		if err != nil || got != tc.want {
 			t.Errorf("%s: %v, %v; want %v", tc.name, got, err, tc.want)
 		}
 	}
-	if _, err := RedeliveryHorizon(s, ConsumerConfig{Stream: "S", Durable: "d", MaxDeliver: -1}); !errors.Is(err, eos.ErrInvalidConfig) {
+	c := ConsumerConfig{Stream: "S", Durable: "d"}
+	if _, err := RedeliveryHorizon(s, ConsumerConfig{Stream: "S", Durable: "d", MaxDeliver: -1}, 0); !errors.Is(err, eos.ErrInvalidConfig) {
 		t.Errorf("unlimited redelivery: %v, want a configuration error", err)
+	}
+	if _, err := RedeliveryHorizon(s, c, -time.Second); !errors.Is(err, eos.ErrInvalidConfig) {
+		t.Errorf("negative re-publish horizon: %v, want a configuration error", err)
+	}
+}
+
+// TestRetentionCoversRepublish is the bound enforced: a relay that may
+// re-publish for a day (a day-long broker outage) makes compact refuse a
+// dedupe retention of twelve hours, which a copy re-published past the
+// two-minute duplicate window would outlive.
+func TestRetentionCoversRepublish(t *testing.T) {
+	e := drivertest.SQLite(t)
+	h, err := RedeliveryHorizon(StreamConfig{Name: "S", Subjects: []string{"s"}}, ConsumerConfig{Stream: "S", Durable: "d"}, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = compact.New(e.Driver, compact.Config{RedeliveryHorizon: h, Retention: 12 * time.Hour})
+	var ce *eos.ConfigError
+	if !errors.As(err, &ce) || ce.Field != "compact.Config.Retention" {
+		t.Errorf("retention 12h under a horizon of %v: %v, want a configuration error on Retention", h, err)
 	}
 }
 

@@ -128,10 +128,11 @@ type ConsumerConfig struct {
 	// FilterSubject narrows the stream's subjects; empty takes all.
 	FilterSubject string
 	// AckWait is how long JetStream waits for an ack before redelivering.
-	// Default 30s, at least 1s. It runs from the delivery to the client, so
-	// it must exceed the time a message waits in the Subscriber's buffer plus
-	// the inbox's longest batch; otherwise messages come back while they are
-	// being processed (harmless, but wasted work).
+	// Default 30s, at least 1s. It runs from the delivery to the client.
+	// The Subscriber keeps a batch the inbox holds alive however long it
+	// takes, but not the messages pulled ahead (about one batch): AckWait
+	// must exceed the time they wait, a batch's processing, or they come
+	// back while still buffered (harmless, but wasted work).
 	AckWait time.Duration
 	// MaxDeliver bounds deliveries of one message. Default 1000. Keep it
 	// well above the inbox's MaxAttempts and the redeliveries a store outage
@@ -300,17 +301,31 @@ func sameSet(a, b []string) bool {
 	return slices.Equal(norm(a), norm(b))
 }
 
-// RedeliveryHorizon is how late the pair can bring a message back: the
-// longer of the stream's duplicate window (a re-publish inside it is
-// dropped by JetStream itself) and the time the consumer keeps redelivering
-// (MaxDeliver waits of AckWait, or the BackOff steps). The inbox's dedupe
-// retention must be at least this (compact.Config.RedeliveryHorizon).
-func RedeliveryHorizon(s StreamConfig, c ConsumerConfig) (time.Duration, error) {
+// RedeliveryHorizon is how late, after the inbox claimed a message, the
+// stream and consumer can bring it back; the inbox's dedupe retention must
+// be at least this (compact.Config.RedeliveryHorizon, which compact
+// enforces). It is the longer of the stream's duplicate window and the
+// time the consumer keeps redelivering (MaxDeliver waits of AckWait, or the
+// BackOff steps), and, when republish is longer than the duplicate window,
+// republish plus that redelivery time.
+//
+// republish is the longest time after a message's first publish that a
+// producer may publish it again: the relay re-publishes what it published
+// but could not mark sent, after a crash or through a broker outage, for as
+// long as those last; a producer's own retries likewise. Inside the
+// duplicate window JetStream drops a re-publish; past it the copy is a new
+// stream message, delivered and redelivered like any other, which only the
+// inbox's dedupe record can suppress. Zero says re-publishes stay inside
+// the window.
+func RedeliveryHorizon(s StreamConfig, c ConsumerConfig, republish time.Duration) (time.Duration, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
 	if err := c.check(); err != nil {
 		return 0, err
+	}
+	if republish < 0 {
+		return 0, &eos.ConfigError{Field: "natsjs.RedeliveryHorizon republish", Reason: fmt.Sprintf("negative (%v)", republish)}
 	}
 	var redeliver time.Duration
 	if n := len(c.BackOff); n > 0 {
@@ -322,7 +337,11 @@ func RedeliveryHorizon(s StreamConfig, c ConsumerConfig) (time.Duration, error) 
 	} else {
 		redeliver = satMul(c.AckWait, c.MaxDeliver)
 	}
-	return max(s.Duplicates, redeliver), nil
+	horizon := max(s.Duplicates, redeliver)
+	if republish > s.Duplicates {
+		horizon = max(horizon, satAdd(republish, redeliver))
+	}
+	return horizon, nil
 }
 
 const maxDuration = time.Duration(math.MaxInt64)
