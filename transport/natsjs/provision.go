@@ -281,24 +281,23 @@ func set[T comparable](p *Provisioned, field string, cur *T, want T) {
 	}
 }
 
+// subjectSet returns the subjects of ss, sorted, without repeats or empty
+// strings.
+func subjectSet(ss []string) []string {
+	ss = slices.DeleteFunc(slices.Clone(ss), func(s string) bool { return s == "" })
+	slices.Sort(ss)
+	return slices.Compact(ss)
+}
+
+// sameSet reports whether a and b hold the same subjects.
+func sameSet(a, b []string) bool { return slices.Equal(subjectSet(a), subjectSet(b)) }
+
 // subjectsText shows a list of subjects; no subject is all of them.
 func subjectsText(ss []string) string {
-	ss = slices.DeleteFunc(slices.Clone(ss), func(s string) bool { return s == "" })
-	if len(ss) == 0 {
+	if ss = subjectSet(ss); len(ss) == 0 {
 		return "(all)"
 	}
 	return strings.Join(ss, " ")
-}
-
-// sameSet reports whether a and b hold the same strings, ignoring order,
-// repeats and empty strings.
-func sameSet(a, b []string) bool {
-	norm := func(s []string) []string {
-		s = slices.DeleteFunc(slices.Clone(s), func(x string) bool { return x == "" })
-		slices.Sort(s)
-		return slices.Compact(s)
-	}
-	return slices.Equal(norm(a), norm(b))
 }
 
 // RedeliveryHorizon is how late, after the inbox claimed a message, the
