@@ -16,10 +16,12 @@ type Config struct {
 	// Retention is how long dedupe records (and attempt counters) are kept.
 	// Default 7 days; at least RedeliveryHorizon.
 	Retention time.Duration
-	// RedeliveryHorizon is the longest a transport may take to redeliver a
-	// message (e.g. natsjs's RedeliveryHorizon: max of the duplicate window
-	// and MaxDeliver × AckWait; for Kafka, the topic's retention). Required:
-	// eos will not guess it.
+	// RedeliveryHorizon is the longest a transport may take to bring a
+	// message back after the inbox claimed it: its own redeliveries, and a
+	// producer's re-publish that comes after the broker's dedupe window and
+	// so arrives as a new message (e.g. natsjs.RedeliveryHorizon, given the
+	// producers' re-publish horizon; for Kafka, the topic's retention).
+	// Required: eos will not guess it.
 	RedeliveryHorizon time.Duration
 	// OutboxRetention is how long sent outbox rows are kept. Default 24h.
 	OutboxRetention time.Duration

@@ -460,18 +460,18 @@ func (d *demo) provision(ctx context.Context) error {
 	}
 	t := d.topo
 	d.streamsUp = true
-	if _, err := natsjs.EnsureStream(ctx, d.js, natsjs.StreamConfig{Name: t.OrdersStream, Subjects: []string{t.ordersSubject()},
+	if _, _, err := natsjs.EnsureStream(ctx, d.js, natsjs.StreamConfig{Name: t.OrdersStream, Subjects: []string{t.ordersSubject()},
 		Duplicates: ordersDupWindow}); err != nil {
 		return err
 	}
-	if _, err := natsjs.EnsureStream(ctx, d.js, natsjs.StreamConfig{Name: t.PaymentsStream, Subjects: []string{t.paymentsSubject()}}); err != nil {
+	if _, _, err := natsjs.EnsureStream(ctx, d.js, natsjs.StreamConfig{Name: t.PaymentsStream, Subjects: []string{t.paymentsSubject()}}); err != nil {
 		return err
 	}
 	for _, c := range []natsjs.ConsumerConfig{
 		{Stream: t.OrdersStream, Durable: ordersDurable, AckWait: ackWait, MaxDeliver: maxDeliver},
 		{Stream: t.PaymentsStream, Durable: paymentsDurable, AckWait: ackWait, MaxDeliver: maxDeliver},
 	} {
-		cons, err := natsjs.EnsureConsumer(ctx, d.js, c)
+		cons, _, err := natsjs.EnsureConsumer(ctx, d.js, c)
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -27,7 +28,11 @@ const (
 //   - raw: asynchronous JetStream publishes with Nats-Msg-Id, at most 256
 //     awaiting their ack;
 //   - relay: outbox.Relay forwarding rows from SQLite (synchronous=FULL)
-//     through Publisher, batches of 256, window 256;
+//     through Publisher, batches of 256, window 256, rows without a key;
+//   - relay_keys: the same with a key of its own on every row (many
+//     distinct keys, each row waits for no other);
+//   - relay_onekey: the same with one key on every row (each row waits for
+//     the ack of the one before);
 //   - atomic: JetStream atomic batches of 256 (one commit and one PubAck per
 //     batch), one batch awaiting its answer at a time, and four.
 //
@@ -49,8 +54,8 @@ func BenchmarkRelay(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	for _, name := range []string{"RAW", "RELAY"} {
-		if _, err := EnsureStream(ctx, js, StreamConfig{Name: name, Subjects: []string{name + ".>"}}); err != nil {
+	for _, name := range []string{"RAW", "RELAY", "KEYS", "ONEKEY"} {
+		if _, _, err := EnsureStream(ctx, js, StreamConfig{Name: name, Subjects: []string{name + ".>"}}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -58,7 +63,9 @@ func BenchmarkRelay(b *testing.B) {
 	payload := []byte("1234567890123456789012345678901234567890123456789012345678901234") // 64 bytes
 
 	e := drivertest.SQLite(b)
-	relay := setupRelay(b, e, js, b.N, payload)
+	relay := setupRelay(b, e, js, "RELAY.x", b.N, payload, func(int) string { return "" })
+	keysRelay := setupRelay(b, drivertest.SQLite(b), js, "KEYS.x", b.N, payload, func(i int) string { return strconv.Itoa(i) })
+	oneKeyRelay := setupRelay(b, drivertest.SQLite(b), js, "ONEKEY.x", b.N, payload, func(int) string { return "k" })
 	ids := func() []string {
 		out := make([]string, b.N)
 		for i := range out {
@@ -70,16 +77,9 @@ func BenchmarkRelay(b *testing.B) {
 
 	b.ResetTimer()
 	raw := rate(b, b.N, func() error { return publishRaw(js, "RAW.x", rawIDs, payload) })
-	relayed := rate(b, b.N, func() error {
-		for sent := 0; sent < b.N; {
-			n, err := relay.Forward(ctx)
-			if err != nil {
-				return err
-			}
-			sent += n
-		}
-		return nil
-	})
+	relayed := rate(b, b.N, func() error { return forwardAll(ctx, relay, b.N) })
+	keyed := rate(b, b.N, func() error { return forwardAll(ctx, keysRelay, b.N) })
+	oneKey := rate(b, b.N, func() error { return forwardAll(ctx, oneKeyRelay, b.N) })
 	atomic1 := rate(b, b.N, func() error { return publishAtomicBatches(nc, "ATOMIC.x", atomicIDs, payload, 1) })
 	atomic4 := rate(b, b.N, func() error { return publishAtomicBatches(nc, "ATOMIC.x", atomic4IDs, payload, 4) })
 	b.StopTimer()
@@ -87,6 +87,10 @@ func BenchmarkRelay(b *testing.B) {
 	b.ReportMetric(raw, "raw_events/s")
 	b.ReportMetric(relayed, "relay_events/s")
 	b.ReportMetric(relayed/raw, "relay/raw")
+	b.ReportMetric(keyed, "relay_keys_events/s")
+	b.ReportMetric(keyed/raw, "relay_keys/raw")
+	b.ReportMetric(oneKey, "relay_onekey_events/s")
+	b.ReportMetric(oneKey/raw, "relay_onekey/raw")
 	b.ReportMetric(atomic1, "atomic1_events/s")
 	b.ReportMetric(atomic4, "atomic4_events/s")
 	b.ReportMetric(atomic4/raw, "atomic4/raw")
@@ -101,8 +105,21 @@ func rate(b *testing.B, n int, f func() error) float64 {
 	return float64(n) / time.Since(start).Seconds()
 }
 
-// setupRelay enqueues n rows and returns a relay that forwards them.
-func setupRelay(b *testing.B, e *drivertest.Engine[*sql.Tx], js jetstream.JetStream, n int, payload []byte) *outbox.Relay[*sql.Tx] {
+// forwardAll forwards n rows through r.
+func forwardAll(ctx context.Context, r *outbox.Relay[*sql.Tx], n int) error {
+	for sent := 0; sent < n; {
+		k, err := r.Forward(ctx)
+		if err != nil {
+			return err
+		}
+		sent += k
+	}
+	return nil
+}
+
+// setupRelay enqueues n rows on topic, row i with key(i), and returns a
+// relay that forwards them.
+func setupRelay(b *testing.B, e *drivertest.Engine[*sql.Tx], js jetstream.JetStream, topic string, n int, payload []byte, key func(int) string) *outbox.Relay[*sql.Tx] {
 	ctx := context.Background()
 	ob, err := outbox.New(e.Driver, outbox.Config{})
 	if err != nil {
@@ -115,9 +132,9 @@ func setupRelay(b *testing.B, e *drivertest.Engine[*sql.Tx], js jetstream.JetStr
 		}
 		ms := make([]eos.Message, min(1000, n-i))
 		for j := range ms {
-			ms[j] = eos.Message{Payload: payload}
+			ms[j] = eos.Message{Payload: payload, Key: key(i + j)}
 		}
-		if err := ob.Enqueue(ctx, tx, "RELAY.x", ms...); err != nil {
+		if err := ob.Enqueue(ctx, tx, topic, ms...); err != nil {
 			b.Fatal(err)
 		}
 		if err := e.Driver.Commit(ctx, tx); err != nil {

@@ -10,9 +10,14 @@
 //     explicit acks, which the inbox sends only after its transaction
 //     commits. Plain acks by default: a lost ack means a redelivery, which the
 //     inbox's claim absorbs; double acks (about 5× slower here) are an option.
+//     It pulls about one batch ahead, bounded in messages and bytes, keeps
+//     the batch the inbox holds in progress, and on Close hands what it
+//     pulled ahead back at once.
 //   - [EnsureStream] and [EnsureConsumer] provision with validated
-//     configuration; [RedeliveryHorizon] tells how late a message can come
-//     back, which the dedupe retention must cover.
+//     configuration: they create, or set on an existing stream or consumer
+//     only the fields their config names, and report what they changed;
+//     [RedeliveryHorizon] tells how late a message can come back, which the
+//     dedupe retention must cover.
 //
 // The embedded server lives in the sub-package natsembed, so that a program
 // that talks to an external NATS does not link nats-server.
@@ -30,9 +35,12 @@
 //
 // # Ordering
 //
-// Messages published on one connection reach the stream in publish order.
-// With a window larger than one, a message the server refuses while it
-// accepts the next ones would be stored after them when the relay retries
-// it; the server refuses a message only on a stream limit or a storage
-// error. Set Window to 1 where strict per-key order must survive those.
+// Messages of one key (Eos-Key; an empty key orders nothing) reach the
+// stream in publish order whatever the broker does: the Publisher sends a
+// message only once the previous message of its key was acknowledged, and
+// never lets nats.go retry a publish on its own (its retries on "no
+// responders", during a restart or a leader election, run on a timer per
+// message and land out of order). Messages of distinct keys share the
+// window, so many keys publish at the window's pace and one key at the
+// pace of one round trip per message.
 package natsjs

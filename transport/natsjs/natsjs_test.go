@@ -2,6 +2,7 @@ package natsjs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"maps"
 	"slices"
@@ -14,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/compact"
+	"github.com/eoskit/eos/driver/drivertest"
 	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/inbox"
 	"github.com/eoskit/eos/internal/testenv"
@@ -127,14 +130,14 @@ func harness(t *testing.T, connect func(*testing.T) *nats.Conn, restart func(*te
 	b := &broker{}
 	b.connect(t, connect)
 	ctx := context.Background()
-	if _, err := EnsureStream(ctx, b.js, StreamConfig{Name: name, Subjects: []string{subject}}); err != nil {
+	if _, _, err := EnsureStream(ctx, b.js, StreamConfig{Name: name, Subjects: []string{subject}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		js, _ := b.current()
 		js.DeleteStream(context.Background(), name) // an external server keeps it otherwise
 	})
-	if _, err := EnsureConsumer(ctx, b.js, ConsumerConfig{Stream: name, Durable: "eos", AckWait: testAckWait}); err != nil {
+	if _, _, err := EnsureConsumer(ctx, b.js, ConsumerConfig{Stream: name, Durable: "eos", AckWait: testAckWait}); err != nil {
 		t.Fatal(err)
 	}
 	h := &transporttest.Harness{
@@ -180,7 +183,7 @@ func embedded(t *testing.T, subject string) jetstream.JetStream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := EnsureStream(context.Background(), js, StreamConfig{Name: "S", Subjects: []string{subject}}); err != nil {
+	if _, _, err := EnsureStream(context.Background(), js, StreamConfig{Name: "S", Subjects: []string{subject}}); err != nil {
 		t.Fatal(err)
 	}
 	return js
@@ -238,7 +241,7 @@ func TestMessageMappingOverServer(t *testing.T) {
 	if _, err := pub.Publish(ctx, []outbox.Envelope{{Topic: "map.a", Message: m}}); err != nil {
 		t.Fatal(err)
 	}
-	cons, err := EnsureConsumer(ctx, js, ConsumerConfig{Stream: "S", Durable: "d"})
+	cons, _, err := EnsureConsumer(ctx, js, ConsumerConfig{Stream: "S", Durable: "d"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,13 +273,13 @@ func TestConfigErrors(t *testing.T) {
 	stream := func(f func(*StreamConfig)) error {
 		c := okStream
 		f(&c)
-		_, err := EnsureStream(ctx, nil, c) // refused before the broker is asked
+		_, _, err := EnsureStream(ctx, nil, c) // refused before the broker is asked
 		return err
 	}
 	consumer := func(f func(*ConsumerConfig)) error {
 		c := okCons
 		f(&c)
-		_, err := EnsureConsumer(ctx, nil, c)
+		_, _, err := EnsureConsumer(ctx, nil, c)
 		return err
 	}
 	js := embedded(t, "cfg.>")
@@ -320,15 +323,25 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("%s: field %q, want %q", tc.name, ce.Field, tc.field)
 		}
 	}
-	cons, err := EnsureConsumer(ctx, js, ConsumerConfig{Stream: "S", Durable: "d"})
+	cons, _, err := EnsureConsumer(ctx, js, ConsumerConfig{Stream: "S", Durable: "d"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewSubscriber(cons, SubscriberConfig{Buffer: -1}); !errors.Is(err, eos.ErrInvalidConfig) {
-		t.Errorf("negative buffer: %v", err)
+	for _, tc := range []struct {
+		field string
+		cfg   SubscriberConfig
+	}{
+		{"natsjs.SubscriberConfig.Buffer", SubscriberConfig{Buffer: -1}},
+		{"natsjs.SubscriberConfig.BufferBytes", SubscriberConfig{BufferBytes: 1 << 20}},
+		{"natsjs.SubscriberConfig.CloseTimeout", SubscriberConfig{CloseTimeout: -time.Second}},
+	} {
+		var ce *eos.ConfigError
+		if _, err := NewSubscriber(cons, tc.cfg); !errors.As(err, &ce) || ce.Field != tc.field {
+			t.Errorf("%+v: %v, want a configuration error on %s", tc.cfg, err, tc.field)
+		}
 	}
 	// The server's own default: the window shrinks to a shorter MaxAge.
-	if _, err := EnsureStream(ctx, js, StreamConfig{Name: "Aged", Subjects: []string{"aged"}, MaxAge: time.Minute}); err != nil {
+	if _, _, err := EnsureStream(ctx, js, StreamConfig{Name: "Aged", Subjects: []string{"aged"}, MaxAge: time.Minute}); err != nil {
 		t.Errorf("MaxAge under the default window: %v", err)
 	}
 }
@@ -338,28 +351,54 @@ func second[T any](_ T, err error) error { return err }
 func TestRedeliveryHorizon(t *testing.T) {
 	s := StreamConfig{Name: "S", Subjects: []string{"s"}}
 	tests := []struct {
-		name string
-		s    StreamConfig
-		c    ConsumerConfig
-		want time.Duration
+		name      string
+		s         StreamConfig
+		c         ConsumerConfig
+		republish time.Duration
+		want      time.Duration
 	}{
-		{"defaults", s, ConsumerConfig{}, 1000 * 30 * time.Second},
-		{"ack wait × max deliver", s, ConsumerConfig{AckWait: 10 * time.Second, MaxDeliver: 20}, 200 * time.Second},
-		{"backoff then its last step", s, ConsumerConfig{MaxDeliver: 10, BackOff: []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}},
+		{"defaults", s, ConsumerConfig{}, 0, 1000 * 30 * time.Second},
+		{"ack wait × max deliver", s, ConsumerConfig{AckWait: 10 * time.Second, MaxDeliver: 20}, 0, 200 * time.Second},
+		{"backoff then its last step", s, ConsumerConfig{MaxDeliver: 10, BackOff: []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}}, 0,
 			time.Second + 5*time.Second + 8*30*time.Second},
-		{"window larger", StreamConfig{Name: "S", Subjects: []string{"s"}, Duplicates: time.Hour}, ConsumerConfig{AckWait: time.Second, MaxDeliver: 5}, time.Hour},
-		{"default window larger", s, ConsumerConfig{AckWait: time.Second, MaxDeliver: 3}, 2 * time.Minute},
-		{"saturates", s, ConsumerConfig{AckWait: time.Hour, MaxDeliver: 1 << 40}, time.Duration(1<<63 - 1)},
+		{"window larger", StreamConfig{Name: "S", Subjects: []string{"s"}, Duplicates: time.Hour}, ConsumerConfig{AckWait: time.Second, MaxDeliver: 5}, 0, time.Hour},
+		{"default window larger", s, ConsumerConfig{AckWait: time.Second, MaxDeliver: 3}, 0, 2 * time.Minute},
+		{"saturates", s, ConsumerConfig{AckWait: time.Hour, MaxDeliver: 1 << 40}, 0, time.Duration(1<<63 - 1)},
+		{"re-publish inside the window", s, ConsumerConfig{AckWait: time.Second, MaxDeliver: 3}, time.Minute, 2 * time.Minute},
+		{"re-publish past the window, then redelivered", s, ConsumerConfig{AckWait: time.Second, MaxDeliver: 3}, 24 * time.Hour,
+			24*time.Hour + 3*time.Second},
+		{"re-publish saturates", s, ConsumerConfig{AckWait: time.Hour, MaxDeliver: 1 << 30}, 1 << 62, time.Duration(1<<63 - 1)},
 	}
 	for _, tc := range tests {
 		tc.c.Stream, tc.c.Durable = "S", "d"
-		got, err := RedeliveryHorizon(tc.s, tc.c)
+		got, err := RedeliveryHorizon(tc.s, tc.c, tc.republish)
 		if err != nil || got != tc.want {
 			t.Errorf("%s: %v, %v; want %v", tc.name, got, err, tc.want)
 		}
 	}
-	if _, err := RedeliveryHorizon(s, ConsumerConfig{Stream: "S", Durable: "d", MaxDeliver: -1}); !errors.Is(err, eos.ErrInvalidConfig) {
+	c := ConsumerConfig{Stream: "S", Durable: "d"}
+	if _, err := RedeliveryHorizon(s, ConsumerConfig{Stream: "S", Durable: "d", MaxDeliver: -1}, 0); !errors.Is(err, eos.ErrInvalidConfig) {
 		t.Errorf("unlimited redelivery: %v, want a configuration error", err)
+	}
+	if _, err := RedeliveryHorizon(s, c, -time.Second); !errors.Is(err, eos.ErrInvalidConfig) {
+		t.Errorf("negative re-publish horizon: %v, want a configuration error", err)
+	}
+}
+
+// TestRetentionCoversRepublish is the bound enforced: a relay that may
+// re-publish for a day (a day-long broker outage) makes compact refuse a
+// dedupe retention of twelve hours, which a copy re-published past the
+// two-minute duplicate window would outlive.
+func TestRetentionCoversRepublish(t *testing.T) {
+	e := drivertest.SQLite(t)
+	h, err := RedeliveryHorizon(StreamConfig{Name: "S", Subjects: []string{"s"}}, ConsumerConfig{Stream: "S", Durable: "d"}, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = compact.New(e.Driver, compact.Config{RedeliveryHorizon: h, Retention: 12 * time.Hour})
+	var ce *eos.ConfigError
+	if !errors.As(err, &ce) || ce.Field != "compact.Config.Retention" {
+		t.Errorf("retention 12h under a horizon of %v: %v, want a configuration error on Retention", h, err)
 	}
 }
 
@@ -470,15 +509,24 @@ func TestFailPublishAckLost(t *testing.T) {
 }
 
 // TestFailAckLost arms the lost-ack point once: Ack reports success, the
-// broker never hears of it and delivers the message again.
+// broker never hears of it and delivers the message again; the second ack
+// reaches it. The consumer samples every ack it processes, so the broker
+// itself says which acks it got.
 func TestFailAckLost(t *testing.T) {
 	js := embedded(t, "ack.>")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cons, err := EnsureConsumer(ctx, js, ConsumerConfig{Stream: "S", Durable: "c", AckWait: testAckWait})
+	cons, err := js.CreateConsumer(ctx, "S", jetstream.ConsumerConfig{
+		Durable: "c", AckPolicy: jetstream.AckExplicitPolicy, AckWait: testAckWait, SampleFrequency: "100%",
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	acks, err := js.Conn().SubscribeSync("$JS.EVENT.METRIC.CONSUMER.ACK.S.c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer acks.Unsubscribe()
 	fps := &failpoint.Set{}
 	fps.Arm(FailAckLost, failpoint.Times(1, failpoint.Error()))
 	sub, err := NewSubscriber(cons, SubscriberConfig{Buffer: 1, Failpoints: fps})
@@ -505,5 +553,20 @@ func TestFailAckLost(t *testing.T) {
 		if err := d.Ack(ctx); err != nil {
 			t.Fatalf("ack %d: %v (a lost plain ack reports success)", want, err)
 		}
+	}
+	// The first ack the broker processed is that of the second delivery.
+	m, err := acks.NextMsgWithContext(ctx)
+	if err != nil {
+		t.Fatalf("no ack reached the broker: %v", err)
+	}
+	var got struct {
+		StreamSeq  uint64 `json:"stream_seq"`
+		Deliveries uint64 `json:"deliveries"`
+	}
+	if err := json.Unmarshal(m.Data, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.StreamSeq != 1 || got.Deliveries != 2 {
+		t.Errorf("the broker got an ack of sequence %d, delivery %d; want sequence 1, delivery 2", got.StreamSeq, got.Deliveries)
 	}
 }

@@ -11,9 +11,10 @@ import (
 	"github.com/eoskit/eos/outbox"
 )
 
-// Publish implements outbox.Publisher: it publishes msgs in order, at most
-// Window awaiting their ack at once, and returns how many from the first
-// were acknowledged (a duplicate counts: the broker has the message). When
+// Publish implements outbox.Publisher: it publishes msgs in order per key,
+// at most Window awaiting their ack at once and at most one per key, and
+// returns how many from the first were acknowledged (a duplicate counts:
+// the broker has the message); see publishInOrder. When
 // msgs[acked] failed in a way no retry fixes, the error wraps
 // outbox.ErrUnpublishable, and the relay parks that message instead of
 // retrying it forever. The outbox validated the messages; Publish does not

@@ -26,7 +26,7 @@ func TestPosition(t *testing.T) {
 	if _, err := pub.Publish(ctx, []outbox.Envelope{{Topic: "pos.a", Message: same}, {Topic: "pos.a", Message: other}}); err != nil {
 		t.Fatal(err)
 	}
-	cons, err := EnsureConsumer(ctx, js, ConsumerConfig{Stream: "S", Durable: "pos"})
+	cons, _, err := EnsureConsumer(ctx, js, ConsumerConfig{Stream: "S", Durable: "pos"})
 	if err != nil {
 		t.Fatal(err)
 	}

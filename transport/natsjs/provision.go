@@ -2,8 +2,11 @@ package natsjs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -60,23 +63,59 @@ func (c *StreamConfig) check() error {
 	return nil
 }
 
-// EnsureStream creates the stream, or updates it to cfg.
-func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
+// EnsureStream creates the stream from cfg if it does not exist. If it
+// exists, it sets the fields cfg names (Subjects, Duplicates, MaxAge,
+// Replicas) where they differ, defaults included, and leaves every other
+// field as it is: limits, discard policy, description, placement and the
+// rest belong to whoever runs the broker. The stream's storage cannot
+// change; a mismatch is a configuration error. Provisioned says what it did.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, Provisioned, error) {
 	if err := cfg.check(); err != nil {
-		return nil, err
+		return nil, Provisioned{}, err
+	}
+	fail := func(err error) (jetstream.Stream, Provisioned, error) {
+		return nil, Provisioned{}, fmt.Errorf("natsjs: ensure stream %s: %w", cfg.Name, err)
 	}
 	storage := jetstream.FileStorage
 	if cfg.Memory {
 		storage = jetstream.MemoryStorage
 	}
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: cfg.Name, Subjects: cfg.Subjects, Duplicates: cfg.Duplicates, MaxAge: cfg.MaxAge,
-		Replicas: cfg.Replicas, Storage: storage,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("natsjs: ensure stream %s: %w", cfg.Name, err)
+	s, err := js.Stream(ctx, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = js.CreateStream(ctx, jetstream.StreamConfig{
+			Name: cfg.Name, Subjects: cfg.Subjects, Duplicates: cfg.Duplicates, MaxAge: cfg.MaxAge,
+			Replicas: cfg.Replicas, Storage: storage,
+		})
+		if err == nil {
+			return s, Provisioned{Created: true}, nil
+		}
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // created meanwhile
+			s, err = js.Stream(ctx, cfg.Name)
+		}
 	}
-	return s, nil
+	if err != nil {
+		return fail(err)
+	}
+	cur := s.CachedInfo().Config
+	if cur.Storage != storage {
+		return nil, Provisioned{}, &eos.ConfigError{Field: "natsjs.StreamConfig.Memory", Reason: fmt.Sprintf(
+			"stream %s exists with %v, and JetStream cannot change a stream's storage", cfg.Name, cur.Storage)}
+	}
+	var p Provisioned
+	if !sameSet(cur.Subjects, cfg.Subjects) {
+		p.change("Subjects", subjectsText(cur.Subjects), subjectsText(cfg.Subjects))
+		cur.Subjects = cfg.Subjects
+	}
+	set(&p, "Duplicates", &cur.Duplicates, cfg.Duplicates)
+	set(&p, "MaxAge", &cur.MaxAge, cfg.MaxAge)
+	set(&p, "Replicas", &cur.Replicas, cfg.Replicas)
+	if len(p.Changed) == 0 {
+		return s, p, nil
+	}
+	if s, err = js.UpdateStream(ctx, cur); err != nil {
+		return fail(fmt.Errorf("update %s: %w", p, err))
+	}
+	return s, p, nil
 }
 
 // ConsumerConfig is what eos needs of a durable pull consumer. Defaults are
@@ -89,10 +128,11 @@ type ConsumerConfig struct {
 	// FilterSubject narrows the stream's subjects; empty takes all.
 	FilterSubject string
 	// AckWait is how long JetStream waits for an ack before redelivering.
-	// Default 30s, at least 1s. It runs from the delivery to the client, so
-	// it must exceed the time a message waits in the Subscriber's buffer plus
-	// the inbox's longest batch; otherwise messages come back while they are
-	// being processed (harmless, but wasted work).
+	// Default 30s, at least 1s. It runs from the delivery to the client.
+	// The Subscriber keeps a batch the inbox holds alive however long it
+	// takes, but not the messages pulled ahead (about one batch): AckWait
+	// must exceed the time they wait, a batch's processing, or they come
+	// back while still buffered (harmless, but wasted work).
 	AckWait time.Duration
 	// MaxDeliver bounds deliveries of one message. Default 1000. Keep it
 	// well above the inbox's MaxAttempts and the redeliveries a store outage
@@ -144,32 +184,147 @@ func (c *ConsumerConfig) check() error {
 	return nil
 }
 
-// EnsureConsumer creates the durable pull consumer, or updates it to cfg.
-func EnsureConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig) (jetstream.Consumer, error) {
+// EnsureConsumer creates the durable pull consumer from cfg if it does not
+// exist. If it exists, it sets the fields cfg names (the filter, explicit
+// acks, AckWait, MaxDeliver, BackOff, MaxAckPending) where they differ,
+// defaults included, and leaves every other field as it is. Fields
+// JetStream cannot change on a consumer (its ack policy, for one) make the
+// update fail with the server's error. Provisioned says what it did.
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig) (jetstream.Consumer, Provisioned, error) {
 	if err := cfg.check(); err != nil {
-		return nil, err
+		return nil, Provisioned{}, err
 	}
-	c, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
-		Durable: cfg.Durable, FilterSubject: cfg.FilterSubject, AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, BackOff: cfg.BackOff, MaxAckPending: cfg.MaxAckPending,
-	})
+	fail := func(err error) (jetstream.Consumer, Provisioned, error) {
+		return nil, Provisioned{}, fmt.Errorf("natsjs: ensure consumer %s on %s: %w", cfg.Durable, cfg.Stream, err)
+	}
+	c, err := js.Consumer(ctx, cfg.Stream, cfg.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		c, err = js.CreateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
+			Durable: cfg.Durable, FilterSubject: cfg.FilterSubject, AckPolicy: jetstream.AckExplicitPolicy,
+			AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, BackOff: cfg.BackOff, MaxAckPending: cfg.MaxAckPending,
+		})
+		if err == nil {
+			return c, Provisioned{Created: true}, nil
+		}
+		if errors.Is(err, jetstream.ErrConsumerExists) { // created meanwhile
+			c, err = js.Consumer(ctx, cfg.Stream, cfg.Durable)
+		}
+	}
 	if err != nil {
-		return nil, fmt.Errorf("natsjs: ensure consumer %s on %s: %w", cfg.Durable, cfg.Stream, err)
+		return fail(err)
 	}
-	return c, nil
+	cur := c.CachedInfo().Config
+	var p Provisioned
+	if filters := append(slices.Clone(cur.FilterSubjects), cur.FilterSubject); !sameSet(filters, []string{cfg.FilterSubject}) {
+		p.change("FilterSubject", subjectsText(filters), subjectsText([]string{cfg.FilterSubject}))
+		cur.FilterSubject, cur.FilterSubjects = cfg.FilterSubject, nil
+	}
+	set(&p, "AckPolicy", &cur.AckPolicy, jetstream.AckExplicitPolicy)
+	set(&p, "AckWait", &cur.AckWait, cfg.AckWait)
+	set(&p, "MaxDeliver", &cur.MaxDeliver, cfg.MaxDeliver)
+	if !slices.Equal(cur.BackOff, cfg.BackOff) {
+		p.change("BackOff", cur.BackOff, cfg.BackOff)
+		cur.BackOff = cfg.BackOff
+	}
+	set(&p, "MaxAckPending", &cur.MaxAckPending, cfg.MaxAckPending)
+	if len(p.Changed) == 0 {
+		return c, p, nil
+	}
+	if c, err = js.UpdateConsumer(ctx, cfg.Stream, cur); err != nil {
+		return fail(fmt.Errorf("update %s: %w", p, err))
+	}
+	return c, p, nil
 }
 
-// RedeliveryHorizon is how late the pair can bring a message back: the
-// longer of the stream's duplicate window (a re-publish inside it is
-// dropped by JetStream itself) and the time the consumer keeps redelivering
-// (MaxDeliver waits of AckWait, or the BackOff steps). The inbox's dedupe
-// retention must be at least this (compact.Config.RedeliveryHorizon).
-func RedeliveryHorizon(s StreamConfig, c ConsumerConfig) (time.Duration, error) {
+// Provisioned says what EnsureStream or EnsureConsumer did.
+type Provisioned struct {
+	// Created is set when the stream or consumer did not exist.
+	Created bool
+	// Changed lists the fields set on an existing one; empty when they
+	// already matched.
+	Changed []Change
+}
+
+// Change is one field set on an existing stream or consumer.
+type Change struct {
+	Field    string // as named in jetstream.StreamConfig or ConsumerConfig
+	From, To string
+}
+
+func (p Provisioned) String() string {
+	if p.Created {
+		return "created"
+	}
+	if len(p.Changed) == 0 {
+		return "unchanged"
+	}
+	var b strings.Builder
+	b.WriteString("updated")
+	for i, c := range p.Changed {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, " %s %s → %s", c.Field, c.From, c.To)
+	}
+	return b.String()
+}
+
+func (p *Provisioned) change(field string, from, to any) {
+	p.Changed = append(p.Changed, Change{Field: field, From: fmt.Sprint(from), To: fmt.Sprint(to)})
+}
+
+// set sets *cur to want, recording the change in p, if they differ.
+func set[T comparable](p *Provisioned, field string, cur *T, want T) {
+	if *cur != want {
+		p.change(field, *cur, want)
+		*cur = want
+	}
+}
+
+// subjectSet returns the subjects of ss, sorted, without repeats or empty
+// strings.
+func subjectSet(ss []string) []string {
+	ss = slices.DeleteFunc(slices.Clone(ss), func(s string) bool { return s == "" })
+	slices.Sort(ss)
+	return slices.Compact(ss)
+}
+
+// sameSet reports whether a and b hold the same subjects.
+func sameSet(a, b []string) bool { return slices.Equal(subjectSet(a), subjectSet(b)) }
+
+// subjectsText shows a list of subjects; no subject is all of them.
+func subjectsText(ss []string) string {
+	if ss = subjectSet(ss); len(ss) == 0 {
+		return "(all)"
+	}
+	return strings.Join(ss, " ")
+}
+
+// RedeliveryHorizon is how late, after the inbox claimed a message, the
+// stream and consumer can bring it back; the inbox's dedupe retention must
+// be at least this (compact.Config.RedeliveryHorizon, which compact
+// enforces). It is the longer of the stream's duplicate window and the
+// time the consumer keeps redelivering (MaxDeliver waits of AckWait, or the
+// BackOff steps), and, when republish is longer than the duplicate window,
+// republish plus that redelivery time.
+//
+// republish is the longest time after a message's first publish that a
+// producer may publish it again: the relay re-publishes what it published
+// but could not mark sent, after a crash or through a broker outage, for as
+// long as those last; a producer's own retries likewise. Inside the
+// duplicate window JetStream drops a re-publish; past it the copy is a new
+// stream message, delivered and redelivered like any other, which only the
+// inbox's dedupe record can suppress. Zero says re-publishes stay inside
+// the window.
+func RedeliveryHorizon(s StreamConfig, c ConsumerConfig, republish time.Duration) (time.Duration, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
 	if err := c.check(); err != nil {
 		return 0, err
+	}
+	if republish < 0 {
+		return 0, &eos.ConfigError{Field: "natsjs.RedeliveryHorizon republish", Reason: fmt.Sprintf("negative (%v)", republish)}
 	}
 	var redeliver time.Duration
 	if n := len(c.BackOff); n > 0 {
@@ -181,7 +336,11 @@ func RedeliveryHorizon(s StreamConfig, c ConsumerConfig) (time.Duration, error) 
 	} else {
 		redeliver = satMul(c.AckWait, c.MaxDeliver)
 	}
-	return max(s.Duplicates, redeliver), nil
+	horizon := max(s.Duplicates, redeliver)
+	if republish > s.Duplicates {
+		horizon = max(horizon, satAdd(republish, redeliver))
+	}
+	return horizon, nil
 }
 
 const maxDuration = time.Duration(math.MaxInt64)

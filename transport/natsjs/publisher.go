@@ -110,9 +110,13 @@ func (p *Publisher) result(subject, id string, ack *jetstream.PubAck) Result {
 	return Result{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
 }
 
-// publishInOrder publishes msgs in order, at most Window awaiting their ack
-// at once, and returns how many from the first were acknowledged (a
-// duplicate counts: the broker has the message). The outbox validated the
+// publishInOrder publishes msgs, at most Window awaiting their ack at once
+// and at most one per key (Message.Key; an empty key orders nothing), and
+// returns how many from the first were acknowledged (a duplicate counts:
+// the broker has the message), with the error of the first that was not.
+// When it returns, nothing it sent will be sent again by the client
+// library. Order per key holds within a call and across calls made one
+// after another, not across concurrent calls. The outbox validated the
 // messages; it does not validate again. Publish (permanent.go) wraps it.
 func (p *Publisher) publishInOrder(ctx context.Context, msgs []outbox.Envelope) (int, error) {
 	if p.cfg.Window == 1 {
@@ -123,43 +127,5 @@ func (p *Publisher) publishInOrder(ctx context.Context, msgs []outbox.Envelope) 
 		}
 		return len(msgs), nil
 	}
-	futures := make([]jetstream.PubAckFuture, len(msgs))
-	timer := time.NewTimer(p.cfg.AckTimeout)
-	defer timer.Stop()
-	sent := 0
-	var sendErr error
-	for acked := 0; ; acked++ {
-		// Keep the window full, then wait for the oldest ack.
-		for sendErr == nil && sent < len(msgs) && sent-acked < p.cfg.Window {
-			m := msgs[sent]
-			if sendErr = ctx.Err(); sendErr != nil {
-				break
-			}
-			f, err := p.js.PublishMsgAsync(toNATS(m.Topic, m.Message))
-			if err != nil {
-				sendErr = publishErr(m.Topic, m.ID, err)
-				break
-			}
-			futures[sent] = f
-			sent++
-		}
-		if acked == sent {
-			return acked, sendErr // nil once all are acknowledged
-		}
-		m := msgs[acked]
-		timer.Reset(p.cfg.AckTimeout)
-		select {
-		case ack := <-futures[acked].Ok():
-			if err := p.cfg.Failpoints.Eval(FailPublishAckLost); err != nil {
-				return acked, publishErr(m.Topic, m.ID, err)
-			}
-			p.result(m.Topic, m.ID, ack)
-		case err := <-futures[acked].Err():
-			return acked, publishErr(m.Topic, m.ID, err)
-		case <-timer.C:
-			return acked, publishErr(m.Topic, m.ID, fmt.Errorf("no ack within %v", p.cfg.AckTimeout))
-		case <-ctx.Done():
-			return acked, ctx.Err()
-		}
-	}
+	return newWindow(p, msgs).run(ctx)
 }

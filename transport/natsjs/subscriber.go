@@ -2,28 +2,62 @@ package natsjs
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/internal/config"
 )
 
-// SubscriberConfig configures a Subscriber. The zero value is valid.
+// SubscriberConfig configures a Subscriber. The zero value is valid;
+// defaults are applied by [NewSubscriber].
 type SubscriberConfig struct {
 	// DoubleAck waits for the server to confirm each ack. Off by default: a
 	// lost ack means a redelivery, which the inbox suppresses, and a double
 	// ack costs about five times as much.
 	DoubleAck bool
-	// Buffer is how many messages the client pulls ahead. Default 1024.
+	// Buffer is the most messages pulled ahead of the inbox. Default: the
+	// max of the first Fetch (the inbox's MaxBatch), so that a message
+	// waits in the buffer about as long as one batch takes. Its ack wait
+	// runs meanwhile.
 	Buffer int
+	// BufferBytes bounds the bytes pulled ahead: the client holds at most
+	// BufferBytes of messages it has not handed out (each pull asks for at
+	// most half of it; two pulls can overlap). Default 128 MiB. A message
+	// larger than half of it is never delivered and the consumer stalls,
+	// so keep it at least twice the largest message the stream takes
+	// (NATS's max_payload: 1 MiB by default, 64 MiB at most); it is at
+	// least 2 MiB.
+	BufferBytes int
+	// CloseTimeout bounds how long Close waits for the messages pulled
+	// ahead to arrive and be handed back. Default 5s.
+	CloseTimeout time.Duration
 	// Failpoints, if set, are evaluated at FailAckLost. Nil in production.
 	Failpoints *failpoint.Set
+}
+
+const (
+	defaultBufferBytes = 128 << 20
+	minBufferBytes     = 2 << 20
+)
+
+func (c *SubscriberConfig) check() error {
+	if c.Buffer < 0 {
+		return &eos.ConfigError{Field: "natsjs.SubscriberConfig.Buffer", Reason: "must be positive"}
+	}
+	if c.BufferBytes == 0 {
+		c.BufferBytes = defaultBufferBytes
+	}
+	if c.BufferBytes < minBufferBytes {
+		return &eos.ConfigError{Field: "natsjs.SubscriberConfig.BufferBytes", Reason: fmt.Sprintf(
+			"%d is under %d: half of it must hold the largest message, or the consumer stalls", c.BufferBytes, minBufferBytes)}
+	}
+	return config.Duration("natsjs.SubscriberConfig.CloseTimeout", &c.CloseTimeout, 5*time.Second)
 }
 
 // FailAckLost is evaluated before a Delivery sends its ack. An error makes
@@ -34,41 +68,148 @@ const FailAckLost = "natsjs.ack_lost"
 
 // Subscriber reads a durable pull consumer. It implements inbox.Source.
 // One Subscriber serves one Processor.Run at a time.
+//
+// The deliveries of the last Fetch are kept alive until they are settled
+// or the next Fetch, whichever comes first: every third of the consumer's
+// ack wait the Subscriber tells JetStream they are in progress, so that a
+// long batch or a store stall holding them (Processor.Run retries a batch
+// until it commits, and fetches only then) does not make JetStream deliver
+// them again, counting a delivery towards MaxDeliver, while the inbox
+// still works on them. A delivery left unsettled when the next Fetch comes
+// was given up, and comes back after the ack wait.
 type Subscriber struct {
-	cfg  SubscriberConfig
-	iter jetstream.MessagesContext
+	cons      jetstream.Consumer
+	cfg       SubscriberConfig
+	keepAlive time.Duration
+	stop      chan struct{} // closed by Close
+	stopped   chan struct{} // closed when the keep-alive loop has ended
+
+	mu     sync.Mutex
+	iter   jetstream.MessagesContext // started by the first Fetch
+	held   map[*Delivery]struct{}    // handed out, not settled
+	closed bool
 }
 
 var _ inbox.Source = (*Subscriber)(nil)
 
-// NewSubscriber starts pulling from consumer cons (see EnsureConsumer).
-// Close stops it.
+// NewSubscriber returns a Subscriber on consumer cons (see EnsureConsumer).
+// It pulls from the first Fetch on; Close stops it.
 func NewSubscriber(cons jetstream.Consumer, cfg SubscriberConfig) (*Subscriber, error) {
 	if cons == nil {
 		return nil, &eos.ConfigError{Field: "natsjs.NewSubscriber consumer", Reason: "nil"}
 	}
-	if cfg.Buffer == 0 {
-		cfg.Buffer = 1024
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
-	if cfg.Buffer < 1 {
-		return nil, &eos.ConfigError{Field: "natsjs.SubscriberConfig.Buffer", Reason: "must be positive"}
+	s := &Subscriber{
+		cons: cons, cfg: cfg, keepAlive: keepAliveInterval(cons.CachedInfo()),
+		stop: make(chan struct{}), stopped: make(chan struct{}), held: make(map[*Delivery]struct{}),
 	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(cfg.Buffer))
+	go s.keepAliveLoop()
+	return s, nil
+}
+
+// keepAliveInterval is a third of the shortest ack wait of the consumer
+// (AckWait, or a BackOff step).
+func keepAliveInterval(info *jetstream.ConsumerInfo) time.Duration {
+	wait := 30 * time.Second // the server's default
+	if info != nil {
+		if info.Config.AckWait > 0 {
+			wait = info.Config.AckWait
+		}
+		for _, b := range info.Config.BackOff {
+			wait = min(wait, b)
+		}
+	}
+	return max(wait/3, time.Millisecond)
+}
+
+func (s *Subscriber) keepAliveLoop() {
+	defer close(s.stopped)
+	t := time.NewTicker(s.keepAlive)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		for d := range s.held {
+			d.m.InProgress() // a lost one costs a redelivery, which the inbox absorbs
+		}
+		s.mu.Unlock()
+	}
+}
+
+// begin starts a Fetch: it stops keeping the last batch alive (settled,
+// or given up) and returns the pull iterator, started on the first call
+// with a buffer of max messages unless Buffer is set.
+func (s *Subscriber) begin(max int) (jetstream.MessagesContext, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, fmt.Errorf("natsjs: fetch after Close: %w", inbox.ErrSourceClosed)
+	}
+	clear(s.held)
+	if s.iter != nil {
+		return s.iter, nil
+	}
+	n := s.cfg.Buffer
+	if n == 0 {
+		n = max
+	}
+	iter, err := s.cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(n, s.cfg.BufferBytes/2))
 	if err != nil {
 		return nil, fmt.Errorf("natsjs: subscribe: %w", err)
 	}
-	return &Subscriber{cfg: cfg, iter: iter}, nil
+	s.iter = iter
+	return iter, nil
 }
 
-// Close stops pulling. Messages pulled but not yet handed out are
-// redelivered after the consumer's AckWait.
-func (s *Subscriber) Close() { s.iter.Stop() }
+// Close stops pulling and hands back what was pulled ahead: it drains the
+// pull subscription and naks every message it had not handed out, so that
+// JetStream delivers them at once to another subscriber of the consumer
+// instead of after the ack wait. Deliveries handed out stay the inbox's to
+// settle; they are no longer kept alive.
+func (s *Subscriber) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	iter := s.iter
+	s.mu.Unlock()
+	close(s.stop)
+	<-s.stopped
+	if iter == nil {
+		return
+	}
+	iter.Drain()
+	deadline := time.Now().Add(s.cfg.CloseTimeout)
+	for {
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return
+		}
+		m, err := iter.Next(jetstream.NextMaxWait(wait))
+		if err != nil {
+			return // drained (or out of time: the rest waits for the ack wait)
+		}
+		m.Nak()
+	}
+}
 
 // Fetch implements inbox.Source: it waits for one message as long as ctx
 // allows, then takes more for at most maxWait (none when maxWait is zero).
 // An error after the first message ends the batch; the next Fetch reports it.
 func (s *Subscriber) Fetch(ctx context.Context, max int, maxWait time.Duration) ([]inbox.Delivery, error) {
-	m, err := s.iter.Next(jetstream.NextContext(ctx))
+	iter, err := s.begin(max)
+	if err != nil {
+		return nil, err
+	}
+	m, err := iter.Next(jetstream.NextContext(ctx))
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -82,20 +223,30 @@ func (s *Subscriber) Fetch(ctx context.Context, max int, maxWait time.Duration) 
 		if wait <= 0 {
 			break
 		}
-		m, err := s.iter.Next(jetstream.NextMaxWait(wait))
+		m, err := iter.Next(jetstream.NextMaxWait(wait))
 		if err != nil {
-			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
-				break
-			}
-			return out, nil // hand over what we have; the next Fetch reports the error
+			break // a timeout, or an error the next Fetch reports: hand over what we have
 		}
 		out = append(out, s.delivery(m))
 	}
 	return out, nil
 }
 
+// delivery wraps m and holds it (keeps it alive) until it is settled.
 func (s *Subscriber) delivery(m jetstream.Msg) *Delivery {
-	return &Delivery{m: m, msg: fromNATS(m.Headers(), m.Data()), double: s.cfg.DoubleAck, fps: s.cfg.Failpoints}
+	d := &Delivery{m: m, msg: fromNATS(m.Headers(), m.Data()), double: s.cfg.DoubleAck, fps: s.cfg.Failpoints, sub: s}
+	s.mu.Lock()
+	if !s.closed {
+		s.held[d] = struct{}{}
+	}
+	s.mu.Unlock()
+	return d
+}
+
+func (s *Subscriber) release(d *Delivery) {
+	s.mu.Lock()
+	delete(s.held, d)
+	s.mu.Unlock()
 }
 
 // Delivery is one JetStream message handed to the inbox.
@@ -104,6 +255,7 @@ type Delivery struct {
 	msg    eos.Message
 	double bool
 	fps    *failpoint.Set
+	sub    *Subscriber
 }
 
 var _ inbox.Delivery = (*Delivery)(nil)
@@ -112,6 +264,7 @@ func (d *Delivery) Message() eos.Message { return d.msg }
 
 // Ack acknowledges the message (a double ack if configured).
 func (d *Delivery) Ack(ctx context.Context) error {
+	d.sub.release(d)
 	if err := d.fps.Eval(FailAckLost); err != nil {
 		if d.double {
 			return fmt.Errorf("natsjs: ack: %w", err)
@@ -126,6 +279,7 @@ func (d *Delivery) Ack(ctx context.Context) error {
 
 // Nack asks JetStream to redeliver the message after delay.
 func (d *Delivery) Nack(_ context.Context, delay time.Duration) error {
+	d.sub.release(d)
 	return d.m.NakWithDelay(delay)
 }
 
