@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eoskit/eos/examples/payments"
+	"github.com/eoskit/eos/internal/backoff"
 	"github.com/eoskit/eos/outbox"
 	"github.com/eoskit/eos/transport/natsjs"
 )
@@ -195,13 +196,15 @@ func (p *producer) publishBad(ctx context.Context, b payments.BadInput) error {
 	})
 }
 
-// retry runs publish until it succeeds or ctx ends, waiting 50 ms, then
-// twice as long each time up to 2 s, between tries. An error wrapping a
-// failure to write the intent log ends it at once: a publish the log does
-// not announce must not be made.
+// publishRetry is the producer's backoff between failed publishes.
+var publishRetry = backoff.Policy{Initial: 50 * time.Millisecond, Max: 2 * time.Second}
+
+// retry runs publish until it succeeds or ctx ends, waiting between tries
+// as publishRetry draws (full jitter, the bound doubling from 50 ms to 2 s).
+// An error wrapping a failure to write the intent log ends it at once: a
+// publish the log does not announce must not be made.
 func retry(ctx context.Context, publish func() error) error {
-	backoff := 50 * time.Millisecond
-	for {
+	for try := 1; ; try++ {
 		err := publish()
 		if err == nil {
 			return nil
@@ -209,10 +212,9 @@ func retry(ctx context.Context, publish func() error) error {
 		if ctx.Err() != nil || errors.Is(err, errIntentLog) {
 			return err
 		}
-		if err := sleepUntil(ctx, time.Now().Add(backoff)); err != nil {
-			return err
+		if !publishRetry.Sleep(ctx, try) {
+			return ctx.Err()
 		}
-		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/eoskit/eos/internal/backoff"
 	"github.com/eoskit/eos/internal/ctxtime"
 )
 
@@ -77,6 +78,11 @@ const (
 	crashWindow = 20 * time.Second
 )
 
+// restartBackoff spaces restarts: up to 50 ms after a chaos kill, the bound
+// doubling with each crash of the child in the window, jittered so that
+// children that failed together do not all start again together.
+var restartBackoff = backoff.Policy{Initial: 50 * time.Millisecond, Max: 2 * time.Second}
+
 // keep runs c again and again until ctx ends.
 func (s *supervisor) keep(ctx context.Context, c *child) {
 	var crashes []time.Time
@@ -99,7 +105,7 @@ func (s *supervisor) keep(ctx context.Context, c *child) {
 		if err == nil && !killed {
 			err = fmt.Errorf("exited")
 		}
-		delay := 50 * time.Millisecond
+		restart := 1 // a chaos kill: the first step of the backoff
 		if !killed {
 			now := time.Now()
 			crashes = append(crashes, now)
@@ -110,9 +116,9 @@ func (s *supervisor) keep(ctx context.Context, c *child) {
 				s.fatal <- fmt.Errorf("worker %s failed %d times in %s (last: %v)", c.cfg.Name, len(crashes), crashWindow, err)
 				return
 			}
-			delay = 200 * time.Millisecond
+			restart = 1 + len(crashes) // grows with the crashes in the window
 		}
-		if !ctxtime.Sleep(ctx, delay) {
+		if !restartBackoff.Sleep(ctx, restart) {
 			return
 		}
 		s.mu.Lock()
