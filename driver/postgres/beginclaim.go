@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -28,9 +29,16 @@ var _ driver.ClaimBeginner[pgx.Tx] = (*Driver)(nil)
 // The simple protocol carries no parameters, so values travel as literals
 // built by [literal] and hex: nothing in a value can end its literal,
 // whatever the connection's standard_conforming_strings or client encoding.
-// Values with NUL bytes (which no literal can hold) are declined.
+// Only values of ASCII without NUL take this path; others are declined. A
+// literal's bytes enter the server's encoding as they are, while the
+// ordinary path's parameters are converted from the connection's
+// client_encoding: for other bytes the two paths store different strings
+// wherever the encodings differ (a role's or database's client_encoding, a
+// database in another encoding), and a redelivery claimed on the other path
+// would be applied again. ASCII is the same in every encoding PostgreSQL
+// supports.
 func (d *Driver) BeginClaim(ctx context.Context, consumer string, now time.Time, claims []driver.Claim) (pgx.Tx, bool, error) {
-	if len(claims) == 0 || len(claims) > maxBeginClaim || strings.IndexByte(consumer, 0) >= 0 {
+	if len(claims) == 0 || len(claims) > maxBeginClaim || !plainASCII(consumer) {
 		return nil, false, nil
 	}
 	var b strings.Builder
@@ -38,7 +46,7 @@ func (d *Driver) BeginClaim(ctx context.Context, consumer string, now time.Time,
 	ts := literal(now.UTC().Format("2006-01-02 15:04:05.999999Z07:00")) + "::timestamptz"
 	cons := literal(consumer)
 	for i, c := range claims {
-		if strings.IndexByte(c.ID, 0) >= 0 {
+		if !plainASCII(c.ID) {
 			return nil, false, nil
 		}
 		if i > 0 {
@@ -62,8 +70,8 @@ func (d *Driver) BeginClaim(ctx context.Context, consumer string, now time.Time,
 // single quote written twice) and every other byte as \xHH. The E prefix makes
 // backslashes escapes whatever standard_conforming_strings says, and pure
 // ASCII reads the same in every client encoding PostgreSQL supports, so the
-// server reads back exactly s (the bytes must be valid in its encoding:
-// callers pass validated UTF-8).
+// server reads back exactly the bytes of s, in its own encoding (which is
+// what a parameter holding s becomes only when s is ASCII: see BeginClaim).
 func literal(s string) string {
 	const digits = "0123456789abcdef"
 	b := make([]byte, 0, len(s)+3)
@@ -81,4 +89,14 @@ func literal(s string) string {
 		}
 	}
 	return string(append(b, '\''))
+}
+
+// plainASCII reports whether s is ASCII without NUL bytes.
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == 0 || c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }

@@ -52,9 +52,12 @@
 // the round trip that dominates small batches. The values are sent as
 // escape-string literals of printable ASCII (every other byte as \xHH), which
 // the server reads back unchanged whatever standard_conforming_strings and
-// the client encoding of the connection say; a claim conflict fails the
-// query and the inbox falls back to Begin plus ClaimInbox, and keeps to that
-// path for the next batches.
+// the client encoding of the connection say. Only ASCII ids and consumer
+// names take this path: other text would be stored in the server's encoding
+// as its bytes, not converted from the client encoding as a parameter is,
+// and the two paths would disagree wherever the encodings differ. A claim
+// conflict (or a value the path declines) makes the inbox fall back to Begin
+// plus ClaimInbox, and keep to that path for the next batches.
 //
 // # Wakeups
 //
