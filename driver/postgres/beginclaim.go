@@ -62,6 +62,10 @@ func (d *Driver) BeginClaim(ctx context.Context, consumer string, now time.Time,
 		}
 		return nil, false, err
 	}
+	if err := checkEncoding(tx.Conn().PgConn()); err != nil {
+		tx.Rollback(ctx)
+		return nil, false, err
+	}
 	return tx, true, nil
 }
 

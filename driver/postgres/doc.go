@@ -21,6 +21,11 @@
 // NotifyChannel defaults to the qualified outbox table name. Invalid values
 // are reported as *eos.ConfigError.
 //
+// eos sends UTF-8 text and stores it as it is: every transaction the driver
+// begins fails with an *eos.ConfigError when the connection's
+// client_encoding, or the database's encoding, is neither UTF8 nor
+// SQL_ASCII (read from what the server reports, without a round trip).
+//
 // # Outbox relays
 //
 // Any number of relays, in any number of processes, may drain one outbox,

@@ -2,13 +2,18 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/driver"
 	"github.com/eoskit/eos/driver/postgres"
 	"github.com/eoskit/eos/inbox"
 	"github.com/eoskit/eos/internal/testenv"
@@ -17,6 +22,13 @@ import (
 // newDatabase creates a database with the given encoding, dropped when t
 // ends, and returns a pool on it with the given runtime parameters.
 func newDatabase(t *testing.T, encoding string, params map[string]string) *pgxpool.Pool {
+	t.Helper()
+	pool, _ := newDatabaseNamed(t, encoding, params)
+	return pool
+}
+
+// newDatabaseNamed is newDatabase, and the database's name.
+func newDatabaseNamed(t *testing.T, encoding string, params map[string]string) (*pgxpool.Pool, string) {
 	t.Helper()
 	ctx := context.Background()
 	name := testenv.Name("eos_t_db_")
@@ -37,7 +49,7 @@ func newDatabase(t *testing.T, encoding string, params map[string]string) *pgxpo
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	must(t, err)
 	t.Cleanup(pool.Close) // before the drop
-	return pool
+	return pool, name
 }
 
 type ackDelivery struct{ m eos.Message }
@@ -51,7 +63,8 @@ func (d ackDelivery) Nack(context.Context, time.Duration) error { return nil }
 // connection's client_encoding. Where the two differ (a role or database
 // setting of client_encoding, a database in another encoding) the fast path
 // claimed a non-ASCII id under another string than the ordinary claim, and
-// its redelivery was applied a second time.
+// its redelivery was applied a second time. (The driver now refuses most of
+// those connections, see TestEncoding; the fast path is right on its own.)
 func TestBeginClaimClientEncoding(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -67,7 +80,11 @@ func TestBeginClaimClientEncoding(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			d, err := postgres.New(newDatabase(t, tc.db, tc.params), postgres.Config{})
 			must(t, err)
-			migrate(t, d)
+			if _, err := d.Migrator().Up(ctx); errors.Is(err, eos.ErrInvalidConfig) {
+				return // refused (TestEncoding): nothing to claim twice
+			} else if err != nil {
+				t.Fatal(err)
+			}
 			applied := map[string]int{}
 			p, err := inbox.New(d, func(ctx context.Context, tx pgx.Tx, m eos.Message) error {
 				applied[m.ID]++
@@ -84,5 +101,97 @@ func TestBeginClaimClientEncoding(t *testing.T) {
 				t.Errorf("message %q applied %d times", id, n)
 			}
 		})
+	}
+}
+
+// eos sends UTF-8 text. On a connection whose client_encoding is another
+// (a role's or database's setting, the default of a database in another
+// encoding), or to a database that cannot hold every character, a valid
+// message failed its batch on every try (the consumer stalled) or was
+// stored as other text. The driver refuses such a connection with a
+// configuration error instead; elsewhere every message applies once and is
+// stored as sent.
+func TestEncoding(t *testing.T) {
+	for _, tc := range []struct {
+		name, db string
+		params   map[string]string
+		refused  bool
+	}{
+		{"utf8", "UTF8", nil, false},
+		{"sql_ascii database", "SQL_ASCII", nil, false},
+		{"sql_ascii database, utf8 client", "SQL_ASCII", map[string]string{"client_encoding": "UTF8"}, false},
+		{"utf8 database, sjis client", "UTF8", map[string]string{"client_encoding": "SJIS"}, true},
+		{"utf8 database, latin1 client", "UTF8", map[string]string{"client_encoding": "LATIN1"}, true},
+		{"latin1 database, utf8 client", "LATIN1", map[string]string{"client_encoding": "UTF8"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Run("pgx", func(t *testing.T) {
+				pool, name := newDatabaseNamed(t, tc.db, tc.params)
+				d, err := postgres.New(pool, postgres.Config{})
+				must(t, err)
+				testEncoding(t, d, name, tc.refused)
+			})
+			t.Run("stdlib", func(t *testing.T) {
+				pool, name := newDatabaseNamed(t, tc.db, tc.params)
+				db := stdlib.OpenDBFromPool(pool)
+				t.Cleanup(func() { db.Close() })
+				d, err := postgres.NewStdlib(db, postgres.Config{})
+				must(t, err)
+				testEncoding(t, d, name, tc.refused)
+			})
+		})
+	}
+}
+
+func testEncoding[TTx any](t *testing.T, d driver.Driver[TTx], database string, refused bool) {
+	ctx := context.Background()
+	refusal := func(what string, err error) bool {
+		t.Helper()
+		if err == nil {
+			return false
+		}
+		if !refused || !errors.Is(err, eos.ErrInvalidConfig) || !strings.Contains(err.Error(), "encoding") {
+			t.Fatalf("%s: %v; want a configuration error naming the encoding only where text cannot travel as UTF-8 (refused %v)", what, err, refused)
+		}
+		return true
+	}
+	if _, err := d.Migrator().Up(ctx); refusal("Up", err) {
+		return
+	}
+	applied := map[string]int{}
+	p, err := inbox.New(d, func(ctx context.Context, tx TTx, m eos.Message) error {
+		applied[m.ID]++
+		return nil
+	}, inbox.Config{Consumer: "c"})
+	must(t, err)
+	ids := []string{"plain", "é-1", "Ł-1", "日本-1"}
+	for _, id := range ids {
+		for range 2 { // a delivery and its redelivery
+			if _, err := p.Process(ctx, []inbox.Delivery{ackDelivery{eos.Message{ID: id, Payload: []byte("x")}}}); refusal("Process "+id, err) {
+				return
+			}
+		}
+	}
+	if refused {
+		t.Errorf("every batch passed on a connection that cannot carry UTF-8 text")
+	}
+	for _, id := range ids {
+		if applied[id] != 1 {
+			t.Errorf("message %q applied %d times", id, applied[id])
+		}
+	}
+	// Read back by a UTF-8 client: the claims hold the ids as sent.
+	cfg, err := pgx.ParseConfig(testenv.PostgresURL(t))
+	must(t, err)
+	cfg.Database = database
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	must(t, err)
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "SELECT id FROM eos_inbox ORDER BY id")
+	must(t, err)
+	stored, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	must(t, err)
+	if want := slices.Sorted(slices.Values(ids)); !slices.Equal(stored, want) {
+		t.Errorf("claims stored as %q, want %q", stored, want)
 	}
 }

@@ -177,7 +177,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Driver, error) {
 		return nil, err
 	}
 	begin := func(ctx context.Context) (tx, error) {
-		t, err := pool.Begin(ctx)
+		t, err := beginPgx(ctx, pool)
 		if err != nil {
 			return nil, err
 		}
@@ -197,7 +197,21 @@ func New(pool *pgxpool.Pool, cfg Config) (*Driver, error) {
 	return &Driver{core: c, pool: pool}, nil
 }
 
-func (d *Driver) Begin(ctx context.Context) (pgx.Tx, error) { return d.pool.Begin(ctx) }
+func (d *Driver) Begin(ctx context.Context) (pgx.Tx, error) { return beginPgx(ctx, d.pool) }
+
+// beginPgx begins a transaction on a connection of pool that carries
+// eos's text as it is (see checkEncoding).
+func beginPgx(ctx context.Context, pool *pgxpool.Pool) (pgx.Tx, error) {
+	t, err := pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkEncoding(t.Conn().PgConn()); err != nil {
+		t.Rollback(ctx)
+		return nil, err
+	}
+	return t, nil
+}
 
 func (d *Driver) Commit(ctx context.Context, tx pgx.Tx) error { return tx.Commit(ctx) }
 
@@ -231,7 +245,7 @@ func NewStdlib(db *sql.DB, cfg Config) (*StdlibDriver, error) {
 	// outbox batch outlives ClaimOutbox's ctx (as it does with pgx): take the
 	// connection with ctx, and begin without it.
 	begin := func(ctx context.Context) (tx, error) {
-		conn, err := db.Conn(ctx)
+		conn, err := checkedConn(ctx, db)
 		if err != nil {
 			return nil, err
 		}
@@ -272,7 +286,43 @@ func dialStdlib(ctx context.Context, db *sql.DB) (*pgx.Conn, error) {
 	return pgx.ConnectConfig(ctx, cfg)
 }
 
-func (d *StdlibDriver) Begin(ctx context.Context) (*sql.Tx, error) { return d.db.BeginTx(ctx, nil) }
+// Begin begins a transaction on a connection of db that carries eos's text
+// as it is (see checkEncoding).
+func (d *StdlibDriver) Begin(ctx context.Context) (*sql.Tx, error) {
+	conn, err := checkedConn(ctx, d.db)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	// Close waits for tx to end (whoever ends it), then returns the
+	// connection to db's pool.
+	go conn.Close()
+	return tx, nil
+}
+
+// checkedConn takes a connection of db and checks its encodings.
+func checkedConn(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("postgres: unexpected driver connection %T", dc)
+		}
+		return checkEncoding(c.Conn().PgConn())
+	})
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
 
 func (d *StdlibDriver) Commit(_ context.Context, tx *sql.Tx) error { return tx.Commit() }
 
