@@ -284,3 +284,53 @@ func testInvalidDeliveries[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 		}
 	}
 }
+
+// A dead letter that the inbox wrote for an invalid delivery before
+// migration 0002 (a synthetic "invalid-…" id, no key or headers, no
+// attempts) is marked invalid by the migration, so Requeue refuses it
+// instead of running the handler on a message that failed validation.
+func TestRequeueRefusesInvalidFromBeforeUpgrade(t *testing.T) {
+	drivertest.Each(t, testRequeueOldInvalid, testRequeueOldInvalid)
+}
+
+func testRequeueOldInvalid[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+	ctx := context.Background()
+	if _, err := e.Driver.Migrator().Down(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	const id, reason = "invalid-0123456789abcdef0123456789abcdef", `eos: invalid message: key: control character at byte 0 (original id "o-1")`
+	row := "INSERT INTO eos_dead_letters (consumer, id, key, payload, headers, fingerprint, created_at, attempts, last_error, at) VALUES "
+	if e.Name == "sqlite" {
+		row += "('c', '" + id + "', '', x'6869', NULL, x'00', 0, 0, '" + reason + "', 0)"
+	} else {
+		row += "('c', '" + id + "', '', '\\x6869', NULL, '\\x00', now(), 0, '" + reason + "', now())"
+	}
+	// A dead letter of a message that failed its handler: requeued as before.
+	failed := strings.NewReplacer(id, "failed-1", "0, '"+reason, "3, 'card declined").Replace(row)
+	e.Script(t, row, failed)
+	if _, err := e.Driver.Migrator().Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var calls []string
+	p, err := inbox.New(e.Driver, func(ctx context.Context, tx TTx, m eos.Message) error {
+		calls = append(calls, m.ID)
+		return nil
+	}, inbox.Config{Consumer: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Requeue(ctx, id, "failed-1")
+	if !errors.Is(err, inbox.ErrNotRequeueable) {
+		t.Errorf("requeue of an invalid delivery recorded before 0002: %v, want ErrNotRequeueable", err)
+	}
+	if !slices.Equal(calls, []string{"failed-1"}) {
+		t.Errorf("the handler ran on %q, want only failed-1", calls)
+	}
+	if res == nil || res.Count(inbox.Applied) != 1 {
+		t.Errorf("results %+v, want failed-1 applied", res)
+	}
+	dl, err := p.DeadLetters(ctx, "", 10)
+	if err != nil || len(dl) != 1 || dl[0].ID != id || !dl[0].Invalid {
+		t.Errorf("dead letters after the requeue: %v %+v, want %s kept, invalid", err, dl, id)
+	}
+}
