@@ -334,3 +334,67 @@ func testRequeueOldInvalid[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 		t.Errorf("dead letters after the requeue: %v %+v, want %s kept, invalid", err, dl, id)
 	}
 }
+
+// A handler that ignores a failed statement and returns nil (the "already
+// there, fine" idiom after a unique violation) aborts the whole transaction
+// on PostgreSQL: every later statement and the commit failed, the batch
+// counted as a store outage, and the consumer stalled on it forever, its
+// good neighbours included. The batch is redone with a savepoint around
+// each handler, that message fails alone, and the others apply once.
+func TestHandlerIgnoringFailedStatement(t *testing.T) {
+	drivertest.Each(t, testIgnoredStatementError, testIgnoredStatementError)
+}
+
+func testIgnoredStatementError[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+	ctx := context.Background()
+	for _, iso := range []inbox.Isolation{inbox.IsolateAuto, inbox.IsolateRedo, inbox.IsolateSavepoint} {
+		t.Run(iso.String(), func(t *testing.T) {
+			e := freshEngine(t, e)
+			pay := drivertest.Payments[TTx]{E: e}
+			pay.Setup(t, accounts, balance)
+			h := func(ctx context.Context, tx TTx, m eos.Message) error {
+				if m.ID == "ignores" {
+					_ = e.Exec(ctx, tx, "INSERT INTO accounts (id, balance) VALUES ($1, 0)", drivertest.Account(0)) // exists
+					return nil
+				}
+				return pay.Handler(ctx, tx, m)
+			}
+			p, err := inbox.New(e.Driver, h, inbox.Config{Consumer: "c", Isolation: iso, MaxAttempts: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			byID := map[string]eos.Message{}
+			var pending []eos.Message
+			for i, id := range []string{"before", "ignores", "after"} {
+				byID[id] = drivertest.Message(id, drivertest.Account(i+1), 1)
+				pending = append(pending, byID[id])
+			}
+			outcome := map[string]inbox.Result{}
+			for batch := 0; len(pending) > 0; batch++ {
+				if batch == 6 {
+					t.Fatalf("still pending after %d batches: %v", batch, pending)
+				}
+				ds, _ := deliveries(pending...)
+				res, err := p.Process(ctx, ds)
+				if err != nil {
+					t.Fatalf("batch %d failed as a store outage: %v", batch, err)
+				}
+				pending = pending[:0]
+				for _, r := range res.Results {
+					outcome[r.ID] = r
+					if r.Outcome == inbox.Retry {
+						pending = append(pending, byID[r.ID])
+					}
+				}
+			}
+			pay.CheckExactlyOnce(t, []string{"before", "after"}, accounts, balance)
+			r := outcome["ignores"]
+			switch {
+			case e.Name == "sqlite" && r.Outcome == inbox.Applied: // SQLite keeps the transaction
+			case e.Name != "sqlite" && r.Outcome == inbox.DeadLettered && errors.Is(r.Err, inbox.ErrHandlerTxAborted):
+			default:
+				t.Errorf("the message whose handler ignored a failed statement: %v (%v)", r.Outcome, r.Err)
+			}
+		})
+	}
+}

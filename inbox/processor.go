@@ -21,7 +21,9 @@ import (
 
 // Handler applies one message inside tx. Its writes commit with the claim of
 // the message or not at all. A returned error fails this message only; wrap
-// it with [Permanent] when retrying cannot help.
+// it with [Permanent] when retrying cannot help. A statement error the
+// handler ignores fails the message as well where the engine aborts the
+// transaction on it (PostgreSQL): see [ErrHandlerTxAborted].
 //
 // A handler must not have effects outside tx (an HTTP call, an email): a
 // batch may run a handler again after a rollback. Enqueue such effects in the
@@ -212,10 +214,15 @@ func (p *Processor[TTx]) runBatch(ctx context.Context, items []*item) (*BatchRes
 		it.failErr, it.attempts, it.outcome, it.err = nil, 0, 0, nil
 	}
 	res := &BatchResult{Consumer: p.cfg.Consumer, Started: p.cfg.Now()}
+	isolate := false
 	for {
 		res.Rounds++
-		savepoints := p.cfg.Isolation == IsolateSavepoint || (p.cfg.Isolation == IsolateAuto && res.Rounds > 1)
+		savepoints := isolate || p.cfg.Isolation == IsolateSavepoint || (p.cfg.Isolation == IsolateAuto && res.Rounds > 1)
 		committed, err := p.round(ctx, items, savepoints)
+		if errors.Is(err, errIsolate) {
+			isolate = true
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -234,10 +241,29 @@ func (p *Processor[TTx]) runBatch(ctx context.Context, items []*item) (*BatchRes
 	return res, nil
 }
 
+// errIsolate is round's answer when, without savepoints, a statement of
+// the inbox failed after handlers ran, or a handler failed on an aborted
+// transaction: a handler may have ignored a failed statement, which on
+// PostgreSQL aborts the whole transaction. The batch is redone with a
+// savepoint around each handler, which finds that handler
+// (ErrHandlerTxAborted) instead of stalling on the batch as a store outage
+// or blaming the handlers after it; a real outage fails that round too.
+var errIsolate = errors.New("inbox: redo the batch with savepoints")
+
+// txAborted reports whether err is PostgreSQL's "current transaction is
+// aborted" (SQLSTATE 25P02): the statement ran after an earlier statement
+// of the transaction failed, maybe one an earlier handler ignored.
+func txAborted(err error) bool {
+	var st interface{ SQLState() string }
+	return errors.As(err, &st) && st.SQLState() == "25P02"
+}
+
 // round runs one transaction over items, with a savepoint around each
 // handler if savepoints is set. Without savepoints, it returns
 // committed=false, with the failed item marked, when a handler failed and the
-// batch must be redone without it.
+// batch must be redone without it, and errIsolate when the inbox's own
+// statements failed after a handler ran or a handler failed on an aborted
+// transaction.
 func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bool) (committed bool, err error) {
 	now := p.cfg.Now()
 	// Leaders carry the batch; followers (same id later in the batch) take
@@ -348,6 +374,15 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bo
 
 	var dead []driver.DeadLetter
 	var unclaim []string
+	handled := false // a handler ran outside a savepoint
+	afterHandlers := func(op string, err error) error {
+		if !handled {
+			return p.storeErr(ctx, op, err)
+		}
+		p.log.LogAttrs(ctx, slog.LevelWarn, "eos inbox: a statement failed after the handlers ran (one may have ignored a failed statement); redoing the batch with savepoints",
+			slog.String("op", op), slog.Any("error", err), slog.Int("batch", len(items)))
+		return errIsolate
+	}
 	for i, it := range claimed {
 		if !fresh[i] {
 			continue
@@ -362,7 +397,11 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bo
 			continue
 		}
 		if !savepoints {
+			handled = true
 			if herr := p.callHandler(ctx, p.h, tx, it.msg); herr != nil {
+				if txAborted(herr) { // perhaps not this handler's fault
+					return false, afterHandlers("inbox.handler", herr)
+				}
 				it.failErr = herr
 				return false, nil // deferred rollback; redo without it
 			}
@@ -374,11 +413,15 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bo
 		}
 		herr := p.callHandler(ctx, p.h, tx, it.msg)
 		if herr == nil {
-			if err := ex.ReleaseSavepoint(ctx, "eos_handler"); err != nil {
-				return false, p.storeErr(ctx, "inbox.savepoint", err)
+			err := ex.ReleaseSavepoint(ctx, "eos_handler")
+			if err == nil {
+				it.outcome = Applied
+				continue
 			}
-			it.outcome = Applied
-			continue
+			// The handler left its transaction failed. If rolling back
+			// its savepoint works, the failure was the handler's; if not,
+			// the store's.
+			herr = fmt.Errorf("%w: %w", ErrHandlerTxAborted, err)
 		}
 		if err := ex.RollbackToSavepoint(ctx, "eos_handler"); err != nil {
 			return false, p.storeErr(ctx, "inbox.savepoint", err)
@@ -420,19 +463,19 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bo
 	}
 	if len(quarantine) > 0 {
 		if err := ex.InsertQuarantine(ctx, quarantine); err != nil {
-			return false, p.storeErr(ctx, "inbox.quarantine", err)
+			return false, afterHandlers("inbox.quarantine", err)
 		}
 	}
 	if len(dead) > 0 {
 		if err := ex.InsertDeadLetters(ctx, dead); err != nil {
-			return false, p.storeErr(ctx, "inbox.dead_letter", err)
+			return false, afterHandlers("inbox.dead_letter", err)
 		}
 	}
 	if err := p.cfg.Failpoints.Eval(FailBeforeCommit); err != nil {
 		return false, err
 	}
 	if err := p.drv.Commit(ctx, tx); err != nil {
-		return false, p.storeErr(ctx, "inbox.commit", err)
+		return false, afterHandlers("inbox.commit", err)
 	}
 	return true, nil
 }

@@ -104,3 +104,9 @@ var ErrSourceClosed = errors.New("inbox: source closed")
 
 // ErrHandlerPanic is wrapped by the error recorded when a handler panics.
 var ErrHandlerPanic = errors.New("inbox: handler panicked")
+
+// ErrHandlerTxAborted is wrapped by the error recorded when a handler
+// returned nil but left its transaction failed: on PostgreSQL a statement
+// error the handler ignored aborts the transaction, and nothing after it can
+// run until its savepoint is rolled back.
+var ErrHandlerTxAborted = errors.New("inbox: handler returned nil after a statement of its transaction failed")
