@@ -34,6 +34,9 @@ type Policy struct {
 func (p Policy) Ceiling(n int) time.Duration {
 	c := p.Initial
 	for i := 1; i < n && c < p.Max; i++ {
+		if c > p.Max/2 { // doubling passes Max (or overflows when Max is near the largest Duration)
+			return p.Max
+		}
 		c *= 2
 	}
 	return min(c, p.Max)
@@ -46,10 +49,11 @@ func (p Policy) Wait(n int) time.Duration {
 	if c <= 0 {
 		return 0
 	}
+	// Unsigned: c+1 does not overflow when c is the largest Duration.
 	if p.Rand != nil {
-		return time.Duration(p.Rand.Int64N(int64(c) + 1))
+		return time.Duration(p.Rand.Uint64N(uint64(c) + 1))
 	}
-	return time.Duration(rand.Int64N(int64(c) + 1))
+	return time.Duration(rand.Uint64N(uint64(c) + 1))
 }
 
 // Sleep waits Wait(n) and reports true, or returns false as soon as ctx

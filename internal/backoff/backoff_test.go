@@ -2,6 +2,7 @@ package backoff_test
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -54,5 +55,28 @@ func TestSleepEndsWithContext(t *testing.T) {
 	cancel()
 	if (backoff.Policy{Initial: time.Hour, Max: time.Hour}).Sleep(ctx, 1) {
 		t.Fatal("Sleep returned true on an ended context")
+	}
+}
+
+// A Max meant as "no cap" (math.MaxInt64) neither overflows the doubling
+// into a zero wait (a stalled processor retrying in a hot loop) nor makes
+// the draw panic.
+func TestHugeMax(t *testing.T) {
+	for _, p := range []backoff.Policy{
+		{Initial: 50 * time.Millisecond, Max: math.MaxInt64},
+		{Initial: math.MaxInt64, Max: math.MaxInt64},
+		{Initial: time.Second, Max: math.MaxInt64 / 3 * 2},
+	} {
+		prev := time.Duration(0)
+		for n := 1; n <= 200; n++ {
+			c := p.Ceiling(n)
+			if c < prev || c <= 0 || c > p.Max {
+				t.Fatalf("%+v: Ceiling(%d) = %v after %v", p, n, c, prev)
+			}
+			prev = c
+			if w := p.Wait(n); w < 0 || w > c {
+				t.Fatalf("%+v: Wait(%d) = %v outside [0, %v]", p, n, w, c)
+			}
+		}
 	}
 }
