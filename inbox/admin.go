@@ -7,6 +7,7 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver"
+	"github.com/eoskit/eos/internal/storable"
 )
 
 // ErrNotFound is returned by Requeue when none of the ids is a dead letter
@@ -62,7 +63,7 @@ func (p *Processor[TTx]) Quarantine(ctx context.Context, limit int) ([]Quarantin
 // [ErrNotRequeueable] (and [eos.ErrInvalidMessage]) with the results. It
 // returns [ErrNotFound] when none of ids is a dead letter of this consumer.
 func (p *Processor[TTx]) Requeue(ctx context.Context, ids ...string) (*BatchResult, error) {
-	ids = slices.Clone(ids)
+	ids = storedIDs(ids)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	items := make([]*item, len(ids))
@@ -106,9 +107,17 @@ func (p *Processor[TTx]) Discard(ctx context.Context, ids ...string) (int, error
 
 // DiscardTx is Discard inside the caller's transaction.
 func (p *Processor[TTx]) DiscardTx(ctx context.Context, tx TTx, ids ...string) (int, error) {
-	rows, err := p.drv.Executor(tx).TakeDeadLetters(ctx, p.cfg.Consumer, ids)
+	rows, err := p.drv.Executor(tx).TakeDeadLetters(ctx, p.cfg.Consumer, storedIDs(ids))
 	if err != nil {
 		return 0, p.storeErr(ctx, "inbox.discard", err)
 	}
 	return len(rows), nil
+}
+
+// storedIDs returns a copy of ids without those no dead letter can have:
+// text that is not storable (NUL bytes, invalid UTF-8) was never stored, and
+// PostgreSQL refuses it even as an argument, which would fail the whole
+// call as a store failure over one mistyped id.
+func storedIDs(ids []string) []string {
+	return slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return storable.Text(id, len(id)) != id })
 }

@@ -398,3 +398,53 @@ func testIgnoredStatementError[TTx any](t *testing.T, e *drivertest.Engine[TTx])
 		})
 	}
 }
+
+// Ids no dead letter can have (NUL bytes, invalid UTF-8: a typo, a bad
+// paste) name no dead letter on every engine: on PostgreSQL they failed the
+// whole Requeue or Discard as a store failure (reported to the Observer),
+// so one bad id kept the good ones in the list from being requeued.
+func TestRequeueUnstorableIDs(t *testing.T) {
+	drivertest.Each(t, testRequeueUnstorableIDs, testRequeueUnstorableIDs)
+}
+
+func testRequeueUnstorableIDs[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+	ctx := context.Background()
+	var fail atomic.Bool
+	fail.Store(true)
+	var storeErrs atomic.Int32
+	p, err := inbox.New(e.Driver, func(ctx context.Context, tx TTx, m eos.Message) error {
+		if fail.Load() {
+			return inbox.Permanent(errors.New("down"))
+		}
+		return nil
+	}, inbox.Config{Consumer: "c", Observer: countStoreErrors{&storeErrs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, _ := deliveries(eos.Message{ID: "d1"}, eos.Message{ID: "d2"})
+	if _, err := p.Process(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	fail.Store(false)
+	res, err := p.Requeue(ctx, "d1", "a\x00b", "\xff")
+	if err != nil || res.Count(inbox.Applied) != 1 {
+		t.Errorf("requeue of d1 among unstorable ids: %v %+v", err, res)
+	}
+	if _, err := p.Requeue(ctx, "a\x00b"); !errors.Is(err, inbox.ErrNotFound) {
+		t.Errorf("requeue of an unstorable id: %v, want ErrNotFound", err)
+	}
+	if n, err := p.Discard(ctx, "d2", "a\x00b"); err != nil || n != 1 {
+		t.Errorf("discard of d2 among unstorable ids: %d, %v", n, err)
+	}
+	if n := storeErrs.Load(); n != 0 {
+		t.Errorf("%d store errors reported for an operator's bad ids", n)
+	}
+}
+
+// countStoreErrors is an Observer counting store errors.
+type countStoreErrors struct{ n *atomic.Int32 }
+
+func (countStoreErrors) BatchDone(context.Context, *inbox.BatchResult) {}
+func (o countStoreErrors) StoreError(context.Context, string, string, error) {
+	o.n.Add(1)
+}
