@@ -140,8 +140,11 @@ type Quarantined struct {
 	At                time.Time
 }
 
-// DeadLetter is a message that failed MaxAttempts times. Its id stays claimed
-// so that redeliveries are suppressed until it is requeued.
+// DeadLetter is a message that failed MaxAttempts times (or once, with a
+// permanent error), or a delivery that failed validation (Invalid). Its id
+// stays claimed so that redeliveries are suppressed until it is requeued or
+// its claim is compacted (for an invalid delivery, only when the transport
+// gave its position: see Invalid).
 type DeadLetter struct {
 	Consumer    string
 	ID          string

@@ -25,7 +25,9 @@ const (
 	// takes two transactions, not one per failure.
 	IsolateAuto Isolation = iota
 	// IsolateRedo rolls the batch back on a handler error and redoes it
-	// without the failed message, as many times as messages fail.
+	// without the failed message, as many times as messages fail. (A batch
+	// whose transaction a handler left aborted is redone with savepoints,
+	// see ErrHandlerTxAborted.)
 	IsolateRedo
 	// IsolateSavepoint runs each handler inside a savepoint and rolls back
 	// only that savepoint on error. Two extra statements per message.
