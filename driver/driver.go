@@ -23,10 +23,10 @@ type Driver[TTx any] interface {
 	Rollback(ctx context.Context, tx TTx) error
 	// Executor returns eos's own statements bound to tx.
 	Executor(tx TTx) Executor
-	// ClaimOutbox takes up to limit unsent outbox rows for one relay, in
+	// OutboxClaim takes up to limit unsent outbox rows for one relay, in
 	// order per key; see [OutboxBatch]. It returns an empty batch when there
 	// is nothing to send.
-	ClaimOutbox(ctx context.Context, limit int) (OutboxBatch, error)
+	OutboxClaim(ctx context.Context, limit int) (OutboxBatch, error)
 	// OutboxWakeup returns a channel that receives (without blocking the
 	// sender; signals coalesce) after rows were enqueued, and a function that
 	// stops the subscription. Drivers without a native mechanism return a
@@ -40,67 +40,67 @@ type Driver[TTx any] interface {
 // method takes the whole set of rows it acts on: the number of statements per
 // inbox batch must not grow with the batch.
 type Executor interface {
-	// ClaimInbox inserts (consumer, id, fingerprint, now) for every claim
+	// InboxClaim inserts (consumer, id, fingerprint, now) for every claim
 	// that is not already present, in one set-based statement, and reports
 	// for each claim, by index, whether this call inserted it. Ids within
 	// claims are distinct.
-	ClaimInbox(ctx context.Context, consumer string, now time.Time, claims []Claim) (fresh []bool, err error)
+	InboxClaim(ctx context.Context, consumer string, now time.Time, claims []Claim) (fresh []bool, err error)
 	// InboxFingerprints returns the stored fingerprint of each given id that
 	// is claimed for consumer.
 	InboxFingerprints(ctx context.Context, consumer string, ids []string) (map[string][]byte, error)
-	// UnclaimInbox deletes the claims of ids for consumer.
-	UnclaimInbox(ctx context.Context, consumer string, ids []string) error
+	// InboxUnclaim deletes the claims of ids for consumer.
+	InboxUnclaim(ctx context.Context, consumer string, ids []string) error
 
-	// Savepoint, RollbackToSavepoint and ReleaseSavepoint manage a named
+	// SavepointCreate, SavepointRollback and SavepointRelease manage a named
 	// savepoint. name is a plain identifier chosen by eos.
-	Savepoint(ctx context.Context, name string) error
-	RollbackToSavepoint(ctx context.Context, name string) error
-	ReleaseSavepoint(ctx context.Context, name string) error
+	SavepointCreate(ctx context.Context, name string) error
+	SavepointRollback(ctx context.Context, name string) error
+	SavepointRelease(ctx context.Context, name string) error
 
-	// RecordFailure counts one failed attempt of (consumer, id) with its error
+	// FailureRecord counts one failed attempt of (consumer, id) with its error
 	// text and returns the attempts so far, this one included.
 	//
 	// Text fields of the rows and arguments eos passes (error text, the key
 	// and headers of a dead letter) are already storable: valid UTF-8, no NUL
 	// bytes, bounded (internal/storable). Drivers store them as they are.
-	RecordFailure(ctx context.Context, consumer, id, errText string, now time.Time) (attempts int, err error)
-	// ClearFailures forgets the attempts of ids.
-	ClearFailures(ctx context.Context, consumer string, ids []string) error
+	FailureRecord(ctx context.Context, consumer, id, errText string, now time.Time) (attempts int, err error)
+	// FailuresClear forgets the attempts of ids.
+	FailuresClear(ctx context.Context, consumer string, ids []string) error
 
-	InsertQuarantine(ctx context.Context, rows []Quarantined) error
-	ListQuarantine(ctx context.Context, consumer string, limit int) ([]Quarantined, error)
+	QuarantineInsert(ctx context.Context, rows []Quarantined) error
+	QuarantineList(ctx context.Context, consumer string, limit int) ([]Quarantined, error)
 
-	InsertDeadLetters(ctx context.Context, rows []DeadLetter) error
-	// ListDeadLetters returns dead letters of consumer in id order, starting
+	DeadLettersInsert(ctx context.Context, rows []DeadLetter) error
+	// DeadLettersList returns dead letters of consumer in id order, starting
 	// after afterID (empty: from the start).
-	ListDeadLetters(ctx context.Context, consumer, afterID string, limit int) ([]DeadLetter, error)
-	// TakeDeadLetters deletes the dead letters of consumer with the given ids
+	DeadLettersList(ctx context.Context, consumer, afterID string, limit int) ([]DeadLetter, error)
+	// DeadLettersTake deletes the dead letters of consumer with the given ids
 	// and returns the rows it deleted, in no particular order. A row another
 	// transaction took first is not returned: callers act only on what they
 	// took, which is what makes two overlapping requeues safe.
-	TakeDeadLetters(ctx context.Context, consumer string, ids []string) ([]DeadLetter, error)
+	DeadLettersTake(ctx context.Context, consumer string, ids []string) ([]DeadLetter, error)
 
-	// InsertOutbox appends rows to the outbox (and, where the engine has a
+	// OutboxInsert appends rows to the outbox (and, where the engine has a
 	// notification mechanism, wakes relays once the transaction commits).
-	InsertOutbox(ctx context.Context, rows []OutboxRow) error
+	OutboxInsert(ctx context.Context, rows []OutboxRow) error
 	// OutboxStats reports the number of unsent rows and the enqueue time of
 	// the oldest (zero when none).
 	OutboxStats(ctx context.Context) (unsent int64, oldest time.Time, err error)
-	// ParkedOutboxStats reports the number of parked rows (see
+	// OutboxParkedStats reports the number of parked rows (see
 	// [OutboxOutcome]) and when the oldest was parked (zero when none).
-	ParkedOutboxStats(ctx context.Context) (parked int64, oldest time.Time, err error)
-	// ListParkedOutbox returns parked rows in seq order, starting after
+	OutboxParkedStats(ctx context.Context) (parked int64, oldest time.Time, err error)
+	// OutboxParkedList returns parked rows in seq order, starting after
 	// afterSeq (0: from the start), at most limit.
-	ListParkedOutbox(ctx context.Context, afterSeq int64, limit int) ([]ParkedOutboxRow, error)
-	// RequeueParkedOutbox makes the parked rows among seqs unsent again:
+	OutboxParkedList(ctx context.Context, afterSeq int64, limit int) ([]ParkedOutboxRow, error)
+	// OutboxParkedRequeue makes the parked rows among seqs unsent again:
 	// each becomes its key's next row to send. It reports how many rows this
 	// statement changed; seqs that are not parked are left alone. Like
-	// InsertOutbox, it wakes relays once the transaction commits.
-	RequeueParkedOutbox(ctx context.Context, seqs []int64) (int, error)
-	// DeleteParkedOutbox deletes the parked rows among seqs, unblocking
+	// OutboxInsert, it wakes relays once the transaction commits.
+	OutboxParkedRequeue(ctx context.Context, seqs []int64) (int, error)
+	// OutboxParkedDelete deletes the parked rows among seqs, unblocking
 	// their keys (and waking relays), and returns the rows this statement
 	// deleted, in seq order.
-	DeleteParkedOutbox(ctx context.Context, seqs []int64) ([]ParkedOutboxRow, error)
+	OutboxParkedDelete(ctx context.Context, seqs []int64) ([]ParkedOutboxRow, error)
 
 	// Compact deletes up to limit rows of what older than before and
 	// reports how many it deleted.
@@ -266,7 +266,7 @@ type MigrationStatus struct {
 // BeginClaim returns ok=true and an open transaction only when every claim
 // was new. When any id was claimed before, or the driver cannot take this
 // path now, it returns ok=false and nothing is left open: the caller falls
-// back to Begin and ClaimInbox. An error is a failure of the store.
+// back to Begin and InboxClaim. An error is a failure of the store.
 type ClaimBeginner[TTx any] interface {
 	BeginClaim(ctx context.Context, consumer string, now time.Time, claims []Claim) (tx TTx, ok bool, err error)
 }

@@ -32,7 +32,7 @@ func (p *Processor[TTx]) read(ctx context.Context, fn func(driver.Executor) erro
 func (p *Processor[TTx]) DeadLetters(ctx context.Context, afterID string, limit int) ([]DeadLetter, error) {
 	var out []DeadLetter
 	err := p.read(ctx, func(ex driver.Executor) (err error) {
-		out, err = ex.ListDeadLetters(ctx, p.cfg.Consumer, afterID, limit)
+		out, err = ex.DeadLettersList(ctx, p.cfg.Consumer, afterID, limit)
 		return err
 	})
 	return out, err
@@ -43,7 +43,7 @@ func (p *Processor[TTx]) DeadLetters(ctx context.Context, afterID string, limit 
 func (p *Processor[TTx]) Quarantine(ctx context.Context, limit int) ([]QuarantinedMessage, error) {
 	var out []QuarantinedMessage
 	err := p.read(ctx, func(ex driver.Executor) (err error) {
-		out, err = ex.ListQuarantine(ctx, p.cfg.Consumer, limit)
+		out, err = ex.QuarantineList(ctx, p.cfg.Consumer, limit)
 		return err
 	})
 	return out, err
@@ -107,7 +107,7 @@ func (p *Processor[TTx]) Discard(ctx context.Context, ids ...string) (int, error
 
 // DiscardTx is Discard inside the caller's transaction.
 func (p *Processor[TTx]) DiscardTx(ctx context.Context, tx TTx, ids ...string) (int, error) {
-	rows, err := p.drv.Executor(tx).TakeDeadLetters(ctx, p.cfg.Consumer, storedIDs(ids))
+	rows, err := p.drv.Executor(tx).DeadLettersTake(ctx, p.cfg.Consumer, storedIDs(ids))
 	if err != nil {
 		return 0, p.storeErr(ctx, "inbox.discard", err)
 	}

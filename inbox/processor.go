@@ -408,12 +408,12 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bo
 			it.outcome = Applied
 			continue
 		}
-		if err := ex.Savepoint(ctx, "eos_handler"); err != nil {
+		if err := ex.SavepointCreate(ctx, "eos_handler"); err != nil {
 			return false, p.storeErr(ctx, "inbox.savepoint", err)
 		}
 		herr := p.callHandler(ctx, p.h, tx, it.msg)
 		if herr == nil {
-			err := ex.ReleaseSavepoint(ctx, "eos_handler")
+			err := ex.SavepointRelease(ctx, "eos_handler")
 			if err == nil {
 				it.outcome = Applied
 				continue
@@ -423,10 +423,10 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bo
 			// the store's.
 			herr = fmt.Errorf("%w: %w", ErrHandlerTxAborted, err)
 		}
-		if err := ex.RollbackToSavepoint(ctx, "eos_handler"); err != nil {
+		if err := ex.SavepointRollback(ctx, "eos_handler"); err != nil {
 			return false, p.storeErr(ctx, "inbox.savepoint", err)
 		}
-		if err := ex.ReleaseSavepoint(ctx, "eos_handler"); err != nil {
+		if err := ex.SavepointRelease(ctx, "eos_handler"); err != nil {
 			return false, p.storeErr(ctx, "inbox.savepoint", err)
 		}
 		it.failErr = herr
@@ -457,17 +457,17 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bo
 		}
 	}
 	if len(unclaim) > 0 {
-		if err := ex.UnclaimInbox(ctx, p.cfg.Consumer, unclaim); err != nil {
+		if err := ex.InboxUnclaim(ctx, p.cfg.Consumer, unclaim); err != nil {
 			return false, p.storeErr(ctx, "inbox.unclaim", err)
 		}
 	}
 	if len(quarantine) > 0 {
-		if err := ex.InsertQuarantine(ctx, quarantine); err != nil {
+		if err := ex.QuarantineInsert(ctx, quarantine); err != nil {
 			return false, afterHandlers("inbox.quarantine", err)
 		}
 	}
 	if len(dead) > 0 {
-		if err := ex.InsertDeadLetters(ctx, dead); err != nil {
+		if err := ex.DeadLettersInsert(ctx, dead); err != nil {
 			return false, afterHandlers("inbox.dead_letter", err)
 		}
 	}
@@ -486,7 +486,7 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bo
 // took first, or that is no dead letter, sits the round out; a dead letter
 // that cannot be retried (it failed validation) is put back as it was.
 func (p *Processor[TTx]) takeRequeued(ctx context.Context, ex driver.Executor, items []*item, ids []string) error {
-	rows, err := ex.TakeDeadLetters(ctx, p.cfg.Consumer, ids)
+	rows, err := ex.DeadLettersTake(ctx, p.cfg.Consumer, ids)
 	if err != nil {
 		return p.storeErr(ctx, "inbox.requeue", err)
 	}
@@ -514,16 +514,16 @@ func (p *Processor[TTx]) takeRequeued(ctx context.Context, ex driver.Executor, i
 		}
 		release = append(release, dl.ID)
 	}
-	if err := ex.InsertDeadLetters(ctx, back); err != nil {
+	if err := ex.DeadLettersInsert(ctx, back); err != nil {
 		return p.storeErr(ctx, "inbox.requeue", err)
 	}
 	if len(release) == 0 {
 		return nil
 	}
-	if err := ex.UnclaimInbox(ctx, p.cfg.Consumer, release); err != nil {
+	if err := ex.InboxUnclaim(ctx, p.cfg.Consumer, release); err != nil {
 		return p.storeErr(ctx, "inbox.requeue", err)
 	}
-	if err := ex.ClearFailures(ctx, p.cfg.Consumer, release); err != nil {
+	if err := ex.FailuresClear(ctx, p.cfg.Consumer, release); err != nil {
 		return p.storeErr(ctx, "inbox.requeue", err)
 	}
 	return nil
@@ -574,7 +574,7 @@ func sortedClaims(items []*item) ([]driver.Claim, []int) {
 // claim is new.
 func (p *Processor[TTx]) claim(ctx context.Context, ex driver.Executor, now time.Time, items []*item) ([]bool, error) {
 	claims, order := sortedClaims(items)
-	sorted, err := ex.ClaimInbox(ctx, p.cfg.Consumer, now, claims)
+	sorted, err := ex.InboxClaim(ctx, p.cfg.Consumer, now, claims)
 	if err != nil {
 		return nil, p.storeErr(ctx, "inbox.claim", err)
 	}
@@ -588,7 +588,7 @@ func (p *Processor[TTx]) claim(ctx context.Context, ex driver.Executor, now time
 // recordFailure counts its failure and decides between Retry and
 // DeadLettered.
 func (p *Processor[TTx]) recordFailure(ctx context.Context, ex driver.Executor, it *item, now time.Time) error {
-	n, err := ex.RecordFailure(ctx, p.cfg.Consumer, it.msg.ID, storable.Text(it.failErr.Error(), storable.MaxErrorLen), now)
+	n, err := ex.FailureRecord(ctx, p.cfg.Consumer, it.msg.ID, storable.Text(it.failErr.Error(), storable.MaxErrorLen), now)
 	if err != nil {
 		return p.storeErr(ctx, "inbox.record_failure", err)
 	}

@@ -25,7 +25,7 @@ func (p *Processor[TTx]) ProcessTx(ctx context.Context, tx TTx, msg eos.Message,
 	ex := p.drv.Executor(tx)
 	now := p.cfg.Now()
 	fp := eos.Fingerprint(msg)
-	fresh, err := ex.ClaimInbox(ctx, p.cfg.Consumer, now, []driver.Claim{{ID: msg.ID, Fingerprint: fp}})
+	fresh, err := ex.InboxClaim(ctx, p.cfg.Consumer, now, []driver.Claim{{ID: msg.ID, Fingerprint: fp}})
 	if err != nil {
 		return 0, p.storeErr(ctx, "inbox.claim", err)
 	}
@@ -38,7 +38,7 @@ func (p *Processor[TTx]) ProcessTx(ctx context.Context, tx TTx, msg eos.Message,
 			return Duplicate, nil
 		}
 		it := &item{msg: msg, fp: fp}
-		if err := ex.InsertQuarantine(ctx, []driver.Quarantined{p.quarantined(it, stored[msg.ID], now)}); err != nil {
+		if err := ex.QuarantineInsert(ctx, []driver.Quarantined{p.quarantined(it, stored[msg.ID], now)}); err != nil {
 			return 0, p.storeErr(ctx, "inbox.quarantine", err)
 		}
 		return Quarantined, nil

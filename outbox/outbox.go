@@ -94,7 +94,7 @@ func (o *Outbox[TTx]) Enqueue(ctx context.Context, tx TTx, topic string, msgs ..
 		rows[i] = driver.OutboxRow{ID: m.ID, Topic: topic, Key: m.Key, Payload: m.Payload, Headers: m.Headers,
 			CreatedAt: m.CreatedAt, EnqueuedAt: now}
 	}
-	if err := o.drv.Executor(tx).InsertOutbox(ctx, rows); err != nil {
+	if err := o.drv.Executor(tx).OutboxInsert(ctx, rows); err != nil {
 		return &eos.StoreError{Op: "outbox.enqueue", Err: err}
 	}
 	return nil
@@ -121,7 +121,7 @@ func (o *Outbox[TTx]) Stats(ctx context.Context) (Stats, error) {
 		if st.Unsent, st.OldestUnsent, err = ex.OutboxStats(ctx); err != nil {
 			return err
 		}
-		st.Parked, st.OldestParked, err = ex.ParkedOutboxStats(ctx)
+		st.Parked, st.OldestParked, err = ex.OutboxParkedStats(ctx)
 		return err
 	})
 	return st, err

@@ -23,7 +23,7 @@ var ErrNotParked = errors.New("outbox: no such parked row")
 func (o *Outbox[TTx]) ParkedRows(ctx context.Context, afterSeq int64, limit int) ([]ParkedRow, error) {
 	var out []ParkedRow
 	err := o.read(ctx, "outbox.parked_rows", func(ex driver.Executor) (err error) {
-		out, err = ex.ListParkedOutbox(ctx, afterSeq, limit)
+		out, err = ex.OutboxParkedList(ctx, afterSeq, limit)
 		return err
 	})
 	return out, err
@@ -45,7 +45,7 @@ func (o *Outbox[TTx]) RequeueParked(ctx context.Context, seqs ...int64) (int, er
 
 // RequeueParkedTx is RequeueParked inside the caller's transaction.
 func (o *Outbox[TTx]) RequeueParkedTx(ctx context.Context, tx TTx, seqs ...int64) (int, error) {
-	n, err := o.drv.Executor(tx).RequeueParkedOutbox(ctx, seqs)
+	n, err := o.drv.Executor(tx).OutboxParkedRequeue(ctx, seqs)
 	if err != nil {
 		return 0, &eos.StoreError{Op: "outbox.requeue_parked", Err: err}
 	}
@@ -69,7 +69,7 @@ func (o *Outbox[TTx]) DiscardParked(ctx context.Context, seqs ...int64) ([]Parke
 
 // DiscardParkedTx is DiscardParked inside the caller's transaction.
 func (o *Outbox[TTx]) DiscardParkedTx(ctx context.Context, tx TTx, seqs ...int64) ([]ParkedRow, error) {
-	out, err := o.drv.Executor(tx).DeleteParkedOutbox(ctx, seqs)
+	out, err := o.drv.Executor(tx).OutboxParkedDelete(ctx, seqs)
 	if err != nil {
 		return nil, &eos.StoreError{Op: "outbox.discard_parked", Err: err}
 	}

@@ -246,7 +246,7 @@ func testInvalidTopicParked[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 		t.Fatal(err)
 	}
 	defer e.Driver.Rollback(ctx, tx)
-	if err := e.Driver.Executor(tx).InsertOutbox(ctx, []driver.OutboxRow{
+	if err := e.Driver.Executor(tx).OutboxInsert(ctx, []driver.OutboxRow{
 		row("wild", "orders.*", "A"), row("a1", "orders", "A"), row("nokey-bad", "a..b", ""), row("nokey", "orders", ""), row("b1", "orders", "B"),
 	}); err != nil {
 		t.Fatal(err)

@@ -204,7 +204,7 @@ func (r *Relay[TTx]) Forward(ctx context.Context) (int, error) {
 
 // forward is Forward that also reports how many rows it claimed.
 func (r *Relay[TTx]) forward(ctx context.Context) (sent, claimed int, err error) {
-	b, err := r.drv.ClaimOutbox(ctx, r.cfg.BatchSize)
+	b, err := r.drv.OutboxClaim(ctx, r.cfg.BatchSize)
 	if err != nil {
 		return 0, 0, r.fail(ctx, "outbox.claim", err)
 	}

@@ -22,7 +22,7 @@ func Run[TTx any](t *testing.T, newDriver func(t *testing.T) driver.Driver[TTx])
 		return d
 	}
 	t.Run("Migrations", func(t *testing.T) { testMigrations(t, newDriver(t)) })
-	t.Run("ClaimInbox", func(t *testing.T) { testClaim(t, migrated(t)) })
+	t.Run("InboxClaim", func(t *testing.T) { testClaim(t, migrated(t)) })
 	t.Run("ClaimInboxConcurrent", func(t *testing.T) { testClaimConcurrent(t, migrated(t)) })
 	t.Run("RollbackAndSavepoints", func(t *testing.T) { testRollback(t, migrated(t)) })
 	t.Run("Failures", func(t *testing.T) { testFailures(t, migrated(t)) })
@@ -71,7 +71,7 @@ func testBeginClaim[TTx any](t *testing.T, d driver.Driver[TTx], cb driver.Claim
 		t.Fatal("BeginClaim accepted a claimed id")
 	}
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
-		fresh, err := ex.ClaimInbox(ctx, "c'1", t0, claims("new-1", "a", "new-2"))
+		fresh, err := ex.InboxClaim(ctx, "c'1", t0, claims("new-1", "a", "new-2"))
 		must(t, err)
 		if fmt.Sprint(fresh) != "[true false true]" {
 			t.Fatalf("after a declined BeginClaim: %v", fresh)
@@ -86,7 +86,7 @@ func testBeginClaim[TTx any](t *testing.T, d driver.Driver[TTx], cb driver.Claim
 			must(t, d.Commit(ctx, tx))
 		}
 		inTx(t, d, func(ctx context.Context, ex driver.Executor) {
-			fresh, err := ex.ClaimInbox(ctx, c.consumer, t0, claims(c.id))
+			fresh, err := ex.InboxClaim(ctx, c.consumer, t0, claims(c.id))
 			must(t, err)
 			if fresh[0] == ok {
 				t.Fatalf("consumer %q, id %q: BeginClaim ok %v, then the ordinary claim found it new: %v", c.consumer, c.id, ok, fresh[0])
@@ -162,7 +162,7 @@ func testMigrations[TTx any](t *testing.T, d driver.Driver[TTx]) {
 		}
 	}
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
-		_, err := ex.ClaimInbox(ctx, "c", t0, claims("a"))
+		_, err := ex.InboxClaim(ctx, "c", t0, claims("a"))
 		must(t, err)
 	})
 	down, err := m.Down(ctx, 0)
@@ -173,7 +173,7 @@ func testMigrations[TTx any](t *testing.T, d driver.Driver[TTx]) {
 	_, err = m.Up(ctx)
 	must(t, err)
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
-		fresh, err := ex.ClaimInbox(ctx, "c", t0, claims("a"))
+		fresh, err := ex.InboxClaim(ctx, "c", t0, claims("a"))
 		must(t, err)
 		if !fresh[0] {
 			t.Fatal("claim survived Down/Up")
@@ -183,17 +183,17 @@ func testMigrations[TTx any](t *testing.T, d driver.Driver[TTx]) {
 
 func testClaim[TTx any](t *testing.T, d driver.Driver[TTx]) {
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
-		fresh, err := ex.ClaimInbox(ctx, "c1", t0, claims("a", "b"))
+		fresh, err := ex.InboxClaim(ctx, "c1", t0, claims("a", "b"))
 		must(t, err)
 		if !fresh[0] || !fresh[1] {
 			t.Fatalf("first claim: %v", fresh)
 		}
-		fresh, err = ex.ClaimInbox(ctx, "c1", t0, claims("x", "a", "y", "b", "z"))
+		fresh, err = ex.InboxClaim(ctx, "c1", t0, claims("x", "a", "y", "b", "z"))
 		must(t, err)
 		if want := []bool{true, false, true, false, true}; fmt.Sprint(fresh) != fmt.Sprint(want) {
 			t.Fatalf("mixed claim: got %v want %v", fresh, want)
 		}
-		fresh, err = ex.ClaimInbox(ctx, "c2", t0, claims("a"))
+		fresh, err = ex.InboxClaim(ctx, "c2", t0, claims("a"))
 		must(t, err)
 		if !fresh[0] {
 			t.Fatal("claims must be per consumer")
@@ -203,14 +203,14 @@ func testClaim[TTx any](t *testing.T, d driver.Driver[TTx]) {
 		if len(fps) != 2 || !bytes.Equal(fps["a"], fingerprint("a")) || !bytes.Equal(fps["y"], fingerprint("y")) {
 			t.Fatalf("fingerprints: %q", fps)
 		}
-		must(t, ex.UnclaimInbox(ctx, "c1", []string{"a"}))
-		fresh, err = ex.ClaimInbox(ctx, "c1", t0, claims("a", "b"))
+		must(t, ex.InboxUnclaim(ctx, "c1", []string{"a"}))
+		fresh, err = ex.InboxClaim(ctx, "c1", t0, claims("a", "b"))
 		must(t, err)
 		if !fresh[0] || fresh[1] {
 			t.Fatalf("after unclaim: %v", fresh)
 		}
 		odd := []string{`quote"d`, `back\\slash`, "ünï-cødé ✓", strings.Repeat("x", 255)}
-		fresh, err = ex.ClaimInbox(ctx, "c1", t0, claims(odd...))
+		fresh, err = ex.InboxClaim(ctx, "c1", t0, claims(odd...))
 		must(t, err)
 		fps, err = ex.InboxFingerprints(ctx, "c1", odd)
 		must(t, err)
@@ -219,7 +219,7 @@ func testClaim[TTx any](t *testing.T, d driver.Driver[TTx]) {
 				t.Fatalf("id %q did not round-trip: fresh %v, fingerprint %x", id, fresh[i], fps[id])
 			}
 		}
-		fresh, err = ex.ClaimInbox(ctx, "c1", t0, nil)
+		fresh, err = ex.InboxClaim(ctx, "c1", t0, nil)
 		must(t, err)
 		if len(fresh) != 0 {
 			t.Fatal("empty claim")
@@ -231,7 +231,7 @@ func testClaim[TTx any](t *testing.T, d driver.Driver[TTx]) {
 		ids[i] = fmt.Sprintf("big-%05d", i)
 	}
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
-		fresh, err := ex.ClaimInbox(ctx, "c1", t0, claims(ids...))
+		fresh, err := ex.InboxClaim(ctx, "c1", t0, claims(ids...))
 		must(t, err)
 		for i, f := range fresh {
 			if !f {
@@ -268,7 +268,7 @@ func testClaimConcurrent[TTx any](t *testing.T, d driver.Driver[TTx]) {
 					return
 				}
 				chunk := order[start : start+25]
-				fresh, err := d.Executor(tx).ClaimInbox(ctx, "c", t0, claims(chunk...))
+				fresh, err := d.Executor(tx).InboxClaim(ctx, "c", t0, claims(chunk...))
 				if err != nil {
 					d.Rollback(ctx, tx)
 					errs <- err
@@ -306,23 +306,23 @@ func testRollback[TTx any](t *testing.T, d driver.Driver[TTx]) {
 	ctx := context.Background()
 	tx, err := d.Begin(ctx)
 	must(t, err)
-	_, err = d.Executor(tx).ClaimInbox(ctx, "c", t0, claims("gone"))
+	_, err = d.Executor(tx).InboxClaim(ctx, "c", t0, claims("gone"))
 	must(t, err)
 	must(t, d.Rollback(ctx, tx))
 	must(t, d.Rollback(ctx, tx)) // rolling back twice is not an error
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
-		must(t, ex.Savepoint(ctx, "sp1"))
-		_, err := ex.ClaimInbox(ctx, "c", t0, claims("inner"))
+		must(t, ex.SavepointCreate(ctx, "sp1"))
+		_, err := ex.InboxClaim(ctx, "c", t0, claims("inner"))
 		must(t, err)
-		must(t, ex.RollbackToSavepoint(ctx, "sp1"))
-		must(t, ex.ReleaseSavepoint(ctx, "sp1"))
-		must(t, ex.Savepoint(ctx, "sp2"))
-		_, err = ex.ClaimInbox(ctx, "c", t0, claims("kept"))
+		must(t, ex.SavepointRollback(ctx, "sp1"))
+		must(t, ex.SavepointRelease(ctx, "sp1"))
+		must(t, ex.SavepointCreate(ctx, "sp2"))
+		_, err = ex.InboxClaim(ctx, "c", t0, claims("kept"))
 		must(t, err)
-		must(t, ex.ReleaseSavepoint(ctx, "sp2"))
+		must(t, ex.SavepointRelease(ctx, "sp2"))
 	})
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
-		fresh, err := ex.ClaimInbox(ctx, "c", t0, claims("gone", "inner", "kept"))
+		fresh, err := ex.InboxClaim(ctx, "c", t0, claims("gone", "inner", "kept"))
 		must(t, err)
 		if fmt.Sprint(fresh) != "[true true false]" {
 			t.Fatalf("after rollbacks: %v", fresh)
@@ -333,14 +333,14 @@ func testRollback[TTx any](t *testing.T, d driver.Driver[TTx]) {
 func testFailures[TTx any](t *testing.T, d driver.Driver[TTx]) {
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
 		for want := 1; want <= 3; want++ {
-			n, err := ex.RecordFailure(ctx, "c", "m", fmt.Sprintf("boom %d", want), t0)
+			n, err := ex.FailureRecord(ctx, "c", "m", fmt.Sprintf("boom %d", want), t0)
 			must(t, err)
 			if n != want {
 				t.Fatalf("attempts %d, want %d", n, want)
 			}
 		}
-		must(t, ex.ClearFailures(ctx, "c", []string{"m"}))
-		n, err := ex.RecordFailure(ctx, "c", "m", "again", t0)
+		must(t, ex.FailuresClear(ctx, "c", []string{"m"}))
+		n, err := ex.FailureRecord(ctx, "c", "m", "again", t0)
 		must(t, err)
 		if n != 1 {
 			t.Fatalf("after clear: %d", n)
@@ -361,8 +361,8 @@ func testDeadLetters[TTx any](t *testing.T, d driver.Driver[TTx]) {
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
 		dl2 := dl
 		dl2.ID, dl2.Headers = "m2", nil
-		must(t, ex.InsertDeadLetters(ctx, []driver.DeadLetter{dl, dl2, odd}))
-		list, err := ex.ListDeadLetters(ctx, "c", "", 10)
+		must(t, ex.DeadLettersInsert(ctx, []driver.DeadLetter{dl, dl2, odd}))
+		list, err := ex.DeadLettersList(ctx, "c", "", 10)
 		must(t, err)
 		if len(list) != 3 || list[0].ID != "m1" || list[0].Headers["H"] != "v" || !list[0].CreatedAt.Equal(t0) ||
 			list[0].Attempts != 5 || list[0].LastError != "bad" || string(list[0].Payload) != "p" || list[0].Invalid {
@@ -372,24 +372,24 @@ func testDeadLetters[TTx any](t *testing.T, d driver.Driver[TTx]) {
 			!got.Invalid || got.OriginalID != hostileText || got.Position != "S:42" || got.PayloadSize != 3<<20 {
 			t.Fatalf("hostile text or arrival copy changed on the way: %+v", got)
 		}
-		page, err := ex.ListDeadLetters(ctx, "c", "m1", 10)
+		page, err := ex.DeadLettersList(ctx, "c", "m1", 10)
 		must(t, err)
 		if len(page) != 2 || page[0].ID != "m2" {
 			t.Fatalf("page after m1: %+v", page)
 		}
-		got, err := ex.TakeDeadLetters(ctx, "c", []string{"m2", "m3", "zz"})
+		got, err := ex.DeadLettersTake(ctx, "c", []string{"m2", "m3", "zz"})
 		must(t, err)
 		if len(got) != 2 || got[0].ID == got[1].ID || got[0].ID+got[1].ID != "m2m3" && got[0].ID+got[1].ID != "m3m2" {
 			t.Fatalf("take: %+v", got)
 		}
-		again, err := ex.TakeDeadLetters(ctx, "c", []string{"m2", "m1"})
+		again, err := ex.DeadLettersTake(ctx, "c", []string{"m2", "m1"})
 		must(t, err)
 		if len(again) != 1 || again[0].ID != "m1" {
 			t.Fatalf("second take: %+v", again)
 		}
 		q := driver.Quarantined{Consumer: "c", ID: "q", StoredFingerprint: []byte("a"), Fingerprint: []byte("b"), Key: "k", Payload: []byte("x"), At: t0}
-		must(t, ex.InsertQuarantine(ctx, []driver.Quarantined{q, q}))
-		ql, err := ex.ListQuarantine(ctx, "c", 10)
+		must(t, ex.QuarantineInsert(ctx, []driver.Quarantined{q, q}))
+		ql, err := ex.QuarantineList(ctx, "c", 10)
 		must(t, err)
 		if len(ql) != 2 || ql[0].ID != "q" || string(ql[0].StoredFingerprint) != "a" || string(ql[1].Fingerprint) != "b" {
 			t.Fatalf("quarantine: %+v", ql)
@@ -409,14 +409,14 @@ func outboxRows(prefix string, n int) []driver.OutboxRow {
 func testOutbox[TTx any](t *testing.T, d driver.Driver[TTx]) {
 	ctx := context.Background()
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
-		must(t, ex.InsertOutbox(ctx, outboxRows("r", 5)))
+		must(t, ex.OutboxInsert(ctx, outboxRows("r", 5)))
 		n, oldest, err := ex.OutboxStats(ctx)
 		must(t, err)
 		if n != 5 || !oldest.Equal(t0) {
 			t.Fatalf("stats: %d %v", n, oldest)
 		}
 	})
-	b, err := d.ClaimOutbox(ctx, 3)
+	b, err := d.OutboxClaim(ctx, 3)
 	must(t, err)
 	rows := b.Rows()
 	if len(rows) != 3 || rows[0].ID != "r-0" || rows[1].ID != "r-1" || rows[2].ID != "r-2" || rows[1].Headers["N"] != "1" {
@@ -428,19 +428,19 @@ func testOutbox[TTx any](t *testing.T, d driver.Driver[TTx]) {
 		}
 	}
 	must(t, b.Complete(ctx, driver.OutboxOutcome{Sent: driver.Seqs(rows[:2]), At: t0}))
-	b, err = d.ClaimOutbox(ctx, 10)
+	b, err = d.OutboxClaim(ctx, 10)
 	must(t, err)
 	if got := len(b.Rows()); got != 3 || b.Rows()[0].ID != "r-2" {
 		t.Fatalf("after Complete(2): %+v", b.Rows())
 	}
 	must(t, b.Abort(ctx))
-	b, err = d.ClaimOutbox(ctx, 10)
+	b, err = d.OutboxClaim(ctx, 10)
 	must(t, err)
 	if len(b.Rows()) != 3 {
 		t.Fatalf("Abort lost rows: %d", len(b.Rows()))
 	}
 	must(t, b.Complete(ctx, driver.OutboxOutcome{Sent: driver.Seqs(b.Rows()), At: t0, DeleteSent: true}))
-	b, err = d.ClaimOutbox(ctx, 10)
+	b, err = d.OutboxClaim(ctx, 10)
 	must(t, err)
 	if len(b.Rows()) != 0 {
 		t.Fatalf("left: %+v", b.Rows())
@@ -472,10 +472,10 @@ func testOutboxParked[TTx any](t *testing.T, d driver.Driver[TTx]) {
 	for i, r := range spec {
 		in[i] = driver.OutboxRow{ID: r.id, Topic: "t", Key: r.key, Payload: []byte(r.id), Headers: map[string]string{"h": r.id}, CreatedAt: t0, EnqueuedAt: t0}
 	}
-	inTx(t, d, func(ctx context.Context, ex driver.Executor) { must(t, ex.InsertOutbox(ctx, in)) })
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) { must(t, ex.OutboxInsert(ctx, in)) })
 	claim := func(want string) []driver.OutboxRow {
 		t.Helper()
-		b, err := d.ClaimOutbox(ctx, 10)
+		b, err := d.OutboxClaim(ctx, 10)
 		must(t, err)
 		rows := b.Rows()
 		var ids []string
@@ -489,7 +489,7 @@ func testOutboxParked[TTx any](t *testing.T, d driver.Driver[TTx]) {
 		must(t, b.Complete(ctx, driver.OutboxOutcome{Sent: driver.Seqs(rows), At: t0}))
 		return rows
 	}
-	b, err := d.ClaimOutbox(ctx, 10)
+	b, err := d.OutboxClaim(ctx, 10)
 	must(t, err)
 	rows := b.Rows()
 	if len(rows) != len(spec) {
@@ -505,7 +505,7 @@ func testOutboxParked[TTx any](t *testing.T, d driver.Driver[TTx]) {
 	claim("b1,n1") // a1 and a2 wait behind a0; n0 blocks nothing
 	claim("")
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
-		n, oldest, err := ex.ParkedOutboxStats(ctx)
+		n, oldest, err := ex.OutboxParkedStats(ctx)
 		must(t, err)
 		if n != 2 || !oldest.Equal(t0) {
 			t.Fatalf("parked stats: %d %v", n, oldest)
@@ -515,21 +515,21 @@ func testOutboxParked[TTx any](t *testing.T, d driver.Driver[TTx]) {
 		if unsent != 4 {
 			t.Fatalf("%d unsent, want 4 (two parked, two behind one)", unsent)
 		}
-		parked, err := ex.ListParkedOutbox(ctx, 0, 10)
+		parked, err := ex.OutboxParkedList(ctx, 0, 10)
 		must(t, err)
 		if len(parked) != 2 || parked[0].ID != "a0" || parked[0].Error != oddErr || !parked[0].ParkedAt.Equal(t0) ||
 			string(parked[0].Payload) != "a0" || parked[0].Headers["h"] != "a0" || !parked[0].CreatedAt.Equal(t0) ||
 			parked[1].ID != "n0" || parked[1].Error != "too large" {
 			t.Fatalf("parked: %+v", parked)
 		}
-		if p, err := ex.ListParkedOutbox(ctx, seq["a0"], 10); err != nil || len(p) != 1 || p[0].ID != "n0" {
+		if p, err := ex.OutboxParkedList(ctx, seq["a0"], 10); err != nil || len(p) != 1 || p[0].ID != "n0" {
 			t.Fatalf("parked after a0: %+v %v", p, err)
 		}
-		if p, err := ex.ListParkedOutbox(ctx, 0, 1); err != nil || len(p) != 1 || p[0].ID != "a0" {
+		if p, err := ex.OutboxParkedList(ctx, 0, 1); err != nil || len(p) != 1 || p[0].ID != "a0" {
 			t.Fatalf("parked, limit 1: %+v %v", p, err)
 		}
 		// Only parked rows are requeued: b0 is sent, 1<<40 does not exist.
-		n2, err := ex.RequeueParkedOutbox(ctx, []int64{seq["a0"], seq["b0"], 1 << 40})
+		n2, err := ex.OutboxParkedRequeue(ctx, []int64{seq["a0"], seq["b0"], 1 << 40})
 		must(t, err)
 		if n2 != 1 {
 			t.Fatalf("requeued %d rows, want 1", n2)
@@ -537,17 +537,17 @@ func testOutboxParked[TTx any](t *testing.T, d driver.Driver[TTx]) {
 	})
 	claim("a0,a1,a2") // the requeued row heads its key again, in order
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
-		gone, err := ex.DeleteParkedOutbox(ctx, []int64{seq["a0"], seq["n0"]})
+		gone, err := ex.OutboxParkedDelete(ctx, []int64{seq["a0"], seq["n0"]})
 		must(t, err)
 		if len(gone) != 1 || gone[0].ID != "n0" || gone[0].Error != "too large" || string(gone[0].Payload) != "n0" {
 			t.Fatalf("deleted %+v, want n0 only", gone)
 		}
-		again, err := ex.DeleteParkedOutbox(ctx, []int64{seq["n0"]})
+		again, err := ex.OutboxParkedDelete(ctx, []int64{seq["n0"]})
 		must(t, err)
 		if len(again) != 0 {
 			t.Fatalf("deleted twice: %+v", again)
 		}
-		n, oldest, err := ex.ParkedOutboxStats(ctx)
+		n, oldest, err := ex.OutboxParkedStats(ctx)
 		must(t, err)
 		if n != 0 || !oldest.IsZero() {
 			t.Fatalf("parked stats when none: %d %v", n, oldest)
@@ -555,9 +555,9 @@ func testOutboxParked[TTx any](t *testing.T, d driver.Driver[TTx]) {
 	})
 	// A key blocked by a parked row flows again once the row is deleted.
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
-		must(t, ex.InsertOutbox(ctx, []driver.OutboxRow{{ID: "c0", Topic: "t", Key: "C", CreatedAt: t0, EnqueuedAt: t0}, {ID: "c1", Topic: "t", Key: "C", CreatedAt: t0, EnqueuedAt: t0}}))
+		must(t, ex.OutboxInsert(ctx, []driver.OutboxRow{{ID: "c0", Topic: "t", Key: "C", CreatedAt: t0, EnqueuedAt: t0}, {ID: "c1", Topic: "t", Key: "C", CreatedAt: t0, EnqueuedAt: t0}}))
 	})
-	b, err = d.ClaimOutbox(ctx, 10)
+	b, err = d.OutboxClaim(ctx, 10)
 	must(t, err)
 	if rows := b.Rows(); len(rows) != 2 || rows[0].ID != "c0" {
 		t.Fatalf("claimed %+v", rows)
@@ -565,12 +565,12 @@ func testOutboxParked[TTx any](t *testing.T, d driver.Driver[TTx]) {
 	must(t, b.Complete(ctx, driver.OutboxOutcome{Parked: []driver.OutboxParking{{Seq: b.Rows()[0].Seq, Error: "x"}}, At: t0}))
 	claim("")
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
-		parked, err := ex.ListParkedOutbox(ctx, 0, 10)
+		parked, err := ex.OutboxParkedList(ctx, 0, 10)
 		must(t, err)
 		if len(parked) != 1 || parked[0].ID != "c0" {
 			t.Fatalf("parked: %+v", parked)
 		}
-		_, err = ex.DeleteParkedOutbox(ctx, []int64{parked[0].Seq})
+		_, err = ex.OutboxParkedDelete(ctx, []int64{parked[0].Seq})
 		must(t, err)
 	})
 	claim("c1")
@@ -583,7 +583,7 @@ func testWakeup[TTx any](t *testing.T, d driver.Driver[TTx]) {
 	must(t, err)
 	defer stop()
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
-		must(t, ex.InsertOutbox(ctx, outboxRows("w", 1)))
+		must(t, ex.OutboxInsert(ctx, outboxRows("w", 1)))
 	})
 	select {
 	case <-ch:
@@ -598,11 +598,11 @@ func testCompact[TTx any](t *testing.T, d driver.Driver[TTx]) {
 		old[i] = fmt.Sprintf("old-%02d", i)
 	}
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
-		_, err := ex.ClaimInbox(ctx, "c", t0, claims(old...))
+		_, err := ex.InboxClaim(ctx, "c", t0, claims(old...))
 		must(t, err)
-		_, err = ex.ClaimInbox(ctx, "c", t0.Add(time.Hour), claims("new"))
+		_, err = ex.InboxClaim(ctx, "c", t0.Add(time.Hour), claims("new"))
 		must(t, err)
-		_, err = ex.RecordFailure(ctx, "c", "f", "x", t0)
+		_, err = ex.FailureRecord(ctx, "c", "f", "x", t0)
 		must(t, err)
 	})
 	var total int64
@@ -625,7 +625,7 @@ func testCompact[TTx any](t *testing.T, d driver.Driver[TTx]) {
 		t.Fatalf("compacted %d, want 25", total)
 	}
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
-		fresh, err := ex.ClaimInbox(ctx, "c", t0, claims("old-00", "new"))
+		fresh, err := ex.InboxClaim(ctx, "c", t0, claims("old-00", "new"))
 		must(t, err)
 		if !fresh[0] || fresh[1] {
 			t.Fatalf("after compaction: %v", fresh)
@@ -641,11 +641,11 @@ func testCompact[TTx any](t *testing.T, d driver.Driver[TTx]) {
 		q := driver.Quarantined{Consumer: "c", ID: "q", StoredFingerprint: []byte("a"), Fingerprint: []byte("b"), At: t0}
 		q2 := q
 		q2.At = t0.Add(time.Hour)
-		must(t, ex.InsertQuarantine(ctx, []driver.Quarantined{q, q, q2}))
+		must(t, ex.QuarantineInsert(ctx, []driver.Quarantined{q, q, q2}))
 		dl := driver.DeadLetter{Consumer: "c", ID: "d1", Fingerprint: []byte("fp"), CreatedAt: t0, At: t0}
 		dl2 := dl
 		dl2.ID, dl2.At = "d2", t0.Add(time.Hour)
-		must(t, ex.InsertDeadLetters(ctx, []driver.DeadLetter{dl, dl2}))
+		must(t, ex.DeadLettersInsert(ctx, []driver.DeadLetter{dl, dl2}))
 		for what, want := range map[driver.Compactable]int64{driver.CompactQuarantine: 2, driver.CompactDeadLetters: 1} {
 			n, err := ex.Compact(ctx, what, t0.Add(time.Minute), 10)
 			must(t, err)
@@ -653,9 +653,9 @@ func testCompact[TTx any](t *testing.T, d driver.Driver[TTx]) {
 				t.Fatalf("compacted %d %s rows, want %d", n, what, want)
 			}
 		}
-		ql, err := ex.ListQuarantine(ctx, "c", 10)
+		ql, err := ex.QuarantineList(ctx, "c", 10)
 		must(t, err)
-		dls, err := ex.ListDeadLetters(ctx, "c", "", 10)
+		dls, err := ex.DeadLettersList(ctx, "c", "", 10)
 		must(t, err)
 		if len(ql) != 1 || !ql[0].At.Equal(q2.At) || len(dls) != 1 || dls[0].ID != "d2" {
 			t.Fatalf("after compaction: quarantine %+v, dead letters %+v", ql, dls)

@@ -106,7 +106,7 @@ func TestBeginClaimConformingStringsOff(t *testing.T) {
 	}
 	// Every id is claimed under itself: the ordinary claim sees it as known.
 	inTx(t, driver.Driver[pgx.Tx](d), func(ctx context.Context, ex driver.Executor) error {
-		fresh, err := ex.ClaimInbox(ctx, "c", time.Now(), claims(taken...))
+		fresh, err := ex.InboxClaim(ctx, "c", time.Now(), claims(taken...))
 		if err != nil {
 			return err
 		}

@@ -31,7 +31,7 @@
 // Any number of relays, in any number of processes, may drain one outbox,
 // and each key's rows are still published in seq order. The head of a key
 // is its oldest unsent row; every row with the empty key is a head of its
-// own (no order among those). ClaimOutbox begins a transaction, locks heads
+// own (no order among those). OutboxClaim begins a transaction, locks heads
 // with FOR UPDATE SKIP LOCKED (heads another relay holds are skipped) and
 // takes, in seq order, the unsent rows that are locked heads or share a key
 // with one. The transaction stays open while the relay publishes: meanwhile
@@ -62,11 +62,11 @@
 // as its bytes, not converted from the client encoding as a parameter is,
 // and the two paths would disagree wherever the encodings differ. A claim
 // conflict (or a value the path declines) makes the inbox fall back to Begin
-// plus ClaimInbox, and keep to that path for the next batches.
+// plus InboxClaim, and keep to that path for the next batches.
 //
 // # Wakeups
 //
-// InsertOutbox queues pg_notify on NotifyChannel in its own statement, so
+// OutboxInsert queues pg_notify on NotifyChannel in its own statement, so
 // relays are woken when the transaction commits and never before (nor at all
 // if it rolls back). OutboxWakeup LISTENs on a dedicated connection — a
 // connection hijacked from the pool for [New], one opened with the

@@ -16,7 +16,7 @@ type executor struct {
 	q tx
 }
 
-func (e *executor) ClaimInbox(ctx context.Context, consumer string, now time.Time, claims []driver.Claim) ([]bool, error) {
+func (e *executor) InboxClaim(ctx context.Context, consumer string, now time.Time, claims []driver.Claim) ([]bool, error) {
 	fresh := make([]bool, len(claims))
 	if len(claims) == 0 {
 		return fresh, nil
@@ -74,27 +74,27 @@ func (e *executor) deleteIDs(ctx context.Context, table, consumer string, ids []
 	return int(n), err
 }
 
-func (e *executor) UnclaimInbox(ctx context.Context, consumer string, ids []string) error {
+func (e *executor) InboxUnclaim(ctx context.Context, consumer string, ids []string) error {
 	_, err := e.deleteIDs(ctx, e.c.t.inbox, consumer, ids)
 	return err
 }
 
-func (e *executor) Savepoint(ctx context.Context, name string) error {
+func (e *executor) SavepointCreate(ctx context.Context, name string) error {
 	_, err := e.q.exec(ctx, "SAVEPOINT "+name)
 	return err
 }
 
-func (e *executor) RollbackToSavepoint(ctx context.Context, name string) error {
+func (e *executor) SavepointRollback(ctx context.Context, name string) error {
 	_, err := e.q.exec(ctx, "ROLLBACK TO SAVEPOINT "+name)
 	return err
 }
 
-func (e *executor) ReleaseSavepoint(ctx context.Context, name string) error {
+func (e *executor) SavepointRelease(ctx context.Context, name string) error {
 	_, err := e.q.exec(ctx, "RELEASE SAVEPOINT "+name)
 	return err
 }
 
-func (e *executor) RecordFailure(ctx context.Context, consumer, id, errText string, now time.Time) (int, error) {
+func (e *executor) FailureRecord(ctx context.Context, consumer, id, errText string, now time.Time) (int, error) {
 	var n int
 	err := e.q.query(ctx, "INSERT INTO "+e.c.t.failures+" AS f (consumer, id, attempts, last_error, updated_at) VALUES ($1, $2, 1, $3, $4) "+
 		"ON CONFLICT (consumer, id) DO UPDATE SET attempts = f.attempts + 1, last_error = excluded.last_error, updated_at = excluded.updated_at "+
@@ -103,12 +103,12 @@ func (e *executor) RecordFailure(ctx context.Context, consumer, id, errText stri
 	return n, err
 }
 
-func (e *executor) ClearFailures(ctx context.Context, consumer string, ids []string) error {
+func (e *executor) FailuresClear(ctx context.Context, consumer string, ids []string) error {
 	_, err := e.deleteIDs(ctx, e.c.t.failures, consumer, ids)
 	return err
 }
 
-func (e *executor) InsertQuarantine(ctx context.Context, rows []driver.Quarantined) error {
+func (e *executor) QuarantineInsert(ctx context.Context, rows []driver.Quarantined) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -127,7 +127,7 @@ func (e *executor) InsertQuarantine(ctx context.Context, rows []driver.Quarantin
 	return err
 }
 
-func (e *executor) ListQuarantine(ctx context.Context, consumer string, limit int) ([]driver.Quarantined, error) {
+func (e *executor) QuarantineList(ctx context.Context, consumer string, limit int) ([]driver.Quarantined, error) {
 	var out []driver.Quarantined
 	err := e.q.query(ctx, "SELECT consumer, id, stored_fingerprint, fingerprint, key, payload, headers, at FROM "+e.c.t.quarantine+
 		" WHERE consumer = $1 ORDER BY seq LIMIT $2", []any{consumer, limit}, func(scan scanFunc) error {
@@ -145,7 +145,7 @@ func (e *executor) ListQuarantine(ctx context.Context, consumer string, limit in
 	return out, err
 }
 
-func (e *executor) InsertDeadLetters(ctx context.Context, rows []driver.DeadLetter) error {
+func (e *executor) DeadLettersInsert(ctx context.Context, rows []driver.DeadLetter) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -190,23 +190,23 @@ func (e *executor) deadLetters(ctx context.Context, q string, args ...any) ([]dr
 	return out, err
 }
 
-func (e *executor) ListDeadLetters(ctx context.Context, consumer, afterID string, limit int) ([]driver.DeadLetter, error) {
+func (e *executor) DeadLettersList(ctx context.Context, consumer, afterID string, limit int) ([]driver.DeadLetter, error) {
 	return e.deadLetters(ctx, "SELECT "+deadLetterCols+" FROM "+e.c.t.deadLetters+" WHERE consumer = $1 AND id > $2 ORDER BY id LIMIT $3", consumer, afterID, limit)
 }
 
-// TakeDeadLetters deletes and returns in one statement: a row that another
+// DeadLettersTake deletes and returns in one statement: a row that another
 // transaction deletes first is waited for and then not returned.
-func (e *executor) TakeDeadLetters(ctx context.Context, consumer string, ids []string) ([]driver.DeadLetter, error) {
+func (e *executor) DeadLettersTake(ctx context.Context, consumer string, ids []string) ([]driver.DeadLetter, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
 	return e.deadLetters(ctx, "DELETE FROM "+e.c.t.deadLetters+" WHERE consumer = $1 AND id = ANY($2) RETURNING "+deadLetterCols, consumer, ids)
 }
 
-// InsertOutbox inserts the rows in order (seq follows the slice) and queues a
+// OutboxInsert inserts the rows in order (seq follows the slice) and queues a
 // notification on the relays' channel in the same statement: PostgreSQL
 // delivers it when, and only if, the transaction commits.
-func (e *executor) InsertOutbox(ctx context.Context, rows []driver.OutboxRow) error {
+func (e *executor) OutboxInsert(ctx context.Context, rows []driver.OutboxRow) error {
 	if len(rows) == 0 {
 		return nil
 	}

@@ -18,7 +18,7 @@ const (
 	parkedCols = outboxCols + ", parked_at, parked_error"
 )
 
-// ClaimOutbox locks, with FOR UPDATE SKIP LOCKED, the heads of the outbox —
+// OutboxClaim locks, with FOR UPDATE SKIP LOCKED, the heads of the outbox —
 // unsent rows with no earlier unsent row of the same key; every row with key
 // "" is its own head — and returns, in seq order and up to limit, the unsent
 // rows that are locked heads or share a non-empty key with one. The
@@ -30,7 +30,7 @@ const (
 // either: it is unsent and earlier. The rows taken with a head also stop at
 // its key's parked row, for the case where an earlier row of that key
 // committed after the parked one (seq is taken at insert, not at commit).
-func (c *core) ClaimOutbox(ctx context.Context, limit int) (driver.OutboxBatch, error) {
+func (c *core) OutboxClaim(ctx context.Context, limit int) (driver.OutboxBatch, error) {
 	tx, err := c.begin(ctx)
 	if err != nil {
 		return nil, err
@@ -140,7 +140,7 @@ func (b *outboxBatch) end(ctx context.Context, err error) error {
 	return rerr
 }
 
-func (e *executor) ParkedOutboxStats(ctx context.Context) (int64, time.Time, error) {
+func (e *executor) OutboxParkedStats(ctx context.Context) (int64, time.Time, error) {
 	var n int64
 	var oldest *time.Time
 	err := e.q.query(ctx, "SELECT count(*), min(parked_at) FROM "+e.c.t.outbox+" WHERE parked_at IS NOT NULL", nil,
@@ -151,7 +151,7 @@ func (e *executor) ParkedOutboxStats(ctx context.Context) (int64, time.Time, err
 	return n, oldest.UTC(), nil
 }
 
-func (e *executor) ListParkedOutbox(ctx context.Context, afterSeq int64, limit int) ([]driver.ParkedOutboxRow, error) {
+func (e *executor) OutboxParkedList(ctx context.Context, afterSeq int64, limit int) ([]driver.ParkedOutboxRow, error) {
 	var out []driver.ParkedOutboxRow
 	err := e.q.query(ctx, "SELECT "+parkedCols+" FROM "+e.c.t.outbox+" WHERE parked_at IS NOT NULL AND seq > $1 ORDER BY seq LIMIT $2",
 		[]any{afterSeq, limit}, func(scan scanFunc) error {
@@ -165,7 +165,7 @@ func (e *executor) ListParkedOutbox(ctx context.Context, afterSeq int64, limit i
 	return out, err
 }
 
-func (e *executor) RequeueParkedOutbox(ctx context.Context, seqs []int64) (int, error) {
+func (e *executor) OutboxParkedRequeue(ctx context.Context, seqs []int64) (int, error) {
 	if len(seqs) == 0 {
 		return 0, nil
 	}
@@ -182,7 +182,7 @@ func (e *executor) notify(ctx context.Context) error {
 	return err
 }
 
-func (e *executor) DeleteParkedOutbox(ctx context.Context, seqs []int64) ([]driver.ParkedOutboxRow, error) {
+func (e *executor) OutboxParkedDelete(ctx context.Context, seqs []int64) ([]driver.ParkedOutboxRow, error) {
 	if len(seqs) == 0 {
 		return nil, nil
 	}

@@ -242,7 +242,7 @@ func NewStdlib(db *sql.DB, cfg Config) (*StdlibDriver, error) {
 		return nil, err
 	}
 	// database/sql would roll a transaction back when its ctx ends, but an
-	// outbox batch outlives ClaimOutbox's ctx (as it does with pgx): take the
+	// outbox batch outlives OutboxClaim's ctx (as it does with pgx): take the
 	// connection with ctx, and begin without it.
 	begin := func(ctx context.Context) (tx, error) {
 		conn, err := checkedConn(ctx, db)

@@ -256,7 +256,7 @@ func TestSearchPath(t *testing.T) {
 	must(t, err)
 	migrate(t, d)
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) error {
-		_, err := ex.ClaimInbox(ctx, "c", time.Now(), []driver.Claim{{ID: "a", Fingerprint: []byte("f")}})
+		_, err := ex.InboxClaim(ctx, "c", time.Now(), []driver.Claim{{ID: "a", Fingerprint: []byte("f")}})
 		return err
 	})
 	var n int
@@ -280,11 +280,11 @@ func testClaimInbox[TTx any](t *testing.T, d driver.Driver[TTx], _ string) {
 	migrate(t, d)
 	now := time.Now()
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) error {
-		_, err := ex.ClaimInbox(ctx, "c", now, claims("b", "d"))
+		_, err := ex.InboxClaim(ctx, "c", now, claims("b", "d"))
 		return err
 	})
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) error {
-		fresh, err := ex.ClaimInbox(ctx, "c", now, claims("a", "b", "c", "d", "e"))
+		fresh, err := ex.InboxClaim(ctx, "c", now, claims("a", "b", "c", "d", "e"))
 		if err != nil {
 			return err
 		}
@@ -331,7 +331,7 @@ func testClaimInboxConcurrent[TTx any](t *testing.T, d driver.Driver[TTx], _ str
 				return
 			}
 			defer d.Rollback(ctx, tx)
-			fresh, err := d.Executor(tx).ClaimInbox(ctx, "c", time.Now(), claims(order...))
+			fresh, err := d.Executor(tx).InboxClaim(ctx, "c", time.Now(), claims(order...))
 			if err == nil {
 				err = d.Commit(ctx, tx)
 			}
@@ -373,7 +373,7 @@ func testOutboxRelays[TTx any](t *testing.T, d driver.Driver[TTx], _ string) {
 		rows = append(rows, driver.OutboxRow{ID: fmt.Sprintf("m%04d", i), Topic: "t", Key: key, Payload: []byte{byte(i)}, CreatedAt: now, EnqueuedAt: now})
 	}
 	for chunk := range slices.Chunk(rows, 100) {
-		inTx(t, d, func(ctx context.Context, ex driver.Executor) error { return ex.InsertOutbox(ctx, chunk) })
+		inTx(t, d, func(ctx context.Context, ex driver.Executor) error { return ex.OutboxInsert(ctx, chunk) })
 	}
 
 	var mu sync.Mutex
@@ -386,7 +386,7 @@ func testOutboxRelays[TTx any](t *testing.T, d driver.Driver[TTx], _ string) {
 		wg.Go(func() {
 			ctx := context.Background()
 			for i := 0; left.Load() > 0 && !t.Failed(); i++ {
-				b, err := d.ClaimOutbox(ctx, 7)
+				b, err := d.OutboxClaim(ctx, 7)
 				if err != nil {
 					t.Error(err)
 					return
@@ -452,10 +452,10 @@ func TestOutboxBatchOutlivesContext(t *testing.T) {
 func testOutboxBatchOutlivesContext[TTx any](t *testing.T, d driver.Driver[TTx], _ string) {
 	migrate(t, d)
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) error {
-		return ex.InsertOutbox(ctx, []driver.OutboxRow{{ID: "m", Topic: "t", Key: "k", Headers: map[string]string{"h": "v"}, CreatedAt: time.Now(), EnqueuedAt: time.Now()}})
+		return ex.OutboxInsert(ctx, []driver.OutboxRow{{ID: "m", Topic: "t", Key: "k", Headers: map[string]string{"h": "v"}, CreatedAt: time.Now(), EnqueuedAt: time.Now()}})
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	b, err := d.ClaimOutbox(ctx, 10)
+	b, err := d.OutboxClaim(ctx, 10)
 	cancel()
 	must(t, err)
 	if rows := b.Rows(); len(rows) != 1 || rows[0].Headers["h"] != "v" || rows[0].Payload != nil {
@@ -487,11 +487,11 @@ func testOutboxParkedCommitOrder[TTx any](t *testing.T, d driver.Driver[TTx], _ 
 	early, err := d.Begin(ctx)
 	must(t, err)
 	defer d.Rollback(ctx, early)
-	must(t, d.Executor(early).InsertOutbox(ctx, []driver.OutboxRow{row("early")}))
+	must(t, d.Executor(early).OutboxInsert(ctx, []driver.OutboxRow{row("early")}))
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) error {
-		return ex.InsertOutbox(ctx, []driver.OutboxRow{row("late-1"), row("late-2")})
+		return ex.OutboxInsert(ctx, []driver.OutboxRow{row("late-1"), row("late-2")})
 	})
-	b, err := d.ClaimOutbox(ctx, 10)
+	b, err := d.OutboxClaim(ctx, 10)
 	must(t, err)
 	if rows := b.Rows(); len(rows) != 2 || rows[0].ID != "late-1" {
 		b.Abort(ctx)
@@ -499,7 +499,7 @@ func testOutboxParkedCommitOrder[TTx any](t *testing.T, d driver.Driver[TTx], _ 
 	}
 	must(t, b.Complete(ctx, driver.OutboxOutcome{Parked: []driver.OutboxParking{{Seq: b.Rows()[0].Seq, Error: "x"}}, At: now}))
 	must(t, d.Commit(ctx, early))
-	b, err = d.ClaimOutbox(ctx, 10)
+	b, err = d.OutboxClaim(ctx, 10)
 	must(t, err)
 	defer b.Abort(ctx)
 	if rows := b.Rows(); len(rows) != 1 || rows[0].ID != "early" {
@@ -522,7 +522,7 @@ func testOutboxWakeup[TTx any](t *testing.T, d driver.Driver[TTx], schema string
 		}
 	}
 	enqueue := func(ctx context.Context, ex driver.Executor) error {
-		return ex.InsertOutbox(ctx, []driver.OutboxRow{{ID: "m", Topic: "t", Key: "k", CreatedAt: time.Now(), EnqueuedAt: time.Now()}})
+		return ex.OutboxInsert(ctx, []driver.OutboxRow{{ID: "m", Topic: "t", Key: "k", CreatedAt: time.Now(), EnqueuedAt: time.Now()}})
 	}
 	ch, stop, err := d.OutboxWakeup(ctx)
 	must(t, err)

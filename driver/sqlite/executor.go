@@ -16,7 +16,7 @@ type executor struct {
 	tx *sql.Tx
 }
 
-func (e *executor) ClaimInbox(ctx context.Context, consumer string, now time.Time, claims []driver.Claim) ([]bool, error) {
+func (e *executor) InboxClaim(ctx context.Context, consumer string, now time.Time, claims []driver.Claim) ([]bool, error) {
 	fresh := make([]bool, len(claims))
 	if len(claims) == 0 {
 		return fresh, nil
@@ -149,27 +149,27 @@ func (e *executor) deleteIDs(ctx context.Context, table, consumer string, ids []
 	return int(n), err
 }
 
-func (e *executor) UnclaimInbox(ctx context.Context, consumer string, ids []string) error {
+func (e *executor) InboxUnclaim(ctx context.Context, consumer string, ids []string) error {
 	_, err := e.deleteIDs(ctx, e.d.t.inbox, consumer, ids)
 	return err
 }
 
-func (e *executor) Savepoint(ctx context.Context, name string) error {
+func (e *executor) SavepointCreate(ctx context.Context, name string) error {
 	_, err := e.tx.ExecContext(ctx, "SAVEPOINT "+name)
 	return err
 }
 
-func (e *executor) RollbackToSavepoint(ctx context.Context, name string) error {
+func (e *executor) SavepointRollback(ctx context.Context, name string) error {
 	_, err := e.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+name)
 	return err
 }
 
-func (e *executor) ReleaseSavepoint(ctx context.Context, name string) error {
+func (e *executor) SavepointRelease(ctx context.Context, name string) error {
 	_, err := e.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name)
 	return err
 }
 
-func (e *executor) RecordFailure(ctx context.Context, consumer, id, errText string, now time.Time) (int, error) {
+func (e *executor) FailureRecord(ctx context.Context, consumer, id, errText string, now time.Time) (int, error) {
 	var n int
 	err := e.tx.QueryRowContext(ctx, "INSERT INTO "+e.d.t.failures+" (consumer, id, attempts, last_error, updated_at) VALUES (?, ?, 1, ?, ?) "+
 		"ON CONFLICT (consumer, id) DO UPDATE SET attempts = attempts + 1, last_error = excluded.last_error, updated_at = excluded.updated_at RETURNING attempts",
@@ -177,12 +177,12 @@ func (e *executor) RecordFailure(ctx context.Context, consumer, id, errText stri
 	return n, err
 }
 
-func (e *executor) ClearFailures(ctx context.Context, consumer string, ids []string) error {
+func (e *executor) FailuresClear(ctx context.Context, consumer string, ids []string) error {
 	_, err := e.deleteIDs(ctx, e.d.t.failures, consumer, ids)
 	return err
 }
 
-func (e *executor) InsertQuarantine(ctx context.Context, rows []driver.Quarantined) error {
+func (e *executor) QuarantineInsert(ctx context.Context, rows []driver.Quarantined) error {
 	for _, r := range rows {
 		if _, err := e.tx.ExecContext(ctx, "INSERT INTO "+e.d.t.quarantine+" (consumer, id, stored_fingerprint, fingerprint, key, payload, headers, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 			r.Consumer, r.ID, r.StoredFingerprint, r.Fingerprint, r.Key, r.Payload, sqlutil.EncodeHeaders(r.Headers), micros(r.At)); err != nil {
@@ -192,7 +192,7 @@ func (e *executor) InsertQuarantine(ctx context.Context, rows []driver.Quarantin
 	return nil
 }
 
-func (e *executor) ListQuarantine(ctx context.Context, consumer string, limit int) ([]driver.Quarantined, error) {
+func (e *executor) QuarantineList(ctx context.Context, consumer string, limit int) ([]driver.Quarantined, error) {
 	rows, err := e.tx.QueryContext(ctx, "SELECT consumer, id, stored_fingerprint, fingerprint, key, payload, headers, at FROM "+e.d.t.quarantine+" WHERE consumer = ? ORDER BY seq LIMIT ?", consumer, limit)
 	if err != nil {
 		return nil, err
@@ -215,7 +215,7 @@ func (e *executor) ListQuarantine(ctx context.Context, consumer string, limit in
 	return out, rows.Err()
 }
 
-func (e *executor) InsertDeadLetters(ctx context.Context, rows []driver.DeadLetter) error {
+func (e *executor) DeadLettersInsert(ctx context.Context, rows []driver.DeadLetter) error {
 	for _, r := range rows {
 		if _, err := e.tx.ExecContext(ctx, "INSERT INTO "+e.d.t.deadLetters+" ("+deadLetterCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "+
 			"ON CONFLICT (consumer, id) DO UPDATE SET attempts = excluded.attempts, last_error = excluded.last_error, at = excluded.at",
@@ -254,11 +254,11 @@ func (e *executor) deadLetters(ctx context.Context, q string, args ...any) ([]dr
 	return out, rows.Err()
 }
 
-func (e *executor) ListDeadLetters(ctx context.Context, consumer, afterID string, limit int) ([]driver.DeadLetter, error) {
+func (e *executor) DeadLettersList(ctx context.Context, consumer, afterID string, limit int) ([]driver.DeadLetter, error) {
 	return e.deadLetters(ctx, "SELECT "+deadLetterCols+" FROM "+e.d.t.deadLetters+" WHERE consumer = ? AND id > ? ORDER BY id LIMIT ?", consumer, afterID, limit)
 }
 
-func (e *executor) TakeDeadLetters(ctx context.Context, consumer string, ids []string) ([]driver.DeadLetter, error) {
+func (e *executor) DeadLettersTake(ctx context.Context, consumer string, ids []string) ([]driver.DeadLetter, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -270,7 +270,7 @@ func (e *executor) TakeDeadLetters(ctx context.Context, consumer string, ids []s
 	return e.deadLetters(ctx, "DELETE FROM "+e.d.t.deadLetters+" WHERE consumer = ? AND id IN ("+sqlutil.Placeholders(len(ids))+") RETURNING "+deadLetterCols, args...)
 }
 
-func (e *executor) InsertOutbox(ctx context.Context, rows []driver.OutboxRow) error {
+func (e *executor) OutboxInsert(ctx context.Context, rows []driver.OutboxRow) error {
 	for _, r := range rows {
 		if _, err := e.tx.ExecContext(ctx, "INSERT INTO "+e.d.t.outbox+" (id, topic, key, payload, headers, created_at, enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
 			r.ID, r.Topic, r.Key, r.Payload, sqlutil.EncodeHeaders(r.Headers), micros(r.CreatedAt), micros(r.EnqueuedAt)); err != nil {

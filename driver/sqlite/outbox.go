@@ -17,11 +17,11 @@ const (
 	parkedCols = outboxCols + ", parked_at, parked_error"
 )
 
-// ClaimOutbox reads the oldest unsent rows that are not parked and not
+// OutboxClaim reads the oldest unsent rows that are not parked and not
 // behind a parked row of their key. The read runs on the writer connection,
 // after any transaction in flight; the publish that follows holds no lock,
 // and Complete records the outcome in a short transaction.
-func (d *Driver) ClaimOutbox(ctx context.Context, limit int) (driver.OutboxBatch, error) {
+func (d *Driver) OutboxClaim(ctx context.Context, limit int) (driver.OutboxBatch, error) {
 	if !d.relay.TryLock() {
 		return &outboxBatch{d: d}, nil
 	}
@@ -124,14 +124,14 @@ func (b *outboxBatch) release() {
 	}
 }
 
-func (e *executor) ParkedOutboxStats(ctx context.Context) (int64, time.Time, error) {
+func (e *executor) OutboxParkedStats(ctx context.Context) (int64, time.Time, error) {
 	var n int64
 	var oldest sql.NullInt64
 	err := e.tx.QueryRowContext(ctx, "SELECT count(*), min(parked_at) FROM "+e.d.t.outbox+" WHERE parked_at IS NOT NULL").Scan(&n, &oldest)
 	return n, fromMicros(oldest.Int64), err
 }
 
-func (e *executor) ListParkedOutbox(ctx context.Context, afterSeq int64, limit int) ([]driver.ParkedOutboxRow, error) {
+func (e *executor) OutboxParkedList(ctx context.Context, afterSeq int64, limit int) ([]driver.ParkedOutboxRow, error) {
 	rows, err := e.tx.QueryContext(ctx, "SELECT "+parkedCols+" FROM "+e.d.t.outbox+" WHERE parked_at IS NOT NULL AND seq > ? ORDER BY seq LIMIT ?", afterSeq, limit)
 	if err != nil {
 		return nil, err
@@ -141,7 +141,7 @@ func (e *executor) ListParkedOutbox(ctx context.Context, afterSeq int64, limit i
 	return out, err
 }
 
-func (e *executor) RequeueParkedOutbox(ctx context.Context, seqs []int64) (int, error) {
+func (e *executor) OutboxParkedRequeue(ctx context.Context, seqs []int64) (int, error) {
 	if len(seqs) == 0 {
 		return 0, nil
 	}
@@ -157,7 +157,7 @@ func (e *executor) RequeueParkedOutbox(ctx context.Context, seqs []int64) (int, 
 	return int(n), err
 }
 
-func (e *executor) DeleteParkedOutbox(ctx context.Context, seqs []int64) ([]driver.ParkedOutboxRow, error) {
+func (e *executor) OutboxParkedDelete(ctx context.Context, seqs []int64) ([]driver.ParkedOutboxRow, error) {
 	if len(seqs) == 0 {
 		return nil, nil
 	}

@@ -403,7 +403,7 @@ func (d *Driver) Executor(tx *sql.Tx) driver.Executor { return &executor{d: d, t
 
 func (d *Driver) Migrator() driver.Migrator { return d.mig }
 
-// OutboxWakeup is fed by InsertOutbox in this process. The relay's next
+// OutboxWakeup is fed by OutboxInsert in this process. The relay's next
 // claim waits for the writer connection, so it runs only once the enqueuing
 // transaction has ended.
 func (d *Driver) OutboxWakeup(context.Context) (<-chan struct{}, func(), error) {

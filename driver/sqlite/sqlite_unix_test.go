@@ -35,7 +35,7 @@ func TestFilesPrivate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Executor(tx).InsertOutbox(ctx, []driver.OutboxRow{{ID: "m", Topic: "t", CreatedAt: time.Now(), EnqueuedAt: time.Now()}}); err != nil {
+	if err := d.Executor(tx).OutboxInsert(ctx, []driver.OutboxRow{{ID: "m", Topic: "t", CreatedAt: time.Now(), EnqueuedAt: time.Now()}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Commit(ctx, tx); err != nil {
