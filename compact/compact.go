@@ -11,7 +11,17 @@ import (
 	"github.com/eoskit/eos/internal/config"
 )
 
-// Config configures a Compactor. Defaults are applied by [New].
+// Defaults of [Config].
+const (
+	DefaultRetention           = 7 * 24 * time.Hour
+	DefaultOutboxRetention     = 24 * time.Hour
+	DefaultQuarantineRetention = 30 * 24 * time.Hour
+	DefaultBatchSize           = 1000
+	DefaultInterval            = time.Minute
+)
+
+// Config configures a Compactor. [Config.WithDefaults] applies the defaults
+// (New does).
 type Config struct {
 	// Retention is how long dedupe records (and attempt counters) are kept.
 	// Default 7 days; at least RedeliveryHorizon.
@@ -37,25 +47,32 @@ type Config struct {
 	BatchSize int
 	// Interval is the pause between compaction passes in Run. Default 1m.
 	Interval time.Duration
-	// Now is the clock. Default time.Now.
-	Now func() time.Time
 	// Logger receives the compactor's logs. Default slog.Default().
 	Logger *slog.Logger
+	// Test holds the clock, for tests.
+	Test eos.TestConfig
+}
+
+// WithDefaults returns a copy of c with the defaults applied, or a
+// *eos.ConfigError naming the first invalid field.
+func (c Config) WithDefaults() (Config, error) {
+	err := c.applyDefaults()
+	return c, err
 }
 
 func (c *Config) applyDefaults() error {
 	if err := config.Durations("compact.Config.",
-		config.DurationField{Name: "Retention", P: &c.Retention, Default: 7 * 24 * time.Hour},
-		config.DurationField{Name: "OutboxRetention", P: &c.OutboxRetention, Default: 24 * time.Hour},
-		config.DurationField{Name: "QuarantineRetention", P: &c.QuarantineRetention, Default: 30 * 24 * time.Hour},
-		config.DurationField{Name: "Interval", P: &c.Interval, Default: time.Minute},
+		config.DurationField{Name: "Retention", P: &c.Retention, Default: DefaultRetention},
+		config.DurationField{Name: "OutboxRetention", P: &c.OutboxRetention, Default: DefaultOutboxRetention},
+		config.DurationField{Name: "QuarantineRetention", P: &c.QuarantineRetention, Default: DefaultQuarantineRetention},
+		config.DurationField{Name: "Interval", P: &c.Interval, Default: DefaultInterval},
 	); err != nil {
 		return err
 	}
 	if c.DeadLetterRetention < 0 {
 		return &eos.ConfigError{Field: "compact.Config.DeadLetterRetention", Reason: fmt.Sprintf("negative (%v)", c.DeadLetterRetention)}
 	}
-	if err := config.Int("compact.Config.BatchSize", &c.BatchSize, 1000, 100000); err != nil {
+	if err := config.Int("compact.Config.BatchSize", &c.BatchSize, DefaultBatchSize, 100000); err != nil {
 		return err
 	}
 	switch {
@@ -65,12 +82,8 @@ func (c *Config) applyDefaults() error {
 		return &eos.ConfigError{Field: "compact.Config.Retention", Reason: fmt.Sprintf(
 			"%v is shorter than the transport's redelivery horizon %v: a late redelivery would be applied twice", c.Retention, c.RedeliveryHorizon)}
 	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.Test = c.Test.WithDefaults()
+	c.Logger = config.Logger(c.Logger)
 	return nil
 }
 
@@ -85,7 +98,8 @@ func New[TTx any](drv driver.Driver[TTx], cfg Config) (*Compactor[TTx], error) {
 	if drv == nil {
 		return nil, &eos.ConfigError{Field: "compact.New driver", Reason: "nil"}
 	}
-	if err := cfg.applyDefaults(); err != nil {
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
 		return nil, err
 	}
 	return &Compactor[TTx]{drv: drv, cfg: cfg}, nil
@@ -99,7 +113,7 @@ type Stats struct {
 // Compact runs one pass: it deletes expired rows batch by batch until none
 // is left, and reports how many it deleted.
 func (c *Compactor[TTx]) Compact(ctx context.Context) (Stats, error) {
-	now := c.cfg.Now()
+	now := c.cfg.Test.Now()
 	var st Stats
 	type job struct {
 		what   driver.Compactable

@@ -40,13 +40,13 @@ func TestRetention(t *testing.T) { drivertest.Each(t, testRetention, testRetenti
 func testRetention[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	ctx := context.Background()
 	clk := &clock{t: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
-	ob, err := outbox.New(e.Driver, outbox.Config{Now: clk.Now})
+	ob, err := outbox.New(e.Driver, outbox.Config{Test: eos.TestConfig{Now: clk.Now}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, err := inbox.New(e.Driver, func(ctx context.Context, tx TTx, m eos.Message) error {
 		return ob.Enqueue(ctx, tx, "out", eos.Message{ID: "out-" + m.ID})
-	}, inbox.Config{Consumer: "c", Now: clk.Now})
+	}, inbox.Config{Consumer: "c", Test: eos.TestConfig{Now: clk.Now}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func testRetention[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	process("old", 250)
 	clk.Add(6 * 24 * time.Hour)
 	young := process("young", 10)
-	relay, err := outbox.NewRelay(e.Driver, &sink{}, outbox.RelayConfig{Now: clk.Now, BatchSize: 1000})
+	relay, err := outbox.NewRelay(e.Driver, &sink{}, outbox.RelayConfig{Test: eos.TestConfig{Now: clk.Now}, BatchSize: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func testRetention[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	}
 	clk.Add(2 * 24 * time.Hour) // old: 8 days, young: 2 days
 
-	c, err := compact.New(e.Driver, compact.Config{RedeliveryHorizon: time.Hour, BatchSize: 100, Now: clk.Now})
+	c, err := compact.New(e.Driver, compact.Config{RedeliveryHorizon: time.Hour, BatchSize: 100, Test: eos.TestConfig{Now: clk.Now}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func testQuarantineAndDeadLetters[TTx any](t *testing.T, e *drivertest.Engine[TT
 			return inbox.Permanent(errors.New("refused"))
 		}
 		return nil
-	}, inbox.Config{Consumer: "c", Now: clk.Now})
+	}, inbox.Config{Consumer: "c", Test: eos.TestConfig{Now: clk.Now}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func testQuarantineAndDeadLetters[TTx any](t *testing.T, e *drivertest.Engine[TT
 	process(eos.Message{ID: "q", Payload: []byte("a")}, eos.Message{ID: "d", Payload: []byte("poison")})
 	process(eos.Message{ID: "q", Payload: []byte("b")}) // same id, other content
 	clk.Add(40 * 24 * time.Hour)
-	keep, err := compact.New(e.Driver, compact.Config{RedeliveryHorizon: time.Hour, Now: clk.Now})
+	keep, err := compact.New(e.Driver, compact.Config{RedeliveryHorizon: time.Hour, Test: eos.TestConfig{Now: clk.Now}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func testQuarantineAndDeadLetters[TTx any](t *testing.T, e *drivertest.Engine[TT
 	if dl, err := p.DeadLetters(ctx, "", 10); err != nil || len(dl) != 1 {
 		t.Fatalf("dead letters after the default pass: %v %+v", err, dl)
 	}
-	expire, err := compact.New(e.Driver, compact.Config{RedeliveryHorizon: time.Hour, DeadLetterRetention: 30 * 24 * time.Hour, Now: clk.Now})
+	expire, err := compact.New(e.Driver, compact.Config{RedeliveryHorizon: time.Hour, DeadLetterRetention: 30 * 24 * time.Hour, Test: eos.TestConfig{Now: clk.Now}})
 	if err != nil {
 		t.Fatal(err)
 	}

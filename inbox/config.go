@@ -8,7 +8,6 @@ import (
 	"unicode"
 
 	"github.com/eoskit/eos"
-	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/internal/backoff"
 	"github.com/eoskit/eos/internal/config"
 	"github.com/eoskit/eos/internal/storable"
@@ -54,8 +53,19 @@ const (
 	FailAfterCommitBeforeAck = "inbox.after_commit_before_ack"
 )
 
-// Config configures a Processor. Defaults are applied by [New]; the comment
-// of each field gives its default.
+// Defaults of [Config].
+const (
+	DefaultMaxBatch        = 256
+	DefaultMaxWait         = 5 * time.Millisecond
+	DefaultMaxAttempts     = 5
+	DefaultRetryDelay      = time.Second
+	DefaultMaxRetryDelay   = time.Minute
+	DefaultStoreBackoff    = 50 * time.Millisecond
+	DefaultMaxStoreBackoff = 5 * time.Second
+)
+
+// Config configures a Processor. [Config.WithDefaults] applies the defaults
+// (New does); the comment of each field gives its default.
 type Config struct {
 	// Consumer names this consumer; dedupe records are per consumer.
 	// Required, 1–255 bytes of UTF-8 text without control characters.
@@ -84,19 +94,25 @@ type Config struct {
 	// wait is drawn from [0, bound] (full jitter), so that processors
 	// stalled by one outage do not retry in lockstep. Defaults 50ms and 5s.
 	StoreBackoff, MaxStoreBackoff time.Duration
-	// Now is the clock. Default time.Now.
-	Now func() time.Time
 	// Logger receives the processor's logs. Default slog.Default().
 	Logger *slog.Logger
-	// Observer, if set, is told about every batch and store failure.
-	Observer Observer
-	// Failpoints, if set, arms fault injection points (tests, torture).
-	Failpoints *failpoint.Set
+	// Hooks are told about every batch and store failure; see [Hook].
+	Hooks []Hook
+	// Test holds the clock and the failpoints (FailAfterClaim, …), for
+	// tests and fault injection.
+	Test eos.TestConfig
 }
 
 // maxBatchLimit bounds MaxBatch so that one claim statement stays within
 // every engine's parameter limits.
 const maxBatchLimit = 8000
+
+// WithDefaults returns a copy of c with the defaults applied, or a
+// *eos.ConfigError naming the first invalid field.
+func (c Config) WithDefaults() (Config, error) {
+	err := c.applyDefaults()
+	return c, err
+}
 
 func (c *Config) applyDefaults() error {
 	if c.Consumer == "" {
@@ -108,33 +124,32 @@ func (c *Config) applyDefaults() error {
 	if storable.Text(c.Consumer, len(c.Consumer)) != c.Consumer || strings.ContainsFunc(c.Consumer, unicode.IsControl) {
 		return &eos.ConfigError{Field: "inbox.Config.Consumer", Reason: "not valid UTF-8 text without control characters"}
 	}
-	if err := config.Int("inbox.Config.MaxBatch", &c.MaxBatch, 256, maxBatchLimit); err != nil {
+	if err := config.Int("inbox.Config.MaxBatch", &c.MaxBatch, DefaultMaxBatch, maxBatchLimit); err != nil {
 		return err
 	}
-	if err := config.Int("inbox.Config.MaxAttempts", &c.MaxAttempts, 5, 1_000_000); err != nil {
+	if err := config.Int("inbox.Config.MaxAttempts", &c.MaxAttempts, DefaultMaxAttempts, 1_000_000); err != nil {
 		return err
 	}
 	if c.Isolation < IsolateAuto || c.Isolation > IsolateSavepoint {
 		return &eos.ConfigError{Field: "inbox.Config.Isolation", Reason: "unknown " + c.Isolation.String()}
 	}
 	if err := config.Durations("inbox.Config.",
-		config.DurationField{Name: "MaxWait", P: &c.MaxWait, Default: 5 * time.Millisecond},
-		config.DurationField{Name: "RetryDelay", P: &c.RetryDelay, Default: time.Second},
-		config.DurationField{Name: "MaxRetryDelay", P: &c.MaxRetryDelay, Default: time.Minute},
-		config.DurationField{Name: "StoreBackoff", P: &c.StoreBackoff, Default: 50 * time.Millisecond},
-		config.DurationField{Name: "MaxStoreBackoff", P: &c.MaxStoreBackoff, Default: 5 * time.Second},
+		config.DurationField{Name: "MaxWait", P: &c.MaxWait, Default: DefaultMaxWait},
+		config.DurationField{Name: "RetryDelay", P: &c.RetryDelay, Default: DefaultRetryDelay},
+		config.DurationField{Name: "MaxRetryDelay", P: &c.MaxRetryDelay, Default: DefaultMaxRetryDelay},
+		config.DurationField{Name: "StoreBackoff", P: &c.StoreBackoff, Default: DefaultStoreBackoff},
+		config.DurationField{Name: "MaxStoreBackoff", P: &c.MaxStoreBackoff, Default: DefaultMaxStoreBackoff},
 	); err != nil {
 		return err
 	}
 	if err := c.Limits.Check(); err != nil {
 		return err
 	}
-	if c.Now == nil {
-		c.Now = time.Now
+	if _, err := newHooks("inbox.Config.Hooks", c.Hooks); err != nil {
+		return err
 	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.Test = c.Test.WithDefaults()
+	c.Logger = config.Logger(c.Logger)
 	return nil
 }
 

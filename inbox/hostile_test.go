@@ -401,7 +401,7 @@ func testIgnoredStatementError[TTx any](t *testing.T, e *drivertest.Engine[TTx])
 
 // Ids no dead letter can have (NUL bytes, invalid UTF-8: a typo, a bad
 // paste) name no dead letter on every engine: on PostgreSQL they failed the
-// whole Requeue or Discard as a store failure (reported to the Observer),
+// whole Requeue or Discard as a store failure (reported to the hooks),
 // so one bad id kept the good ones in the list from being requeued.
 func TestRequeueUnstorableIDs(t *testing.T) {
 	drivertest.Each(t, testRequeueUnstorableIDs, testRequeueUnstorableIDs)
@@ -417,7 +417,7 @@ func testRequeueUnstorableIDs[TTx any](t *testing.T, e *drivertest.Engine[TTx]) 
 			return inbox.Permanent(errors.New("down"))
 		}
 		return nil
-	}, inbox.Config{Consumer: "c", Observer: countStoreErrors{&storeErrs}})
+	}, inbox.Config{Consumer: "c", Hooks: []inbox.Hook{countStoreErrors{&storeErrs}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,10 +441,10 @@ func testRequeueUnstorableIDs[TTx any](t *testing.T, e *drivertest.Engine[TTx]) 
 	}
 }
 
-// countStoreErrors is an Observer counting store errors.
+// countStoreErrors is a hook counting store errors.
 type countStoreErrors struct{ n *atomic.Int32 }
 
-func (countStoreErrors) BatchDone(context.Context, *inbox.BatchResult) {}
-func (o countStoreErrors) StoreError(context.Context, string, string, error) {
+func (countStoreErrors) OnBatchDone(context.Context, *inbox.BatchResult) {}
+func (o countStoreErrors) OnError(context.Context, string, string, error) {
 	o.n.Add(1)
 }

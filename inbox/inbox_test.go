@@ -85,8 +85,8 @@ func setupN[TTx any](t *testing.T, e *drivertest.Engine[TTx], nAccounts int, cfg
 	if cfg.Consumer == "" {
 		cfg.Consumer = "payments"
 	}
-	if cfg.Now == nil {
-		cfg.Now = newClock().Now
+	if cfg.Test.Now == nil {
+		cfg.Test.Now = newClock().Now
 	}
 	p, err := inbox.New(e.Driver, pay.Handler, cfg)
 	if err != nil {
@@ -204,7 +204,7 @@ func testCrashPoints[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 			t.Run(point+"/"+iso.String(), func(t *testing.T) {
 				fp := &failpoint.Set{}
 				fp.Arm(point, failpoint.Times(1, failpoint.Error()))
-				pay, p := setup(t, freshEngine(t, e), inbox.Config{Failpoints: fp, Isolation: iso})
+				pay, p := setup(t, freshEngine(t, e), inbox.Config{Test: eos.TestConfig{Failpoints: fp}, Isolation: iso})
 				ms, ids := orders(50, "crash")
 				ds, raw := deliveries(ms...)
 				if _, err := p.Process(context.Background(), ds); !errors.Is(err, failpoint.ErrInjected) {
@@ -513,6 +513,7 @@ func TestConfigErrors(t *testing.T) {
 	for _, cfg := range []inbox.Config{
 		{},
 		{Consumer: strings.Repeat("c", 256)},
+		{Consumer: "c", Hooks: []inbox.Hook{42}}, // implements no hook
 		{Consumer: "c\x00"},
 		{Consumer: "c\xff"},
 		{Consumer: "c\n"},
@@ -548,8 +549,8 @@ func (f *flakyStore[TTx]) Begin(ctx context.Context) (TTx, error) {
 
 type storeErrors struct{ ch chan error }
 
-func (o storeErrors) BatchDone(context.Context, *inbox.BatchResult) {}
-func (o storeErrors) StoreError(_ context.Context, _, _ string, err error) {
+func (o storeErrors) OnBatchDone(context.Context, *inbox.BatchResult) {}
+func (o storeErrors) OnError(_ context.Context, _, _ string, err error) {
 	select {
 	case o.ch <- err:
 	default:
@@ -599,7 +600,7 @@ func testStoreOutage[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	store := &flakyStore[TTx]{Driver: e.Driver}
 	store.down.Store(true)
 	obs := storeErrors{ch: make(chan error, 1)}
-	p, err := inbox.New(driver.Driver[TTx](store), pay.Handler, inbox.Config{Consumer: "c", Observer: obs,
+	p, err := inbox.New(driver.Driver[TTx](store), pay.Handler, inbox.Config{Consumer: "c", Hooks: []inbox.Hook{obs},
 		StoreBackoff: time.Millisecond, MaxStoreBackoff: 2 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

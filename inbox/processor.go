@@ -40,10 +40,13 @@ type QuarantinedMessage = driver.Quarantined
 // Processor is the exactly-once consumer. It is safe for concurrent use; each
 // call of Run or Process works on its own batch.
 type Processor[TTx any] struct {
-	drv driver.Driver[TTx]
-	h   Handler[TTx]
-	cfg Config
-	log *slog.Logger
+	drv   driver.Driver[TTx]
+	h     Handler[TTx]
+	cfg   Config
+	log   *slog.Logger
+	hooks hooks
+	// fast is the driver's one-round-trip claim, when it has one.
+	fast driver.ClaimBeginner[TTx]
 	// fastSkip counts batches left before the one-round-trip claim
 	// (driver.ClaimBeginner) is tried again after it met a duplicate.
 	fastSkip atomic.Int32
@@ -61,10 +64,13 @@ func New[TTx any](drv driver.Driver[TTx], h Handler[TTx], cfg Config) (*Processo
 	if h == nil {
 		return nil, &eos.ConfigError{Field: "inbox.New handler", Reason: "nil"}
 	}
-	if err := cfg.applyDefaults(); err != nil {
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
 		return nil, err
 	}
-	return &Processor[TTx]{drv: drv, h: h, cfg: cfg, log: cfg.Logger.With("consumer", cfg.Consumer)}, nil
+	hs, _ := newHooks("", cfg.Hooks) // checked by WithDefaults
+	fast, _ := drv.(driver.ClaimBeginner[TTx])
+	return &Processor[TTx]{drv: drv, h: h, cfg: cfg, log: cfg.Logger.With("consumer", cfg.Consumer), hooks: hs, fast: fast}, nil
 }
 
 // Config returns the processor's configuration with defaults applied.
@@ -126,7 +132,7 @@ func (p *Processor[TTx]) newItems(ds []Delivery) []*item {
 // apply). Either way two different messages never share a record.
 func (p *Processor[TTx]) invalidItem(it *item, verr error) {
 	m := it.msg
-	id := "invalid-" + eos.NewIDAt(p.cfg.Now())
+	id := "invalid-" + eos.NewIDAt(p.cfg.Test.Now())
 	if ps, ok := it.d.(Positioner); ok {
 		if pos := ps.Position(); pos != "" {
 			sum := sha256.Sum256([]byte(pos))
@@ -203,9 +209,7 @@ func (p *Processor[TTx]) runStalling(ctx context.Context, items []*item) error {
 }
 
 func (p *Processor[TTx]) storeErr(ctx context.Context, op string, err error) error {
-	if p.cfg.Observer != nil {
-		p.cfg.Observer.StoreError(ctx, p.cfg.Consumer, op, err)
-	}
+	p.hooks.onError(ctx, p.cfg.Consumer, op, err)
 	return &eos.StoreError{Op: op, Err: err}
 }
 
@@ -213,7 +217,7 @@ func (p *Processor[TTx]) runBatch(ctx context.Context, items []*item) (*BatchRes
 	for _, it := range items {
 		it.failErr, it.attempts, it.outcome, it.err = nil, 0, 0, nil
 	}
-	res := &BatchResult{Consumer: p.cfg.Consumer, Started: p.cfg.Now()}
+	res := &BatchResult{Consumer: p.cfg.Consumer, Started: p.cfg.Test.Now()}
 	isolate := false
 	for {
 		res.Rounds++
@@ -230,14 +234,12 @@ func (p *Processor[TTx]) runBatch(ctx context.Context, items []*item) (*BatchRes
 			break
 		}
 	}
-	res.CommittedAt = p.cfg.Now()
-	if err := p.cfg.Failpoints.Eval(FailAfterCommitBeforeAck); err != nil {
+	res.CommittedAt = p.cfg.Test.Now()
+	if err := p.cfg.Test.Failpoints.Eval(FailAfterCommitBeforeAck); err != nil {
 		return nil, err
 	}
 	p.settle(ctx, items, res)
-	if p.cfg.Observer != nil {
-		p.cfg.Observer.BatchDone(ctx, res)
-	}
+	p.hooks.onBatchDone(ctx, res)
 	return res, nil
 }
 
@@ -265,7 +267,7 @@ func txAborted(err error) bool {
 // statements failed after a handler ran or a handler failed on an aborted
 // transaction.
 func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bool) (committed bool, err error) {
-	now := p.cfg.Now()
+	now := p.cfg.Test.Now()
 	// Leaders carry the batch; followers (same id later in the batch) take
 	// their leader's fate.
 	var requeued []string
@@ -286,7 +288,7 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bo
 	var fresh []bool
 	var claimed []*item
 	begun := false
-	if cb, ok := p.drv.(driver.ClaimBeginner[TTx]); ok && len(requeued) == 0 && !failed && p.fastSkip.Load() <= 0 {
+	if cb := p.fast; cb != nil && len(requeued) == 0 && !failed && p.fastSkip.Load() <= 0 {
 		claimed = p.leaders(items)
 		claims, order := sortedClaims(claimed)
 		tx, begun, err = cb.BeginClaim(ctx, p.cfg.Consumer, now, claims)
@@ -343,7 +345,7 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bo
 			return false, err
 		}
 	}
-	if err := p.cfg.Failpoints.Eval(FailAfterClaim); err != nil {
+	if err := p.cfg.Test.Failpoints.Eval(FailAfterClaim); err != nil {
 		return false, err
 	}
 
@@ -439,7 +441,7 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bo
 			unclaim = append(unclaim, it.msg.ID)
 		}
 	}
-	if err := p.cfg.Failpoints.Eval(FailAfterHandler); err != nil {
+	if err := p.cfg.Test.Failpoints.Eval(FailAfterHandler); err != nil {
 		return false, err
 	}
 
@@ -471,7 +473,7 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bo
 			return false, afterHandlers("inbox.dead_letter", err)
 		}
 	}
-	if err := p.cfg.Failpoints.Eval(FailBeforeCommit); err != nil {
+	if err := p.cfg.Test.Failpoints.Eval(FailBeforeCommit); err != nil {
 		return false, err
 	}
 	if err := p.drv.Commit(ctx, tx); err != nil {

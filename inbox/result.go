@@ -1,7 +1,6 @@
 package inbox
 
 import (
-	"context"
 	"errors"
 	"time"
 )
@@ -74,16 +73,6 @@ func (b *BatchResult) Count(o Outcome) int {
 		}
 	}
 	return n
-}
-
-// Observer is told what the processor does; the metrics package implements
-// it. Methods are called from the processing goroutine and must not block.
-type Observer interface {
-	// BatchDone is called after a batch committed and was settled.
-	BatchDone(ctx context.Context, r *BatchResult)
-	// StoreError is called for each failure of the store on the inbox's
-	// own path (op names the step); processing stalls until it recovers.
-	StoreError(ctx context.Context, consumer, op string, err error)
 }
 
 // ErrPermanent marks a handler error that retrying cannot fix (malformed

@@ -23,7 +23,7 @@ func (p *Processor[TTx]) ProcessTx(ctx context.Context, tx TTx, msg eos.Message,
 		h = p.h
 	}
 	ex := p.drv.Executor(tx)
-	now := p.cfg.Now()
+	now := p.cfg.Test.Now()
 	fp := eos.Fingerprint(msg)
 	fresh, err := ex.InboxClaim(ctx, p.cfg.Consumer, now, []driver.Claim{{ID: msg.ID, Fingerprint: fp}})
 	if err != nil {

@@ -9,12 +9,23 @@ import (
 	"github.com/eoskit/eos/driver"
 )
 
-// Config configures an Outbox. The zero value is valid.
+// Config configures an Outbox. The zero value is valid; [Config.WithDefaults]
+// applies the defaults (New does).
 type Config struct {
 	// Limits bound enqueued messages. Default eos.Limits{}.
 	Limits eos.Limits
-	// Now is the clock. Default time.Now.
-	Now func() time.Time
+	// Test holds the clock, for tests.
+	Test eos.TestConfig
+}
+
+// WithDefaults returns a copy of c with the defaults applied, or a
+// *eos.ConfigError naming the first invalid field.
+func (c Config) WithDefaults() (Config, error) {
+	if err := c.Limits.Check(); err != nil {
+		return c, err
+	}
+	c.Test = c.Test.WithDefaults()
+	return c, nil
 }
 
 // Outbox enqueues messages in the caller's transaction.
@@ -28,11 +39,9 @@ func New[TTx any](drv driver.Driver[TTx], cfg Config) (*Outbox[TTx], error) {
 	if drv == nil {
 		return nil, &eos.ConfigError{Field: "outbox.New driver", Reason: "nil"}
 	}
-	if err := cfg.Limits.Check(); err != nil {
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
 		return nil, err
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
 	}
 	return &Outbox[TTx]{drv: drv, cfg: cfg}, nil
 }
@@ -79,7 +88,7 @@ func (o *Outbox[TTx]) Enqueue(ctx context.Context, tx TTx, topic string, msgs ..
 	if len(msgs) == 0 {
 		return nil
 	}
-	now := o.cfg.Now()
+	now := o.cfg.Test.Now()
 	rows := make([]driver.OutboxRow, len(msgs))
 	for i, m := range msgs {
 		if m.ID == "" {

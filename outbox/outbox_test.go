@@ -202,7 +202,7 @@ func testCrashBeforeMark[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	b := newBroker(4)
 	fp := &failpoint.Set{}
 	fp.Arm(outbox.FailAfterPublishBeforeMark, failpoint.Times(1, failpoint.Error()))
-	r := newRelay(t, e, b, outbox.RelayConfig{Failpoints: fp})
+	r := newRelay(t, e, b, outbox.RelayConfig{Test: eos.TestConfig{Failpoints: fp}})
 	enqueue(t, e, ob, true, msgs("m", 4)...)
 	if _, err := r.Forward(ctx); !errors.Is(err, failpoint.ErrInjected) {
 		t.Fatalf("crash: %v", err)

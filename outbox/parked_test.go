@@ -305,7 +305,7 @@ func testRunParked[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	enqueueOn(t, e, ob, "orders", true, eos.Message{ID: "a", Key: "A"}, eos.Message{ID: "c", Key: "C"})
 	want := make(chan struct{})
 	obs := &forwardedSignal{id: "c", ch: want}
-	r := newRelay(t, e, b, outbox.RelayConfig{BatchSize: 2, PollInterval: time.Hour, Observer: obs})
+	r := newRelay(t, e, b, outbox.RelayConfig{BatchSize: 2, PollInterval: time.Hour, Hooks: []outbox.Hook{obs}})
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(runCtx) }()
@@ -327,7 +327,7 @@ type forwardedSignal struct {
 	once sync.Once
 }
 
-func (f *forwardedSignal) Forwarded(_ context.Context, rows []driver.OutboxRow, _ time.Time) {
+func (f *forwardedSignal) OnForwarded(_ context.Context, rows []driver.OutboxRow, _ time.Time) {
 	for _, r := range rows {
 		if r.ID == f.id {
 			f.once.Do(func() { close(f.ch) })
@@ -335,7 +335,7 @@ func (f *forwardedSignal) Forwarded(_ context.Context, rows []driver.OutboxRow, 
 	}
 }
 
-func (f *forwardedSignal) RelayError(context.Context, string, error) {}
+func (f *forwardedSignal) OnError(context.Context, string, error) {}
 
 func TestPublisherContractViolation(t *testing.T) {
 	e := drivertest.SQLite(t)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver"
-	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/internal/backoff"
 	"github.com/eoskit/eos/internal/config"
 	"github.com/eoskit/eos/internal/storable"
@@ -63,7 +62,16 @@ func (e *PublishError) Unwrap() error { return e.Err }
 // ack and the mark-as-sent.
 const FailAfterPublishBeforeMark = "relay.after_publish_before_mark"
 
-// RelayConfig configures a Relay. Defaults are applied by [NewRelay].
+// Defaults of [RelayConfig].
+const (
+	DefaultBatchSize       = 256
+	DefaultPollInterval    = time.Second
+	DefaultRetryBackoff    = 100 * time.Millisecond
+	DefaultMaxRetryBackoff = 10 * time.Second
+)
+
+// RelayConfig configures a Relay. [RelayConfig.WithDefaults] applies the
+// defaults (NewRelay does).
 type RelayConfig struct {
 	// BatchSize is the most rows claimed and published at once. Default 256.
 	BatchSize int
@@ -78,51 +86,42 @@ type RelayConfig struct {
 	// jitter), so that relays failing on one outage do not retry in
 	// lockstep. Defaults 100ms and 10s.
 	RetryBackoff, MaxRetryBackoff time.Duration
-	// Now is the clock. Default time.Now.
-	Now func() time.Time
 	// Logger receives the relay's logs. Default slog.Default().
 	Logger *slog.Logger
-	// Observer, if set, is told about each forwarded batch and failure.
-	Observer RelayObserver
-	// Failpoints, if set, arms fault injection points.
-	Failpoints *failpoint.Set
+	// Hooks are told about each forwarded batch and failure; see [Hook].
+	Hooks []Hook
+	// Test holds the clock and the failpoints (FailAfterPublishBeforeMark),
+	// for tests and fault injection.
+	Test eos.TestConfig
 }
 
-// RelayObserver is told what the relay does; methods must not block.
-type RelayObserver interface {
-	// Forwarded is called after rows were published and marked sent.
-	Forwarded(ctx context.Context, rows []driver.OutboxRow, sentAt time.Time)
-	// RelayError is called for each failed step (op names it), and with
-	// op "outbox.park" for each row parked (the error wraps
-	// ErrUnpublishable).
-	RelayError(ctx context.Context, op string, err error)
-}
-
-func (c *RelayConfig) applyDefaults() error {
-	if err := config.Int("outbox.RelayConfig.BatchSize", &c.BatchSize, 256, 10000); err != nil {
-		return err
+// WithDefaults returns a copy of c with the defaults applied, or a
+// *eos.ConfigError naming the first invalid field.
+func (c RelayConfig) WithDefaults() (RelayConfig, error) {
+	if err := config.Int("outbox.RelayConfig.BatchSize", &c.BatchSize, DefaultBatchSize, 10000); err != nil {
+		return c, err
 	}
 	if err := config.Durations("outbox.RelayConfig.",
-		config.DurationField{Name: "PollInterval", P: &c.PollInterval, Default: time.Second},
-		config.DurationField{Name: "RetryBackoff", P: &c.RetryBackoff, Default: 100 * time.Millisecond},
-		config.DurationField{Name: "MaxRetryBackoff", P: &c.MaxRetryBackoff, Default: 10 * time.Second},
+		config.DurationField{Name: "PollInterval", P: &c.PollInterval, Default: DefaultPollInterval},
+		config.DurationField{Name: "RetryBackoff", P: &c.RetryBackoff, Default: DefaultRetryBackoff},
+		config.DurationField{Name: "MaxRetryBackoff", P: &c.MaxRetryBackoff, Default: DefaultMaxRetryBackoff},
 	); err != nil {
-		return err
+		return c, err
 	}
-	if c.Now == nil {
-		c.Now = time.Now
+	if _, err := newHooks("outbox.RelayConfig.Hooks", c.Hooks); err != nil {
+		return c, err
 	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	return nil
+	c.Test = c.Test.WithDefaults()
+	c.Logger = config.Logger(c.Logger)
+	return c, nil
 }
 
 // Relay forwards committed outbox rows to a Publisher.
 type Relay[TTx any] struct {
-	drv driver.Driver[TTx]
-	pub Publisher
-	cfg RelayConfig
+	drv   driver.Driver[TTx]
+	pub   Publisher
+	cfg   RelayConfig
+	hooks hooks
 }
 
 // NewRelay returns a relay from drv's outbox to pub.
@@ -130,10 +129,12 @@ func NewRelay[TTx any](drv driver.Driver[TTx], pub Publisher, cfg RelayConfig) (
 	if drv == nil || pub == nil {
 		return nil, &eos.ConfigError{Field: "outbox.NewRelay", Reason: "nil driver or publisher"}
 	}
-	if err := cfg.applyDefaults(); err != nil {
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
 		return nil, err
 	}
-	return &Relay[TTx]{drv: drv, pub: pub, cfg: cfg}, nil
+	hs, _ := newHooks("", cfg.Hooks) // checked by WithDefaults
+	return &Relay[TTx]{drv: drv, pub: pub, cfg: cfg, hooks: hs}, nil
 }
 
 // Run forwards rows until ctx ends. Failures are logged and retried with
@@ -213,11 +214,11 @@ func (r *Relay[TTx]) forward(ctx context.Context) (sent, claimed int, err error)
 		return 0, 0, b.Abort(ctx)
 	}
 	p := r.publish(ctx, rows)
-	if err := r.cfg.Failpoints.Eval(FailAfterPublishBeforeMark); err != nil {
+	if err := r.cfg.Test.Failpoints.Eval(FailAfterPublishBeforeMark); err != nil {
 		b.Abort(ctx)
 		return 0, len(rows), err
 	}
-	now := r.cfg.Now()
+	now := r.cfg.Test.Now()
 	parked := make([]driver.OutboxParking, len(p.parked))
 	for i, pr := range p.parked {
 		parked[i] = driver.OutboxParking{Seq: pr.row.Seq, Error: storable.Text(pr.err.Error(), MaxParkedErrorLen)}
@@ -228,12 +229,10 @@ func (r *Relay[TTx]) forward(ctx context.Context) (sent, claimed int, err error)
 	for _, pr := range p.parked {
 		r.cfg.Logger.ErrorContext(ctx, "eos relay: parked an unpublishable row; its key waits until the row is requeued or discarded",
 			"seq", pr.row.Seq, "id", pr.row.ID, "topic", pr.row.Topic, "key", pr.row.Key, "error", pr.err)
-		if r.cfg.Observer != nil {
-			r.cfg.Observer.RelayError(ctx, "outbox.park", fmt.Errorf("row %d (id %q, topic %q): %w", pr.row.Seq, pr.row.ID, pr.row.Topic, pr.err))
-		}
+		r.hooks.onError(ctx, "outbox.park", fmt.Errorf("row %d (id %q, topic %q): %w", pr.row.Seq, pr.row.ID, pr.row.Topic, pr.err))
 	}
-	if len(p.sent) > 0 && r.cfg.Observer != nil {
-		r.cfg.Observer.Forwarded(ctx, p.sent, now)
+	if len(p.sent) > 0 {
+		r.hooks.onForwarded(ctx, p.sent, now)
 	}
 	if p.err != nil {
 		return len(p.sent), len(rows), r.fail(ctx, "outbox.publish", p.err)
@@ -354,9 +353,7 @@ func envelopes(rows []driver.OutboxRow) []Envelope {
 // fail reports err; failures of the store are *eos.StoreError, those of the
 // broker wrap the publisher's error.
 func (r *Relay[TTx]) fail(ctx context.Context, op string, err error) error {
-	if r.cfg.Observer != nil {
-		r.cfg.Observer.RelayError(ctx, op, err)
-	}
+	r.hooks.onError(ctx, op, err)
 	if op == "outbox.publish" {
 		return fmt.Errorf("eos relay: publish: %w", err)
 	}

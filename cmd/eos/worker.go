@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver"
 	"github.com/eoskit/eos/examples/payments"
 	"github.com/eoskit/eos/failpoint"
@@ -159,7 +160,7 @@ func work(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 		defer h.Close()
 		p, err := inbox.New(withCommitFailpoint(st.drv, fps), h.Handle, inbox.Config{
 			Consumer: payments.OrdersConsumer, MaxAttempts: 100,
-			RetryDelay: 100 * time.Millisecond, MaxRetryDelay: 2 * time.Second, Logger: log, Failpoints: fps,
+			RetryDelay: 100 * time.Millisecond, MaxRetryDelay: 2 * time.Second, Logger: log, Test: eos.TestConfig{Failpoints: fps},
 		})
 		if err != nil {
 			return err
@@ -183,7 +184,7 @@ func work(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 		// provider again for all of it.
 		p, err := inbox.New(withCommitFailpoint(st.drv, fps), h.Handle, inbox.Config{
 			Consumer: payments.PaymentsConsumer, Isolation: inbox.IsolateSavepoint, MaxBatch: paymentsBatch,
-			MaxAttempts: 1000, RetryDelay: 100 * time.Millisecond, MaxRetryDelay: time.Second, Logger: log, Failpoints: fps,
+			MaxAttempts: 1000, RetryDelay: 100 * time.Millisecond, MaxRetryDelay: time.Second, Logger: log, Test: eos.TestConfig{Failpoints: fps},
 		})
 		if err != nil {
 			return err
@@ -191,11 +192,11 @@ func work(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 		return consume(ctx, js, t.PaymentsStream, paymentsDurable, paymentsBuffer, p, nil, fps)
 
 	case roleRelay:
-		pub, err := natsjs.NewPublisher(js, natsjs.PublisherConfig{Failpoints: fps})
+		pub, err := natsjs.NewPublisher(js, natsjs.PublisherConfig{Test: eos.TestConfig{Failpoints: fps}})
 		if err != nil {
 			return err
 		}
-		r, err := outbox.NewRelay(st.drv, pub, outbox.RelayConfig{PollInterval: relayPoll, Logger: log, Failpoints: fps})
+		r, err := outbox.NewRelay(st.drv, pub, outbox.RelayConfig{PollInterval: relayPoll, Logger: log, Test: eos.TestConfig{Failpoints: fps}})
 		if err != nil {
 			return err
 		}
@@ -212,7 +213,7 @@ func consume(ctx context.Context, js jetstream.JetStream, stream, durable string
 	if err != nil {
 		return fmt.Errorf("consumer %s on %s: %w", durable, stream, err)
 	}
-	sub, err := natsjs.NewSubscriber(cons, natsjs.SubscriberConfig{Buffer: buffer, Failpoints: fps})
+	sub, err := natsjs.NewSubscriber(cons, natsjs.SubscriberConfig{Buffer: buffer, Test: eos.TestConfig{Failpoints: fps}})
 	if err != nil {
 		return err
 	}

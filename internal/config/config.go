@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/eoskit/eos"
@@ -44,4 +45,13 @@ type DurationField struct {
 	Name    string
 	P       *time.Duration
 	Default time.Duration
+}
+
+// Logger returns l, or slog.Default() when l is nil: the one default logger
+// of every eos configuration.
+func Logger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.Default()
+	}
+	return l
 }

@@ -466,7 +466,7 @@ func TestFailPublishAckLost(t *testing.T) {
 	}
 	js := embedded(t, "lost.>")
 	fps := &failpoint.Set{}
-	pub, err := NewPublisher(js, PublisherConfig{Failpoints: fps})
+	pub, err := NewPublisher(js, PublisherConfig{Test: eos.TestConfig{Failpoints: fps}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -529,7 +529,7 @@ func TestFailAckLost(t *testing.T) {
 	defer acks.Unsubscribe()
 	fps := &failpoint.Set{}
 	fps.Arm(FailAckLost, failpoint.Times(1, failpoint.Error()))
-	sub, err := NewSubscriber(cons, SubscriberConfig{Buffer: 1, Failpoints: fps})
+	sub, err := NewSubscriber(cons, SubscriberConfig{Buffer: 1, Test: eos.TestConfig{Failpoints: fps}})
 	if err != nil {
 		t.Fatal(err)
 	}

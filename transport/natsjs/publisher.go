@@ -9,7 +9,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eoskit/eos"
-	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/internal/config"
 	"github.com/eoskit/eos/outbox"
 )
@@ -30,9 +29,9 @@ type PublisherConfig struct {
 	// a duplicate (dropped by its dedupe): a re-publish after a crash, or a
 	// producer retry.
 	OnDuplicate func(subject, id string)
-	// Failpoints, if set, are evaluated at FailPublishAckLost. Nil in
-	// production.
-	Failpoints *failpoint.Set
+	// Test holds the failpoints (FailPublishAckLost), for tests and fault
+	// injection.
+	Test eos.TestConfig
 }
 
 // FailPublishAckLost is evaluated when a PubAck arrives, before the
@@ -88,7 +87,7 @@ func (p *Publisher) PublishMessage(ctx context.Context, subject string, m eos.Me
 func (p *Publisher) publish(ctx context.Context, subject string, m eos.Message) (Result, error) {
 	ack, err := p.js.PublishMsg(ctx, toNATS(subject, m))
 	if err == nil {
-		err = p.cfg.Failpoints.Eval(FailPublishAckLost)
+		err = p.cfg.Test.Failpoints.Eval(FailPublishAckLost)
 	}
 	if err != nil {
 		return Result{}, publishErr(subject, m.ID, err)

@@ -37,8 +37,9 @@ type SubscriberConfig struct {
 	// CloseTimeout bounds how long Close waits for the messages pulled
 	// ahead to arrive and be handed back. Default 5s.
 	CloseTimeout time.Duration
-	// Failpoints, if set, are evaluated at FailAckLost. Nil in production.
-	Failpoints *failpoint.Set
+	// Test holds the failpoints (FailAckLost), for tests and fault
+	// injection.
+	Test eos.TestConfig
 }
 
 const (
@@ -234,7 +235,7 @@ func (s *Subscriber) Fetch(ctx context.Context, max int, maxWait time.Duration) 
 
 // delivery wraps m and holds it (keeps it alive) until it is settled.
 func (s *Subscriber) delivery(m jetstream.Msg) *Delivery {
-	d := &Delivery{m: m, msg: fromNATS(m.Headers(), m.Data()), double: s.cfg.DoubleAck, fps: s.cfg.Failpoints, sub: s}
+	d := &Delivery{m: m, msg: fromNATS(m.Headers(), m.Data()), double: s.cfg.DoubleAck, fps: s.cfg.Test.Failpoints, sub: s}
 	s.mu.Lock()
 	if !s.closed {
 		s.held[d] = struct{}{}

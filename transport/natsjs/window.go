@@ -173,7 +173,7 @@ func (w *window) settle(i int, ack *jetstream.PubAck, err error) {
 	w.pending--
 	m := w.msgs[i]
 	if err == nil {
-		err = w.p.cfg.Failpoints.Eval(FailPublishAckLost)
+		err = w.p.cfg.Test.Failpoints.Eval(FailPublishAckLost)
 	}
 	if err != nil {
 		w.state[i], w.errs[i] = failed, publishErr(m.Topic, m.ID, err)

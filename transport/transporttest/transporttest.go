@@ -297,7 +297,7 @@ func testAckOnlyAfterCommit(s *suite) {
 	pay.Setup(s.t, accounts, balance)
 	fps := &failpoint.Set{}
 	fps.Arm(inbox.FailBeforeCommit, failpoint.Times(1, failpoint.Error()))
-	p, err := inbox.New(e.Driver, pay.Handler, inbox.Config{Consumer: "transporttest", Failpoints: fps})
+	p, err := inbox.New(e.Driver, pay.Handler, inbox.Config{Consumer: "transporttest", Test: eos.TestConfig{Failpoints: fps}})
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -409,7 +409,7 @@ type progress struct {
 	twice         []string
 }
 
-func (p *progress) BatchDone(_ context.Context, r *inbox.BatchResult) {
+func (p *progress) OnBatchDone(_ context.Context, r *inbox.BatchResult) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, res := range r.Results {
@@ -429,7 +429,7 @@ func (p *progress) BatchDone(_ context.Context, r *inbox.BatchResult) {
 	}
 }
 
-func (p *progress) StoreError(context.Context, string, string, error) {}
+func (p *progress) OnError(context.Context, string, string, error) {}
 
 func testInboxEndToEnd(s *suite) {
 	e := drivertest.SQLite(s.t)
@@ -445,7 +445,7 @@ func testInboxEndToEnd(s *suite) {
 			src.lose[m.ID], obs.dups[m.ID] = true, true
 		}
 	}
-	p, err := inbox.New(e.Driver, pay.Handler, inbox.Config{Consumer: "transporttest", MaxBatch: 64, Observer: obs})
+	p, err := inbox.New(e.Driver, pay.Handler, inbox.Config{Consumer: "transporttest", MaxBatch: 64, Hooks: []inbox.Hook{obs}})
 	if err != nil {
 		s.t.Fatal(err)
 	}
