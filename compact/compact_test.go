@@ -10,8 +10,9 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/compact"
-	"github.com/eoskit/eos/driver/drivertest"
 	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/internal/testdb"
+	"github.com/eoskit/eos/internal/testdb/engines"
 	"github.com/eoskit/eos/outbox"
 )
 
@@ -33,11 +34,11 @@ func (a ack) Message() eos.Message                      { return a.m }
 func (a ack) Ack(context.Context) error                 { return nil }
 func (a ack) Nack(context.Context, time.Duration) error { return nil }
 
-func TestRetention(t *testing.T) { drivertest.Each(t, testRetention, testRetention) }
+func TestRetention(t *testing.T) { engines.Each(t, testRetention, testRetention) }
 
 // Records older than the retention go, in bounded batches; younger ones stay
 // and keep suppressing redeliveries. Time moves only through the clock.
-func testRetention[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testRetention[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	ctx := context.Background()
 	clk := &clock{t: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
 	ob, err := outbox.New(e.Driver, outbox.Config{Test: eos.TestConfig{Now: clk.Now}})
@@ -103,12 +104,12 @@ func testRetention[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 }
 
 func TestQuarantineAndDeadLetters(t *testing.T) {
-	drivertest.Each(t, testQuarantineAndDeadLetters, testQuarantineAndDeadLetters)
+	engines.Each(t, testQuarantineAndDeadLetters, testQuarantineAndDeadLetters)
 }
 
 // Quarantined deliveries go after QuarantineRetention; dead letters stay
 // until resolved unless DeadLetterRetention is set.
-func testQuarantineAndDeadLetters[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testQuarantineAndDeadLetters[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	ctx := context.Background()
 	clk := &clock{t: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
 	p, err := inbox.New(e.Driver, func(ctx context.Context, tx TTx, m eos.Message) error {
@@ -161,7 +162,7 @@ type sink struct{}
 func (sink) Publish(_ context.Context, msgs []outbox.Envelope) (int, error) { return len(msgs), nil }
 
 func TestConfig(t *testing.T) {
-	e := drivertest.SQLite(t)
+	e := testdb.SQLite(t)
 	for _, cfg := range []compact.Config{
 		{},
 		{RedeliveryHorizon: 8 * 24 * time.Hour},

@@ -9,8 +9,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eoskit/eos"
-	"github.com/eoskit/eos/driver/drivertest"
 	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/internal/testdb"
+	"github.com/eoskit/eos/internal/testdb/engines"
 )
 
 // BenchmarkInbox measures the payments handler (one balance update, one
@@ -29,9 +30,9 @@ func BenchmarkInbox(b *testing.B) {
 					b.Run(name, func(b *testing.B) {
 						switch drv {
 						case "sqlite":
-							benchInbox(b, drivertest.SQLite(b), mode, ids, batch)
+							benchInbox(b, testdb.SQLite(b), mode, ids, batch)
 						case "postgres":
-							benchInbox(b, drivertest.Postgres(b), mode, ids, batch)
+							benchInbox(b, engines.Postgres(b), mode, ids, batch)
 						}
 					})
 				}
@@ -49,7 +50,7 @@ func benchMessages(n int, ids string) []eos.Message {
 		if ids == "random" {
 			id = uuid.NewString()
 		}
-		ms[i] = drivertest.Message(id, drivertest.Account(i%benchAccounts), 1)
+		ms[i] = testdb.Message(id, testdb.Account(i%benchAccounts), 1)
 	}
 	return ms
 }
@@ -60,8 +61,8 @@ func (d benchDelivery) Message() eos.Message                      { return d.m }
 func (d benchDelivery) Ack(context.Context) error                 { return nil }
 func (d benchDelivery) Nack(context.Context, time.Duration) error { return nil }
 
-func benchInbox[TTx any](b *testing.B, e *drivertest.Engine[TTx], mode, ids string, batch int) {
-	pay := drivertest.Payments[TTx]{E: e}
+func benchInbox[TTx any](b *testing.B, e *testdb.Engine[TTx], mode, ids string, batch int) {
+	pay := testdb.Payments[TTx]{E: e}
 	pay.Setup(b, benchAccounts, 1<<40)
 	p, err := inbox.New(e.Driver, pay.Handler, inbox.Config{Consumer: "bench", MaxBatch: batch})
 	if err != nil {
@@ -115,17 +116,17 @@ func BenchmarkInboxPaired(b *testing.B) {
 			b.Run(fmt.Sprintf("driver=%s/ids=v7/batch=%d", drv, batch), func(b *testing.B) {
 				switch drv {
 				case "sqlite":
-					benchPaired(b, drivertest.SQLite(b), batch)
+					benchPaired(b, testdb.SQLite(b), batch)
 				case "postgres":
-					benchPaired(b, drivertest.Postgres(b), batch)
+					benchPaired(b, engines.Postgres(b), batch)
 				}
 			})
 		}
 	}
 }
 
-func benchPaired[TTx any](b *testing.B, e *drivertest.Engine[TTx], batch int) {
-	pay := drivertest.Payments[TTx]{E: e}
+func benchPaired[TTx any](b *testing.B, e *testdb.Engine[TTx], batch int) {
+	pay := testdb.Payments[TTx]{E: e}
 	pay.Setup(b, benchAccounts, 1<<40)
 	p, err := inbox.New(e.Driver, pay.Handler, inbox.Config{Consumer: "bench", MaxBatch: batch})
 	if err != nil {
@@ -177,9 +178,9 @@ func BenchmarkIsolation(b *testing.B) {
 				b.Run(fmt.Sprintf("driver=%s/isolation=%s/failing=%dpct", drv, iso, pct), func(b *testing.B) {
 					switch drv {
 					case "sqlite":
-						benchIsolation(b, drivertest.SQLite(b), iso, pct)
+						benchIsolation(b, testdb.SQLite(b), iso, pct)
 					case "postgres":
-						benchIsolation(b, drivertest.Postgres(b), iso, pct)
+						benchIsolation(b, engines.Postgres(b), iso, pct)
 					}
 				})
 			}
@@ -187,9 +188,9 @@ func BenchmarkIsolation(b *testing.B) {
 	}
 }
 
-func benchIsolation[TTx any](b *testing.B, e *drivertest.Engine[TTx], iso inbox.Isolation, pct int) {
+func benchIsolation[TTx any](b *testing.B, e *testdb.Engine[TTx], iso inbox.Isolation, pct int) {
 	const batch = 256
-	pay := drivertest.Payments[TTx]{E: e}
+	pay := testdb.Payments[TTx]{E: e}
 	pay.Setup(b, benchAccounts, 1<<40)
 	failing := map[string]bool{}
 	ms := benchMessages(b.N, "v7")

@@ -8,8 +8,9 @@ import (
 	"testing"
 
 	"github.com/eoskit/eos"
-	"github.com/eoskit/eos/driver/drivertest"
 	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/internal/testdb"
+	"github.com/eoskit/eos/internal/testdb/engines"
 	"github.com/eoskit/eos/internal/testenv"
 )
 
@@ -45,10 +46,10 @@ func FuzzInbox(f *testing.F) {
 		name string
 		run  func(t *testing.T, c fuzzCase)
 	}
-	targets := []target{{"sqlite", fuzzTarget(f, drivertest.SQLite(f))}}
+	targets := []target{{"sqlite", fuzzTarget(f, testdb.SQLite(f))}}
 	if testenv.Wanted("EOS_TEST_POSTGRES_URL") {
-		targets = append(targets, target{"postgres", fuzzTarget(f, drivertest.Postgres(f))},
-			target{"postgres-stdlib", fuzzTarget(f, drivertest.PostgresStdlib(f))})
+		targets = append(targets, target{"postgres", fuzzTarget(f, engines.Postgres(f))},
+			target{"postgres-stdlib", fuzzTarget(f, engines.PostgresStdlib(f))})
 	}
 	f.Fuzz(func(t *testing.T, id, key, hname, hval string, payload []byte, errText string, shape uint8) {
 		c := fuzzCase{msg: eos.Message{ID: id, Key: key, Payload: payload}, errText: errText, shape: shape}
@@ -73,12 +74,12 @@ var fuzzConsumers atomic.Int64
 
 const fuzzMaxAttempts = 3
 
-func fuzzTarget[TTx any](tb testing.TB, e *drivertest.Engine[TTx]) func(*testing.T, fuzzCase) {
+func fuzzTarget[TTx any](tb testing.TB, e *testdb.Engine[TTx]) func(*testing.T, fuzzCase) {
 	e.Script(tb, "CREATE TABLE fuzz_effects (consumer TEXT NOT NULL)")
 	return func(t *testing.T, c fuzzCase) { runFuzzCase(t, e, c) }
 }
 
-func runFuzzCase[TTx any](t *testing.T, e *drivertest.Engine[TTx], c fuzzCase) {
+func runFuzzCase[TTx any](t *testing.T, e *testdb.Engine[TTx], c fuzzCase) {
 	ctx := context.Background()
 	consumer := fmt.Sprintf("fuzz-%d", fuzzConsumers.Add(1))
 	var calls int

@@ -11,19 +11,20 @@ import (
 	"testing"
 
 	"github.com/eoskit/eos"
-	"github.com/eoskit/eos/driver/drivertest"
 	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/internal/testdb"
+	"github.com/eoskit/eos/internal/testdb/engines"
 )
 
 // Two requeues of the same dead letters, run at once many times, apply each
 // message once: a requeue acts only on the dead letters its own transaction
 // removed and never releases a claim another requeue made.
 func TestConcurrentRequeue(t *testing.T) {
-	drivertest.Each(t, testConcurrentRequeue, testConcurrentRequeue)
+	engines.Each(t, testConcurrentRequeue, testConcurrentRequeue)
 }
 
-func testConcurrentRequeue[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
-	pay := drivertest.Payments[TTx]{E: e}
+func testConcurrentRequeue[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
+	pay := testdb.Payments[TTx]{E: e}
 	pay.Setup(t, accounts, balance)
 	var broken atomic.Bool
 	h := func(ctx context.Context, tx TTx, m eos.Message) error {
@@ -106,11 +107,11 @@ func testConcurrentRequeue[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 // makes the inbox's own statements fail: the messages are retried and
 // dead-lettered with a readable reason, and the consumer keeps going.
 func TestHostileTextNeverStalls(t *testing.T) {
-	drivertest.Each(t, testHostileText, testHostileText)
+	engines.Each(t, testHostileText, testHostileText)
 }
 
-func testHostileText[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
-	pay := drivertest.Payments[TTx]{E: e}
+func testHostileText[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
+	pay := testdb.Payments[TTx]{E: e}
 	pay.Setup(t, accounts, balance)
 	// Error texts of every length around the stored bound, so that a cut
 	// lands inside a multi-byte character whatever the prefix.
@@ -130,10 +131,10 @@ func testHostileText[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	ctx := context.Background()
 	var ms []eos.Message
 	for n := range 3 {
-		ms = append(ms, drivertest.Message(fmt.Sprintf("raw-%d", n), "a1", 1))
-		ms = append(ms, drivertest.Message(strings.Repeat("x", n)+strings.Repeat("é", 3000), "a1", 1))
+		ms = append(ms, testdb.Message(fmt.Sprintf("raw-%d", n), "a1", 1))
+		ms = append(ms, testdb.Message(strings.Repeat("x", n)+strings.Repeat("é", 3000), "a1", 1))
 	}
-	good := drivertest.Message("good", "a2", 5)
+	good := testdb.Message("good", "a2", 5)
 	ms = append(ms, good)
 	for attempt := 1; attempt <= 2; attempt++ {
 		ds := positioned(ms...) // a redelivery finds the record of an invalid one
@@ -189,10 +190,10 @@ func positioned(ms ...eos.Message) []inbox.Delivery {
 // Every invalid delivery gets its own dead letter holding a bounded copy of
 // what arrived, and a requeue refuses it instead of running the handler.
 func TestInvalidDeliveriesKept(t *testing.T) {
-	drivertest.Each(t, testInvalidDeliveries, testInvalidDeliveries)
+	engines.Each(t, testInvalidDeliveries, testInvalidDeliveries)
 }
 
-func testInvalidDeliveries[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testInvalidDeliveries[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	var calls atomic.Int32
 	h := func(ctx context.Context, tx TTx, m eos.Message) error { calls.Add(1); return nil }
 	const limit = 1 << 10
@@ -290,10 +291,10 @@ func testInvalidDeliveries[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 // attempts) is marked invalid by the migration, so Requeue refuses it
 // instead of running the handler on a message that failed validation.
 func TestRequeueRefusesInvalidFromBeforeUpgrade(t *testing.T) {
-	drivertest.Each(t, testRequeueOldInvalid, testRequeueOldInvalid)
+	engines.Each(t, testRequeueOldInvalid, testRequeueOldInvalid)
 }
 
-func testRequeueOldInvalid[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testRequeueOldInvalid[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	ctx := context.Background()
 	if _, err := e.Driver.Migrator().Down(ctx, 1); err != nil {
 		t.Fatal(err)
@@ -342,19 +343,19 @@ func testRequeueOldInvalid[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 // good neighbours included. The batch is redone with a savepoint around
 // each handler, that message fails alone, and the others apply once.
 func TestHandlerIgnoringFailedStatement(t *testing.T) {
-	drivertest.Each(t, testIgnoredStatementError, testIgnoredStatementError)
+	engines.Each(t, testIgnoredStatementError, testIgnoredStatementError)
 }
 
-func testIgnoredStatementError[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testIgnoredStatementError[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	ctx := context.Background()
 	for _, iso := range []inbox.Isolation{inbox.IsolateAuto, inbox.IsolateRedo, inbox.IsolateSavepoint} {
 		t.Run(iso.String(), func(t *testing.T) {
 			e := freshEngine(t, e)
-			pay := drivertest.Payments[TTx]{E: e}
+			pay := testdb.Payments[TTx]{E: e}
 			pay.Setup(t, accounts, balance)
 			h := func(ctx context.Context, tx TTx, m eos.Message) error {
 				if m.ID == "ignores" {
-					_ = e.Exec(ctx, tx, "INSERT INTO accounts (id, balance) VALUES ($1, 0)", drivertest.Account(0)) // exists
+					_ = e.Exec(ctx, tx, "INSERT INTO accounts (id, balance) VALUES ($1, 0)", testdb.Account(0)) // exists
 					return nil
 				}
 				return pay.Handler(ctx, tx, m)
@@ -366,7 +367,7 @@ func testIgnoredStatementError[TTx any](t *testing.T, e *drivertest.Engine[TTx])
 			byID := map[string]eos.Message{}
 			var pending []eos.Message
 			for i, id := range []string{"before", "ignores", "after"} {
-				byID[id] = drivertest.Message(id, drivertest.Account(i+1), 1)
+				byID[id] = testdb.Message(id, testdb.Account(i+1), 1)
 				pending = append(pending, byID[id])
 			}
 			outcome := map[string]inbox.Result{}
@@ -404,10 +405,10 @@ func testIgnoredStatementError[TTx any](t *testing.T, e *drivertest.Engine[TTx])
 // whole Requeue or Discard as a store failure (reported to the hooks),
 // so one bad id kept the good ones in the list from being requeued.
 func TestRequeueUnstorableIDs(t *testing.T) {
-	drivertest.Each(t, testRequeueUnstorableIDs, testRequeueUnstorableIDs)
+	engines.Each(t, testRequeueUnstorableIDs, testRequeueUnstorableIDs)
 }
 
-func testRequeueUnstorableIDs[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testRequeueUnstorableIDs[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	ctx := context.Background()
 	var fail atomic.Bool
 	fail.Store(true)

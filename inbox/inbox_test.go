@@ -13,9 +13,10 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver"
-	"github.com/eoskit/eos/driver/drivertest"
 	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/internal/testdb"
+	"github.com/eoskit/eos/internal/testdb/engines"
 )
 
 // delivery records how the processor settled it.
@@ -74,13 +75,13 @@ func (c *clock) Add(d time.Duration) {
 
 const accounts, balance = 16, 1_000_000
 
-func setup[TTx any](t *testing.T, e *drivertest.Engine[TTx], cfg inbox.Config) (drivertest.Payments[TTx], *inbox.Processor[TTx]) {
+func setup[TTx any](t *testing.T, e *testdb.Engine[TTx], cfg inbox.Config) (testdb.Payments[TTx], *inbox.Processor[TTx]) {
 	return setupN(t, e, accounts, cfg)
 }
 
-func setupN[TTx any](t *testing.T, e *drivertest.Engine[TTx], nAccounts int, cfg inbox.Config) (drivertest.Payments[TTx], *inbox.Processor[TTx]) {
+func setupN[TTx any](t *testing.T, e *testdb.Engine[TTx], nAccounts int, cfg inbox.Config) (testdb.Payments[TTx], *inbox.Processor[TTx]) {
 	t.Helper()
-	pay := drivertest.Payments[TTx]{E: e}
+	pay := testdb.Payments[TTx]{E: e}
 	pay.Setup(t, nAccounts, balance)
 	if cfg.Consumer == "" {
 		cfg.Consumer = "payments"
@@ -100,18 +101,18 @@ func orders(n int, prefix string) ([]eos.Message, []string) {
 	ids := make([]string, n)
 	for i := range ms {
 		ids[i] = fmt.Sprintf("%s-%05d", prefix, i)
-		ms[i] = drivertest.Message(ids[i], drivertest.Account(i%accounts), int64(i+1))
+		ms[i] = testdb.Message(ids[i], testdb.Account(i%accounts), int64(i+1))
 	}
 	return ms, ids
 }
 
 func TestConcurrentRedeliveries(t *testing.T) {
-	drivertest.Each(t, testConcurrentRedeliveries, testConcurrentRedeliveries)
+	engines.Each(t, testConcurrentRedeliveries, testConcurrentRedeliveries)
 }
 
 // Many goroutines deliver the same ids at once, in different orders and
 // batch shapes, redelivering whatever was nacked: each id has one effect.
-func testConcurrentRedeliveries[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testConcurrentRedeliveries[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	for _, iso := range []inbox.Isolation{inbox.IsolateAuto, inbox.IsolateRedo, inbox.IsolateSavepoint} {
 		t.Run(iso.String(), func(t *testing.T) {
 			const n = 300
@@ -122,7 +123,7 @@ func testConcurrentRedeliveries[TTx any](t *testing.T, e *drivertest.Engine[TTx]
 			ids := make([]string, n)
 			for i := range ms {
 				ids[i] = fmt.Sprintf("c-%05d", i)
-				ms[i] = drivertest.Message(ids[i], drivertest.Account(i), int64(i+1))
+				ms[i] = testdb.Message(ids[i], testdb.Account(i), int64(i+1))
 			}
 			const workers = 8
 			var wg sync.WaitGroup
@@ -180,25 +181,25 @@ func testConcurrentRedeliveries[TTx any](t *testing.T, e *drivertest.Engine[TTx]
 
 // freshEngine returns e the first time and a new engine of the same kind
 // after, so that subtests are isolated.
-func freshEngine[TTx any](t *testing.T, e *drivertest.Engine[TTx]) *drivertest.Engine[TTx] {
+func freshEngine[TTx any](t *testing.T, e *testdb.Engine[TTx]) *testdb.Engine[TTx] {
 	t.Helper()
 	var x any = e
 	switch e.Name {
 	case "sqlite":
-		x = drivertest.SQLite(t)
+		x = testdb.SQLite(t)
 	case "postgres":
-		x = drivertest.Postgres(t)
+		x = engines.Postgres(t)
 	case "postgres-stdlib":
-		x = drivertest.PostgresStdlib(t)
+		x = engines.PostgresStdlib(t)
 	}
-	return x.(*drivertest.Engine[TTx])
+	return x.(*testdb.Engine[TTx])
 }
 
-func TestCrashPoints(t *testing.T) { drivertest.Each(t, testCrashPoints, testCrashPoints) }
+func TestCrashPoints(t *testing.T) { engines.Each(t, testCrashPoints, testCrashPoints) }
 
 // A crash at each step, then a redelivery of the whole batch: one effect per
 // message, nothing lost, nothing acked before the commit.
-func testCrashPoints[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testCrashPoints[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	for _, point := range []string{inbox.FailAfterClaim, inbox.FailAfterHandler, inbox.FailBeforeCommit, inbox.FailAfterCommitBeforeAck} {
 		for _, iso := range []inbox.Isolation{inbox.IsolateAuto, inbox.IsolateRedo, inbox.IsolateSavepoint} {
 			t.Run(point+"/"+iso.String(), func(t *testing.T) {
@@ -244,16 +245,16 @@ func testCrashPoints[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 }
 
 func TestDuplicatesAndConflicts(t *testing.T) {
-	drivertest.Each(t, testDuplicatesAndConflicts, testDuplicatesAndConflicts)
+	engines.Each(t, testDuplicatesAndConflicts, testDuplicatesAndConflicts)
 }
 
-func testDuplicatesAndConflicts[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testDuplicatesAndConflicts[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	pay, p := setup(t, e, inbox.Config{})
 	ctx := context.Background()
-	a := drivertest.Message("m-a", "a1", 10)
-	b := drivertest.Message("m-b", "a2", 20)
-	conflict := drivertest.Message("m-a", "a1", 999) // same id, other payload
-	ds, raw := deliveries(a, b, a, conflict)         // duplicates inside one batch
+	a := testdb.Message("m-a", "a1", 10)
+	b := testdb.Message("m-b", "a2", 20)
+	conflict := testdb.Message("m-a", "a1", 999) // same id, other payload
+	ds, raw := deliveries(a, b, a, conflict)     // duplicates inside one batch
 	res, err := p.Process(ctx, ds)
 	if err != nil {
 		t.Fatal(err)
@@ -287,14 +288,14 @@ func testDuplicatesAndConflicts[TTx any](t *testing.T, e *drivertest.Engine[TTx]
 }
 
 func TestPoisonAndRequeue(t *testing.T) {
-	drivertest.Each(t, testPoisonAndRequeue, testPoisonAndRequeue)
+	engines.Each(t, testPoisonAndRequeue, testPoisonAndRequeue)
 }
 
-func testPoisonAndRequeue[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testPoisonAndRequeue[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	for _, iso := range []inbox.Isolation{inbox.IsolateAuto, inbox.IsolateRedo, inbox.IsolateSavepoint} {
 		t.Run(iso.String(), func(t *testing.T) {
 			e := freshEngine(t, e)
-			pay := drivertest.Payments[TTx]{E: e}
+			pay := testdb.Payments[TTx]{E: e}
 			pay.Setup(t, accounts, balance)
 			var broken atomic.Bool
 			broken.Store(true)
@@ -317,7 +318,7 @@ func testPoisonAndRequeue[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 			for attempt := 1; attempt <= 3; attempt++ {
 				ms, batchIDs := orders(5, fmt.Sprintf("ok%d", attempt))
 				ids = append(ids, batchIDs...)
-				ms = append(ms[:2], append([]eos.Message{drivertest.Message("poison", "a3", 5)}, ms[2:]...)...)
+				ms = append(ms[:2], append([]eos.Message{testdb.Message("poison", "a3", 5)}, ms[2:]...)...)
 				ds, raw := deliveries(ms...)
 				res, err := p.Process(ctx, ds)
 				if err != nil {
@@ -348,7 +349,7 @@ func testPoisonAndRequeue[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 				t.Fatalf("dead letters: %+v", dl)
 			}
 			// A redelivery of a dead letter is suppressed.
-			ds, _ := deliveries(drivertest.Message("poison", "a3", 5))
+			ds, _ := deliveries(testdb.Message("poison", "a3", 5))
 			if res, err := p.Process(ctx, ds); err != nil || res.Results[0].Outcome != inbox.Duplicate {
 				t.Fatalf("redelivered dead letter: %v %+v", err, res)
 			}
@@ -376,17 +377,17 @@ func testPoisonAndRequeue[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	}
 }
 
-func TestBadInput(t *testing.T) { drivertest.Each(t, testBadInput, testBadInput) }
+func TestBadInput(t *testing.T) { engines.Each(t, testBadInput, testBadInput) }
 
-func testBadInput[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testBadInput[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	pay, p := setup(t, e, inbox.Config{Limits: eos.Limits{MaxPayload: 8}})
 	ctx := context.Background()
-	good := drivertest.Message("good", "a1", 1)
+	good := testdb.Message("good", "a1", 1)
 	ds, raw := deliveries(
-		eos.Message{Payload: []byte("1")},             // no id
-		drivertest.Message("big", "a1", 123456789012), // payload over 8 bytes
-		drivertest.Message("bad\x00id", "a1", 1),      // control character
-		drivertest.Message("not-a-number", "a1", 0),   // handler refuses: permanent
+		eos.Message{Payload: []byte("1")},         // no id
+		testdb.Message("big", "a1", 123456789012), // payload over 8 bytes
+		testdb.Message("bad\x00id", "a1", 1),      // control character
+		testdb.Message("not-a-number", "a1", 0),   // handler refuses: permanent
 		good,
 	)
 	raw[3].msg.Payload = []byte("x")
@@ -438,9 +439,9 @@ func testBadInput[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	}
 }
 
-func TestProcessTx(t *testing.T) { drivertest.Each(t, testProcessTx, testProcessTx) }
+func TestProcessTx(t *testing.T) { engines.Each(t, testProcessTx, testProcessTx) }
 
-func testProcessTx[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testProcessTx[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	pay, p := setup(t, e, inbox.Config{})
 	ctx := context.Background()
 	run := func(m eos.Message, commit bool) inbox.Outcome {
@@ -460,7 +461,7 @@ func testProcessTx[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 		}
 		return o
 	}
-	m := drivertest.Message("tx-1", "a1", 7)
+	m := testdb.Message("tx-1", "a1", 7)
 	if o := run(m, false); o != inbox.Applied {
 		t.Fatalf("first: %v", o)
 	}
@@ -470,17 +471,17 @@ func testProcessTx[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	if o := run(m, true); o != inbox.Duplicate {
 		t.Fatalf("again: %v", o)
 	}
-	if o := run(drivertest.Message("tx-1", "a1", 8), true); o != inbox.Quarantined {
+	if o := run(testdb.Message("tx-1", "a1", 8), true); o != inbox.Quarantined {
 		t.Fatalf("conflict: %v", o)
 	}
 	pay.CheckExactlyOnce(t, []string{"tx-1"}, accounts, balance)
 }
 
-func TestRunEndToEnd(t *testing.T) { drivertest.Each(t, testRun, testRun) }
+func TestRunEndToEnd(t *testing.T) { engines.Each(t, testRun, testRun) }
 
 // Run over a channel source with redeliveries mixed in: every delivery is
 // settled once, each message applied once.
-func testRun[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testRun[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	pay, p := setup(t, e, inbox.Config{MaxBatch: 64})
 	ms, ids := orders(1000, "run")
 	ch := make(chan inbox.Delivery, 2000)
@@ -508,8 +509,8 @@ func testRun[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	e := drivertest.SQLite(t)
-	h := drivertest.Payments[*sql.Tx]{E: e}.Handler
+	e := testdb.SQLite(t)
+	h := testdb.Payments[*sql.Tx]{E: e}.Handler
 	for _, cfg := range []inbox.Config{
 		{},
 		{Consumer: strings.Repeat("c", 256)},
@@ -561,7 +562,7 @@ func (o storeErrors) OnError(_ context.Context, _, _ string, err error) {
 // are not all redelivered at the same moment, and no delay passes its
 // ceiling (RetryDelay doubling per attempt, up to MaxRetryDelay).
 func TestNackDelaysJittered(t *testing.T) {
-	e := drivertest.SQLite(t)
+	e := testdb.SQLite(t)
 	p, err := inbox.New(e.Driver, func(context.Context, *sql.Tx, eos.Message) error { return errors.New("busy") },
 		inbox.Config{Consumer: "c", RetryDelay: time.Second, MaxRetryDelay: 3 * time.Second, MaxAttempts: 10})
 	if err != nil {
@@ -588,14 +589,14 @@ func TestNackDelaysJittered(t *testing.T) {
 	}
 }
 
-func TestStoreOutageStalls(t *testing.T) { drivertest.Each(t, testStoreOutage, testStoreOutage) }
+func TestStoreOutageStalls(t *testing.T) { engines.Each(t, testStoreOutage, testStoreOutage) }
 
 // While the store is down Run acks nothing and reports every failure; when
 // it is back the same batch is applied once and acked.
-func testStoreOutage[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testStoreOutage[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	pay := drivertest.Payments[TTx]{E: e}
+	pay := testdb.Payments[TTx]{E: e}
 	pay.Setup(t, accounts, balance)
 	store := &flakyStore[TTx]{Driver: e.Driver}
 	store.down.Store(true)

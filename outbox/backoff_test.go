@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eoskit/eos/driver/drivertest"
+	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/outbox"
 )
 
@@ -50,7 +50,7 @@ func (h *retryWaits) Handle(_ context.Context, r slog.Record) error {
 // with the bound doubling, not the bound itself, so that relays failing
 // on one outage do not retry in lockstep.
 func TestRelayBackoffJittered(t *testing.T) {
-	e := drivertest.SQLite(t)
+	e := testdb.SQLite(t)
 	ob := newOutbox(t, e, outbox.Config{})
 	enqueue(t, e, ob, true, msgs("m", 1)...)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -11,8 +11,9 @@ import (
 	"time"
 
 	"github.com/eoskit/eos"
-	"github.com/eoskit/eos/driver/drivertest"
 	"github.com/eoskit/eos/failpoint"
+	"github.com/eoskit/eos/internal/testdb"
+	"github.com/eoskit/eos/internal/testdb/engines"
 	"github.com/eoskit/eos/outbox"
 )
 
@@ -63,14 +64,14 @@ func (b *broker) ids() []string {
 	return out
 }
 
-func enqueue[TTx any](t *testing.T, e *drivertest.Engine[TTx], ob *outbox.Outbox[TTx], commit bool, msgs ...eos.Message) {
+func enqueue[TTx any](t *testing.T, e *testdb.Engine[TTx], ob *outbox.Outbox[TTx], commit bool, msgs ...eos.Message) {
 	t.Helper()
 	enqueueOn(t, e, ob, "payments", commit, msgs...)
 }
 
 // enqueueOn enqueues msgs on topic in a transaction that commits if commit
 // is set and rolls back otherwise.
-func enqueueOn[TTx any](t *testing.T, e *drivertest.Engine[TTx], ob *outbox.Outbox[TTx], topic string, commit bool, msgs ...eos.Message) {
+func enqueueOn[TTx any](t *testing.T, e *testdb.Engine[TTx], ob *outbox.Outbox[TTx], topic string, commit bool, msgs ...eos.Message) {
 	t.Helper()
 	ctx := context.Background()
 	tx, err := e.Driver.Begin(ctx)
@@ -89,7 +90,7 @@ func enqueueOn[TTx any](t *testing.T, e *drivertest.Engine[TTx], ob *outbox.Outb
 }
 
 // newOutbox and newRelay fail t on a constructor error.
-func newOutbox[TTx any](t *testing.T, e *drivertest.Engine[TTx], cfg outbox.Config) *outbox.Outbox[TTx] {
+func newOutbox[TTx any](t *testing.T, e *testdb.Engine[TTx], cfg outbox.Config) *outbox.Outbox[TTx] {
 	t.Helper()
 	ob, err := outbox.New(e.Driver, cfg)
 	if err != nil {
@@ -98,7 +99,7 @@ func newOutbox[TTx any](t *testing.T, e *drivertest.Engine[TTx], cfg outbox.Conf
 	return ob
 }
 
-func newRelay[TTx any](t *testing.T, e *drivertest.Engine[TTx], pub outbox.Publisher, cfg outbox.RelayConfig) *outbox.Relay[TTx] {
+func newRelay[TTx any](t *testing.T, e *testdb.Engine[TTx], pub outbox.Publisher, cfg outbox.RelayConfig) *outbox.Relay[TTx] {
 	t.Helper()
 	r, err := outbox.NewRelay(e.Driver, pub, cfg)
 	if err != nil {
@@ -127,10 +128,10 @@ func msgs(prefix string, n int) []eos.Message {
 }
 
 func TestEnqueueAndForward(t *testing.T) {
-	drivertest.Each(t, testEnqueueAndForward, testEnqueueAndForward)
+	engines.Each(t, testEnqueueAndForward, testEnqueueAndForward)
 }
 
-func testEnqueueAndForward[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testEnqueueAndForward[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	ctx := context.Background()
 	ob, err := outbox.New(e.Driver, outbox.Config{})
 	if err != nil {
@@ -167,11 +168,11 @@ func testEnqueueAndForward[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	}
 }
 
-func TestPartialPublish(t *testing.T) { drivertest.Each(t, testPartialPublish, testPartialPublish) }
+func TestPartialPublish(t *testing.T) { engines.Each(t, testPartialPublish, testPartialPublish) }
 
 // The broker acks 2 of 5 and fails: those 2 are marked, the rest follow on
 // the next pass, in order, none twice.
-func testPartialPublish[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testPartialPublish[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	ctx := context.Background()
 	ob := newOutbox(t, e, outbox.Config{})
 	b := newBroker(5)
@@ -192,11 +193,11 @@ func testPartialPublish[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	}
 }
 
-func TestCrashBeforeMark(t *testing.T) { drivertest.Each(t, testCrashBeforeMark, testCrashBeforeMark) }
+func TestCrashBeforeMark(t *testing.T) { engines.Each(t, testCrashBeforeMark, testCrashBeforeMark) }
 
 // A crash after the broker's ack and before the mark: the next pass
 // re-publishes the same ids, and the broker's dedupe drops them.
-func testCrashBeforeMark[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testCrashBeforeMark[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	ctx := context.Background()
 	ob := newOutbox(t, e, outbox.Config{})
 	b := newBroker(4)
@@ -218,10 +219,10 @@ func testCrashBeforeMark[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	}
 }
 
-func TestRunWakesOnEnqueue(t *testing.T) { drivertest.Each(t, testRunWakes, testRunWakes) }
+func TestRunWakesOnEnqueue(t *testing.T) { engines.Each(t, testRunWakes, testRunWakes) }
 
 // With polling an hour apart, only the enqueue wakeup can deliver in time.
-func testRunWakes[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testRunWakes[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ob := newOutbox(t, e, outbox.Config{})
@@ -245,12 +246,12 @@ func testRunWakes[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 }
 
 func TestOrderAcrossRelays(t *testing.T) {
-	drivertest.Each(t, testOrderAcrossRelays, testOrderAcrossRelays)
+	engines.Each(t, testOrderAcrossRelays, testOrderAcrossRelays)
 }
 
 // Several relays at once over one database: every row published once, and
 // per key in enqueue order.
-func testOrderAcrossRelays[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testOrderAcrossRelays[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	const keys, perKey, relays = 20, 50, 4
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -319,7 +320,7 @@ func testOrderAcrossRelays[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 }
 
 func TestBadInput(t *testing.T) {
-	e := drivertest.SQLite(t)
+	e := testdb.SQLite(t)
 	ob := newOutbox(t, e, outbox.Config{Limits: eos.Limits{MaxPayload: 4}})
 	ctx := context.Background()
 	tx, err := e.Driver.Begin(ctx)

@@ -15,7 +15,8 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver"
-	"github.com/eoskit/eos/driver/drivertest"
+	"github.com/eoskit/eos/internal/testdb"
+	"github.com/eoskit/eos/internal/testdb/engines"
 	"github.com/eoskit/eos/outbox"
 )
 
@@ -114,9 +115,9 @@ func forward[TTx any](t *testing.T, r *outbox.Relay[TTx], want int) {
 func TestUnpublishableRowParked(t *testing.T) {
 	for _, also := range []bool{false, true} {
 		t.Run(fmt.Sprintf("also=%v", also), func(t *testing.T) {
-			drivertest.Each(t,
-				func(t *testing.T, e *drivertest.Engine[*sql.Tx]) { testUnpublishableParked(t, e, also) },
-				func(t *testing.T, e *drivertest.Engine[pgx.Tx]) { testUnpublishableParked(t, e, also) })
+			engines.Each(t,
+				func(t *testing.T, e *testdb.Engine[*sql.Tx]) { testUnpublishableParked(t, e, also) },
+				func(t *testing.T, e *testdb.Engine[pgx.Tx]) { testUnpublishableParked(t, e, also) })
 		})
 	}
 }
@@ -126,7 +127,7 @@ func TestUnpublishableRowParked(t *testing.T) {
 // the other keys flow and are stored once however often the relay passes
 // (the broker's dedupe window ends between passes), the bad row's key waits
 // behind it, and a requeue once the cause is fixed sends both in order.
-func testUnpublishableParked[TTx any](t *testing.T, e *drivertest.Engine[TTx], also bool) {
+func testUnpublishableParked[TTx any](t *testing.T, e *testdb.Engine[TTx], also bool) {
 	ctx := context.Background()
 	ob := newOutbox(t, e, outbox.Config{})
 	b := newWindowBroker()
@@ -189,14 +190,14 @@ func testUnpublishableParked[TTx any](t *testing.T, e *drivertest.Engine[TTx], a
 }
 
 func TestTransientFailureAlsoAcked(t *testing.T) {
-	drivertest.Each(t, testTransientAlsoAcked, testTransientAlsoAcked)
+	engines.Each(t, testTransientAlsoAcked, testTransientAlsoAcked)
 }
 
 // testTransientAlsoAcked: a transient failure is never parked: its row is
 // retried. The rows of other keys the broker stored while it failed are
 // marked sent at once (AlsoAcked) and not handed to the broker again, so a
 // retry after the dedupe window stores nothing twice.
-func testTransientAlsoAcked[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testTransientAlsoAcked[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	ob := newOutbox(t, e, outbox.Config{})
 	b := newWindowBroker()
 	b.also = true
@@ -225,14 +226,14 @@ func testTransientAlsoAcked[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 }
 
 func TestInvalidTopicRowParked(t *testing.T) {
-	drivertest.Each(t, testInvalidTopicParked, testInvalidTopicParked)
+	engines.Each(t, testInvalidTopicParked, testInvalidTopicParked)
 }
 
 // testInvalidTopicParked: a row whose topic Enqueue would refuse today
 // (written by an older version, or around Enqueue) is parked without being
 // handed to the broker; a row without a key blocks nothing. Discarding it
 // lets its key flow.
-func testInvalidTopicParked[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testInvalidTopicParked[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	ctx := context.Background()
 	ob := newOutbox(t, e, outbox.Config{})
 	b := newWindowBroker()
@@ -290,12 +291,12 @@ func testInvalidTopicParked[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
 	}
 }
 
-func TestRunPassesParkedRows(t *testing.T) { drivertest.Each(t, testRunParked, testRunParked) }
+func TestRunPassesParkedRows(t *testing.T) { engines.Each(t, testRunParked, testRunParked) }
 
 // testRunParked: a pass that parks rows and sends none still claimed a full
 // batch, so Run goes on at once instead of waiting for the next poll (an
 // hour away here).
-func testRunParked[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testRunParked[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // failure bound only
 	defer cancel()
 	ob := newOutbox(t, e, outbox.Config{})
@@ -338,7 +339,7 @@ func (f *forwardedSignal) OnForwarded(_ context.Context, rows []driver.OutboxRow
 func (f *forwardedSignal) OnError(context.Context, string, error) {}
 
 func TestPublisherContractViolation(t *testing.T) {
-	e := drivertest.SQLite(t)
+	e := testdb.SQLite(t)
 	ob := newOutbox(t, e, outbox.Config{})
 	enqueueOn(t, e, ob, "orders", true, msgs("m", 3)...)
 	for _, pub := range []outbox.Publisher{
@@ -366,13 +367,13 @@ type publishFunc func([]outbox.Envelope) (int, error)
 func (f publishFunc) Publish(_ context.Context, msgs []outbox.Envelope) (int, error) { return f(msgs) }
 
 func TestParkedErrorStorable(t *testing.T) {
-	drivertest.Each(t, testParkedErrorStorable, testParkedErrorStorable)
+	engines.Each(t, testParkedErrorStorable, testParkedErrorStorable)
 }
 
 // testParkedErrorStorable: a broker's error text can quote anything (a NUL,
 // invalid UTF-8, a long body); PostgreSQL refuses the first two in text.
 // The parked row keeps a storable, bounded copy, and the relay goes on.
-func testParkedErrorStorable[TTx any](t *testing.T, e *drivertest.Engine[TTx]) {
+func testParkedErrorStorable[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	ctx := context.Background()
 	ob := newOutbox(t, e, outbox.Config{})
 	b := newWindowBroker()

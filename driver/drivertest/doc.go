@@ -1,5 +1,5 @@
 // Package drivertest is the conformance suite of the storage contract
-// (package driver), and the engines the other packages' tests run on.
+// (package driver), and nothing else.
 //
 // A new engine proves itself by passing [Run]:
 //

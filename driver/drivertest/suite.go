@@ -95,6 +95,13 @@ func testBeginClaim[TTx any](t *testing.T, d driver.Driver[TTx], cb driver.Claim
 	}
 }
 
+func migrate(t testing.TB, m driver.Migrator) {
+	t.Helper()
+	if _, err := m.Up(context.Background()); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+}
+
 // inTx runs fn in a transaction and commits it.
 func inTx[TTx any](t *testing.T, d driver.Driver[TTx], fn func(ctx context.Context, ex driver.Executor)) {
 	t.Helper()

@@ -17,21 +17,22 @@ import (
 	"github.com/eoskit/eos/driver"
 	"github.com/eoskit/eos/driver/drivertest"
 	"github.com/eoskit/eos/driver/sqlite"
+	"github.com/eoskit/eos/internal/testdb"
 )
 
 func TestConformance(t *testing.T) {
-	drivertest.Run(t, func(t *testing.T) driver.Driver[*sql.Tx] { return drivertest.NewSQLite(t, sqlite.Config{}) })
+	drivertest.Run(t, func(t *testing.T) driver.Driver[*sql.Tx] { return testdb.NewSQLite(t, sqlite.Config{}) })
 }
 
 func TestConformancePrefixNormal(t *testing.T) {
 	drivertest.Run(t, func(t *testing.T) driver.Driver[*sql.Tx] {
-		return drivertest.NewSQLite(t, sqlite.Config{Prefix: "app_eos_", Synchronous: sqlite.SyncNormal})
+		return testdb.NewSQLite(t, sqlite.Config{Prefix: "app_eos_", Synchronous: sqlite.SyncNormal})
 	})
 }
 
 func TestConformanceWriterLock(t *testing.T) {
 	drivertest.Run(t, func(t *testing.T) driver.Driver[*sql.Tx] {
-		return drivertest.NewSQLite(t, sqlite.Config{WriterLock: filepath.Join(t.TempDir(), "eos.db.lock")})
+		return testdb.NewSQLite(t, sqlite.Config{WriterLock: filepath.Join(t.TempDir(), "eos.db.lock")})
 	})
 }
 

@@ -17,11 +17,11 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver"
-	"github.com/eoskit/eos/driver/drivertest"
 	"github.com/eoskit/eos/driver/postgres"
 	"github.com/eoskit/eos/driver/sqlite"
 	"github.com/eoskit/eos/examples/payments"
 	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/internal/testdb/engines"
 	"github.com/eoskit/eos/outbox"
 )
 
@@ -194,7 +194,7 @@ func sqliteEnv(t *testing.T) env {
 }
 
 func postgresEnv(t *testing.T) env {
-	schema, pool := drivertest.PostgresSchema(t)
+	schema, pool := engines.PostgresSchema(t)
 	db := stdlib.OpenDBFromPool(pool)
 	t.Cleanup(func() { db.Close() })
 	d, err := postgres.NewStdlib(db, postgres.Config{Schema: schema})

@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eoskit/eos"
-	"github.com/eoskit/eos/driver/drivertest"
+	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/outbox"
 	"github.com/eoskit/eos/transport/natsjs/natsembed"
 )
@@ -62,10 +62,10 @@ func BenchmarkRelay(b *testing.B) {
 	createAtomicStream(ctx, b, js, "ATOMIC", "ATOMIC.>")
 	payload := []byte("1234567890123456789012345678901234567890123456789012345678901234") // 64 bytes
 
-	e := drivertest.SQLite(b)
+	e := testdb.SQLite(b)
 	relay := setupRelay(b, e, js, "RELAY.x", b.N, payload, func(int) string { return "" })
-	keysRelay := setupRelay(b, drivertest.SQLite(b), js, "KEYS.x", b.N, payload, func(i int) string { return strconv.Itoa(i) })
-	oneKeyRelay := setupRelay(b, drivertest.SQLite(b), js, "ONEKEY.x", b.N, payload, func(int) string { return "k" })
+	keysRelay := setupRelay(b, testdb.SQLite(b), js, "KEYS.x", b.N, payload, func(i int) string { return strconv.Itoa(i) })
+	oneKeyRelay := setupRelay(b, testdb.SQLite(b), js, "ONEKEY.x", b.N, payload, func(int) string { return "k" })
 	ids := func() []string {
 		out := make([]string, b.N)
 		for i := range out {
@@ -119,7 +119,7 @@ func forwardAll(ctx context.Context, r *outbox.Relay[*sql.Tx], n int) error {
 
 // setupRelay enqueues n rows on topic, row i with key(i), and returns a
 // relay that forwards them.
-func setupRelay(b *testing.B, e *drivertest.Engine[*sql.Tx], js jetstream.JetStream, topic string, n int, payload []byte, key func(int) string) *outbox.Relay[*sql.Tx] {
+func setupRelay(b *testing.B, e *testdb.Engine[*sql.Tx], js jetstream.JetStream, topic string, n int, payload []byte, key func(int) string) *outbox.Relay[*sql.Tx] {
 	ctx := context.Background()
 	ob, err := outbox.New(e.Driver, outbox.Config{})
 	if err != nil {

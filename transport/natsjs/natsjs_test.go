@@ -16,9 +16,9 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/compact"
-	"github.com/eoskit/eos/driver/drivertest"
 	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/internal/testenv"
 	"github.com/eoskit/eos/outbox"
 	"github.com/eoskit/eos/transport/natsjs/natsembed"
@@ -390,7 +390,7 @@ func TestRedeliveryHorizon(t *testing.T) {
 // dedupe retention of twelve hours, which a copy re-published past the
 // two-minute duplicate window would outlive.
 func TestRetentionCoversRepublish(t *testing.T) {
-	e := drivertest.SQLite(t)
+	e := testdb.SQLite(t)
 	h, err := RedeliveryHorizon(StreamConfig{Name: "S", Subjects: []string{"s"}}, ConsumerConfig{Stream: "S", Durable: "d"}, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eoskit/eos"
-	"github.com/eoskit/eos/driver/drivertest"
+	"github.com/eoskit/eos/internal/testdb"
+	"github.com/eoskit/eos/internal/testdb/engines"
 	"github.com/eoskit/eos/outbox"
 )
 
@@ -61,9 +62,9 @@ func storedIDs(t *testing.T, js jetstream.JetStream, stream string) []string {
 func TestUnpublishableRowDoesNotBlockOtherKeys(t *testing.T) {
 	for _, window := range []int{1, 256} {
 		t.Run(fmt.Sprintf("window=%d", window), func(t *testing.T) {
-			drivertest.Each(t,
-				func(t *testing.T, e *drivertest.Engine[*sql.Tx]) { testUnpublishable(t, e, window) },
-				func(t *testing.T, e *drivertest.Engine[pgx.Tx]) { testUnpublishable(t, e, window) })
+			engines.Each(t,
+				func(t *testing.T, e *testdb.Engine[*sql.Tx]) { testUnpublishable(t, e, window) },
+				func(t *testing.T, e *testdb.Engine[pgx.Tx]) { testUnpublishable(t, e, window) })
 		})
 	}
 }
@@ -72,7 +73,7 @@ func TestUnpublishableRowDoesNotBlockOtherKeys(t *testing.T) {
 // rows of five other keys and one more row of its own key follow. The
 // relay goes on with the other keys, each stored on the broker once
 // however often the relay passes, and holds the bad row's key behind it.
-func testUnpublishable[TTx any](t *testing.T, e *drivertest.Engine[TTx], window int) {
+func testUnpublishable[TTx any](t *testing.T, e *testdb.Engine[TTx], window int) {
 	ctx := context.Background()
 	js := embedded(t, "ok.>") // stream S
 	np, err := NewPublisher(js, PublisherConfig{Window: window})

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/eoskit/eos"
-	"github.com/eoskit/eos/driver/drivertest"
 	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/outbox"
 )
 
@@ -92,7 +92,7 @@ func (s *suite) messages(n int) []eos.Message {
 	out := make([]eos.Message, n)
 	for i := range out {
 		s.n++
-		m := drivertest.Message(eos.NewID(), drivertest.Account(s.n%accounts), int64(s.n))
+		m := testdb.Message(eos.NewID(), testdb.Account(s.n%accounts), int64(s.n))
 		m.Headers = map[string]string{"Transporttest-Seq": strconv.Itoa(s.n)}
 		m.CreatedAt = time.Now().UTC().Truncate(time.Millisecond)
 		out[i] = m
@@ -292,8 +292,8 @@ func record(ds []inbox.Delivery) (out []inbox.Delivery, acks, nacks *counter) {
 }
 
 func testAckOnlyAfterCommit(s *suite) {
-	e := drivertest.SQLite(s.t)
-	pay := drivertest.Payments[*sql.Tx]{E: e}
+	e := testdb.SQLite(s.t)
+	pay := testdb.Payments[*sql.Tx]{E: e}
 	pay.Setup(s.t, accounts, balance)
 	fps := &failpoint.Set{}
 	fps.Arm(inbox.FailBeforeCommit, failpoint.Times(1, failpoint.Error()))
@@ -432,8 +432,8 @@ func (p *progress) OnBatchDone(_ context.Context, r *inbox.BatchResult) {
 func (p *progress) OnError(context.Context, string, string, error) {}
 
 func testInboxEndToEnd(s *suite) {
-	e := drivertest.SQLite(s.t)
-	pay := drivertest.Payments[*sql.Tx]{E: e}
+	e := testdb.SQLite(s.t)
+	pay := testdb.Payments[*sql.Tx]{E: e}
 	pay.Setup(s.t, accounts, balance)
 	ms := s.messages(200)
 	src := &lossy{Source: s.h.NewSource(s.t), lose: map[string]bool{}}
