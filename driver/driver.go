@@ -68,7 +68,9 @@ type Executor interface {
 	FailuresClear(ctx context.Context, consumer string, ids []string) error
 
 	QuarantineInsert(ctx context.Context, rows []Quarantined) error
-	QuarantineList(ctx context.Context, consumer string, limit int) ([]Quarantined, error)
+	// QuarantineList returns quarantined deliveries of consumer in Seq
+	// order, starting after afterSeq (0: from the start).
+	QuarantineList(ctx context.Context, consumer string, afterSeq int64, limit int) ([]Quarantined, error)
 
 	DeadLettersInsert(ctx context.Context, rows []DeadLetter) error
 	// DeadLettersList returns dead letters of consumer in id order, starting
@@ -130,6 +132,7 @@ type Claim struct {
 // Quarantined is a delivery whose id was already claimed with a different
 // fingerprint. It is stored, not applied.
 type Quarantined struct {
+	Seq               int64 // assigned by the engine on insert; the order of the quarantine
 	Consumer          string
 	ID                string
 	StoredFingerprint []byte

@@ -38,12 +38,13 @@ func (p *Processor[TTx]) DeadLetters(ctx context.Context, afterID string, limit 
 	return out, err
 }
 
-// Quarantine lists up to limit quarantined deliveries of this consumer,
-// oldest first.
-func (p *Processor[TTx]) Quarantine(ctx context.Context, limit int) ([]QuarantinedMessage, error) {
+// Quarantine lists this consumer's quarantined deliveries oldest first,
+// starting after afterSeq (0 for the start; pass the last Seq seen for the
+// next page), at most limit: the same paging as DeadLetters.
+func (p *Processor[TTx]) Quarantine(ctx context.Context, afterSeq int64, limit int) ([]QuarantinedMessage, error) {
 	var out []QuarantinedMessage
 	err := p.read(ctx, func(ex driver.Executor) (err error) {
-		out, err = ex.QuarantineList(ctx, p.cfg.Consumer, limit)
+		out, err = ex.QuarantineList(ctx, p.cfg.Consumer, afterSeq, limit)
 		return err
 	})
 	return out, err

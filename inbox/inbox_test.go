@@ -277,7 +277,7 @@ func testDuplicatesAndConflicts[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	if res.Results[0].Outcome != inbox.Duplicate || res.Results[1].Outcome != inbox.Quarantined {
 		t.Fatalf("second batch: %+v", res.Results)
 	}
-	q, err := p.Quarantine(ctx, 10)
+	q, err := p.Quarantine(ctx, 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -396,8 +396,11 @@ func testDeadLetters[TTx any](t *testing.T, d driver.Driver[TTx]) {
 		}
 		q := driver.Quarantined{Consumer: "c", ID: "q", StoredFingerprint: []byte("a"), Fingerprint: []byte("b"), Key: "k", Payload: []byte("x"), At: t0}
 		must(t, ex.QuarantineInsert(ctx, []driver.Quarantined{q, q}))
-		ql, err := ex.QuarantineList(ctx, "c", 10)
+		ql, err := ex.QuarantineList(ctx, "c", 0, 10)
 		must(t, err)
+		if page, err := ex.QuarantineList(ctx, "c", ql[0].Seq, 10); err != nil || len(page) != 1 || page[0].Seq != ql[1].Seq || ql[1].Seq <= ql[0].Seq {
+			t.Fatalf("quarantine page after %d: %+v (%v)", ql[0].Seq, page, err)
+		}
 		if len(ql) != 2 || ql[0].ID != "q" || string(ql[0].StoredFingerprint) != "a" || string(ql[1].Fingerprint) != "b" {
 			t.Fatalf("quarantine: %+v", ql)
 		}
@@ -660,7 +663,7 @@ func testCompact[TTx any](t *testing.T, d driver.Driver[TTx]) {
 				t.Fatalf("compacted %d %s rows, want %d", n, what, want)
 			}
 		}
-		ql, err := ex.QuarantineList(ctx, "c", 10)
+		ql, err := ex.QuarantineList(ctx, "c", 0, 10)
 		must(t, err)
 		dls, err := ex.DeadLettersList(ctx, "c", "", 10)
 		must(t, err)

@@ -127,13 +127,13 @@ func (e *executor) QuarantineInsert(ctx context.Context, rows []driver.Quarantin
 	return err
 }
 
-func (e *executor) QuarantineList(ctx context.Context, consumer string, limit int) ([]driver.Quarantined, error) {
+func (e *executor) QuarantineList(ctx context.Context, consumer string, afterSeq int64, limit int) ([]driver.Quarantined, error) {
 	var out []driver.Quarantined
-	err := e.q.query(ctx, "SELECT consumer, id, stored_fingerprint, fingerprint, key, payload, headers, at FROM "+e.c.t.quarantine+
-		" WHERE consumer = $1 ORDER BY seq LIMIT $2", []any{consumer, limit}, func(scan scanFunc) error {
+	err := e.q.query(ctx, "SELECT seq, consumer, id, stored_fingerprint, fingerprint, key, payload, headers, at FROM "+e.c.t.quarantine+
+		" WHERE consumer = $1 AND seq > $2 ORDER BY seq LIMIT $3", []any{consumer, afterSeq, limit}, func(scan scanFunc) error {
 		var q driver.Quarantined
 		var h []byte
-		if err := scan(&q.Consumer, &q.ID, &q.StoredFingerprint, &q.Fingerprint, &q.Key, &q.Payload, &h, &q.At); err != nil {
+		if err := scan(&q.Seq, &q.Consumer, &q.ID, &q.StoredFingerprint, &q.Fingerprint, &q.Key, &q.Payload, &h, &q.At); err != nil {
 			return err
 		}
 		var err error

@@ -192,8 +192,8 @@ func (e *executor) QuarantineInsert(ctx context.Context, rows []driver.Quarantin
 	return nil
 }
 
-func (e *executor) QuarantineList(ctx context.Context, consumer string, limit int) ([]driver.Quarantined, error) {
-	rows, err := e.tx.QueryContext(ctx, "SELECT consumer, id, stored_fingerprint, fingerprint, key, payload, headers, at FROM "+e.d.t.quarantine+" WHERE consumer = ? ORDER BY seq LIMIT ?", consumer, limit)
+func (e *executor) QuarantineList(ctx context.Context, consumer string, afterSeq int64, limit int) ([]driver.Quarantined, error) {
+	rows, err := e.tx.QueryContext(ctx, "SELECT seq, consumer, id, stored_fingerprint, fingerprint, key, payload, headers, at FROM "+e.d.t.quarantine+" WHERE consumer = ? AND seq > ? ORDER BY seq LIMIT ?", consumer, afterSeq, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +203,7 @@ func (e *executor) QuarantineList(ctx context.Context, consumer string, limit in
 		var q driver.Quarantined
 		var h []byte
 		var at int64
-		if err := rows.Scan(&q.Consumer, &q.ID, &q.StoredFingerprint, &q.Fingerprint, &q.Key, &q.Payload, &h, &at); err != nil {
+		if err := rows.Scan(&q.Seq, &q.Consumer, &q.ID, &q.StoredFingerprint, &q.Fingerprint, &q.Key, &q.Payload, &h, &at); err != nil {
 			return nil, err
 		}
 		if q.Headers, err = sqlutil.DecodeHeaders(h); err != nil {
