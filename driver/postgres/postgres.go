@@ -37,9 +37,19 @@ type Config struct {
 	NotifyChannel string
 }
 
+// DefaultPrefix is the default of Config.Prefix.
+const DefaultPrefix = "eos_"
+
+// WithDefaults returns a copy of c with the defaults applied, or a
+// *eos.ConfigError naming the first invalid field.
+func (c Config) WithDefaults() (Config, error) {
+	err := c.applyDefaults()
+	return c, err
+}
+
 func (c *Config) applyDefaults() error {
 	if c.Prefix == "" {
-		c.Prefix = "eos_"
+		c.Prefix = DefaultPrefix
 	}
 	if err := schema.CheckPrefix("postgres.Config.Prefix", c.Prefix); err != nil {
 		return err
@@ -173,7 +183,8 @@ func New(pool *pgxpool.Pool, cfg Config) (*Driver, error) {
 	if pool == nil {
 		return nil, &eos.ConfigError{Field: "postgres.New pool", Reason: "nil"}
 	}
-	if err := cfg.applyDefaults(); err != nil {
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
 		return nil, err
 	}
 	begin := func(ctx context.Context) (tx, error) {
@@ -238,7 +249,8 @@ func NewStdlib(db *sql.DB, cfg Config) (*StdlibDriver, error) {
 	if _, ok := db.Driver().(*stdlib.Driver); !ok {
 		return nil, &eos.ConfigError{Field: "postgres.NewStdlib db", Reason: fmt.Sprintf("not opened with the pgx stdlib driver (got %T)", db.Driver())}
 	}
-	if err := cfg.applyDefaults(); err != nil {
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
 		return nil, err
 	}
 	// database/sql would roll a transaction back when its ctx ends, but an

@@ -78,21 +78,36 @@ type Config struct {
 	WriterLock string
 }
 
+// Defaults of [Config].
+const (
+	DefaultPrefix      = "eos_"
+	DefaultSynchronous = SyncFull
+	DefaultBusyTimeout = 5 * time.Second
+	DefaultCacheSize   = 64 << 10 // KiB
+)
+
+// WithDefaults returns a copy of c with the defaults applied, or a
+// *eos.ConfigError naming the first invalid field.
+func (c Config) WithDefaults() (Config, error) {
+	err := c.applyDefaults()
+	return c, err
+}
+
 func (c *Config) applyDefaults() error {
 	if c.Prefix == "" {
-		c.Prefix = "eos_"
+		c.Prefix = DefaultPrefix
 	}
 	if err := schema.CheckPrefix("sqlite.Config.Prefix", c.Prefix); err != nil {
 		return err
 	}
 	if c.Synchronous == "" {
-		c.Synchronous = SyncFull
+		c.Synchronous = DefaultSynchronous
 	}
 	if c.Synchronous != SyncFull && c.Synchronous != SyncNormal {
 		return &eos.ConfigError{Field: "sqlite.Config.Synchronous", Reason: fmt.Sprintf("must be FULL or NORMAL, got %q", c.Synchronous)}
 	}
 	if c.BusyTimeout == 0 {
-		c.BusyTimeout = 5 * time.Second
+		c.BusyTimeout = DefaultBusyTimeout
 	}
 	if c.BusyTimeout < 0 {
 		return &eos.ConfigError{Field: "sqlite.Config.BusyTimeout", Reason: "negative"}
@@ -102,7 +117,7 @@ func (c *Config) applyDefaults() error {
 		return &eos.ConfigError{Field: "sqlite.Config.BusyTimeout", Reason: fmt.Sprintf("%s is outside 1ms to %d ms", c.BusyTimeout, math.MaxInt32)}
 	}
 	if c.CacheSize == 0 {
-		c.CacheSize = 64 << 10
+		c.CacheSize = DefaultCacheSize
 	}
 	if c.CacheSize < 0 || c.CacheSize > math.MaxInt32 {
 		return &eos.ConfigError{Field: "sqlite.Config.CacheSize", Reason: fmt.Sprintf("%d is outside 0 to %d KiB", c.CacheSize, math.MaxInt32)}
@@ -179,7 +194,8 @@ type tables struct {
 // A database file Open creates is readable by its owner only; SQLite gives
 // the -wal and -shm files it creates beside it the same mode.
 func Open(ctx context.Context, path string, cfg Config) (*Driver, error) {
-	if err := cfg.applyDefaults(); err != nil {
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
 		return nil, err
 	}
 	switch path {

@@ -56,13 +56,27 @@ func NewPublisher(js jetstream.JetStream, cfg PublisherConfig) (*Publisher, erro
 	if js == nil {
 		return nil, &eos.ConfigError{Field: "natsjs.NewPublisher js", Reason: "nil"}
 	}
-	if err := config.Int("natsjs.PublisherConfig.Window", &cfg.Window, 256, 65536); err != nil {
-		return nil, err
-	}
-	if err := config.Duration("natsjs.PublisherConfig.AckTimeout", &cfg.AckTimeout, 10*time.Second); err != nil {
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
 		return nil, err
 	}
 	return &Publisher{js: js, cfg: cfg}, nil
+}
+
+// Defaults of [PublisherConfig].
+const (
+	DefaultWindow     = 256
+	DefaultAckTimeout = 10 * time.Second
+)
+
+// WithDefaults returns a copy of c with the defaults applied, or a
+// *eos.ConfigError naming the first invalid field.
+func (c PublisherConfig) WithDefaults() (PublisherConfig, error) {
+	if err := config.Int("natsjs.PublisherConfig.Window", &c.Window, DefaultWindow, 65536); err != nil {
+		return c, err
+	}
+	err := config.Duration("natsjs.PublisherConfig.AckTimeout", &c.AckTimeout, DefaultAckTimeout)
+	return c, err
 }
 
 // Duplicates returns how many publishes JetStream reported as duplicates.

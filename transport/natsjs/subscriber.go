@@ -42,23 +42,35 @@ type SubscriberConfig struct {
 	Test eos.TestConfig
 }
 
+// Defaults of [SubscriberConfig].
 const (
-	defaultBufferBytes = 128 << 20
-	minBufferBytes     = 2 << 20
+	DefaultBufferBytes  = 128 << 20
+	DefaultCloseTimeout = 5 * time.Second
 )
+
+// minBufferBytes is the least BufferBytes: half of it must hold a message
+// of NATS's default max_payload (1 MiB).
+const minBufferBytes = 2 << 20
+
+// WithDefaults returns a copy of c with the defaults applied, or a
+// *eos.ConfigError naming the first invalid field.
+func (c SubscriberConfig) WithDefaults() (SubscriberConfig, error) {
+	err := c.check()
+	return c, err
+}
 
 func (c *SubscriberConfig) check() error {
 	if c.Buffer < 0 {
 		return &eos.ConfigError{Field: "natsjs.SubscriberConfig.Buffer", Reason: "must be positive"}
 	}
 	if c.BufferBytes == 0 {
-		c.BufferBytes = defaultBufferBytes
+		c.BufferBytes = DefaultBufferBytes
 	}
 	if c.BufferBytes < minBufferBytes {
 		return &eos.ConfigError{Field: "natsjs.SubscriberConfig.BufferBytes", Reason: fmt.Sprintf(
 			"%d is under %d: half of it must hold the largest message, or the consumer stalls", c.BufferBytes, minBufferBytes)}
 	}
-	return config.Duration("natsjs.SubscriberConfig.CloseTimeout", &c.CloseTimeout, 5*time.Second)
+	return config.Duration("natsjs.SubscriberConfig.CloseTimeout", &c.CloseTimeout, DefaultCloseTimeout)
 }
 
 // FailAckLost is evaluated before a Delivery sends its ack. An error makes
@@ -99,7 +111,8 @@ func NewSubscriber(cons jetstream.Consumer, cfg SubscriberConfig) (*Subscriber, 
 	if cons == nil {
 		return nil, &eos.ConfigError{Field: "natsjs.NewSubscriber consumer", Reason: "nil"}
 	}
-	if err := cfg.check(); err != nil {
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
 		return nil, err
 	}
 	s := &Subscriber{

@@ -9,9 +9,14 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/internal/config"
 )
 
-// Config configures an embedded server. Defaults are applied by [Start].
+// DefaultReadyTimeout is the default of Config.ReadyTimeout.
+const DefaultReadyTimeout = 10 * time.Second
+
+// Config configures an embedded server. [Config.WithDefaults] applies the
+// defaults (Start does).
 type Config struct {
 	// Dir is where JetStream keeps its files. Required.
 	Dir string
@@ -34,19 +39,27 @@ type Server struct {
 	cfg Config
 }
 
+// WithDefaults returns a copy of c with the defaults applied, or a
+// *eos.ConfigError naming the first invalid field.
+func (c Config) WithDefaults() (Config, error) {
+	if c.Dir == "" {
+		return c, &eos.ConfigError{Field: "natsembed.Config.Dir", Reason: "empty"}
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		return c, &eos.ConfigError{Field: "natsembed.Config.Port", Reason: fmt.Sprintf("out of range: %d", c.Port)}
+	}
+	if c.SyncInterval < 0 {
+		return c, &eos.ConfigError{Field: "natsembed.Config.SyncInterval", Reason: "negative"}
+	}
+	err := config.Duration("natsembed.Config.ReadyTimeout", &c.ReadyTimeout, DefaultReadyTimeout)
+	return c, err
+}
+
 // Start starts a server.
 func Start(cfg Config) (*Server, error) {
-	if cfg.Dir == "" {
-		return nil, &eos.ConfigError{Field: "natsembed.Config.Dir", Reason: "empty"}
-	}
-	if cfg.Port < 0 || cfg.Port > 65535 {
-		return nil, &eos.ConfigError{Field: "natsembed.Config.Port", Reason: fmt.Sprintf("out of range: %d", cfg.Port)}
-	}
-	if cfg.SyncInterval < 0 {
-		return nil, &eos.ConfigError{Field: "natsembed.Config.SyncInterval", Reason: "negative"}
-	}
-	if cfg.ReadyTimeout == 0 {
-		cfg.ReadyTimeout = 10 * time.Second
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
+		return nil, err
 	}
 	opts := &server.Options{
 		ServerName: "eos-embedded",
