@@ -4,28 +4,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 )
-
-// Points lists the names of the failpoints the eos packages evaluate. Parse
-// accepts these and no others, so a typo in a spec is an error rather than
-// a point that never fires.
-var Points = []string{
-	"inbox.after_claim",
-	"inbox.after_handler",
-	"inbox.before_commit",
-	"inbox.after_commit_before_ack",
-	"relay.after_publish_before_mark",
-	"natsjs.publish_ack_lost",
-	"natsjs.ack_lost",
-	// Evaluated inside a Driver's Commit, before the transaction commits,
-	// by a wrapper around the driver (eos torture's workers): a crash there
-	// falls after everything the inbox does before committing.
-	"driver.commit",
-}
 
 // SpecError reports a malformed part of a failpoint spec.
 type SpecError struct {
@@ -52,7 +36,12 @@ func (e *SpecError) Error() string {
 // r may be nil when no part has a probability below 1. An empty spec
 // returns a nil Set, which is inert and costs nothing. Errors are
 // *SpecError values naming the part at fault.
-func Parse(spec string, r *rand.Rand) (*Set, error) {
+//
+// points are the names the spec may arm: each package declares its own
+// (inbox.FailpointNames, outbox.FailpointNames, natsjs.FailpointNames, …),
+// and the caller passes those of the packages it runs, so a typo in a spec
+// is an error rather than a point that never fires.
+func Parse(spec string, r *rand.Rand, points ...string) (*Set, error) {
 	spec = strings.TrimSpace(spec)
 	if spec == "" {
 		return nil, nil
@@ -66,8 +55,8 @@ func Parse(spec string, r *rand.Rand) (*Set, error) {
 		if !ok || name == "" || rest == "" {
 			return nil, &SpecError{Part: part, Reason: "want point=action[@probability]"}
 		}
-		if !known(name) {
-			return nil, &SpecError{Part: part, Reason: fmt.Sprintf("unknown point %q (known: %s)", name, strings.Join(Points, ", "))}
+		if !slices.Contains(points, name) {
+			return nil, &SpecError{Part: part, Reason: fmt.Sprintf("unknown point %q (known: %s)", name, strings.Join(points, ", "))}
 		}
 		if seen[name] {
 			return nil, &SpecError{Part: part, Reason: fmt.Sprintf("point %q armed twice", name)}
@@ -95,15 +84,6 @@ func Parse(spec string, r *rand.Rand) (*Set, error) {
 		s.Arm(name, a)
 	}
 	return s, nil
-}
-
-func known(name string) bool {
-	for _, p := range Points {
-		if p == name {
-			return true
-		}
-	}
-	return false
 }
 
 func parseAction(act string) (Action, error) {

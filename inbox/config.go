@@ -53,6 +53,12 @@ const (
 	FailAfterCommitBeforeAck = "inbox.after_commit_before_ack"
 )
 
+// FailpointNames returns the names of the failpoints the Processor
+// evaluates, for failpoint.Parse.
+func FailpointNames() []string {
+	return []string{FailAfterClaim, FailAfterHandler, FailBeforeCommit, FailAfterCommitBeforeAck}
+}
+
 // Defaults of [Config].
 const (
 	DefaultMaxBatch        = 256

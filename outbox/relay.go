@@ -62,6 +62,10 @@ func (e *PublishError) Unwrap() error { return e.Err }
 // ack and the mark-as-sent.
 const FailAfterPublishBeforeMark = "relay.after_publish_before_mark"
 
+// FailpointNames returns the names of the failpoints the Relay evaluates,
+// for failpoint.Parse.
+func FailpointNames() []string { return []string{FailAfterPublishBeforeMark} }
+
 // Defaults of [RelayConfig].
 const (
 	DefaultBatchSize       = 256

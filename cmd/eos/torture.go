@@ -173,7 +173,7 @@ func parseTortureFlags(args []string) (tortureOptions, error) {
 
 // checkFailpointSpec parses spec as the workers will.
 func checkFailpointSpec(spec string) error {
-	_, err := failpoint.Parse(spec, rand.New(rand.NewPCG(1, 1)))
+	_, err := failpoint.Parse(spec, rand.New(rand.NewPCG(1, 1)), workerFailpoints()...)
 	return err
 }
 

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -142,7 +143,7 @@ func work(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 		return err
 	}
 	t := cfg.Topology
-	fps, err := failpoint.Parse(cfg.Failpoints, rand.New(rand.NewPCG(cfg.FailpointSeed, failpointStream(cfg.Name, os.Getenv(workerStartEnv)))))
+	fps, err := failpoint.Parse(cfg.Failpoints, rand.New(rand.NewPCG(cfg.FailpointSeed, failpointStream(cfg.Name, os.Getenv(workerStartEnv)))), workerFailpoints()...)
 	if err != nil {
 		return err
 	}
@@ -236,6 +237,12 @@ func consume(ctx context.Context, js jetstream.JetStream, stream, durable string
 // effects are never committed, and the checker counts it lost), which a
 // crash at inbox.before_commit cannot, if the ack comes after that point.
 const failDriverCommit = "driver.commit"
+
+// workerFailpoints are the failpoints a worker evaluates: those of the
+// packages it runs, and failDriverCommit.
+func workerFailpoints() []string {
+	return slices.Concat(inbox.FailpointNames(), outbox.FailpointNames(), natsjs.FailpointNames(), []string{failDriverCommit})
+}
 
 // commitFailpoint is a Driver whose Commit evaluates failDriverCommit
 // first. It needs nothing from the library: any Driver can be wrapped.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -461,8 +460,8 @@ func TestPublishWithoutAck(t *testing.T) {
 // reports the message unacknowledged although the broker stored it, and
 // the caller's retry is dropped by the broker's dedupe.
 func TestFailPublishAckLost(t *testing.T) {
-	if !slices.Contains(failpoint.Points, FailPublishAckLost) || !slices.Contains(failpoint.Points, FailAckLost) {
-		t.Fatalf("failpoint.Points %v lacks the natsjs points", failpoint.Points)
+	if _, err := failpoint.Parse(FailPublishAckLost+"=error,"+FailAckLost+"=error", nil, FailpointNames()...); err != nil {
+		t.Fatalf("the natsjs points do not parse as declared: %v", err)
 	}
 	js := embedded(t, "lost.>")
 	fps := &failpoint.Set{}

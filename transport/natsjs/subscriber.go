@@ -79,6 +79,10 @@ func (c *SubscriberConfig) check() error {
 // reports the error; the broker redelivers the message after its AckWait.
 const FailAckLost = "natsjs.ack_lost"
 
+// FailpointNames returns the names of the failpoints the Publisher and the
+// Subscriber evaluate, for failpoint.Parse.
+func FailpointNames() []string { return []string{FailPublishAckLost, FailAckLost} }
+
 // Subscriber reads a durable pull consumer. It implements inbox.Source.
 // One Subscriber serves one Processor.Run at a time.
 //
