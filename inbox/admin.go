@@ -10,9 +10,9 @@ import (
 	"github.com/eoskit/eos/internal/storable"
 )
 
-// ErrNotFound is returned by Requeue when none of the ids is a dead letter
+// ErrNoDeadLetter is returned by Requeue when none of the ids is a dead letter
 // of this consumer.
-var ErrNotFound = errors.New("inbox: no such dead letter")
+var ErrNoDeadLetter = errors.New("inbox: no such dead letter")
 
 // ErrNotRequeueable is wrapped by the error Requeue returns, and by the
 // result's Err, for a dead letter that must not run again.
@@ -62,7 +62,7 @@ func (p *Processor[TTx]) Quarantine(ctx context.Context, afterSeq int64, limit i
 // fails the processor's Limits now) is left in place, reported in the
 // results as DeadLettered, and makes Requeue return an error matching
 // [ErrNotRequeueable] (and [eos.ErrInvalidMessage]) with the results. It
-// returns [ErrNotFound] when none of ids is a dead letter of this consumer.
+// returns [ErrNoDeadLetter] when none of ids is a dead letter of this consumer.
 func (p *Processor[TTx]) Requeue(ctx context.Context, ids ...string) (*BatchResult, error) {
 	ids = storedIDs(ids)
 	slices.Sort(ids)
@@ -76,7 +76,7 @@ func (p *Processor[TTx]) Requeue(ctx context.Context, ids ...string) (*BatchResu
 		return nil, err
 	}
 	if len(res.Results) == 0 {
-		return nil, ErrNotFound
+		return nil, ErrNoDeadLetter
 	}
 	var refused []error
 	for _, r := range res.Results {

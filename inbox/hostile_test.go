@@ -73,7 +73,7 @@ func testConcurrentRequeue[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 			switch {
 			case errs[i] == nil:
 				applied += results[i].Count(inbox.Applied)
-			case errors.Is(errs[i], inbox.ErrNotFound):
+			case errors.Is(errs[i], inbox.ErrNoDeadLetter):
 			default:
 				t.Fatalf("round %d: requeue %d: %v", round, i, errs[i])
 			}
@@ -431,8 +431,8 @@ func testRequeueUnstorableIDs[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	if err != nil || res.Count(inbox.Applied) != 1 {
 		t.Errorf("requeue of d1 among unstorable ids: %v %+v", err, res)
 	}
-	if _, err := p.Requeue(ctx, "a\x00b"); !errors.Is(err, inbox.ErrNotFound) {
-		t.Errorf("requeue of an unstorable id: %v, want ErrNotFound", err)
+	if _, err := p.Requeue(ctx, "a\x00b"); !errors.Is(err, inbox.ErrNoDeadLetter) {
+		t.Errorf("requeue of an unstorable id: %v, want ErrNoDeadLetter", err)
 	}
 	if n, err := p.Discard(ctx, "d2", "a\x00b"); err != nil || n != 1 {
 		t.Errorf("discard of d2 among unstorable ids: %d, %v", n, err)

@@ -369,7 +369,7 @@ func testPoisonAndRequeue[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 			if dl, err := p.DeadLetters(ctx, "", 10); err != nil || len(dl) != 0 {
 				t.Fatalf("dead letters after requeue: %v %+v", err, dl)
 			}
-			if _, err := p.Requeue(ctx, "poison"); !errors.Is(err, inbox.ErrNotFound) {
+			if _, err := p.Requeue(ctx, "poison"); !errors.Is(err, inbox.ErrNoDeadLetter) {
 				t.Fatalf("second requeue: %v", err)
 			}
 			pay.CheckExactlyOnce(t, append(ids, "poison"), accounts, balance)
