@@ -87,6 +87,13 @@ type Config struct {
 	MaxAttempts int
 	// Isolation is how a failing handler is isolated. Default IsolateAuto.
 	Isolation Isolation
+	// OrderByKey runs the handlers of a batch in key order (stable: in
+	// delivery order within a key) instead of delivery order. Handlers that
+	// lock rows by key (an account, a stock item) then take them in one
+	// order in every batch, so concurrent batches on PostgreSQL wait for
+	// each other instead of deadlocking. Results stay in delivery order.
+	// Default false.
+	OrderByKey bool
 	// Limits bound accepted messages. Default eos.Limits{} (1 MiB payloads).
 	// A message that fails validation is dead-lettered at once.
 	Limits eos.Limits

@@ -2,6 +2,7 @@ package inbox_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -448,4 +449,41 @@ type countStoreErrors struct{ n *atomic.Int32 }
 func (countStoreErrors) OnBatchDone(context.Context, *inbox.BatchResult) {}
 func (o countStoreErrors) OnError(context.Context, string, string, error) {
 	o.n.Add(1)
+}
+
+// OrderByKey runs handlers in key order (stable within a key), and keeps
+// results in delivery order.
+func TestOrderByKey(t *testing.T) {
+	e := testdb.SQLite(t)
+	for _, byKey := range []bool{false, true} {
+		var order []string
+		h := func(_ context.Context, _ *sql.Tx, m eos.Message) error {
+			order = append(order, m.ID)
+			return nil
+		}
+		p, err := inbox.New(e.Driver, h, inbox.Config{Consumer: fmt.Sprintf("c-%v", byKey), OrderByKey: byKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds, _ := deliveries(
+			eos.Message{ID: "b1", Key: "b"}, eos.Message{ID: "a1", Key: "a"},
+			eos.Message{ID: "b2", Key: "b"}, eos.Message{ID: "a2", Key: "a"},
+		)
+		res, err := p.Process(context.Background(), ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"b1", "a1", "b2", "a2"}
+		if byKey {
+			want = []string{"a1", "a2", "b1", "b2"}
+		}
+		if !slices.Equal(order, want) {
+			t.Errorf("OrderByKey %v: handlers ran %v, want %v", byKey, order, want)
+		}
+		for i, id := range []string{"b1", "a1", "b2", "a2"} {
+			if res.Results[i].ID != id || res.Results[i].Outcome != inbox.Applied {
+				t.Errorf("OrderByKey %v: result %d is %+v, want %s applied (delivery order)", byKey, i, res.Results[i], id)
+			}
+		}
+	}
 }
