@@ -26,6 +26,7 @@ const (
 	FieldPayload Field = "payload"
 	FieldHeader  Field = "header"
 	FieldTopic   Field = "topic"
+	FieldSubject Field = "subject"
 )
 
 // ValidationError reports why a message was refused. It wraps

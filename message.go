@@ -21,13 +21,22 @@ type Message struct {
 	Headers map[string]string
 	// CreatedAt is when the producer created the event. Zero means unknown.
 	CreatedAt time.Time
+	// Subject is where the transport delivered the message (a NATS
+	// subject): a consumer of orders.> tells orders.created from
+	// orders.cancelled by it. For a message the outbox relay hands to a
+	// Publisher it is the row's topic; Enqueue takes the topic as its own
+	// argument and ignores Subject. Empty means unknown. Like Headers it
+	// does not count towards the fingerprint: the same event re-published
+	// on another subject is still the same event.
+	Subject string
 }
 
 // FingerprintSize is the length in bytes of a [Fingerprint].
 const FingerprintSize = 16
 
 // Fingerprint identifies a message's content: the first 16 bytes of the
-// SHA-256 of its Key and Payload. Two deliveries with the same ID and the same
+// SHA-256 of its Key and Payload (not its ID, Headers, CreatedAt or
+// Subject). Two deliveries with the same ID and the same
 // fingerprint are duplicates; the same ID with a different fingerprint is a
 // conflict, quarantined instead of applied or dropped.
 func Fingerprint(m Message) []byte {

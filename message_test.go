@@ -41,6 +41,20 @@ func TestFingerprintIgnoresIDHeadersCreatedAt(t *testing.T) {
 	}
 }
 
+// TestFingerprintIgnoresSubject: the same event delivered on another
+// subject (re-published under a new name, or seen through a wider filter)
+// is a duplicate, not a conflict.
+func TestFingerprintIgnoresSubject(t *testing.T) {
+	a := eos.Message{ID: "a", Key: "k", Payload: []byte("p"), Subject: "orders.created"}
+	for _, subject := range []string{"", "orders.cancelled", "k", "kp"} {
+		b := a
+		b.Subject = subject
+		if !bytes.Equal(eos.Fingerprint(a), eos.Fingerprint(b)) {
+			t.Errorf("Fingerprint with Subject %q differs from Subject %q", subject, a.Subject)
+		}
+	}
+}
+
 func TestFingerprintDistinguishesKeyPayloadSplit(t *testing.T) {
 	pairs := [][2]eos.Message{
 		{{Key: "ab", Payload: []byte("c")}, {Key: "a", Payload: []byte("bc")}},

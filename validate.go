@@ -9,6 +9,7 @@ import (
 const (
 	MaxIDLen          = 255
 	MaxKeyLen         = 255
+	MaxSubjectLen     = 255
 	DefaultMaxPayload = 1 << 20 // 1 MiB
 	MaxHeaderNameLen  = 256
 	MaxHeaderValueLen = 8 << 10
@@ -34,6 +35,7 @@ func Validate(m Message) error { return Limits{}.Validate(m) }
 //
 //   - ID: non-empty, at most 255 bytes, valid UTF-8, no control characters;
 //   - Key: at most 255 bytes, valid UTF-8, no control characters;
+//   - Subject: the same as Key;
 //   - Payload: at most MaxPayload bytes;
 //   - Headers: at most 64, with at most 64 KiB of names and values in all;
 //     names are RFC 9110 tokens of at most 256 bytes; values are valid UTF-8
@@ -48,17 +50,14 @@ func (l Limits) Validate(m Message) error {
 	if m.ID == "" {
 		return &ValidationError{Field: FieldID, Reason: "empty"}
 	}
-	if len(m.ID) > MaxIDLen {
-		return &ValidationError{Field: FieldID, Reason: "longer than " + strconv.Itoa(MaxIDLen) + " bytes (" + strconv.Itoa(len(m.ID)) + ")"}
+	if err := checkText(FieldID, m.ID, MaxIDLen); err != nil {
+		return err
 	}
-	if r := badText(m.ID); r != "" {
-		return &ValidationError{Field: FieldID, Reason: r}
+	if err := checkText(FieldKey, m.Key, MaxKeyLen); err != nil {
+		return err
 	}
-	if len(m.Key) > MaxKeyLen {
-		return &ValidationError{Field: FieldKey, Reason: "longer than " + strconv.Itoa(MaxKeyLen) + " bytes (" + strconv.Itoa(len(m.Key)) + ")"}
-	}
-	if r := badText(m.Key); r != "" {
-		return &ValidationError{Field: FieldKey, Reason: r}
+	if err := checkText(FieldSubject, m.Subject, MaxSubjectLen); err != nil {
+		return err
 	}
 	if l.MaxPayload < 0 {
 		return l.Check()
@@ -90,6 +89,18 @@ func (l Limits) Validate(m Message) error {
 	}
 	if total > MaxHeaderBytes {
 		return &ValidationError{Field: FieldHeader, Reason: "names and values add up to more than " + strconv.Itoa(MaxHeaderBytes) + " bytes (" + strconv.Itoa(total) + ")"}
+	}
+	return nil
+}
+
+// checkText reports a *ValidationError for field unless s is at most max
+// bytes of valid UTF-8 without control characters.
+func checkText(field Field, s string, max int) error {
+	if len(s) > max {
+		return &ValidationError{Field: field, Reason: "longer than " + strconv.Itoa(max) + " bytes (" + strconv.Itoa(len(s)) + ")"}
+	}
+	if r := badText(s); r != "" {
+		return &ValidationError{Field: field, Reason: r}
 	}
 	return nil
 }

@@ -87,6 +87,27 @@ func TestLimitsValidate(t *testing.T) {
 		{name: "id checked before key", mutate: func(m *eos.Message) { m.ID = ""; m.Key = "\x00" },
 			wantField: eos.FieldID, wantText: "id: empty"},
 
+		// Subject.
+		{name: "empty subject", mutate: func(m *eos.Message) { m.Subject = "" }},
+		{name: "nats subject", mutate: func(m *eos.Message) { m.Subject = "orders.eu.created" }},
+		{name: "subject of 255 bytes", mutate: func(m *eos.Message) { m.Subject = strings.Repeat("s", 255) }},
+		{name: "subject of 256 bytes", mutate: func(m *eos.Message) { m.Subject = strings.Repeat("s", 256) },
+			wantField: eos.FieldSubject, wantText: "subject: longer than 255 bytes (256)"},
+		{name: "subject invalid utf-8", mutate: func(m *eos.Message) { m.Subject = "orders.\xff" },
+			wantField: eos.FieldSubject, wantText: "subject: not valid UTF-8"},
+		{name: "subject NUL", mutate: func(m *eos.Message) { m.Subject = "orders\x00" },
+			wantField: eos.FieldSubject, wantText: "subject: control character at byte 6"},
+		{name: "subject LF", mutate: func(m *eos.Message) { m.Subject = "a\nb" },
+			wantField: eos.FieldSubject, wantText: "subject: control character at byte 1"},
+		{name: "subject C1 NEL", mutate: func(m *eos.Message) { m.Subject = "\u0085" },
+			wantField: eos.FieldSubject, wantText: "subject: control character at byte 0"},
+		{name: "subject non-ASCII allowed", mutate: func(m *eos.Message) { m.Subject = "commandes.créées" }},
+		{name: "key checked before subject", mutate: func(m *eos.Message) { m.Key = "\x00"; m.Subject = "\x00" },
+			wantField: eos.FieldKey, wantText: "key: control character"},
+		{name: "subject checked before payload", limits: eos.Limits{MaxPayload: 1},
+			mutate:    func(m *eos.Message) { m.Subject = "\x7f"; m.Payload = []byte("12") },
+			wantField: eos.FieldSubject, wantText: "subject: control character"},
+
 		// Payload.
 		{name: "nil payload", mutate: func(m *eos.Message) { m.Payload = nil }},
 		{name: "payload at default max", mutate: func(m *eos.Message) { m.Payload = make([]byte, eos.DefaultMaxPayload) }},
@@ -280,42 +301,48 @@ func TestLimitsCheck(t *testing.T) {
 func FuzzValidate(f *testing.F) {
 	type seed struct {
 		id, key string
+		subject string
 		payload []byte
 		headers string
 		max     int
 	}
 	for _, s := range []seed{
-		{"0190a5f2-6c1e-7b3a-9f00-0123456789ab", "order-42", []byte("{}"), "X-Request-Id\x1fr1", 0},
-		{"", "", nil, "", 0},
-		{"id", "", nil, "", 0},
-		{strings.Repeat("a", 255), strings.Repeat("k", 255), nil, "a!#$%&'*+-.^_`|~9\x1fa\tb", 0},
-		{strings.Repeat("a", 256), "", nil, "X\x1f", 0},
-		{"a\x00b", "k", nil, "X\x1fv", 0},
-		{"ab\n", "k", nil, "X\x1fv", 0},
-		{"ab\x7f", "k", nil, "X\x1fv", 0},
-		{"ab\u0085", "k", nil, "X\x1fv", 0},
-		{"ab\xff", "k\u0085", nil, "X\x1fv", 0},
-		{"id", "k", []byte("0123456789"), "X\x1fv", 5},
-		{"id", "k", []byte("01234"), "X\x1fv\x1eY\x1fw\x1eZ\x1f", 5},
-		{"id", "", nil, "X Id\x1fv", 0},
-		{"id", "", nil, "X:\x1fv", 0},
-		{"id", "", nil, "Clé\x1fv", 0},
-		{"id", "", nil, "X\x1fa\r\nb", 0},
-		{"id", "", nil, "X\x1fcaf\xc3", 0},
-		{"id", "", nil, "X\x1fa\x7f", -1},
-		{"id", "", nil, strings.Repeat("H\x1fv\x1e", 70), 0},
+		{"0190a5f2-6c1e-7b3a-9f00-0123456789ab", "order-42", "", []byte("{}"), "X-Request-Id\x1fr1", 0},
+		{"", "", "", nil, "", 0},
+		{"id", "", "", nil, "", 0},
+		{strings.Repeat("a", 255), strings.Repeat("k", 255), "", nil, "a!#$%&'*+-.^_`|~9\x1fa\tb", 0},
+		{strings.Repeat("a", 256), "", "", nil, "X\x1f", 0},
+		{"a\x00b", "k", "", nil, "X\x1fv", 0},
+		{"ab\n", "k", "", nil, "X\x1fv", 0},
+		{"ab\x7f", "k", "", nil, "X\x1fv", 0},
+		{"ab\u0085", "k", "", nil, "X\x1fv", 0},
+		{"ab\xff", "k\u0085", "", nil, "X\x1fv", 0},
+		{"id", "k", "", []byte("0123456789"), "X\x1fv", 5},
+		{"id", "k", "", []byte("01234"), "X\x1fv\x1eY\x1fw\x1eZ\x1f", 5},
+		{"id", "", "", nil, "X Id\x1fv", 0},
+		{"id", "", "", nil, "X:\x1fv", 0},
+		{"id", "", "", nil, "Clé\x1fv", 0},
+		{"id", "", "", nil, "X\x1fa\r\nb", 0},
+		{"id", "", "", nil, "X\x1fcaf\xc3", 0},
+		{"id", "", "", nil, "X\x1fa\x7f", -1},
+		{"id", "", "", nil, strings.Repeat("H\x1fv\x1e", 70), 0},
+		{"id", "k", "orders.eu.created", []byte("{}"), "", 0},
+		{"id", "k", strings.Repeat("s", 256), nil, "", 0},
+		{"id", "k", "orders\x00", nil, "", 0},
+		{"id", "k", "orders.\xff", nil, "", 0},
+		{"id", "k", "\u0085", nil, "", 0},
 	} {
-		f.Add(s.id, s.key, s.payload, s.headers, s.max)
+		f.Add(s.id, s.key, s.subject, s.payload, s.headers, s.max)
 	}
 
-	f.Fuzz(func(t *testing.T, id, key string, payload []byte, headers string, max int) {
+	f.Fuzz(func(t *testing.T, id, key, subject string, payload []byte, headers string, max int) {
 		// A payload limit small enough for the fuzzer's payloads to cross it.
 		if max < 0 {
 			max = 0 // negative limits are refused by Check; see TestLimitsCheck
 		}
 		max %= 4096
 		l := eos.Limits{MaxPayload: max}
-		m := eos.Message{ID: id, Key: key, Payload: payload, Headers: parseHeaders(headers)}
+		m := eos.Message{ID: id, Key: key, Subject: subject, Payload: payload, Headers: parseHeaders(headers)}
 
 		err := l.Validate(m)
 		if want := acceptable(l, m); (err == nil) != (want == "") {
@@ -333,7 +360,7 @@ func FuzzValidate(f *testing.F) {
 				t.Fatalf("%v does not match ErrInvalidMessage", err)
 			}
 			switch ve.Field {
-			case eos.FieldID, eos.FieldKey, eos.FieldPayload, eos.FieldHeader:
+			case eos.FieldID, eos.FieldKey, eos.FieldSubject, eos.FieldPayload, eos.FieldHeader:
 			default:
 				t.Fatalf("unknown Field %q", ve.Field)
 			}
@@ -348,14 +375,15 @@ func FuzzValidate(f *testing.F) {
 			}
 		}
 
-		// Fingerprint: deterministic, fixed size, ignores headers and ID.
+		// Fingerprint: deterministic, fixed size, ignores headers, ID and
+		// subject.
 		fp := eos.Fingerprint(m)
 		if len(fp) != eos.FingerprintSize {
 			t.Fatalf("len(Fingerprint) = %d", len(fp))
 		}
-		m2 := eos.Message{ID: id + "x", Key: key, Payload: append([]byte(nil), payload...)}
+		m2 := eos.Message{ID: id + "x", Key: key, Subject: subject + ".x", Payload: append([]byte(nil), payload...)}
 		if !bytes.Equal(fp, eos.Fingerprint(m2)) {
-			t.Fatalf("Fingerprint not deterministic or depends on ID/Headers")
+			t.Fatalf("Fingerprint not deterministic or depends on ID/Headers/Subject")
 		}
 		// Moving the key/payload boundary changes the fingerprint.
 		if len(key) > 0 {
@@ -409,6 +437,8 @@ func acceptable(l eos.Limits, m eos.Message) string {
 		return "id"
 	case !text(m.Key):
 		return "key"
+	case !text(m.Subject):
+		return "subject"
 	case len(m.Payload) > max:
 		return "payload"
 	case len(m.Headers) > eos.MaxHeaders:
