@@ -1,6 +1,7 @@
 package natsjs
 
 import (
+	"net/url"
 	"strings"
 	"time"
 
@@ -43,11 +44,12 @@ func toNATS(subject string, m eos.Message) *nats.Msg {
 	return &nats.Msg{Subject: subject, Header: h, Data: m.Payload}
 }
 
-// fromNATS reads an eos.Message from a NATS message. It does not validate:
-// the inbox does, and dead-letters what is invalid. An unreadable
-// Eos-Created-At leaves CreatedAt zero.
-func fromNATS(h nats.Header, data []byte) eos.Message {
-	m := eos.Message{ID: h.Get(jetstream.MsgIDHeader), Key: h.Get(HeaderKey), Payload: data}
+// fromNATS reads an eos.Message from a NATS message delivered on subject,
+// its id given by id. It does not validate: the inbox does, and
+// dead-letters what is invalid. An unreadable Eos-Created-At leaves
+// CreatedAt zero.
+func fromNATS(subject string, h nats.Header, data []byte, id IDFunc) eos.Message {
+	m := eos.Message{ID: id(h, subject, data), Key: h.Get(HeaderKey), Payload: data, Subject: subject}
 	if ts := h.Get(HeaderCreatedAt); ts != "" {
 		m.CreatedAt, _ = time.Parse(time.RFC3339Nano, ts)
 	}
@@ -61,4 +63,46 @@ func fromNATS(h nats.Header, data []byte) eos.Message {
 		m.Headers[k] = vs[0]
 	}
 	return m
+}
+
+// IDFunc returns the eos id of a message as JetStream delivers it: its
+// headers, subject and payload. "" means the message has none; the inbox
+// dead-letters it as invalid.
+//
+// The id must be the same on every delivery of an event and on every
+// publish of it (a producer's retry, a re-publish after a crash), and
+// different for different events: the inbox suppresses a second apply by
+// the id alone. An id made of the stream sequence, the time or a random
+// number makes each re-publish a new event, and exactly-once does not
+// hold.
+type IDFunc func(h nats.Header, subject string, data []byte) string
+
+// HeaderID returns an IDFunc that takes the id from header name (case
+// sensitive, as NATS headers are). The default of SubscriberConfig.ID is
+// HeaderID(jetstream.MsgIDHeader): the Nats-Msg-Id header eos's Publisher
+// sets, which JetStream also dedupes on within its duplicate window.
+func HeaderID(name string) IDFunc {
+	return func(h nats.Header, _ string, _ []byte) string { return h.Get(name) }
+}
+
+// HeaderCloudEventsID is the header of a CloudEvent's id in the binary
+// content mode of the CloudEvents NATS binding.
+const HeaderCloudEventsID = "ce-id"
+
+// CloudEventsID is an IDFunc for CloudEvents in binary content mode: the
+// ce-id header, percent-decoded as the binding encodes it (a value that is
+// not valid percent-encoding is taken as it is). Producers without eos
+// publish such events with a plain nats.Publish, without Nats-Msg-Id;
+// JetStream then stores each re-publish, and the inbox suppresses all but
+// the first.
+//
+// CloudEvents ids are unique per source only. When producers of several
+// sources publish on a consumer's subjects and their ids can meet, use an
+// IDFunc of the ce-source and ce-id headers both.
+func CloudEventsID(h nats.Header, _ string, _ []byte) string {
+	v := h.Get(HeaderCloudEventsID)
+	if id, err := url.PathUnescape(v); err == nil {
+		return id
+	}
+	return v
 }

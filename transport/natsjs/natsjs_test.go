@@ -205,20 +205,21 @@ func TestMessageMapping(t *testing.T) {
 	// What the server adds on delivery is not the application's.
 	nm.Header.Set("Nats-Stream", "S")
 	nm.Header.Set("Nats-Num-Delivered", "2")
-	got := fromNATS(nm.Header, nm.Data)
+	msgID := HeaderID(jetstream.MsgIDHeader)
+	got := fromNATS("s", nm.Header, nm.Data, msgID)
 	want := map[string]string{"Traceparent": "00-abc-def-01"}
-	if got.ID != m.ID || got.Key != m.Key || string(got.Payload) != "42" || !got.CreatedAt.Equal(at) || !maps.Equal(got.Headers, want) {
+	if got.ID != m.ID || got.Key != m.Key || string(got.Payload) != "42" || !got.CreatedAt.Equal(at) || !maps.Equal(got.Headers, want) || got.Subject != "s" {
 		t.Errorf("round trip: got %+v, want %+v with headers %v", got, m, want)
 	}
 
 	// An application header named like eos's own does not become the key.
-	got = fromNATS(toNATS("s", eos.Message{ID: "m-2", Headers: map[string]string{"Eos-Key": "forged"}}).Header, nil)
+	got = fromNATS("s", toNATS("s", eos.Message{ID: "m-2", Headers: map[string]string{"Eos-Key": "forged"}}).Header, nil, msgID)
 	if got.Key != "" || got.Headers != nil || !got.CreatedAt.IsZero() {
 		t.Errorf("forged key: got %+v", got)
 	}
 	// A message from a producer without eos arrives without an id (the inbox
 	// dead-letters it) and without headers it did not have.
-	if got := fromNATS(nats.Header{"Nats-Sequence": {"9"}}, []byte("x")); got.ID != "" || got.Headers != nil {
+	if got := fromNATS("s", nats.Header{"Nats-Sequence": {"9"}}, []byte("x"), msgID); got.ID != "" || got.Headers != nil {
 		t.Errorf("foreign message: got %+v", got)
 	}
 }
@@ -254,7 +255,7 @@ func TestMessageMappingOverServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := ds[0].Message()
-	if got.ID != m.ID || got.Key != m.Key || !got.CreatedAt.Equal(m.CreatedAt) || !maps.Equal(got.Headers, map[string]string{"App": "x"}) {
+	if got.ID != m.ID || got.Key != m.Key || !got.CreatedAt.Equal(m.CreatedAt) || !maps.Equal(got.Headers, map[string]string{"App": "x"}) || got.Subject != "map.a" {
 		t.Errorf("received %+v, published %+v", got, m)
 	}
 	if n := ds[0].(*Delivery).NumDelivered(); n != 1 {

@@ -37,6 +37,13 @@ type SubscriberConfig struct {
 	// CloseTimeout bounds how long Close waits for the messages pulled
 	// ahead to arrive and be handed back. Default 5s.
 	CloseTimeout time.Duration
+	// ID gives each delivered message its eos id. Default: the Nats-Msg-Id
+	// header (HeaderID(jetstream.MsgIDHeader)), which eos's Publisher sets.
+	// For messages of producers that are not eos, take the id they carry:
+	// CloudEventsID for CloudEvents in binary mode, HeaderID for another
+	// header. It must be stable across redeliveries and re-publishes (see
+	// IDFunc), or exactly-once does not hold.
+	ID IDFunc
 	// Test holds the failpoints (FailAckLost), for tests and fault
 	// injection.
 	Test eos.TestConfig
@@ -65,6 +72,9 @@ func (c *SubscriberConfig) check() error {
 	}
 	if c.BufferBytes == 0 {
 		c.BufferBytes = DefaultBufferBytes
+	}
+	if c.ID == nil {
+		c.ID = HeaderID(jetstream.MsgIDHeader)
 	}
 	if c.BufferBytes < minBufferBytes {
 		return &eos.ConfigError{Field: "natsjs.SubscriberConfig.BufferBytes", Reason: fmt.Sprintf(
@@ -252,7 +262,7 @@ func (s *Subscriber) Fetch(ctx context.Context, max int, maxWait time.Duration) 
 
 // delivery wraps m and holds it (keeps it alive) until it is settled.
 func (s *Subscriber) delivery(m jetstream.Msg) *Delivery {
-	d := &Delivery{m: m, msg: fromNATS(m.Headers(), m.Data()), double: s.cfg.DoubleAck, fps: s.cfg.Test.Failpoints, sub: s}
+	d := &Delivery{m: m, msg: fromNATS(m.Subject(), m.Headers(), m.Data(), s.cfg.ID), double: s.cfg.DoubleAck, fps: s.cfg.Test.Failpoints, sub: s}
 	s.mu.Lock()
 	if !s.closed {
 		s.held[d] = struct{}{}
