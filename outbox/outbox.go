@@ -78,9 +78,10 @@ func CheckTopic(topic string) error {
 
 // Enqueue adds msgs, to be published on topic, inside tx: they are sent if
 // and only if tx commits. A message without an ID gets a new UUIDv7; one
-// without CreatedAt gets the current time. All messages are validated before
-// anything is written; the first invalid one is reported as a
-// *eos.ValidationError.
+// without CreatedAt gets the current time. A message's Subject is not
+// stored: topic says where it goes, and the relay hands it to the Publisher
+// with Subject set to topic. All messages are validated before anything is
+// written; the first invalid one is reported as a *eos.ValidationError.
 func (o *Outbox[TTx]) Enqueue(ctx context.Context, tx TTx, topic string, msgs ...eos.Message) error {
 	if err := CheckTopic(topic); err != nil {
 		return err

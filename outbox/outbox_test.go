@@ -146,7 +146,9 @@ func testEnqueueAndForward[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	if n, err := r.Forward(ctx); n != 0 || err != nil {
 		t.Fatalf("forwarded %d (%v) after a rollback", n, err)
 	}
-	enqueue(t, e, ob, true, msgs("m", 5)...)
+	ms := msgs("m", 5)
+	ms[1].Subject = "elsewhere" // Enqueue takes the topic, not Subject
+	enqueue(t, e, ob, true, ms...)
 	st, err := ob.Stats(ctx)
 	if err != nil || st.Unsent != 5 || st.OldestUnsent.IsZero() {
 		t.Fatalf("stats %+v %v", st, err)
@@ -156,6 +158,11 @@ func testEnqueueAndForward[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	}
 	if got := strings.Join(b.ids(), ","); got != "m-000,m-001,m-002,m-003,m-004" {
 		t.Fatalf("published %s", got)
+	}
+	for _, m := range b.log {
+		if m.Topic != "payments" || m.Subject != m.Topic {
+			t.Errorf("%s published with topic %q and subject %q, want both the enqueued topic", m.ID, m.Topic, m.Subject)
+		}
 	}
 	if st := stats(t, ob); st.Unsent != 0 {
 		t.Fatalf("unsent after forward: %+v", st)

@@ -19,7 +19,8 @@ import (
 // Envelope is one message handed to a Publisher.
 type Envelope struct {
 	Topic string
-	// Message.ID must be used as the broker's dedupe id.
+	// Message.ID must be used as the broker's dedupe id. Message.Subject
+	// is Topic.
 	eos.Message
 }
 
@@ -349,7 +350,8 @@ func alsoAcked(err error, acked, n int) ([]int, error) {
 func envelopes(rows []driver.OutboxRow) []Envelope {
 	envs := make([]Envelope, len(rows))
 	for i, row := range rows {
-		envs[i] = Envelope{Topic: row.Topic, Message: eos.Message{ID: row.ID, Key: row.Key, Payload: row.Payload, Headers: row.Headers, CreatedAt: row.CreatedAt}}
+		envs[i] = Envelope{Topic: row.Topic, Message: eos.Message{ID: row.ID, Key: row.Key, Payload: row.Payload, Headers: row.Headers,
+			CreatedAt: row.CreatedAt, Subject: row.Topic}}
 	}
 	return envs
 }
