@@ -102,7 +102,10 @@ func migrate(t testing.TB, m driver.Migrator) {
 	}
 }
 
-// inTx runs fn in a transaction and commits it.
+// inTx runs fn in a transaction and commits it. A check of fn that fails
+// the test rolls the transaction back: left open, it would hold its locks
+// and PostgreSQL's cleanup (DROP SCHEMA) would wait for it until the test
+// binary times out.
 func inTx[TTx any](t *testing.T, d driver.Driver[TTx], fn func(ctx context.Context, ex driver.Executor)) {
 	t.Helper()
 	ctx := context.Background()
@@ -110,6 +113,7 @@ func inTx[TTx any](t *testing.T, d driver.Driver[TTx], fn func(ctx context.Conte
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer d.Rollback(ctx, tx) // after the commit, a no-op
 	fn(ctx, d.Executor(tx))
 	if err := d.Commit(ctx, tx); err != nil {
 		t.Fatal(err)
