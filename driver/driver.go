@@ -140,6 +140,7 @@ type Quarantined struct {
 	Key               string
 	Payload           []byte
 	Headers           map[string]string
+	Subject           string // where the conflicting delivery came (eos.Message.Subject)
 	At                time.Time
 }
 
@@ -154,6 +155,7 @@ type DeadLetter struct {
 	Key         string
 	Payload     []byte
 	Headers     map[string]string
+	Subject     string // the message's Subject: Requeue hands it to the handler again
 	Fingerprint []byte
 	CreatedAt   time.Time // the message's CreatedAt
 	Attempts    int

@@ -138,7 +138,7 @@ func (p *Processor[TTx]) invalidItem(it *item, verr error) {
 	}
 	it.invalid = &arrival{err: Permanent(verr), originalID: storable.Text(m.ID, eos.MaxIDLen), payloadSize: len(m.Payload)}
 	it.msg = eos.Message{ID: id, Key: storable.Text(m.Key, eos.MaxKeyLen), Headers: storable.Headers(m.Headers),
-		Payload: m.Payload[:min(len(m.Payload), p.cfg.Limits.PayloadLimit())], CreatedAt: m.CreatedAt}
+		Payload: m.Payload[:min(len(m.Payload), p.cfg.Limits.PayloadLimit())], CreatedAt: m.CreatedAt, Subject: storable.Text(m.Subject, eos.MaxSubjectLen)}
 }
 
 // maxPosition bounds a stored transport position.
@@ -268,12 +268,12 @@ func (p *Processor[TTx]) callHandler(ctx context.Context, h Handler[TTx], tx TTx
 
 func (p *Processor[TTx]) quarantined(it *item, stored []byte, now time.Time) driver.Quarantined {
 	return driver.Quarantined{Consumer: p.cfg.Consumer, ID: it.msg.ID, StoredFingerprint: stored, Fingerprint: it.fp,
-		Key: it.msg.Key, Payload: it.msg.Payload, Headers: it.msg.Headers, At: now}
+		Key: it.msg.Key, Payload: it.msg.Payload, Headers: it.msg.Headers, Subject: it.msg.Subject, At: now}
 }
 
 func (p *Processor[TTx]) deadLetter(it *item, now time.Time) driver.DeadLetter {
 	dl := driver.DeadLetter{Consumer: p.cfg.Consumer, ID: it.msg.ID, Key: it.msg.Key, Payload: it.msg.Payload,
-		Headers: it.msg.Headers, Fingerprint: it.fp, CreatedAt: it.msg.CreatedAt, Attempts: it.attempts,
+		Headers: it.msg.Headers, Subject: it.msg.Subject, Fingerprint: it.fp, CreatedAt: it.msg.CreatedAt, Attempts: it.attempts,
 		LastError: storable.Text(it.err.Error(), storable.MaxErrorLen), At: now,
 		Position: position(it.d), PayloadSize: len(it.msg.Payload)}
 	if it.taken != nil {

@@ -382,7 +382,7 @@ func (p *Processor[TTx]) takeRequeued(ctx context.Context, ex driver.Executor, i
 		if dl == nil {
 			continue
 		}
-		it.msg = eos.Message{ID: dl.ID, Key: dl.Key, Payload: dl.Payload, Headers: dl.Headers, CreatedAt: dl.CreatedAt}
+		it.msg = eos.Message{ID: dl.ID, Key: dl.Key, Payload: dl.Payload, Headers: dl.Headers, CreatedAt: dl.CreatedAt, Subject: dl.Subject}
 		it.fp = eos.Fingerprint(it.msg)
 		if err := p.requeueable(dl, it.msg); err != nil {
 			it.idle, it.outcome, it.err = true, DeadLettered, err

@@ -364,9 +364,9 @@ func testFailures[TTx any](t *testing.T, d driver.Driver[TTx]) {
 const hostileText = "it's \\x00 \\' \"q\" é日本🙂 \t\r\n\x01\x7f\u0085 $$ --; DROP TABLE x"
 
 func testDeadLetters[TTx any](t *testing.T, d driver.Driver[TTx]) {
-	dl := driver.DeadLetter{Consumer: "c", ID: "m1", Key: "k", Payload: []byte("p"), Headers: map[string]string{"H": "v"},
+	dl := driver.DeadLetter{Consumer: "c", ID: "m1", Key: "k", Payload: []byte("p"), Headers: map[string]string{"H": "v"}, Subject: "orders.created",
 		Fingerprint: []byte("fp"), CreatedAt: t0, Attempts: 5, LastError: "bad", At: t0.Add(time.Second)}
-	odd := driver.DeadLetter{Consumer: "c", ID: "m3", Key: hostileText, Payload: []byte{0, 0xff}, Headers: map[string]string{"H": hostileText},
+	odd := driver.DeadLetter{Consumer: "c", ID: "m3", Key: hostileText, Payload: []byte{0, 0xff}, Headers: map[string]string{"H": hostileText}, Subject: hostileText,
 		Fingerprint: []byte("fp"), CreatedAt: t0, Attempts: 1, LastError: hostileText, At: t0,
 		Invalid: true, OriginalID: hostileText, Position: "S:42", PayloadSize: 3 << 20}
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
@@ -376,10 +376,10 @@ func testDeadLetters[TTx any](t *testing.T, d driver.Driver[TTx]) {
 		list, err := ex.DeadLettersList(ctx, "c", "", 10)
 		must(t, err)
 		if len(list) != 3 || list[0].ID != "m1" || list[0].Headers["H"] != "v" || !list[0].CreatedAt.Equal(t0) ||
-			list[0].Attempts != 5 || list[0].LastError != "bad" || string(list[0].Payload) != "p" || list[0].Invalid {
+			list[0].Attempts != 5 || list[0].LastError != "bad" || string(list[0].Payload) != "p" || list[0].Invalid || list[0].Subject != "orders.created" {
 			t.Fatalf("list: %+v", list)
 		}
-		if got := list[2]; got.Key != odd.Key || got.Headers["H"] != hostileText || got.LastError != hostileText || string(got.Payload) != string(odd.Payload) ||
+		if got := list[2]; got.Key != odd.Key || got.Headers["H"] != hostileText || got.Subject != hostileText || got.LastError != hostileText || string(got.Payload) != string(odd.Payload) ||
 			!got.Invalid || got.OriginalID != hostileText || got.Position != "S:42" || got.PayloadSize != 3<<20 {
 			t.Fatalf("hostile text or arrival copy changed on the way: %+v", got)
 		}
@@ -395,17 +395,19 @@ func testDeadLetters[TTx any](t *testing.T, d driver.Driver[TTx]) {
 		}
 		again, err := ex.DeadLettersTake(ctx, "c", []string{"m2", "m1"})
 		must(t, err)
-		if len(again) != 1 || again[0].ID != "m1" {
+		if len(again) != 1 || again[0].ID != "m1" || again[0].Subject != "orders.created" {
 			t.Fatalf("second take: %+v", again)
 		}
 		q := driver.Quarantined{Consumer: "c", ID: "q", StoredFingerprint: []byte("a"), Fingerprint: []byte("b"), Key: "k", Payload: []byte("x"), At: t0}
-		must(t, ex.QuarantineInsert(ctx, []driver.Quarantined{q, q}))
+		q2 := q
+		q2.Subject = hostileText
+		must(t, ex.QuarantineInsert(ctx, []driver.Quarantined{q, q2}))
 		ql, err := ex.QuarantineList(ctx, "c", 0, 10)
 		must(t, err)
 		if page, err := ex.QuarantineList(ctx, "c", ql[0].Seq, 10); err != nil || len(page) != 1 || page[0].Seq != ql[1].Seq || ql[1].Seq <= ql[0].Seq {
 			t.Fatalf("quarantine page after %d: %+v (%v)", ql[0].Seq, page, err)
 		}
-		if len(ql) != 2 || ql[0].ID != "q" || string(ql[0].StoredFingerprint) != "a" || string(ql[1].Fingerprint) != "b" {
+		if len(ql) != 2 || ql[0].ID != "q" || string(ql[0].StoredFingerprint) != "a" || string(ql[1].Fingerprint) != "b" || ql[0].Subject != "" || ql[1].Subject != hostileText {
 			t.Fatalf("quarantine: %+v", ql)
 		}
 	})

@@ -113,27 +113,27 @@ func (e *executor) QuarantineInsert(ctx context.Context, rows []driver.Quarantin
 		return nil
 	}
 	n := len(rows)
-	consumers, ids, keys, headers := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	consumers, ids, keys, headers, subjects := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	stored, fps, payloads, at := make([][]byte, n), make([][]byte, n), make([][]byte, n), make([]time.Time, n)
 	for i, r := range rows {
-		consumers[i], ids[i], keys[i], headers[i] = r.Consumer, r.ID, r.Key, headerText(r.Headers)
+		consumers[i], ids[i], keys[i], headers[i], subjects[i] = r.Consumer, r.ID, r.Key, headerText(r.Headers), r.Subject
 		stored[i], fps[i], payloads[i], at[i] = r.StoredFingerprint, r.Fingerprint, r.Payload, r.At
 	}
-	_, err := e.q.exec(ctx, "INSERT INTO "+e.c.t.quarantine+" (consumer, id, stored_fingerprint, fingerprint, key, payload, headers, at) "+
-		"SELECT c, id, sfp, fp, k, p, NULLIF(h, ''), at "+
-		"FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::bytea[], $7::text[], $8::timestamptz[]) "+
-		"WITH ORDINALITY AS u(c, id, sfp, fp, k, p, h, at, n) ORDER BY n",
-		consumers, ids, stored, fps, keys, payloads, headers, at)
+	_, err := e.q.exec(ctx, "INSERT INTO "+e.c.t.quarantine+" (consumer, id, stored_fingerprint, fingerprint, key, payload, headers, subject, at) "+
+		"SELECT c, id, sfp, fp, k, p, NULLIF(h, ''), s, at "+
+		"FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::bytea[], $7::text[], $8::text[], $9::timestamptz[]) "+
+		"WITH ORDINALITY AS u(c, id, sfp, fp, k, p, h, s, at, n) ORDER BY n",
+		consumers, ids, stored, fps, keys, payloads, headers, subjects, at)
 	return err
 }
 
 func (e *executor) QuarantineList(ctx context.Context, consumer string, afterSeq int64, limit int) ([]driver.Quarantined, error) {
 	var out []driver.Quarantined
-	err := e.q.query(ctx, "SELECT seq, consumer, id, stored_fingerprint, fingerprint, key, payload, headers, at FROM "+e.c.t.quarantine+
+	err := e.q.query(ctx, "SELECT seq, consumer, id, stored_fingerprint, fingerprint, key, payload, headers, subject, at FROM "+e.c.t.quarantine+
 		" WHERE consumer = $1 AND seq > $2 ORDER BY seq LIMIT $3", []any{consumer, afterSeq, limit}, func(scan scanFunc) error {
 		var q driver.Quarantined
 		var h []byte
-		if err := scan(&q.Seq, &q.Consumer, &q.ID, &q.StoredFingerprint, &q.Fingerprint, &q.Key, &q.Payload, &h, &q.At); err != nil {
+		if err := scan(&q.Seq, &q.Consumer, &q.ID, &q.StoredFingerprint, &q.Fingerprint, &q.Key, &q.Payload, &h, &q.Subject, &q.At); err != nil {
 			return err
 		}
 		var err error
@@ -152,23 +152,23 @@ func (e *executor) DeadLettersInsert(ctx context.Context, rows []driver.DeadLett
 	n := len(rows)
 	consumers, ids, keys, headers, errs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	payloads, fps, created, at, attempts := make([][]byte, n), make([][]byte, n), make([]time.Time, n), make([]time.Time, n), make([]int, n)
-	invalid, origIDs, positions, sizes := make([]bool, n), make([]string, n), make([]string, n), make([]int64, n)
+	invalid, origIDs, positions, sizes, subjects := make([]bool, n), make([]string, n), make([]string, n), make([]int64, n), make([]string, n)
 	for i, r := range rows {
 		consumers[i], ids[i], keys[i], headers[i], errs[i] = r.Consumer, r.ID, r.Key, headerText(r.Headers), r.LastError
 		payloads[i], fps[i], created[i], at[i], attempts[i] = r.Payload, r.Fingerprint, r.CreatedAt, r.At, r.Attempts
-		invalid[i], origIDs[i], positions[i], sizes[i] = r.Invalid, r.OriginalID, r.Position, int64(r.PayloadSize)
+		invalid[i], origIDs[i], positions[i], sizes[i], subjects[i] = r.Invalid, r.OriginalID, r.Position, int64(r.PayloadSize), r.Subject
 	}
 	_, err := e.q.exec(ctx, "INSERT INTO "+e.c.t.deadLetters+" ("+deadLetterCols+") "+
-		"SELECT c, id, k, p, NULLIF(h, ''), fp, ca, a, le, at, inv, oid, pos, ps "+
+		"SELECT c, id, k, p, NULLIF(h, ''), fp, ca, a, le, at, inv, oid, pos, ps, s "+
 		"FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::bytea[], $7::timestamptz[], $8::integer[], $9::text[], $10::timestamptz[], "+
-		"$11::boolean[], $12::text[], $13::text[], $14::bigint[]) "+
-		"AS u(c, id, k, p, h, fp, ca, a, le, at, inv, oid, pos, ps) "+
+		"$11::boolean[], $12::text[], $13::text[], $14::bigint[], $15::text[]) "+
+		"AS u(c, id, k, p, h, fp, ca, a, le, at, inv, oid, pos, ps, s) "+
 		"ON CONFLICT (consumer, id) DO UPDATE SET attempts = excluded.attempts, last_error = excluded.last_error, at = excluded.at",
-		consumers, ids, keys, payloads, headers, fps, created, attempts, errs, at, invalid, origIDs, positions, sizes)
+		consumers, ids, keys, payloads, headers, fps, created, attempts, errs, at, invalid, origIDs, positions, sizes, subjects)
 	return err
 }
 
-const deadLetterCols = "consumer, id, key, payload, headers, fingerprint, created_at, attempts, last_error, at, invalid, original_id, position, payload_size"
+const deadLetterCols = "consumer, id, key, payload, headers, fingerprint, created_at, attempts, last_error, at, invalid, original_id, position, payload_size, subject"
 
 // deadLetters runs q, which returns deadLetterCols, and scans its rows.
 func (e *executor) deadLetters(ctx context.Context, q string, args ...any) ([]driver.DeadLetter, error) {
@@ -178,7 +178,7 @@ func (e *executor) deadLetters(ctx context.Context, q string, args ...any) ([]dr
 		var h []byte
 		var size int64
 		if err := scan(&r.Consumer, &r.ID, &r.Key, &r.Payload, &h, &r.Fingerprint, &r.CreatedAt, &r.Attempts, &r.LastError, &r.At,
-			&r.Invalid, &r.OriginalID, &r.Position, &size); err != nil {
+			&r.Invalid, &r.OriginalID, &r.Position, &size, &r.Subject); err != nil {
 			return err
 		}
 		var err error

@@ -184,8 +184,8 @@ func (e *executor) FailuresClear(ctx context.Context, consumer string, ids []str
 
 func (e *executor) QuarantineInsert(ctx context.Context, rows []driver.Quarantined) error {
 	for _, r := range rows {
-		if _, err := e.tx.ExecContext(ctx, "INSERT INTO "+e.d.t.quarantine+" (consumer, id, stored_fingerprint, fingerprint, key, payload, headers, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-			r.Consumer, r.ID, r.StoredFingerprint, r.Fingerprint, r.Key, r.Payload, sqlutil.EncodeHeaders(r.Headers), micros(r.At)); err != nil {
+		if _, err := e.tx.ExecContext(ctx, "INSERT INTO "+e.d.t.quarantine+" (consumer, id, stored_fingerprint, fingerprint, key, payload, headers, subject, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			r.Consumer, r.ID, r.StoredFingerprint, r.Fingerprint, r.Key, r.Payload, sqlutil.EncodeHeaders(r.Headers), r.Subject, micros(r.At)); err != nil {
 			return err
 		}
 	}
@@ -193,7 +193,7 @@ func (e *executor) QuarantineInsert(ctx context.Context, rows []driver.Quarantin
 }
 
 func (e *executor) QuarantineList(ctx context.Context, consumer string, afterSeq int64, limit int) ([]driver.Quarantined, error) {
-	rows, err := e.tx.QueryContext(ctx, "SELECT seq, consumer, id, stored_fingerprint, fingerprint, key, payload, headers, at FROM "+e.d.t.quarantine+" WHERE consumer = ? AND seq > ? ORDER BY seq LIMIT ?", consumer, afterSeq, limit)
+	rows, err := e.tx.QueryContext(ctx, "SELECT seq, consumer, id, stored_fingerprint, fingerprint, key, payload, headers, subject, at FROM "+e.d.t.quarantine+" WHERE consumer = ? AND seq > ? ORDER BY seq LIMIT ?", consumer, afterSeq, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +203,7 @@ func (e *executor) QuarantineList(ctx context.Context, consumer string, afterSeq
 		var q driver.Quarantined
 		var h []byte
 		var at int64
-		if err := rows.Scan(&q.Seq, &q.Consumer, &q.ID, &q.StoredFingerprint, &q.Fingerprint, &q.Key, &q.Payload, &h, &at); err != nil {
+		if err := rows.Scan(&q.Seq, &q.Consumer, &q.ID, &q.StoredFingerprint, &q.Fingerprint, &q.Key, &q.Payload, &h, &q.Subject, &at); err != nil {
 			return nil, err
 		}
 		if q.Headers, err = sqlutil.DecodeHeaders(h); err != nil {
@@ -217,17 +217,17 @@ func (e *executor) QuarantineList(ctx context.Context, consumer string, afterSeq
 
 func (e *executor) DeadLettersInsert(ctx context.Context, rows []driver.DeadLetter) error {
 	for _, r := range rows {
-		if _, err := e.tx.ExecContext(ctx, "INSERT INTO "+e.d.t.deadLetters+" ("+deadLetterCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "+
+		if _, err := e.tx.ExecContext(ctx, "INSERT INTO "+e.d.t.deadLetters+" ("+deadLetterCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "+
 			"ON CONFLICT (consumer, id) DO UPDATE SET attempts = excluded.attempts, last_error = excluded.last_error, at = excluded.at",
 			r.Consumer, r.ID, r.Key, r.Payload, sqlutil.EncodeHeaders(r.Headers), r.Fingerprint, micros(r.CreatedAt), r.Attempts, r.LastError, micros(r.At),
-			r.Invalid, r.OriginalID, r.Position, r.PayloadSize); err != nil {
+			r.Invalid, r.OriginalID, r.Position, r.PayloadSize, r.Subject); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-const deadLetterCols = "consumer, id, key, payload, headers, fingerprint, created_at, attempts, last_error, at, invalid, original_id, position, payload_size"
+const deadLetterCols = "consumer, id, key, payload, headers, fingerprint, created_at, attempts, last_error, at, invalid, original_id, position, payload_size, subject"
 
 // deadLetters runs q, which returns deadLetterCols, and scans its rows.
 func (e *executor) deadLetters(ctx context.Context, q string, args ...any) ([]driver.DeadLetter, error) {
@@ -242,7 +242,7 @@ func (e *executor) deadLetters(ctx context.Context, q string, args ...any) ([]dr
 		var h []byte
 		var created, at int64
 		if err := rows.Scan(&r.Consumer, &r.ID, &r.Key, &r.Payload, &h, &r.Fingerprint, &created, &r.Attempts, &r.LastError, &at,
-			&r.Invalid, &r.OriginalID, &r.Position, &r.PayloadSize); err != nil {
+			&r.Invalid, &r.OriginalID, &r.Position, &r.PayloadSize, &r.Subject); err != nil {
 			return nil, err
 		}
 		if r.Headers, err = sqlutil.DecodeHeaders(h); err != nil {

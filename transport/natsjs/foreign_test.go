@@ -3,7 +3,9 @@ package natsjs
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,5 +133,88 @@ func TestIDFuncs(t *testing.T) {
 		if got := fromNATS("s", c.h, nil, cfg.ID).ID; got != c.want {
 			t.Errorf("%s: id %q, want %q", c.name, got, c.want)
 		}
+	}
+}
+
+// TestSubjectKeptByDeadLettersAndQuarantine: a dead letter keeps the
+// subject its message came on, so that Requeue hands the handler the
+// message it failed on (a consumer of orders.> dispatches by subject); a
+// quarantined conflict keeps the subject of the conflicting delivery.
+func TestSubjectKeptByDeadLettersAndQuarantine(t *testing.T) {
+	js := embedded(t, "orders.>")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cons, _, err := EnsureConsumer(ctx, js, ConsumerConfig{Stream: "S", Durable: "d", AckWait: testAckWait})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := newSubscriber(t, cons, SubscriberConfig{ID: CloudEventsID})
+	e := testdb.SQLite(t)
+	e.Script(t, "CREATE TABLE applied (id TEXT NOT NULL, subject TEXT NOT NULL)")
+	var down atomic.Bool
+	down.Store(true)
+	handler := func(ctx context.Context, tx *sql.Tx, m eos.Message) error {
+		switch {
+		case m.Subject == "":
+			return inbox.Permanent(errors.New("no subject to dispatch on"))
+		case down.Load():
+			return inbox.Permanent(errors.New("downstream refused"))
+		}
+		_, err := tx.ExecContext(ctx, "INSERT INTO applied (id, subject) VALUES ($1, $2)", m.ID, m.Subject)
+		return err
+	}
+	p, err := inbox.New(e.Driver, handler, inbox.Config{Consumer: "orders"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	process := func(subject, data string, want inbox.Outcome) {
+		t.Helper()
+		m := &nats.Msg{Subject: subject, Data: []byte(data), Header: nats.Header{HeaderCloudEventsID: {"evt-1"}}}
+		if err := js.Conn().PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+		ds, err := sub.Fetch(ctx, 1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := p.Process(ctx, ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.Results[0].Outcome; got != want {
+			t.Fatalf("%s: %v (%v), want %v", subject, got, res.Results[0].Err, want)
+		}
+	}
+	process("orders.created", "a", inbox.DeadLettered)
+	process("orders.updated", "b", inbox.Quarantined) // the same id with other content
+
+	dls, err := p.DeadLetters(ctx, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dls) != 1 || dls[0].Subject != "orders.created" {
+		t.Errorf("dead letters %+v, want evt-1 with subject orders.created", dls)
+	}
+	qs, err := p.Quarantine(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(qs) != 1 || qs[0].Subject != "orders.updated" {
+		t.Errorf("quarantine %+v, want evt-1 with subject orders.updated", qs)
+	}
+
+	down.Store(false)
+	res, err := p.Requeue(ctx, "evt-1")
+	if err != nil || res.Results[0].Outcome != inbox.Applied {
+		t.Fatalf("Requeue: %v %+v", err, res)
+	}
+	var subject string
+	tx, err := e.Driver.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Driver.Rollback(ctx, tx)
+	if err := tx.QueryRowContext(ctx, "SELECT subject FROM applied WHERE id = 'evt-1'").Scan(&subject); err != nil || subject != "orders.created" {
+		t.Errorf("requeued evt-1 applied with subject %q (%v), want orders.created", subject, err)
 	}
 }
