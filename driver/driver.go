@@ -245,14 +245,25 @@ type ParkedOutboxRow struct {
 }
 
 // Migrator applies the driver's embedded, versioned schema migrations.
+//
+// Each call runs in exactly one transaction that holds the engine's
+// migration lock (SQLite's write lock, a PostgreSQL advisory lock), so
+// that two processes migrating at once apply each version once. That
+// transaction creates the migrations table if it is missing (and, on
+// PostgreSQL, the configured schema), reads the applied versions, and
+// applies and records the pending ones.
 type Migrator interface {
-	// Up applies every pending migration, each in its own transaction, and
-	// returns the versions it applied.
+	// Up applies every pending migration in order and returns the versions
+	// it applied. It uses one transaction for all of them, whatever their
+	// number: on error none of them is applied, and a later Up starts over
+	// from the same version.
 	Up(ctx context.Context) ([]int, error)
 	// Down reverts applied migrations down to (not including) version
-	// target; Down(ctx, 0) removes the whole schema.
+	// target, newest first, in one transaction; Down(ctx, 0) removes the
+	// whole schema.
 	Down(ctx context.Context, target int) ([]int, error)
-	// Status lists every known migration and whether it is applied.
+	// Status lists every known migration and whether it is applied. Its
+	// transaction creates the migrations table if it is missing.
 	Status(ctx context.Context) ([]MigrationStatus, error)
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -583,4 +584,40 @@ func testOutboxWakeup[TTx any](t *testing.T, d driver.Driver[TTx], schema string
 	wait(ch, "after reconnecting")
 	inTx(t, d, enqueue)
 	wait(ch, "after commit on the new connection")
+}
+
+// TestUpIsOneTransaction: Up applies every pending migration in one
+// transaction, so a migration that fails leaves none of those before it
+// applied. The failure is real: a table named like the index migration
+// 0003 creates (an index and a table share a namespace).
+func TestUpIsOneTransaction(t *testing.T) {
+	both(t, testUpIsOneTransaction[pgx.Tx], testUpIsOneTransaction[*sql.Tx])
+}
+
+func testUpIsOneTransaction[TTx any](t *testing.T, d driver.Driver[TTx], schema string) {
+	ctx := context.Background()
+	conn := admin(t)
+	_, err := conn.Exec(ctx, "CREATE SCHEMA "+schema+"; CREATE TABLE "+schema+".eos_outbox_parked (x int)")
+	must(t, err)
+	m := d.Migrator()
+	if v, err := m.Up(ctx); err == nil || !strings.Contains(err.Error(), "0003_outbox_parked") {
+		t.Fatalf("Up = %v, %v; want migration 0003 to fail", v, err)
+	}
+	st, err := m.Status(ctx)
+	must(t, err)
+	for _, s := range st {
+		if s.Applied {
+			t.Errorf("migration %04d_%s applied by an Up that failed", s.Version, s.Name)
+		}
+	}
+	var inbox bool
+	must(t, conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", schema+".eos_inbox").Scan(&inbox))
+	if inbox {
+		t.Error("migration 0001's table exists after an Up that failed")
+	}
+	_, err = conn.Exec(ctx, "DROP TABLE "+schema+".eos_outbox_parked")
+	must(t, err)
+	if v, err := m.Up(ctx); err != nil || len(v) != len(st) {
+		t.Fatalf("Up after the fix applied %v, %v; want all %d", v, err, len(st))
+	}
 }

@@ -187,3 +187,38 @@ func TestOpenRefusesMemory(t *testing.T) {
 		t.Errorf("got %v, want a *eos.ConfigError about an in-memory database", err)
 	}
 }
+
+// TestUpIsOneTransaction: Up applies every pending migration in one
+// transaction, so a migration that fails leaves none of those before it
+// applied. The failure is real: a table named like the index migration
+// 0003 creates (an index and a table share a namespace).
+func TestUpIsOneTransaction(t *testing.T) {
+	ctx := context.Background()
+	d := testdb.NewSQLite(t, sqlite.Config{})
+	if _, err := d.DB().ExecContext(ctx, "CREATE TABLE eos_outbox_parked (x)"); err != nil {
+		t.Fatal(err)
+	}
+	m := d.Migrator()
+	if v, err := m.Up(ctx); err == nil || !strings.Contains(err.Error(), "0003_outbox_parked") {
+		t.Fatalf("Up = %v, %v; want migration 0003 to fail", v, err)
+	}
+	st, err := m.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st {
+		if s.Applied {
+			t.Errorf("migration %04d_%s applied by an Up that failed", s.Version, s.Name)
+		}
+	}
+	var n int
+	if err := d.DB().QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE name = 'eos_inbox'").Scan(&n); err != nil || n != 0 {
+		t.Errorf("migration 0001's table exists after an Up that failed (%d, %v)", n, err)
+	}
+	if _, err := d.DB().ExecContext(ctx, "DROP TABLE eos_outbox_parked"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := m.Up(ctx); err != nil || len(v) != len(st) {
+		t.Fatalf("Up after the fix applied %v, %v; want all %d", v, err, len(st))
+	}
+}

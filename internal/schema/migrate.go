@@ -127,7 +127,10 @@ func (r *Runner) now() time.Time {
 	return time.Now()
 }
 
-// Up applies every pending migration in one transaction.
+// Up applies every pending migration in one transaction (one MigrationTx
+// call): the migrations table's creation, the read of the applied
+// versions, and every pending migration with its record. An error rolls
+// back all of them.
 func (r *Runner) Up(ctx context.Context) ([]int, error) {
 	var done []int
 	err := r.Conn.MigrationTx(ctx, func(ctx context.Context, tx Tx) error {
