@@ -267,6 +267,15 @@ type Migrator interface {
 	Status(ctx context.Context) ([]MigrationStatus, error)
 }
 
+// Migration is one versioned schema change, rendered for a configuration
+// (its table prefix and schema): SQL scripts of one or more statements,
+// each meant to run in one transaction.
+type Migration struct {
+	Version  int
+	Name     string // e.g. "init"; the file is NNNN_name.up.sql
+	Up, Down string
+}
+
 // MigrationStatus is one migration's state.
 type MigrationStatus struct {
 	Version   int

@@ -106,16 +106,36 @@ func newCore(cfg Config, begin func(context.Context) (tx, error), dial func(cont
 		deadLetters: cfg.qualify("dead_letters"), outbox: cfg.qualify("outbox"), migrations: cfg.qualify("migrations"),
 	}}
 	c.lockKey = int64(hash(c.t.migrations))
-	var s string
-	if cfg.Schema != "" {
-		s = cfg.Schema + "."
-	}
-	migs, err := schema.Load(migrationFS, "migrations", struct{ S, P string }{s, cfg.Prefix})
+	migs, err := migrations(cfg)
 	if err != nil {
 		return nil, err
 	}
 	c.mig = &schema.Runner{Conn: migConn{c}, Table: c.t.migrations, Migrations: migs}
 	return c, nil
+}
+
+// Migrations returns the driver's migrations rendered for cfg (its Schema
+// and Prefix), in version order, for teams that apply migrations with a
+// tool of their own (goose, atlas) instead of Migrator. Run each script in
+// one transaction. The scripts expect Config.Schema to exist (Migrator
+// creates it; a tool of your own must). Use one or the other on a
+// database: Migrator records what it applied in the <prefix>migrations
+// table, which such a tool neither reads nor writes.
+func Migrations(cfg Config) ([]driver.Migration, error) {
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return migrations(cfg)
+}
+
+// migrations renders the embedded migrations for cfg, defaults applied.
+func migrations(cfg Config) ([]driver.Migration, error) {
+	var s string
+	if cfg.Schema != "" {
+		s = cfg.Schema + "."
+	}
+	return schema.Load(migrationFS, "migrations", struct{ S, P string }{s, cfg.Prefix})
 }
 
 func (c *core) Name() string { return "postgres" }

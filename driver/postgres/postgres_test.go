@@ -621,3 +621,65 @@ func testUpIsOneTransaction[TTx any](t *testing.T, d driver.Driver[TTx], schema 
 		t.Fatalf("Up after the fix applied %v, %v; want all %d", v, err, len(st))
 	}
 }
+
+// TestMigrationsForOwnTool applies the rendered scripts by hand, as goose
+// or atlas would, in a schema of their own, and finds the tables, columns
+// and indexes Migrator makes in another, less its own record; the down
+// scripts, newest first, leave nothing.
+func TestMigrationsForOwnTool(t *testing.T) {
+	ctx := context.Background()
+	conn := admin(t)
+	byHand, byMigrator := newSchema(t), newSchema(t)
+	migs, err := postgres.Migrations(postgres.Config{Schema: byHand, Prefix: "app_"})
+	must(t, err)
+	run := func(script string) {
+		t.Helper()
+		tx, err := conn.Begin(ctx)
+		must(t, err)
+		defer tx.Rollback(ctx)
+		if _, err := tx.Exec(ctx, script); err != nil {
+			t.Fatalf("%s: %v", script, err)
+		}
+		must(t, tx.Commit(ctx))
+	}
+	run("CREATE SCHEMA " + byHand) // the scripts expect it
+	for i, m := range migs {
+		if m.Version != i+1 || m.Name == "" || !strings.Contains(m.Up, byHand+".app_") || strings.Contains(m.Up, "{{") {
+			t.Fatalf("migration %d: %+v", i, m)
+		}
+		run(m.Up)
+	}
+	d, err := postgres.New(newPool(t), postgres.Config{Schema: byMigrator, Prefix: "app_"})
+	must(t, err)
+	applied, err := d.Migrator().Up(ctx)
+	if err != nil || len(applied) != len(migs) {
+		t.Fatalf("Migrator applied %v, %v; Migrations returned %d", applied, err, len(migs))
+	}
+	shape := func(schema string) []string {
+		t.Helper()
+		rows, err := conn.Query(ctx, `
+SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || is_identity || ' ' || coalesce(column_default, '')
+  FROM information_schema.columns WHERE table_schema = $1 AND table_name <> 'app_migrations'
+UNION ALL
+SELECT indexname || ' ' || replace(indexdef, $1 || '.', '')
+  FROM pg_indexes WHERE schemaname = $1 AND tablename <> 'app_migrations'
+ORDER BY 1`, schema)
+		must(t, err)
+		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		must(t, err)
+		return out
+	}
+	if got, want := shape(byHand), shape(byMigrator); len(want) == 0 || !slices.Equal(got, want) {
+		t.Errorf("by hand:\n%s\nby Migrator:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for i := len(migs) - 1; i >= 0; i-- {
+		run(migs[i].Down)
+	}
+	if left := shape(byHand); len(left) != 0 {
+		t.Errorf("left after the down scripts: %v", left)
+	}
+
+	if _, err := postgres.Migrations(postgres.Config{Schema: "Bad-Schema"}); !errors.Is(err, eos.ErrInvalidConfig) {
+		t.Errorf("Migrations with an invalid schema: %v, want a ConfigError", err)
+	}
+}

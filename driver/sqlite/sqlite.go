@@ -236,7 +236,7 @@ func Open(ctx context.Context, path string, cfg Config) (*Driver, error) {
 		inbox: p + "inbox", failures: p + "inbox_failures", quarantine: p + "inbox_quarantine",
 		deadLetters: p + "dead_letters", outbox: p + "outbox", migrations: p + "migrations",
 	}}
-	migs, err := schema.Load(migrationFS, "migrations", struct{ P string }{p})
+	migs, err := migrations(cfg)
 	if err != nil {
 		d.Close()
 		return nil, err
@@ -247,6 +247,25 @@ func Open(ctx context.Context, path string, cfg Config) (*Driver, error) {
 	d.claimOne.sql = insert + "VALUES (?1, ?3, ?4, ?2) ON CONFLICT (consumer, id) DO NOTHING"
 	d.mig = &schema.Runner{Conn: migConn{db}, Table: d.t.migrations, Migrations: migs}
 	return d, nil
+}
+
+// Migrations returns the driver's migrations rendered for cfg (its
+// Prefix), in version order, for teams that apply migrations with a tool
+// of their own (goose, atlas) instead of Migrator. Run each script in one
+// transaction. Use one or the other on a database: Migrator records what it
+// applied in the <prefix>migrations table, which such a tool neither reads
+// nor writes.
+func Migrations(cfg Config) ([]driver.Migration, error) {
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return migrations(cfg)
+}
+
+// migrations renders the embedded migrations for cfg, defaults applied.
+func migrations(cfg Config) ([]driver.Migration, error) {
+	return schema.Load(migrationFS, "migrations", struct{ P string }{cfg.Prefix})
 }
 
 // createPrivate creates the database file with mode 0600 unless it exists.

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -220,5 +221,73 @@ func TestUpIsOneTransaction(t *testing.T) {
 	}
 	if v, err := m.Up(ctx); err != nil || len(v) != len(st) {
 		t.Fatalf("Up after the fix applied %v, %v; want all %d", v, err, len(st))
+	}
+}
+
+// TestMigrationsForOwnTool applies the rendered scripts by hand, as goose
+// or atlas would, and finds the schema Migrator makes, less its own
+// record; the down scripts, newest first, leave nothing.
+func TestMigrationsForOwnTool(t *testing.T) {
+	ctx := context.Background()
+	cfg := sqlite.Config{Prefix: "app_"}
+	migs, err := sqlite.Migrations(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byHand := testdb.NewSQLite(t, cfg)
+	run := func(script string) {
+		t.Helper()
+		tx, err := byHand.DB().BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(ctx, script); err != nil {
+			t.Fatalf("%s: %v", script, err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, m := range migs {
+		if m.Version != i+1 || m.Name == "" || !strings.Contains(m.Up, "app_") || strings.Contains(m.Up, "{{") {
+			t.Fatalf("migration %d: %+v", i, m)
+		}
+		run(m.Up)
+	}
+	byMigrator := testdb.NewSQLite(t, cfg)
+	applied, err := byMigrator.Migrator().Up(ctx)
+	if err != nil || len(applied) != len(migs) {
+		t.Fatalf("Migrator applied %v, %v; Migrations returned %d", applied, err, len(migs))
+	}
+	schema := func(d *sqlite.Driver) []string {
+		t.Helper()
+		rows, err := d.DB().QueryContext(ctx, "SELECT type || ' ' || name || ': ' || coalesce(sql, '') FROM sqlite_master WHERE name <> 'app_migrations' AND name NOT LIKE 'sqlite!_%' ESCAPE '!' ORDER BY name")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	if got, want := schema(byHand), schema(byMigrator); len(want) == 0 || !slices.Equal(got, want) {
+		t.Errorf("by hand:\n%s\nby Migrator:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for i := len(migs) - 1; i >= 0; i-- {
+		run(migs[i].Down)
+	}
+	if left := schema(byHand); len(left) != 0 {
+		t.Errorf("left after the down scripts: %v", left)
+	}
+
+	if _, err := sqlite.Migrations(sqlite.Config{Prefix: "App-"}); !errors.Is(err, eos.ErrInvalidConfig) {
+		t.Errorf("Migrations with an invalid prefix: %v, want a ConfigError", err)
 	}
 }

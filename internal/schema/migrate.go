@@ -17,11 +17,7 @@ import (
 )
 
 // Migration is one versioned schema change.
-type Migration struct {
-	Version  int
-	Name     string
-	Up, Down string
-}
+type Migration = driver.Migration
 
 var fileRE = regexp.MustCompile(`^(\d{4})_([a-z0-9_]+)\.(up|down)\.sql$`)
 
