@@ -38,5 +38,18 @@
 // conservation of money, charges per order, and the SLIs. The exit status
 // is 1 when a run loses, duplicates or breaks conservation.
 //
+//	eos migrate up|down|status (--sqlite PATH | --postgres URL)
+//	eos migrate sql --engine sqlite|postgres
+//
+// applies, reverts or lists eos's schema migrations as the drivers'
+// Migrator does (one transaction per call), or prints their SQL rendered
+// for a schema and table prefix, for teams that migrate with a tool of
+// their own.
+//
+//	eos version
+//
+// prints the module version this executable was built from, its VCS
+// revision when stamped, and the Go version.
+//
 // Other subcommands (relay, bench) will join them.
 package main

@@ -26,6 +26,8 @@ Usage:
 Commands:
   demo    run the payments scenario end to end and check it (eos demo -h)
   torture run it repeatedly under faults and check every run (eos torture -h)
+  migrate apply, revert or list eos's schema migrations, or print their SQL (eos migrate -h)
+  version print the version of eos and of the Go that built it
   help    show this help
 
 Run 'eos <command> -h' for a command's flags.
@@ -50,12 +52,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runDemo(ctx, args[1:], stdout, stderr)
 	case "torture":
 		return runTorture(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, args[1:], stdout, stderr)
+	case "version":
+		return runVersion(args[1:], stdout, stderr)
 	case workerCommand: // hidden: the demo's child processes
 		return runWorker(ctx, args[1:], stdin, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "eos: unknown command %q (commands: demo, torture; see eos help)\n", args[0])
+	fmt.Fprintf(stderr, "eos: unknown command %q (commands: demo, torture, migrate, version; see eos help)\n", args[0])
 	return exitUsage
 }
