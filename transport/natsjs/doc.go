@@ -30,8 +30,12 @@
 // Eos-Created-At, or starting with Nats- in any case, are neither sent nor
 // received: JetStream acts on Nats- headers (Nats-Rollup purges a subject,
 // Nats-Expected-* refuse the publish, which would stall the relay) and adds
-// its own on delivery. A message without Nats-Msg-Id arrives with an empty
-// id, which the inbox dead-letters as invalid.
+// its own on delivery. A delivered message carries the subject it came on
+// as eos.Message.Subject. A message without Nats-Msg-Id arrives with an
+// empty id, which the inbox dead-letters as invalid, unless
+// SubscriberConfig.ID takes the id from elsewhere: messages of producers
+// that are not eos carry theirs in a header of their own (CloudEventsID
+// reads ce-id).
 //
 // # Ordering
 //
