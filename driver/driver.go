@@ -140,7 +140,7 @@ type Quarantined struct {
 	Key               string
 	Payload           []byte
 	Headers           map[string]string
-	Subject           string // where the conflicting delivery came (eos.Message.Subject)
+	Subject           string // the subject the conflicting delivery came on (eos.Message.Subject)
 	At                time.Time
 }
 
