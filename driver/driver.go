@@ -67,6 +67,10 @@ type Executor interface {
 	// FailuresClear forgets the attempts of ids.
 	FailuresClear(ctx context.Context, consumer string, ids []string) error
 
+	// InboxStats counts the rows eos keeps for consumer: claims, recorded
+	// failed attempts, dead letters and quarantined deliveries.
+	InboxStats(ctx context.Context, consumer string) (InboxStats, error)
+
 	QuarantineInsert(ctx context.Context, rows []Quarantined) error
 	// QuarantineList returns quarantined deliveries of consumer in Seq
 	// order, starting after afterSeq (0: from the start).
@@ -121,6 +125,16 @@ const (
 	// CompactDeadLetters: dead letters, by the time they were dead-lettered.
 	CompactDeadLetters Compactable = "dead_letters"
 )
+
+// InboxStats are the counts of one consumer's rows (see Executor.InboxStats).
+type InboxStats struct {
+	Claims int64 // dedupe records: ids claimed and not compacted
+	// Attempts is the sum of the failed attempts recorded and not cleared
+	// (see FailureRecord), those of dead letters included.
+	Attempts    int64
+	DeadLetters int64
+	Quarantined int64
+}
 
 // Claim is one id to claim for a consumer.
 type Claim struct {

@@ -27,6 +27,7 @@ func Run[TTx any](t *testing.T, newDriver func(t *testing.T) driver.Driver[TTx])
 	t.Run("RollbackAndSavepoints", func(t *testing.T) { testRollback(t, migrated(t)) })
 	t.Run("Failures", func(t *testing.T) { testFailures(t, migrated(t)) })
 	t.Run("DeadLettersAndQuarantine", func(t *testing.T) { testDeadLetters(t, migrated(t)) })
+	t.Run("InboxStats", func(t *testing.T) { testInboxStats(t, migrated(t)) })
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, migrated(t)) })
 	t.Run("OutboxWakeup", func(t *testing.T) { testWakeup(t, migrated(t)) })
 	t.Run("OutboxParked", func(t *testing.T) { testOutboxParked(t, migrated(t)) })
@@ -409,6 +410,35 @@ func testDeadLetters[TTx any](t *testing.T, d driver.Driver[TTx]) {
 		}
 		if len(ql) != 2 || ql[0].ID != "q" || string(ql[0].StoredFingerprint) != "a" || string(ql[1].Fingerprint) != "b" || ql[0].Subject != "" || ql[1].Subject != hostileText {
 			t.Fatalf("quarantine: %+v", ql)
+		}
+	})
+}
+
+// testInboxStats: the counts of one consumer's rows leave out every other
+// consumer's.
+func testInboxStats[TTx any](t *testing.T, d driver.Driver[TTx]) {
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+		if st, err := ex.InboxStats(ctx, "c"); err != nil || st != (driver.InboxStats{}) {
+			t.Fatalf("empty: %+v, %v", st, err)
+		}
+		for consumer, ids := range map[string][]string{"c": {"m1", "m2", "m3"}, "other": {"m1"}} {
+			_, err := ex.InboxClaim(ctx, consumer, t0, claims(ids...))
+			must(t, err)
+			for _, id := range ids {
+				_, err := ex.FailureRecord(ctx, consumer, id, "boom", t0)
+				must(t, err)
+			}
+			must(t, ex.DeadLettersInsert(ctx, []driver.DeadLetter{{Consumer: consumer, ID: ids[0], Fingerprint: fingerprint(ids[0]),
+				CreatedAt: t0, Attempts: 1, LastError: "boom", At: t0}}))
+			q := driver.Quarantined{Consumer: consumer, ID: ids[0], StoredFingerprint: []byte("a"), Fingerprint: []byte("b"), At: t0}
+			must(t, ex.QuarantineInsert(ctx, []driver.Quarantined{q}))
+		}
+		_, err := ex.FailureRecord(ctx, "c", "m1", "again", t0)
+		must(t, err)
+		must(t, ex.QuarantineInsert(ctx, []driver.Quarantined{{Consumer: "c", ID: "m2", StoredFingerprint: []byte("a"), Fingerprint: []byte("b"), At: t0}}))
+		want := driver.InboxStats{Claims: 3, Attempts: 4, DeadLetters: 1, Quarantined: 2}
+		if st, err := ex.InboxStats(ctx, "c"); err != nil || st != want {
+			t.Fatalf("stats of c: %+v, %v; want %+v", st, err, want)
 		}
 	})
 }

@@ -108,6 +108,16 @@ func (e *executor) FailuresClear(ctx context.Context, consumer string, ids []str
 	return err
 }
 
+func (e *executor) InboxStats(ctx context.Context, consumer string) (driver.InboxStats, error) {
+	var st driver.InboxStats
+	err := e.q.query(ctx, "SELECT (SELECT count(*) FROM "+e.c.t.inbox+" WHERE consumer = $1),"+
+		" (SELECT coalesce(sum(attempts), 0) FROM "+e.c.t.failures+" WHERE consumer = $1),"+
+		" (SELECT count(*) FROM "+e.c.t.deadLetters+" WHERE consumer = $1),"+
+		" (SELECT count(*) FROM "+e.c.t.quarantine+" WHERE consumer = $1)",
+		[]any{consumer}, func(scan scanFunc) error { return scan(&st.Claims, &st.Attempts, &st.DeadLetters, &st.Quarantined) })
+	return st, err
+}
+
 func (e *executor) QuarantineInsert(ctx context.Context, rows []driver.Quarantined) error {
 	if len(rows) == 0 {
 		return nil

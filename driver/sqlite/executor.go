@@ -182,6 +182,16 @@ func (e *executor) FailuresClear(ctx context.Context, consumer string, ids []str
 	return err
 }
 
+func (e *executor) InboxStats(ctx context.Context, consumer string) (driver.InboxStats, error) {
+	var st driver.InboxStats
+	err := e.tx.QueryRowContext(ctx, "SELECT (SELECT count(*) FROM "+e.d.t.inbox+" WHERE consumer = ?1),"+
+		" (SELECT coalesce(sum(attempts), 0) FROM "+e.d.t.failures+" WHERE consumer = ?1),"+
+		" (SELECT count(*) FROM "+e.d.t.deadLetters+" WHERE consumer = ?1),"+
+		" (SELECT count(*) FROM "+e.d.t.quarantine+" WHERE consumer = ?1)", consumer).
+		Scan(&st.Claims, &st.Attempts, &st.DeadLetters, &st.Quarantined)
+	return st, err
+}
+
 func (e *executor) QuarantineInsert(ctx context.Context, rows []driver.Quarantined) error {
 	for _, r := range rows {
 		if _, err := e.tx.ExecContext(ctx, "INSERT INTO "+e.d.t.quarantine+" (consumer, id, stored_fingerprint, fingerprint, key, payload, headers, subject, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
