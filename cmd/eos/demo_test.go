@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,15 +14,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eoskit/eos/examples/payments"
 	"github.com/eoskit/eos/internal/testenv"
+	"github.com/eoskit/eos/torture/check"
+	"github.com/eoskit/eos/torture/scenario"
+	"github.com/eoskit/eos/torture/worker"
 )
 
 // TestMain lets the test binary serve as the demo's workers: the demo runs
 // its own executable with the hidden worker command, and under go test its
 // own executable is this binary.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == workerCommand {
+	if len(os.Args) > 1 && os.Args[1] == worker.Command {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 		stop()
@@ -47,44 +47,42 @@ func runCmd(t *testing.T, timeout time.Duration, args ...string) result {
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
-// runDemoJSON runs the demo with --json and returns its report.
-func runDemoJSON(t *testing.T, args ...string) *payments.Report {
+// runJSON runs a command with --json, decodes its one line of JSON into
+// out and returns its exit code.
+func runJSON(t *testing.T, timeout time.Duration, out any, args ...string) int {
 	t.Helper()
 	start := time.Now()
-	r := runCmd(t, 90*time.Second, append([]string{"demo", "--json", "--timeout", "60s"}, args...)...)
-	t.Logf("demo took %s; stderr:\n%s", time.Since(start).Round(time.Millisecond), r.stderr)
+	r := runCmd(t, timeout, append(args[:1:1], append([]string{"--json"}, args[1:]...)...)...)
+	t.Logf("%s took %s; stderr:\n%s", args[0], time.Since(start).Round(time.Millisecond), r.stderr)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if len(lines) != 1 {
-		t.Fatalf("stdout has %d lines, want one JSON object:\n%s", len(lines), r.stdout)
+		t.Fatalf("exit %d; stdout has %d lines, want one JSON object:\n%s", r.code, len(lines), r.stdout)
 	}
-	var rep payments.Report
-	if err := json.Unmarshal([]byte(lines[0]), &rep); err != nil {
+	if err := json.Unmarshal([]byte(lines[0]), out); err != nil {
 		t.Fatalf("stdout is not a report: %v\n%s", err, r.stdout)
 	}
-	if r.code != exitOK {
-		t.Errorf("exit code %d, want 0; failures: %v", r.code, rep.Failures)
+	return r.code
+}
+
+// runDemoJSON runs the demo with --json and returns its report.
+func runDemoJSON(t *testing.T, args ...string) *scenario.Result {
+	t.Helper()
+	var rep scenario.Result
+	if code := runJSON(t, 90*time.Second, &rep, append([]string{"demo", "--timeout", "60s"}, args...)...); code != exitOK {
+		t.Errorf("exit code %d, want 0; failures: %v", code, rep.Failures)
 	}
 	return &rep
 }
 
 // checkChaosRun asserts the done criteria of the demo.
-func checkChaosRun(t *testing.T, rep *payments.Report, orders int) {
+func checkChaosRun(t *testing.T, rep *scenario.Result, orders int64) {
 	t.Helper()
-	if !rep.OK || len(rep.Failures) > 0 {
-		t.Errorf("ok=%v, failures: %v", rep.OK, rep.Failures)
-	}
-	if rep.Orders != orders || rep.Applied != orders || rep.Charges != orders {
-		t.Errorf("orders %d, applied %d, charges %d; want %d each", rep.Orders, rep.Applied, rep.Charges, orders)
-	}
-	if rep.DuplicateEffects != 0 || rep.Missing != 0 || rep.DuplicateCharges != 0 || rep.MissingCharges != 0 || rep.PartialCommits != 0 {
-		t.Errorf("duplicate_effects %d, missing %d, duplicate_charges %d, missing_charges %d, partial_commits %d; want 0",
-			rep.DuplicateEffects, rep.Missing, rep.DuplicateCharges, rep.MissingCharges, rep.PartialCommits)
-	}
+	checkHeld(t, rep.Run, orders)
 	if rep.Kills == 0 {
 		t.Error("kills = 0 with --chaos")
 	}
-	if rep.DeadLettered != rep.Malformed || rep.Malformed == 0 {
-		t.Errorf("dead_lettered %d, malformed %d", rep.DeadLettered, rep.Malformed)
+	if rep.DeadLettered != rep.Poison || rep.Poison == 0 {
+		t.Errorf("dead_lettered %d, poison %d", rep.DeadLettered, rep.Poison)
 	}
 	if rep.Republished == 0 || rep.DuplicatesSuppressed != rep.Republished {
 		t.Errorf("republished %d, duplicates_suppressed %d: want the copies past the broker's window, all suppressed",
@@ -92,6 +90,23 @@ func checkChaosRun(t *testing.T, rep *payments.Report, orders int) {
 	}
 	if rep.BrokerDuplicates == 0 {
 		t.Error("broker_duplicates = 0: the producer's retries did not reach the broker's dedupe")
+	}
+}
+
+// checkHeld asserts that every order of a run (or a total) was applied
+// and charged once, and nothing else happened.
+func checkHeld(t *testing.T, r check.Run, orders int64) {
+	t.Helper()
+	if !r.OK || len(r.Failures) > 0 {
+		t.Errorf("ok=%v, failures: %v", r.OK, r.Failures)
+	}
+	if r.Attempted != orders || r.Acknowledged != orders || r.Applied != orders || r.ChargedOnce != orders {
+		t.Errorf("attempted %d, acknowledged %d, applied %d, charged once %d; want %d each",
+			r.Attempted, r.Acknowledged, r.Applied, r.ChargedOnce, orders)
+	}
+	if r.Duplicated != 0 || r.Lost != 0 || r.Unexpected != 0 || r.MissedApplies != 0 || r.ChargeAnomalies != 0 || r.PartialCommits != 0 || !r.Conservation {
+		t.Errorf("duplicated %d, lost %d, unexpected %d, missed applies %d, charge anomalies %d, partial commits %d, conservation %v",
+			r.Duplicated, r.Lost, r.Unexpected, r.MissedApplies, r.ChargeAnomalies, r.PartialCommits, r.Conservation)
 	}
 }
 
@@ -153,7 +168,7 @@ func TestDemoBadInputExits2WithOneLine(t *testing.T) {
 		{"nats token parameter", []string{"demo", "--nats", "nats://127.0.0.1:1?token=secret"}, "cannot connect to NATS at nats://127.0.0.1:1?token=xxxxx"},
 		{"foreign directory", []string{"demo", "--dir", notOurs}, "is not empty and was not made by eos demo"},
 		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
-		{"worker without demo", []string{workerCommand}, "internal to eos demo"},
+		{"worker without demo", []string{worker.Command}, "internal to eos demo"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			args := c.args
@@ -169,10 +184,22 @@ func TestDemoBadInputExits2WithOneLine(t *testing.T) {
 	}
 }
 
-func TestDemoHelp(t *testing.T) {
-	r := runCmd(t, 10*time.Second, "demo", "-h")
-	if r.code != exitOK || !strings.Contains(r.stdout, "-chaos") || !strings.Contains(r.stdout, "-postgres") {
-		t.Fatalf("exit %d, stdout:\n%s", r.code, r.stdout)
+// The help spells every flag with two dashes, as the usage text and the
+// docs do.
+func TestHelpSpellsFlagsWithTwoDashes(t *testing.T) {
+	for _, c := range []struct{ command, flag string }{{"demo", "--chaos"}, {"torture", "--faults"}, {"migrate up", "--postgres"}} {
+		r := runCmd(t, 10*time.Second, append(strings.Fields(c.command), "-h")...)
+		if r.code != exitOK || !strings.Contains(r.stdout, "\n  "+c.flag+"\n") && !strings.Contains(r.stdout, "\n  "+c.flag+" ") {
+			t.Errorf("%s -h: exit %d, no %s in:\n%s", c.command, r.code, c.flag, r.stdout)
+		}
+		for _, line := range strings.Split(r.stdout, "\n") {
+			if strings.HasPrefix(line, "  -") && !strings.HasPrefix(line, "  --") {
+				t.Errorf("%s -h: %q has one dash", c.command, line)
+			}
+			if len(line) > reportWidth {
+				t.Errorf("%s -h: line of %d columns: %q", c.command, len(line), line)
+			}
+		}
 	}
 }
 
@@ -192,51 +219,13 @@ func checkUsageError(t *testing.T, r result, want string) {
 	}
 }
 
-// Error text shown by the command and the workers' log lines mask the
-// secrets of any connection string they quote.
-func TestSecretsMaskedInMessagesAndLogs(t *testing.T) {
+// Error text shown by the command masks the secrets of any connection
+// string it quotes (the workers' log lines: see torture/worker).
+func TestSecretsMaskedInMessages(t *testing.T) {
 	err := fmt.Errorf("worker orders-0 failed: connect to nats://secret@127.0.0.1:4222: %w",
 		errors.New("cannot parse `host=h password=secret`"))
 	if got := oneLine(err); strings.Contains(got, "secret") {
 		t.Errorf("oneLine = %q", got)
-	}
-	var buf bytes.Buffer
-	log := newWorkerLogger(&buf, slog.LevelInfo)
-	log.Error("worker failed at postgres://eos:secret@h/db", "error", errors.New("dial postgres://h/db?password=secret: refused"),
-		"url", "nats://secret@h:4222")
-	if out := buf.String(); strings.Contains(out, "secret") || !strings.Contains(out, "xxxxx") {
-		t.Errorf("log line leaks or masks nothing: %s", out)
-	}
-}
-
-// The demo's directories are 0700 and the files it creates 0600: they hold
-// the workers' logs, the intent log and the provider's records.
-func TestDemoFilesArePrivate(t *testing.T) {
-	root := filepath.Join(t.TempDir(), "torture")
-	o, err := parseDemoFlags([]string{"--dir", filepath.Join(root, "run-1"), "--orders", "10"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.intentLog = true
-	d, err := setupDemo(context.Background(), o, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.teardown()
-	for _, dir := range []string{root, d.dir} {
-		if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
-			t.Errorf("%s: %v, %v; want a 0700 directory", dir, fi.Mode(), err)
-		}
-	}
-	for _, name := range []string{demoMarker, workersLog, intentsFile, providerFile} {
-		fi, err := os.Stat(filepath.Join(d.dir, name))
-		if err != nil {
-			t.Errorf("%s: %v", name, err)
-			continue
-		}
-		if fi.Mode().Perm() != 0o600 {
-			t.Errorf("%s: mode %v, want 0600", name, fi.Mode().Perm())
-		}
 	}
 }
 

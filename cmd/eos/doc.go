@@ -51,5 +51,10 @@
 // prints the module version this executable was built from, its VCS
 // revision when stamped, and the Go version.
 //
+// This package parses flags and prints; the machinery is importable and
+// unit-tested under torture/: scenario (one run), producer, intents (the
+// producer's log), supervisor (the worker processes), worker, faults (the
+// fault schedules), check (the checker) and faultproxy.
+//
 // Other subcommands (relay, bench) will join them.
 package main

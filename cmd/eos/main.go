@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/eoskit/eos/torture/worker"
 )
 
 // Exit codes.
@@ -56,7 +58,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runMigrate(ctx, args[1:], stdout, stderr)
 	case "version":
 		return runVersion(args[1:], stdout, stderr)
-	case workerCommand: // hidden: the demo's child processes
+	case worker.Command: // hidden: the demo's and torture's child processes
 		return runWorker(ctx, args[1:], stdin, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)

@@ -188,9 +188,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 // printMigrateDefaults lists the flags of every subcommand.
 func printMigrateDefaults(w io.Writer) {
-	fs := migrateFlagSet("", &migrateOptions{})
-	fs.SetOutput(w)
-	fs.PrintDefaults()
+	printFlags(w, migrateFlagSet("", &migrateOptions{}))
 }
 
 // migrationTarget is an open database to migrate.

@@ -1,8 +1,8 @@
 package main
 
 import (
-	"encoding/json"
-	"os"
+	"bytes"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -10,27 +10,21 @@ import (
 	"time"
 
 	"github.com/eoskit/eos/internal/testenv"
+	"github.com/eoskit/eos/torture/check"
+	"github.com/eoskit/eos/torture/faults"
+	"github.com/eoskit/eos/torture/scenario"
 )
 
 // runTortureJSON runs eos torture with --json and returns its result.
 func runTortureJSON(t *testing.T, args ...string) tortureResult {
 	t.Helper()
-	start := time.Now()
+	var res tortureResult
 	// A run ends when the pipeline is idle; the bound only stops a stuck
 	// one. It is generous: a loaded machine (load 5 on 2 vCPUs) needed over
 	// 60 s for 1,500 events with every fault, all applied in the end.
-	r := runCmd(t, 4*time.Minute, append([]string{"torture", "--json", "--timeout", "150s", "--dir", filepath.Join(t.TempDir(), "torture")}, args...)...)
-	t.Logf("torture took %s; stderr:\n%s", time.Since(start).Round(time.Millisecond), r.stderr)
-	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) != 1 {
-		t.Fatalf("exit %d; stdout has %d lines, want one JSON object:\n%s", r.code, len(lines), r.stdout)
-	}
-	var res tortureResult
-	if err := json.Unmarshal([]byte(lines[0]), &res); err != nil {
-		t.Fatalf("stdout is not a result: %v\n%s", err, r.stdout)
-	}
-	if r.code != exitOK {
-		t.Errorf("exit code %d, want 0; failures: %v", r.code, res.Total.Failures)
+	args = append([]string{"torture", "--timeout", "150s", "--dir", filepath.Join(t.TempDir(), "torture")}, args...)
+	if code := runJSON(t, 4*time.Minute, &res, args...); code != exitOK {
+		t.Errorf("exit code %d, want 0; failures: %v", code, res.Total.Failures)
 	}
 	return res
 }
@@ -40,20 +34,12 @@ func runTortureJSON(t *testing.T, args ...string) tortureResult {
 func checkTorture(t *testing.T, res tortureResult, runs, events int, proxied string) {
 	t.Helper()
 	tot := res.Total
-	if len(res.Runs) != runs || !tot.OK || len(tot.Failures) > 0 {
-		t.Fatalf("%d runs, ok=%v, failures: %v", len(res.Runs), tot.OK, tot.Failures)
+	if len(res.Runs) != runs {
+		t.Fatalf("%d runs, want %d; failures: %v", len(res.Runs), runs, tot.Failures)
 	}
-	want := int64(runs * events)
-	if tot.Attempted != want || tot.Acknowledged != want || tot.Applied != want || tot.ChargedOnce != want {
-		t.Errorf("attempted %d, acknowledged %d, applied %d, charged once %d; want %d each",
-			tot.Attempted, tot.Acknowledged, tot.Applied, tot.ChargedOnce, want)
-	}
-	if tot.Lost != 0 || tot.Duplicated != 0 || tot.Unexpected != 0 || tot.ChargeAnomalies != 0 || tot.PartialCommits != 0 || !tot.Conservation {
-		t.Errorf("lost %d, duplicated %d, unexpected %d, charge anomalies %d, partial commits %d, conservation %v",
-			tot.Lost, tot.Duplicated, tot.Unexpected, tot.ChargeAnomalies, tot.PartialCommits, tot.Conservation)
-	}
+	checkHeld(t, tot.Run, int64(runs*events))
 	if tot.DedupeStoreErrors == 0 {
-		t.Error("dedupe_store_errors 0: the injected inbox errors were not seen")
+		t.Error("dedupe_store_errors 0: the store failures injected at driver.begin were not reported")
 	}
 	if tot.Recovered != tot.Indeterminate {
 		t.Errorf("recovered %d of %d indeterminate publishes", tot.Recovered, tot.Indeterminate)
@@ -89,18 +75,19 @@ func checkTorture(t *testing.T, res tortureResult, runs, events int, proxied str
 // makes depends on the machine, but not below a bound: the payment worker
 // takes at most 64 orders a batch, so two runs of 1,500 events make at
 // least 47 payment batches. The chance that no crash fires in them is
-// below (0.9*0.95*0.95)^47 < 1e-4, that no injected store error does
-// below (1-0.9*0.2)^47 < 1e-4; the order workers' and the relay's
-// batches come on top.
+// below (0.9*0.95*0.95)^47 < 1e-4, that no store failure is injected at
+// driver.begin (evaluated once per batch at least, before any crash)
+// below 0.8^47 < 1e-4; the order workers' and the relay's batches come on
+// top.
 const testFailpoints = "inbox.after_claim=crash@0.1,inbox.after_handler=delay:10ms@0.05,inbox.before_commit=error@0.2," +
-	"driver.commit=crash@0.05,inbox.after_commit_before_ack=crash@0.05,relay.after_publish_before_mark=crash@0.05," +
+	"driver.begin=error@0.2,driver.commit=crash@0.05,inbox.after_commit_before_ack=crash@0.05,relay.after_publish_before_mark=crash@0.05," +
 	"natsjs.publish_ack_lost=error@0.01,natsjs.ack_lost=error@0.01"
 
 func TestTortureSQLiteEmbeddedAllFaults(t *testing.T) {
 	res := runTortureJSON(t, "--runs", "2", "--events", "1500", "--faults", "all", "--seed", "7", "--failpoint-spec", testFailpoints)
 	checkTorture(t, res, 2, 1500, "nats")
-	if res.Total.Restarts == 0 {
-		t.Error("restarts = 0: the embedded broker was not restarted")
+	if res.Total.BrokerRestarts == 0 {
+		t.Error("broker restarts = 0: the embedded broker was not restarted")
 	}
 	if res.Total.Store != "sqlite" || res.Total.Broker != "nats-embedded" {
 		t.Errorf("ran on %s + %s", res.Total.Store, res.Total.Broker)
@@ -112,30 +99,38 @@ func TestTorturePostgresNATS(t *testing.T) {
 	res := runTortureJSON(t, "--runs", "2", "--events", "1500", "--faults", "kill,failpoints,duplicates,poison,proxy", "--seed", "8",
 		"--failpoint-spec", testFailpoints, "--postgres", pg, "--nats", nats, "--rate", "1000")
 	checkTorture(t, res, 2, 1500, "postgres,nats")
-	if res.Total.Store != "postgres" || res.Total.Broker != "nats" || res.Total.Restarts != 0 {
-		t.Errorf("ran on %s + %s with %d broker restarts", res.Total.Store, res.Total.Broker, res.Total.Restarts)
+	if res.Total.Store != "postgres" || res.Total.Broker != "nats" || res.Total.BrokerRestarts != 0 {
+		t.Errorf("ran on %s + %s with %d broker restarts", res.Total.Store, res.Total.Broker, res.Total.BrokerRestarts)
 	}
 	if res.Total.Rate != 1000 {
 		t.Errorf("rate %d, want the 1000 asked for", res.Total.Rate)
 	}
 }
 
-// broker-restart does not apply to an external server: reported, not run.
-func TestTortureBrokerRestartNotApplicableWithNATS(t *testing.T) {
-	o, err := parseTortureFlags([]string{"--nats", "nats://127.0.0.1:4222"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	faults, na := o.plannedFaults()
-	if slices.Contains(faults, faultBrokerRestart) || len(na) != 1 || !strings.HasPrefix(na[0], faultBrokerRestart) {
-		t.Errorf("faults %v, not applicable %v", faults, na)
-	}
-	o, err = parseTortureFlags(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if faults, na := o.plannedFaults(); !slices.Equal(faults, allFaults) || len(na) != 0 {
-		t.Errorf("embedded: faults %v, not applicable %v", faults, na)
+// broker-restart does not apply to an external server, nor the proxy to
+// SQLite with NATS over TLS: reported, not run.
+func TestTortureFaultsNotApplicable(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		na   string
+	}{
+		{[]string{"--nats", "nats://127.0.0.1:4222"}, faults.BrokerRestart},
+		{[]string{"--nats", "tls://127.0.0.1:4222", "--faults", "proxy"}, faults.Proxy},
+		{nil, ""},
+	} {
+		o, err := parseTortureFlags(c.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tot := o.labels()
+		so := o.runOptions(0)
+		switch {
+		case c.na == "" && (!slices.Equal(tot.Faults, faults.All()) || len(tot.NotApplicable) != 0 || !so.BrokerRestart || !so.Proxy):
+			t.Errorf("embedded: faults %v, not applicable %v", tot.Faults, tot.NotApplicable)
+		case c.na != "" && (slices.Contains(tot.Faults, c.na) || len(tot.NotApplicable) != 1 || !strings.HasPrefix(tot.NotApplicable[0], c.na) ||
+			(c.na == faults.BrokerRestart && so.BrokerRestart) || (c.na == faults.Proxy && so.Proxy)):
+			t.Errorf("%v: faults %v, not applicable %v, options %+v", c.args, tot.Faults, tot.NotApplicable, so)
+		}
 	}
 }
 
@@ -156,32 +151,6 @@ func TestTortureDefaultTimeout(t *testing.T) {
 		if o.timeout != c.want {
 			t.Errorf("%v: timeout %s, want %s", c.args, o.timeout, c.want)
 		}
-	}
-}
-
-// The proxy sits in front of the networked services only.
-func TestTortureProxiedServices(t *testing.T) {
-	for _, c := range []struct {
-		postgres, nats string
-		want           string
-	}{
-		{"", "", "nats"},
-		{"postgres://h/db", "", "postgres,nats"},
-		{"postgres://h/db", "nats://h:4222", "postgres,nats"},
-		{"", "nats://h:4222", "nats"},
-		{"postgres://h/db", "tls://h:4222", "postgres"},
-		{"", "tls://h:4222", ""},
-	} {
-		if got := strings.Join(proxiedServices(c.postgres, c.nats), ","); got != c.want {
-			t.Errorf("proxiedServices(%q, %q) = %q, want %q", c.postgres, c.nats, got, c.want)
-		}
-	}
-	o, err := parseTortureFlags([]string{"--nats", "tls://127.0.0.1:4222", "--faults", "proxy"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if faults, na := o.plannedFaults(); len(faults) != 0 || len(na) != 1 || !strings.HasPrefix(na[0], faultProxy) {
-		t.Errorf("SQLite + NATS over TLS: faults %v, not applicable %v", faults, na)
 	}
 }
 
@@ -207,53 +176,84 @@ func TestTortureBadInputExits2WithOneLine(t *testing.T) {
 	}
 }
 
-// TestTortureVerdict checks the summing and the table of a failed run: the
-// total fails, each failure names its run, and the table says how to rerun
-// the run alone.
-func TestTortureVerdict(t *testing.T) {
-	good := tortureRun{Run: 1, Seed: 10, Attempted: 5, Acknowledged: 5, Applied: 5, Conservation: true, OK: true}
-	bad := tortureRun{Run: 2, Seed: 11, Attempted: 5, Acknowledged: 5, Applied: 4, Lost: 1, Conservation: true,
-		Failures: []string{"1 acknowledged orders lost (never applied)"}}
-	res := tortureResult{Runs: []tortureRun{good, bad}}
-	res.Total.sum(res.Runs)
-	if res.Total.OK || res.Total.Lost != 1 || res.Total.Applied != 9 || !res.Total.Conservation {
-		t.Errorf("total %+v", res.Total.tortureRun)
+// TestTortureTable checks the table of failed and incomplete runs: each
+// failure names its run, the table says how to rerun a failed run alone,
+// INCOMPLETE comes first, and no line is wider than reportWidth.
+func TestTortureTable(t *testing.T) {
+	good := check.Run{Run: 1, Seed: 10, Report: check.Report{Attempted: 5, Acknowledged: 5, Applied: 5, Conservation: true, OK: true}}
+	bad := check.Run{Run: 2, Seed: 11, Report: check.Report{Attempted: 5, Acknowledged: 5, Applied: 4, Lost: 1, Conservation: true,
+		Failures: []string{"1 acknowledged orders lost (1 never applied, 0 applied and never paid)"}}}
+	slow := check.Run{Run: 3, Seed: 12, Report: check.Report{Attempted: 5, Acknowledged: 5, Applied: 2, Conservation: true, Incomplete: true,
+		IncompleteReason: "timed out after 1m0s before the pipeline drained"}}
+	table := func(runs ...check.Run) string {
+		o, err := parseTortureFlags(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := tortureResult{Runs: runs, Total: o.labels()}
+		res.Total.Total = check.Sum(runs)
+		var b bytes.Buffer
+		printTorture(&b, res)
+		return b.String()
 	}
-	if len(res.Total.Failures) != 1 || !strings.HasPrefix(res.Total.Failures[0], "run 2: ") {
-		t.Errorf("failures %q, want one naming run 2", res.Total.Failures)
-	}
-	table := res.table()
+	got := table(good, bad)
 	for _, want := range []string{"FAILED: run 2: 1 acknowledged orders lost", "rerun run 2 alone: the same flags with --runs 1 --seed 11", "verdict: FAILED"} {
-		if !strings.Contains(table, want) {
-			t.Errorf("table lacks %q:\n%s", want, table)
+		if !strings.Contains(got, want) {
+			t.Errorf("table lacks %q:\n%s", want, got)
 		}
 	}
-	if strings.Contains(table, "rerun run 1") {
-		t.Errorf("table offers to rerun a run that held:\n%s", table)
+	if strings.Contains(got, "rerun run 1") {
+		t.Errorf("table offers to rerun a run that held:\n%s", got)
 	}
-	res.Total = tortureTotal{}
-	res.Total.sum(nil)
-	if res.Total.OK {
-		t.Error("no runs: ok, want not ok")
-	}
-
 	// A run that timed out: INCOMPLETE comes first, and without a failed
 	// check the verdict is INCOMPLETE.
-	slow := tortureRun{Run: 3, Seed: 12, Attempted: 5, Acknowledged: 5, Applied: 2, Conservation: true, Incomplete: true,
-		IncompleteReason: "timed out after 1m0s before the pipeline drained"}
-	res = tortureResult{Runs: []tortureRun{good, slow}}
-	res.Total.sum(res.Runs)
-	table = res.table()
-	lines := strings.Split(table, "\n")
-	if res.Total.OK || res.Total.IncompleteRuns != 1 || !strings.HasPrefix(lines[1], "  INCOMPLETE: run 3: timed out after 1m0s") ||
-		strings.Contains(table, "FAILED") || !strings.Contains(table, "verdict: INCOMPLETE") {
-		t.Errorf("incomplete run: ok %v, incomplete runs %d; table:\n%s", res.Total.OK, res.Total.IncompleteRuns, table)
+	got = table(good, slow)
+	lines := strings.Split(got, "\n")
+	if !strings.HasPrefix(lines[1], "  INCOMPLETE: run 3: timed out after 1m0s") || strings.Contains(got, "FAILED") || !strings.Contains(got, "verdict: INCOMPLETE") {
+		t.Errorf("incomplete run:\n%s", got)
 	}
-	res = tortureResult{Runs: []tortureRun{bad, slow}}
-	res.Total.sum(res.Runs)
-	table = res.table()
-	if i, j := strings.Index(table, "INCOMPLETE: run 3"), strings.Index(table, "FAILED: run 2"); i < 0 || j < i || !strings.Contains(table, "verdict: FAILED") {
-		t.Errorf("failed and incomplete runs:\n%s", table)
+	got = table(bad, slow)
+	if i, j := strings.Index(got, "INCOMPLETE: run 3"), strings.Index(got, "FAILED: run 2"); i < 0 || j < i || !strings.Contains(got, "verdict: FAILED") {
+		t.Errorf("failed and incomplete runs:\n%s", got)
+	}
+
+	// Many runs with large counts still fit: the runs go in blocks.
+	var many []check.Run
+	for i := range 12 {
+		r := bad
+		r.Run, r.Seed = i+1, 999_990+uint64(i)
+		r.Attempted, r.Applied, r.P99ms, r.ElapsedS = 10_000_000, 9_999_999, 123456.7, 99999.9
+		many = append(many, r)
+	}
+	got = table(many...)
+	for _, line := range strings.Split(got, "\n") {
+		if len(line) > reportWidth {
+			t.Errorf("line of %d columns: %q", len(line), line)
+		}
+	}
+	for i := 1; i <= 12; i++ {
+		if !strings.Contains(got, fmt.Sprintf("run %d ", i)) && !strings.Contains(got, fmt.Sprintf("run %d\n", i)) {
+			t.Errorf("run %d missing:\n%s", i, got)
+		}
+	}
+}
+
+// The demo's report fits reportWidth too, notes included.
+func TestDemoReportFits(t *testing.T) {
+	r := check.Run{Seed: 42, Report: check.Report{Attempted: 10_000_000, Applied: 10_000_000, P50ms: 123456.7, P99ms: 1234567.8,
+		Incomplete: true, IncompleteReason: "timed out after 2h0m0s before the pipeline drained (applied 9999999 of 10000000 orders, " +
+			"charged 9999998) (last progress read failed: context deadline exceeded)",
+		Failures:    []string{strings.Repeat("a very long failure ", 10)},
+		DeadLetters: []check.DeadLetterInfo{{Consumer: "orders", ID: "bad-not-json", Error: strings.Repeat("payments: invalid order ", 8)}}}}
+	var b bytes.Buffer
+	printDemo(&b, &scenario.Result{Run: r, Setup: scenario.Setup{Store: "postgres", Broker: "nats-embedded", Workers: 64, Chaos: true}}, 10_000_000)
+	for _, line := range strings.Split(b.String(), "\n") {
+		if len(line) > reportWidth {
+			t.Errorf("line of %d columns: %q", len(line), line)
+		}
+	}
+	if !strings.HasPrefix(b.String(), "INCOMPLETE: timed out after 2h0m0s") || !strings.HasSuffix(b.String(), "verdict: FAILED\n") {
+		t.Errorf("report:\n%s", b.String())
 	}
 }
 
@@ -262,46 +262,25 @@ func TestTortureVerdict(t *testing.T) {
 // broker restart (1-3 s in) and perhaps before the first kill.
 func TestTortureFaultsStrikeInShortRuns(t *testing.T) {
 	res := runTortureJSON(t, "--runs", "1", "--events", "20", "--faults", "kill,broker-restart,proxy", "--seed", "3")
-	if tot := res.Total; !tot.OK || tot.Kills == 0 || tot.Restarts == 0 || tot.ProxyFaults == 0 {
-		t.Errorf("ok %v, kills %d, broker restarts %d, proxy faults %d; want each fault at least once", tot.OK, tot.Kills, tot.Restarts, tot.ProxyFaults)
+	if tot := res.Total; !tot.OK || tot.Kills == 0 || tot.BrokerRestarts == 0 || tot.ProxyFaults == 0 {
+		t.Errorf("ok %v, kills %d, broker restarts %d, proxy faults %d; want each fault at least once", tot.OK, tot.Kills, tot.BrokerRestarts, tot.ProxyFaults)
 	}
 }
 
-// TestFailpointStream checks that each start of each worker draws its own
-// failpoint stream, the same one for the same seed.
-func TestFailpointStream(t *testing.T) {
-	seen := map[uint64]string{}
-	for _, name := range []string{"orders-0", "orders-1", "relay"} {
-		for _, start := range []string{"1", "2", "12"} {
-			s := failpointStream(name, start)
-			if prev, ok := seen[s]; ok {
-				t.Errorf("%s start %s draws the stream of %s", name, start, prev)
-			}
-			seen[s] = name + "/" + start
-			if failpointStream(name, start) != s {
-				t.Errorf("%s start %s: stream not stable", name, start)
-			}
+// A progress line stays within maxLine columns whatever the counts, so
+// that it never wraps where no terminal says its width.
+func TestProgressLineFits(t *testing.T) {
+	big := scenario.Progress{Orders: 10_000_000, Published: 10_000_000, Applied: 9_999_999, Charged: 9_999_998, DeadLettered: 123_456, Kills: 99_999}
+	line := "eos torture 1000/1000: " + progressLine(big, 9_999_999, 99*time.Hour+59*time.Minute+59*time.Second)
+	if len(line) > maxLine {
+		t.Errorf("line of %d columns: %q", len(line), line)
+	}
+	for _, c := range []struct {
+		n    int64
+		want string
+	}{{0, "0"}, {9999, "9999"}, {10_000, "10.0k"}, {999_999, "999.9k"}, {1_000_000, "1.0M"}, {10_000_000, "10.0M"}, {2_500_000_000, "2.5G"}} {
+		if got := count(c.n); got != c.want {
+			t.Errorf("count(%d) = %q, want %q", c.n, got, c.want)
 		}
-	}
-	if failpointStream("orders-1", "2") == failpointStream("orders-12", "") {
-		t.Error("name and start run together")
-	}
-}
-
-func TestCountLines(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "workers.log")
-	log := `time=1 level=ERROR msg="eos inbox: store failure, stalling (nothing acknowledged)" worker=orders-0
-time=2 level=WARN msg="eos inbox: store recovered, processing resumed"
-time=3 level=ERROR msg="eos inbox: store failure, stalling (nothing acknowledged)" worker=payments
-time=4 level=ERROR msg="eos relay: forwarding failed, retrying" error="store failure"
-`
-	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := countLines(path, storeFailureLog); n != 2 || err != nil {
-		t.Errorf("countLines = %d, %v; want 2", n, err)
-	}
-	if _, err := countLines(filepath.Join(t.TempDir(), "missing"), storeFailureLog); err == nil {
-		t.Error("missing file: no error")
 	}
 }

@@ -14,21 +14,21 @@
 //	                                   ▼
 //	                    provider simulator (own idempotency records)
 //
-// The package holds the parts of the scenario; cmd/eos's demo wires them to
-// processes, a broker and a database:
+// The package holds the parts of the scenario; eos demo and eos torture
+// (torture/scenario) wire them to processes, a broker and a database, and
+// torture/check judges a run:
 //
 //   - [Order] and [Charge], their JSON form and validation ([ParseOrder],
 //     [ParseCharge]), the workload ([GenerateOrders]) and the malformed
 //     inputs mixed into it ([Malformed]);
 //   - [Store]: the scenario's tables (accounts, ledger, payments) next to
-//     eos's, on SQLite or PostgreSQL through database/sql;
+//     eos's, on SQLite or PostgreSQL through database/sql, and the reads a
+//     checker makes of them ([Store.Ledger], [Store.PaymentRows],
+//     [Store.Balances]);
 //   - [OrderHandler] and [PaymentHandler], inbox handlers on *sql.Tx;
 //   - [Provider], the payment-provider simulator (an http.Handler over its
-//     own SQLite file), and [ProviderClient];
-//   - [Check], which reads the databases afterwards and builds the
-//     [Report]: every number in it comes from stored state (ledger rows and
-//     provider charge records per order id, unsent outbox rows, dead
-//     letters, broker counters), none from the workers' own counters.
+//     own SQLite file) with its charge records ([Provider.Charges]), and
+//     [ProviderClient].
 //
 // # The external effect
 //

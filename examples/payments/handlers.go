@@ -13,6 +13,12 @@ import (
 	"github.com/eoskit/eos/outbox"
 )
 
+// Consumer names of the scenario's inboxes.
+const (
+	OrdersConsumer   = "orders"
+	PaymentsConsumer = "payments"
+)
+
 // OrderHandler applies orders: the inbox handler of the "orders" consumer.
 // In the inbox's transaction it debits the account, appends a ledger row
 // and enqueues the order's charge in the outbox, so the three commit with

@@ -16,12 +16,11 @@ const (
 	Postgres Dialect = "postgres"
 )
 
-// EOSPrefix is the table prefix of eos's own tables (the drivers' default).
-const EOSPrefix = "eos_"
-
 // Store is the scenario's database: its tables (accounts, ledger,
 // payments) next to eos's, reached through database/sql on either engine
-// (PostgreSQL through the pgx stdlib driver). Statements use $n
+// (PostgreSQL through the pgx stdlib driver). It reads only its own
+// tables; eos's rows are read through eos's admin API (inbox.Processor's
+// Stats and DeadLetters, outbox.Outbox's Stats). Statements use $n
 // placeholders, which both engines accept.
 type Store struct {
 	DB      *sql.DB
@@ -46,11 +45,6 @@ func (s Store) Validate() error {
 }
 
 // table qualifies a table name with the schema.
-// Table returns the qualified name of the scenario's table name (accounts,
-// ledger, payments) or of eos's (EOSPrefix+"outbox" …), for checkers that
-// read the tables themselves.
-func (s Store) Table(name string) string { return s.table(name) }
-
 func (s Store) table(name string) string {
 	if s.Schema == "" {
 		return name
@@ -109,13 +103,11 @@ func (s Store) Setup(ctx context.Context, accounts int, initial int64) error {
 	return nil
 }
 
-// Progress is a cheap snapshot of how far the pipeline got, for a progress
-// display; [Check] is the real verdict.
+// Progress is a cheap snapshot of how far the scenario's tables got, for
+// a progress display.
 type Progress struct {
-	Applied      int64 // distinct orders with a ledger row
-	Paid         int64 // distinct orders the payment worker recorded
-	Unsent       int64 // outbox rows not yet forwarded
-	DeadLettered int64 // dead letters of every consumer
+	Applied int64 // distinct orders with a ledger row
+	Paid    int64 // distinct orders the payment worker recorded
 }
 
 // Progress reads the counts.
@@ -123,11 +115,87 @@ func (s Store) Progress(ctx context.Context) (Progress, error) {
 	var p Progress
 	q := "SELECT" +
 		" (SELECT count(DISTINCT order_id) FROM " + s.table("ledger") + ")," +
-		" (SELECT count(DISTINCT order_id) FROM " + s.table("payments") + ")," +
-		" (SELECT count(*) FROM " + s.table(EOSPrefix+"outbox") + " WHERE sent_at IS NULL)," +
-		" (SELECT count(*) FROM " + s.table(EOSPrefix+"dead_letters") + ")"
-	if err := s.DB.QueryRowContext(ctx, q).Scan(&p.Applied, &p.Paid, &p.Unsent, &p.DeadLettered); err != nil {
+		" (SELECT count(DISTINCT order_id) FROM " + s.table("payments") + ")"
+	if err := s.DB.QueryRowContext(ctx, q).Scan(&p.Applied, &p.Paid); err != nil {
 		return Progress{}, fmt.Errorf("payments: progress: %w", err)
 	}
 	return p, nil
+}
+
+// LedgerRow is one row of the ledger: an order applied, with the times (in
+// microseconds since the epoch) it was created and applied.
+type LedgerRow struct {
+	OrderID, Account     string
+	Amount               int64
+	CreatedUS, AppliedUS int64
+}
+
+// Ledger reads every ledger row, in insertion order.
+func (s Store) Ledger(ctx context.Context) ([]LedgerRow, error) {
+	var out []LedgerRow
+	err := s.rows(ctx, "SELECT order_id, account, amount, created_us, applied_us FROM "+s.table("ledger")+" ORDER BY seq",
+		func(scan func(...any) error) error {
+			var l LedgerRow
+			if err := scan(&l.OrderID, &l.Account, &l.Amount, &l.CreatedUS, &l.AppliedUS); err != nil {
+				return err
+			}
+			out = append(out, l)
+			return nil
+		})
+	return out, err
+}
+
+// PaymentRows counts the payment worker's rows per order id. The
+// provider's idempotency turns a second charge request into a replay, so
+// only these rows show the payment worker applying an order twice.
+func (s Store) PaymentRows(ctx context.Context) (map[string]int, error) {
+	out := map[string]int{}
+	err := s.rows(ctx, "SELECT order_id, count(*) FROM "+s.table("payments")+" GROUP BY order_id", func(scan func(...any) error) error {
+		var id string
+		var n int
+		if err := scan(&id, &n); err != nil {
+			return err
+		}
+		out[id] = n
+		return nil
+	})
+	return out, err
+}
+
+// Balance is one account's balance and the balance it started with.
+type Balance struct {
+	Account          string
+	Balance, Initial int64
+}
+
+// Balances reads every account's balance.
+func (s Store) Balances(ctx context.Context) ([]Balance, error) {
+	var out []Balance
+	err := s.rows(ctx, "SELECT id, balance, initial FROM "+s.table("accounts")+" ORDER BY id", func(scan func(...any) error) error {
+		var b Balance
+		if err := scan(&b.Account, &b.Balance, &b.Initial); err != nil {
+			return err
+		}
+		out = append(out, b)
+		return nil
+	})
+	return out, err
+}
+
+// rows runs q and calls scan for each row.
+func (s Store) rows(ctx context.Context, q string, scan func(func(...any) error) error) error {
+	rows, err := s.DB.QueryContext(ctx, q)
+	if err != nil {
+		return fmt.Errorf("payments: %s: %w", q, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows.Scan); err != nil {
+			return fmt.Errorf("payments: %s: %w", q, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("payments: %s: %w", q, err)
+	}
+	return nil
 }

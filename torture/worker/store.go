@@ -1,4 +1,4 @@
-package main
+package worker
 
 import (
 	"context"
@@ -17,42 +17,45 @@ import (
 	"github.com/eoskit/eos/internal/redact"
 )
 
-// storeConfig says where the scenario's database is. The demo passes it to
-// its workers, which open the same database.
-type storeConfig struct {
+// StoreConfig says where the scenario's database is. The harness passes it
+// to its workers, which open the same database.
+type StoreConfig struct {
 	Kind   payments.Dialect `json:"kind"`
 	Path   string           `json:"path,omitempty"`   // SQLite file
 	URL    string           `json:"url,omitempty"`    // PostgreSQL URL
 	Schema string           `json:"schema,omitempty"` // PostgreSQL schema of this run
 }
 
-// openedStore is an open database: eos's driver and the scenario's tables
-// over one *sql.DB.
-type openedStore struct {
-	drv   driver.Driver[*sql.Tx]
-	store payments.Store
-	close func() error
+// Store is an open database: eos's driver and the scenario's tables over
+// one *sql.DB.
+type Store struct {
+	Driver  driver.Driver[*sql.Tx]
+	Tables  payments.Store
+	closeDB func() error
 }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.closeDB() }
 
 // sqliteBusyTimeout is how long a process waits for SQLite's write lock:
 // several worker processes share one file, and a payment batch holds the
 // lock while it calls the provider.
 const sqliteBusyTimeout = time.Minute
 
-// lockSuffix names the file beside a SQLite database that its processes
+// LockSuffix names the file beside a SQLite database that its processes
 // lock to take turns at writing (sqlite.Config.WriterLock).
-const lockSuffix = ".lock"
+const LockSuffix = ".lock"
 
-// openStore opens the database of c. conns bounds PostgreSQL connections
+// OpenStore opens the database of c. conns bounds PostgreSQL connections
 // (SQLite has one writer connection per process).
-func openStore(ctx context.Context, c storeConfig, conns int) (*openedStore, error) {
+func OpenStore(ctx context.Context, c StoreConfig, conns int) (*Store, error) {
 	switch c.Kind {
 	case payments.SQLite:
-		d, err := sqlite.Open(ctx, c.Path, sqlite.Config{BusyTimeout: sqliteBusyTimeout, WriterLock: c.Path + lockSuffix})
+		d, err := sqlite.Open(ctx, c.Path, sqlite.Config{BusyTimeout: sqliteBusyTimeout, WriterLock: c.Path + LockSuffix})
 		if err != nil {
 			return nil, err
 		}
-		return &openedStore{drv: d, store: payments.Store{DB: d.DB(), Dialect: payments.SQLite}, close: d.Close}, nil
+		return &Store{Driver: d, Tables: payments.Store{DB: d.DB(), Dialect: payments.SQLite}, closeDB: d.Close}, nil
 	case payments.Postgres:
 		db, err := sql.Open("pgx", c.URL)
 		if err != nil {
@@ -71,7 +74,7 @@ func openStore(ctx context.Context, c storeConfig, conns int) (*openedStore, err
 			db.Close()
 			return nil, err
 		}
-		return &openedStore{drv: d, store: payments.Store{DB: db, Dialect: payments.Postgres, Schema: c.Schema}, close: db.Close}, nil
+		return &Store{Driver: d, Tables: payments.Store{DB: db, Dialect: payments.Postgres, Schema: c.Schema}, closeDB: db.Close}, nil
 	}
 	return nil, fmt.Errorf("unknown store kind %q", c.Kind)
 }
@@ -86,19 +89,28 @@ func connectCause(err error) error {
 	return err
 }
 
-// topology names the streams, subjects and consumers of one run.
-type topology struct {
+// Topology names the streams, subjects and consumers of one run.
+type Topology struct {
 	OrdersStream   string `json:"orders_stream"`
 	PaymentsStream string `json:"payments_stream"`
 	Base           string `json:"base"` // subject prefix
 }
 
-func (t topology) ordersSubject() string   { return t.Base + ".orders" }
-func (t topology) paymentsSubject() string { return t.Base + ".payments" }
+// OrdersSubject is the subject the producer publishes orders on.
+func (t Topology) OrdersSubject() string { return t.Base + ".orders" }
+
+// PaymentsSubject is the subject the relay publishes charges on.
+func (t Topology) PaymentsSubject() string { return t.Base + ".payments" }
 
 // Durable consumer names: all order workers share one, and the payment
 // worker has its own.
 const (
-	ordersDurable   = "orders"
-	paymentsDurable = "payments"
+	OrdersDurable   = "orders"
+	PaymentsDurable = "payments"
+)
+
+// Settings of the durable consumers, which the harness provisions.
+const (
+	AckWait    = 2 * time.Second // redelivery after a kill comes quickly
+	MaxDeliver = 1000
 )

@@ -1,0 +1,116 @@
+package faults
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/eoskit/eos/internal/ctxtime"
+	"github.com/eoskit/eos/transport/natsjs/natsembed"
+)
+
+// BrokerSchedule is the default of Broker.Run: a restart every 1–3 s.
+func BrokerSchedule() Schedule {
+	every := Span{time.Second, 2 * time.Second}
+	return Schedule{First: every, Gap: every}
+}
+
+// Broker is an embedded NATS server that can be restarted on the same
+// port and files, as a broker restart fault: clients with reconnects on
+// reconnect.
+type Broker struct {
+	cfg natsembed.Config
+
+	mu       sync.Mutex
+	srv      *natsembed.Server // nil after a failed restart or Shutdown
+	restarts int
+}
+
+// StartBroker starts an embedded server that listens (cfg.Listen is set).
+func StartBroker(cfg natsembed.Config) (*Broker, error) {
+	cfg.Listen = true
+	srv, err := natsembed.Start(cfg)
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(srv.ClientURL())
+	if err == nil {
+		cfg.Port, err = strconv.Atoi(u.Port())
+	}
+	if err != nil {
+		srv.Shutdown()
+		return nil, fmt.Errorf("embedded NATS server: port of %s: %w", srv.ClientURL(), err)
+	}
+	return &Broker{cfg: cfg, srv: srv}, nil
+}
+
+// ClientURL is the URL the server listens at, the same across restarts.
+func (b *Broker) ClientURL() string { return "nats://127.0.0.1:" + strconv.Itoa(b.cfg.Port) }
+
+// Connect opens an in-process connection to the server as it runs now; it
+// does not survive a restart (connect to ClientURL with reconnects for
+// that).
+func (b *Broker) Connect() (*nats.Conn, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.srv == nil {
+		return nil, fmt.Errorf("embedded NATS server: down")
+	}
+	return b.srv.Connect()
+}
+
+// Restarts returns the restarts so far.
+func (b *Broker) Restarts() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.restarts
+}
+
+// Restart shuts the server down and starts it again on the same port and
+// files.
+func (b *Broker) Restart() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.srv == nil {
+		return fmt.Errorf("broker restart: the server is down")
+	}
+	b.srv.Shutdown()
+	var err error
+	for try := 0; ; try++ {
+		if b.srv, err = natsembed.Start(b.cfg); err == nil {
+			b.restarts++
+			return nil
+		}
+		if try == 50 {
+			return fmt.Errorf("broker restart: %w", err)
+		}
+		ctxtime.Sleep(context.Background(), 100*time.Millisecond) // the port may take a moment to free
+	}
+}
+
+// Run restarts the server on s's schedule until ctx ends, and returns the
+// error of a restart that failed.
+func (b *Broker) Run(ctx context.Context, rnd *rand.Rand, s Schedule) error {
+	var err error
+	s.every(ctx, rnd, func() bool {
+		err = b.Restart()
+		return err == nil
+	})
+	return err
+}
+
+// Shutdown stops the server.
+func (b *Broker) Shutdown() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.srv != nil {
+		b.srv.Shutdown()
+		b.srv = nil
+	}
+}

@@ -1,0 +1,74 @@
+package scenario
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Options describe one run.
+type Options struct {
+	// Dir holds the run's files: SQLite, NATS, the provider's records, the
+	// workers' log, the intent log. It is created (0700) or, if an earlier
+	// run made it, emptied of that run's files; any other non-empty
+	// directory is refused.
+	Dir      string
+	Orders   int
+	Workers  int // order worker processes
+	Accounts int
+	// Seed fixes the workload, the duplicates and every fault's schedule
+	// and draws; 0 picks one (the result shows it).
+	Seed uint64
+	// Postgres and NATSURL name external services (a fresh schema and
+	// fresh streams per run, removed afterwards unless Keep); empty:
+	// SQLite and an embedded NATS server in Dir.
+	Postgres, NATSURL string
+	Keep              bool
+	// Rate is the orders the producer publishes per second; 0: as fast as
+	// the broker takes them.
+	Rate int
+	// Timeout bounds the run; past it the run is incomplete. Required.
+	Timeout time.Duration
+
+	// Faults. Chaos SIGKILLs workers at random and makes the provider fail
+	// some requests; Failpoints is a spec armed in every worker (empty:
+	// none); BrokerRestart restarts the embedded server now and then;
+	// Proxy puts fault proxies between the workers (and the producer) and
+	// the services; NoDuplicates stops the producer's retries and copies,
+	// NoPoison its malformed inputs.
+	Chaos         bool
+	Failpoints    string
+	BrokerRestart bool
+	Proxy         bool
+	NoDuplicates  bool
+	NoPoison      bool
+
+	// Verbose: workers log at info level, to Stderr as well as Dir's
+	// workers.log (otherwise warnings, to the file only).
+	Verbose bool
+	Stderr  io.Writer
+	// OnProgress, if set, is called with each observation of the pipeline
+	// (about twice a second).
+	OnProgress func(Progress)
+
+	// OnStart, set by tests only, runs in its own goroutine once the
+	// workers and the producer have started (e.g. to steal a message).
+	OnStart func(ctx context.Context, s *Scenario)
+}
+
+// Progress is what a progress display shows.
+type Progress struct {
+	Orders, Published, Applied, Charged, DeadLettered int64
+	Kills                                             int
+}
+
+// Setup names what a run ran on.
+type Setup struct {
+	Store   string `json:"store"`  // sqlite or postgres
+	Broker  string `json:"broker"` // nats-embedded or nats
+	Workers int    `json:"workers"`
+	Chaos   bool   `json:"chaos"`
+	// Rate is the producer's orders per second; 0: unthrottled, and then
+	// the p50/p99 measure how long orders waited in the backlog.
+	Rate int `json:"rate"`
+}

@@ -1,0 +1,373 @@
+package scenario
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eoskit/eos/examples/payments"
+	"github.com/eoskit/eos/internal/redact"
+	"github.com/eoskit/eos/torture/check"
+	"github.com/eoskit/eos/torture/faults"
+	"github.com/eoskit/eos/torture/intents"
+	"github.com/eoskit/eos/torture/internal/private"
+	"github.com/eoskit/eos/torture/producer"
+	"github.com/eoskit/eos/torture/supervisor"
+	"github.com/eoskit/eos/torture/worker"
+	"github.com/eoskit/eos/transport/natsjs"
+	"github.com/eoskit/eos/transport/natsjs/natsembed"
+)
+
+// Scenario is one run: its database, broker, provider and workers.
+type Scenario struct {
+	opts  Options
+	exe   string
+	runID string
+	dir   string
+
+	storeCfg worker.StoreConfig
+	st       *worker.Store
+	reader   *check.Reader
+	schemaUp bool // the run's PostgreSQL schema exists
+
+	broker    *faults.Broker // nil with an external NATS
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	prodNC    *nats.Conn // the producer's own, through the NATS fault proxy
+	natsURL   string     // the broker's address
+	topo      worker.Topology
+	streamsUp bool // the run's streams exist
+	consumers []jetstream.Consumer
+
+	provider    *payments.Provider
+	httpSrv     *http.Server
+	providerURL string
+
+	childOut io.Writer
+	logFile  *os.File
+
+	orders  []payments.Order
+	bad     []payments.BadInput
+	intents *intents.Log
+
+	// What the workers connect to: the services, or the fault proxies in
+	// front of them (opts.Proxy).
+	workerStore worker.StoreConfig
+	workerNATS  string
+	proxies     faults.Proxies
+
+	sup *supervisor.Supervisor // of the run
+}
+
+// initialBalance of every account, in cents.
+const initialBalance = 10_000_000_00
+
+// Files in a run's directory; a directory holding marker is a run's and
+// its files are replaced by the next run.
+const (
+	marker       = ".eos-demo"
+	dbFile       = "eos.db"
+	providerFile = "provider.db"
+	natsDir      = "nats"
+	// WorkersLog is the workers' log in the run's directory.
+	WorkersLog  = "workers.log"
+	intentsFile = "intents.jsonl"
+)
+
+// New prepares a run of o. Close releases what it made (on error, New
+// releases it itself).
+func New(ctx context.Context, o Options) (s *Scenario, err error) {
+	if o.Stderr == nil {
+		o.Stderr = io.Discard
+	}
+	s = &Scenario{opts: o, childOut: o.Stderr}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	var id [6]byte
+	rand.Read(id[:])
+	s.runID = hex.EncodeToString(id[:])
+	if s.opts.Seed == 0 {
+		s.opts.Seed = uint64(binary.BigEndian.Uint32(id[:4]))
+	}
+	if s.exe, err = os.Executable(); err != nil {
+		return s, fmt.Errorf("cannot find this executable to start workers: %w", err)
+	}
+	if s.dir, err = filepath.Abs(o.Dir); err != nil {
+		return s, fmt.Errorf("--dir: %w", err)
+	}
+	if err := prepareDir(s.dir); err != nil {
+		return s, err
+	}
+	if err := s.openStore(ctx); err != nil {
+		return s, err
+	}
+	if err := s.openBroker(ctx); err != nil {
+		return s, err
+	}
+	s.workerStore, s.workerNATS = s.storeCfg, s.natsURL
+	if o.Proxy {
+		if err := s.startProxies(); err != nil {
+			return s, err
+		}
+	}
+	if err := s.startProvider(ctx); err != nil {
+		return s, err
+	}
+	// The workers' logs go to a file (also to stderr with Verbose).
+	if s.logFile, err = private.Create(filepath.Join(s.dir, WorkersLog), false); err != nil {
+		return s, err
+	}
+	s.childOut = s.logFile
+	if o.Verbose {
+		s.childOut = io.MultiWriter(o.Stderr, s.logFile)
+	}
+	s.orders = payments.GenerateOrders(s.opts.Seed, o.Orders, o.Accounts)
+	if !o.NoPoison {
+		s.bad = payments.Malformed(payments.Account(0, o.Accounts))
+	}
+	s.intents, err = intents.Create(filepath.Join(s.dir, intentsFile))
+	return s, err
+}
+
+// Dir returns the run's directory (absolute).
+func (s *Scenario) Dir() string { return s.dir }
+
+// JetStream returns the harness's own JetStream connection.
+func (s *Scenario) JetStream() jetstream.JetStream { return s.js }
+
+// Topology returns the run's streams and subjects.
+func (s *Scenario) Topology() worker.Topology { return s.topo }
+
+// openStore opens the database and creates eos's tables, then the
+// scenario's.
+func (s *Scenario) openStore(ctx context.Context) (err error) {
+	if s.opts.Postgres != "" {
+		s.storeCfg = worker.StoreConfig{Kind: payments.Postgres, URL: s.opts.Postgres, Schema: "eos_demo_" + s.runID}
+	} else {
+		s.storeCfg = worker.StoreConfig{Kind: payments.SQLite, Path: filepath.Join(s.dir, dbFile)}
+	}
+	if s.st, err = worker.OpenStore(ctx, s.storeCfg, 4); err != nil {
+		return err
+	}
+	s.schemaUp = s.storeCfg.Kind == payments.Postgres
+	if _, err := s.st.Driver.Migrator().Up(ctx); err != nil {
+		return fmt.Errorf("migrate the database: %w", err)
+	}
+	if err := s.st.Tables.Setup(ctx, s.opts.Accounts, initialBalance); err != nil {
+		return err
+	}
+	s.reader, err = check.NewReader(s.st.Driver, s.st.Tables)
+	return err
+}
+
+// openBroker connects to the external NATS server, or starts the embedded
+// one, and provisions the streams and consumers.
+func (s *Scenario) openBroker(ctx context.Context) (err error) {
+	o := s.opts
+	if o.NATSURL != "" {
+		if s.nc, err = nats.Connect(o.NATSURL, nats.Name("eos-demo"), nats.Timeout(5*time.Second)); err != nil {
+			return fmt.Errorf("cannot connect to NATS at %s: %w", redact.URL(o.NATSURL), err)
+		}
+		s.natsURL = o.NATSURL
+		s.topo = worker.Topology{OrdersStream: "ORDERS_" + strings.ToUpper(s.runID), PaymentsStream: "PAYMENTS_" + strings.ToUpper(s.runID),
+			Base: "eosdemo." + s.runID}
+	} else {
+		if s.broker, err = faults.StartBroker(natsembed.Config{Dir: filepath.Join(s.dir, natsDir)}); err != nil {
+			return fmt.Errorf("start the embedded NATS server: %w", err)
+		}
+		s.natsURL = s.broker.ClientURL()
+		if o.BrokerRestart {
+			// Over TCP with reconnects: the server goes away and comes back.
+			s.nc, err = nats.Connect(s.natsURL, nats.Name("eos-demo"), nats.MaxReconnects(-1),
+				nats.ReconnectWait(100*time.Millisecond), nats.Timeout(5*time.Second))
+		} else {
+			s.nc, err = s.broker.Connect()
+		}
+		if err != nil {
+			return fmt.Errorf("connect to the embedded NATS server: %w", err)
+		}
+		s.topo = worker.Topology{OrdersStream: "ORDERS", PaymentsStream: "PAYMENTS", Base: "demo"}
+	}
+	if s.js, err = jetstream.New(s.nc); err != nil {
+		return err
+	}
+	return s.provision(ctx)
+}
+
+// provision creates the streams and the durable consumers.
+func (s *Scenario) provision(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := s.js.AccountInfo(ctx); err != nil {
+		return fmt.Errorf("NATS at %s: JetStream is not available: %w", redact.URL(s.natsURL), err)
+	}
+	t := s.topo
+	s.streamsUp = true
+	if _, _, err := natsjs.EnsureStream(ctx, s.js, natsjs.StreamConfig{Name: t.OrdersStream, Subjects: []string{t.OrdersSubject()},
+		Duplicates: producer.DupWindow}); err != nil {
+		return err
+	}
+	if _, _, err := natsjs.EnsureStream(ctx, s.js, natsjs.StreamConfig{Name: t.PaymentsStream, Subjects: []string{t.PaymentsSubject()}}); err != nil {
+		return err
+	}
+	for _, c := range []natsjs.ConsumerConfig{
+		{Stream: t.OrdersStream, Durable: worker.OrdersDurable, AckWait: worker.AckWait, MaxDeliver: worker.MaxDeliver},
+		{Stream: t.PaymentsStream, Durable: worker.PaymentsDurable, AckWait: worker.AckWait, MaxDeliver: worker.MaxDeliver},
+	} {
+		cons, _, err := natsjs.EnsureConsumer(ctx, s.js, c)
+		if err != nil {
+			return err
+		}
+		s.consumers = append(s.consumers, cons)
+	}
+	return nil
+}
+
+// startProxies puts a fault proxy between the workers and each service
+// faults.ProxiedServices names, and points the workers' configuration at
+// it. The harness's own connections (setup, progress, the checker) go
+// straight to the services.
+func (s *Scenario) startProxies() (err error) {
+	for _, name := range faults.ProxiedServices(s.opts.Postgres, s.opts.NATSURL) {
+		if name == "postgres" {
+			s.workerStore.URL, err = s.proxies.Front(name, s.workerStore.URL, "5432")
+		} else {
+			s.workerNATS, err = s.proxies.Front(name, s.workerNATS, "4222")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startProvider opens the provider simulator and serves it over HTTP.
+func (s *Scenario) startProvider(ctx context.Context) (err error) {
+	pcfg := payments.ProviderConfig{Seed: s.opts.Seed}
+	if s.opts.Chaos {
+		pcfg.FailBefore, pcfg.FailAfter = 0.01, 0.01
+	}
+	if s.provider, err = payments.OpenProvider(ctx, filepath.Join(s.dir, providerFile), pcfg); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("provider simulator: %w", err)
+	}
+	s.httpSrv = &http.Server{Handler: s.provider, ReadHeaderTimeout: 10 * time.Second}
+	go s.httpSrv.Serve(ln)
+	s.providerURL = "http://" + ln.Addr().String()
+	return nil
+}
+
+// prepareDir creates dir (0700, and its missing parents), or empties a
+// run's files from an earlier run. It refuses a non-empty directory no
+// run made.
+func prepareDir(dir string) error {
+	if err := os.MkdirAll(dir, private.DirMode); err != nil {
+		return fmt.Errorf("--dir: %w", err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("--dir: %w", err)
+	}
+	if len(entries) > 0 {
+		if _, err := os.Stat(filepath.Join(dir, marker)); err != nil {
+			return fmt.Errorf("--dir %s is not empty and was not made by eos demo; name a new directory", dir)
+		}
+		for _, name := range []string{dbFile, dbFile + "-wal", dbFile + "-shm", dbFile + worker.LockSuffix, providerFile, providerFile + "-wal",
+			providerFile + "-shm", natsDir, WorkersLog, intentsFile} {
+			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+				return fmt.Errorf("--dir: clearing the last run: %w", err)
+			}
+		}
+	}
+	// Empty or a run's own: it is about to hold the run's files.
+	if err := os.Chmod(dir, private.DirMode); err != nil {
+		return fmt.Errorf("--dir: %w", err)
+	}
+	f, err := private.Create(filepath.Join(dir, marker), true)
+	if err == nil {
+		_, err = f.WriteString("files of eos demo; the next run replaces them\n")
+		err = errors.Join(err, f.Close())
+	}
+	if err != nil {
+		return fmt.Errorf("--dir: %w", err)
+	}
+	return nil
+}
+
+// producerJetStream is what the producer publishes with: the harness's
+// own connection, or, when a fault proxy sits in front of NATS, a
+// connection of its own through it, so that lost PubAcks and timeouts hit
+// real publishes (the producer logs them as resends).
+func (s *Scenario) producerJetStream() (jetstream.JetStream, error) {
+	if !s.proxies.Fronts("nats") {
+		return s.js, nil
+	}
+	if s.prodNC == nil {
+		nc, err := nats.Connect(s.workerNATS, nats.Name("eos-demo-producer"), nats.MaxReconnects(-1),
+			nats.ReconnectWait(100*time.Millisecond), nats.Timeout(5*time.Second), nats.IgnoreDiscoveredServers(),
+			// The proxy's resets are the point: the publishes' errors
+			// tell the producer, nats.go need not print them.
+			nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+		if err != nil {
+			return nil, fmt.Errorf("producer: connect to NATS through the fault proxy: %w", err)
+		}
+		s.prodNC = nc
+	}
+	return jetstream.New(s.prodNC)
+}
+
+// Close releases what New made, in reverse; with Keep the run's
+// PostgreSQL schema and NATS streams stay.
+func (s *Scenario) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if s.httpSrv != nil {
+		s.httpSrv.Shutdown(ctx)
+	}
+	if s.provider != nil {
+		s.provider.Close()
+	}
+	s.proxies.Close()
+	if s.js != nil && s.broker == nil && s.streamsUp && !s.opts.Keep {
+		s.js.DeleteStream(ctx, s.topo.OrdersStream)
+		s.js.DeleteStream(ctx, s.topo.PaymentsStream)
+	}
+	if s.prodNC != nil {
+		s.prodNC.Close()
+	}
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	if s.broker != nil {
+		s.broker.Shutdown()
+	}
+	if s.st != nil {
+		if s.schemaUp && !s.opts.Keep {
+			s.st.Tables.DB.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+s.storeCfg.Schema+" CASCADE")
+		}
+		s.st.Close()
+	}
+	if s.logFile != nil {
+		s.logFile.Close()
+	}
+	s.intents.Close()
+}

@@ -1,0 +1,12 @@
+// Package worker is one worker process of the payments scenario, as eos
+// demo and eos torture run it: an order worker (the "orders" inbox, which
+// debits, writes the ledger and enqueues the charge), the relay (the
+// outbox to the PAYMENTS stream) or the payment worker (the "payments"
+// inbox, which charges at the provider).
+//
+// The harness (torture/scenario) runs the same executable with a hidden
+// command; the worker's [Config] travels in an environment variable
+// ([Config.Env], [FromEnv]), out of sight of ps. A worker reports the
+// inbox's store failures to the harness as events on the supervisor's
+// pipe (torture/supervisor), not in its log.
+package worker

@@ -1,0 +1,277 @@
+package worker
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/examples/payments"
+	"github.com/eoskit/eos/failpoint"
+	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/internal/redact"
+	"github.com/eoskit/eos/outbox"
+	"github.com/eoskit/eos/torture/supervisor"
+	"github.com/eoskit/eos/transport/natsjs"
+)
+
+// Command is the hidden subcommand the harness runs its workers with;
+// ConfigEnv carries their Config (JSON).
+const (
+	Command   = "__worker"
+	ConfigEnv = "EOS_DEMO_WORKER"
+)
+
+// Roles.
+const (
+	RoleOrders   = "orders"   // applies orders
+	RoleRelay    = "relay"    // forwards the outbox to PAYMENTS (one per database)
+	RolePayments = "payments" // charges at the provider
+)
+
+// EventStoreError is the event a worker reports (see supervisor.Emitter)
+// for each store failure its inbox reports to its ErrorHook.
+const EventStoreError = "store_error"
+
+// Config is one worker's job.
+type Config struct {
+	Name        string      `json:"name"`
+	Role        string      `json:"role"`
+	Store       StoreConfig `json:"store"`
+	NATSURL     string      `json:"nats_url"`
+	Topology    Topology    `json:"topology"`
+	ProviderURL string      `json:"provider_url"`
+	LogLevel    string      `json:"log_level"`
+	// Failpoints arms fault points in this worker (failpoint.Parse syntax;
+	// empty: none), drawing from a source seeded with FailpointSeed, the
+	// worker's name and its start number (supervisor.StartEnv): a
+	// restarted worker does not replay its crashes, and a rerun with the
+	// same seed arms the same draws.
+	Failpoints    string `json:"failpoints,omitempty"`
+	FailpointSeed uint64 `json:"failpoint_seed,omitempty"`
+}
+
+// Env returns the environment entry that carries c to a worker process.
+func (c Config) Env() (string, error) {
+	raw, err := json.Marshal(c)
+	if err != nil {
+		return "", err
+	}
+	return ConfigEnv + "=" + string(raw), nil
+}
+
+// ErrConfig is wrapped by the errors of FromEnv: this process was not
+// started as a worker, or with a configuration it cannot read.
+var ErrConfig = errors.New(Command + " is internal to eos demo and eos torture")
+
+// FromEnv reads the Config this process was started with.
+func FromEnv() (Config, error) {
+	var c Config
+	raw := os.Getenv(ConfigEnv)
+	if raw == "" {
+		return c, ErrConfig
+	}
+	if err := json.Unmarshal([]byte(raw), &c); err != nil {
+		return c, fmt.Errorf("%w: bad configuration: %w", ErrConfig, err)
+	}
+	return c, nil
+}
+
+// Serve is a worker process: it reads its Config from the environment and
+// runs it until stdin (a pipe from the harness, which holds the other end)
+// closes or ctx ends, logging to stderr and reporting its events on the
+// supervisor's pipe. Errors wrapping ErrConfig are bad invocations.
+func Serve(ctx context.Context, stdin io.Reader, stderr io.Writer) error {
+	cfg, err := FromEnv()
+	if err != nil {
+		return err
+	}
+	log := NewLogger(stderr, cfg.Level()).With("worker", cfg.Name, "pid", os.Getpid())
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// EOF on stdin means the harness is gone.
+	go func() {
+		io.Copy(io.Discard, stdin)
+		cancel()
+	}()
+	log.Info("worker starting", "role", cfg.Role)
+	if err := Run(ctx, cfg, log, supervisor.ChildEmitter()); err != nil && ctx.Err() == nil {
+		log.Error("worker failed", "error", err)
+		return err
+	}
+	log.Info("worker stopped")
+	return nil
+}
+
+// Level is the log level of c (warnings when it names none).
+func (c Config) Level() slog.Level {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return slog.LevelWarn
+	}
+	return level
+}
+
+// NewLogger writes text lines to w at level and up, with the secrets of any
+// connection string in a message, a string or an error masked: a driver's
+// error may quote the URL it was given.
+func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		switch v := a.Value.Any().(type) {
+		case string:
+			a.Value = slog.StringValue(redact.Text(v))
+		case error:
+			a.Value = slog.StringValue(redact.Text(v.Error()))
+		}
+		return a
+	}}))
+}
+
+// Processing settings of the workers.
+const (
+	// The pull buffers hold about one batch: AckWait runs from the
+	// delivery to this process, not to the inbox, so a deep buffer in front
+	// of a busy database would be redelivered while it waits.
+	ordersBuffer   = 256
+	paymentsBuffer = 2 * paymentsBatch
+	relayPoll      = 100 * time.Millisecond
+	paymentsBatch  = 64 // a payment batch holds the transaction while it calls the provider
+)
+
+// Run does cfg's job until ctx ends (then it returns nil) or it fails. ev
+// receives the worker's events (nil: none).
+func Run(ctx context.Context, cfg Config, log *slog.Logger, ev *supervisor.Emitter) error {
+	st, err := OpenStore(ctx, cfg.Store, 4)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name("eos-demo-"+cfg.Name), nats.MaxReconnects(-1),
+		nats.ReconnectWait(100*time.Millisecond), nats.Timeout(5*time.Second),
+		// Stay on the configured address (a fault proxy, in eos torture)
+		// rather than the cluster's advertised ones.
+		nats.IgnoreDiscoveredServers())
+	if err != nil {
+		return fmt.Errorf("connect to NATS: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	t := cfg.Topology
+	fps, err := failpoint.Parse(cfg.Failpoints, rand.New(rand.NewPCG(cfg.FailpointSeed, failpointStream(cfg.Name, os.Getenv(supervisor.StartEnv)))),
+		FailpointNames()...)
+	if err != nil {
+		return err
+	}
+	test := eos.TestConfig{Failpoints: fps}
+	hooks := []inbox.Hook{storeErrors(ev)}
+
+	switch cfg.Role {
+	case RoleOrders:
+		ob, err := outbox.New(st.Driver, outbox.Config{})
+		if err != nil {
+			return err
+		}
+		h, err := payments.NewOrderHandler(ctx, st.Tables, ob, t.PaymentsSubject())
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		// Handlers in account order within a batch, so that concurrent
+		// batches lock accounts in one order (PostgreSQL: waits, no
+		// deadlocks).
+		p, err := inbox.New(withFailpoints(st.Driver, fps), h.Handle, inbox.Config{
+			Consumer: payments.OrdersConsumer, MaxAttempts: 100, OrderByKey: true,
+			RetryDelay: 100 * time.Millisecond, MaxRetryDelay: 2 * time.Second, Logger: log, Hooks: hooks, Test: test,
+		})
+		if err != nil {
+			return err
+		}
+		return consume(ctx, js, t.OrdersStream, OrdersDurable, ordersBuffer, p, test)
+
+	case RolePayments:
+		client, err := payments.NewProviderClient(cfg.ProviderURL, nil)
+		if err != nil {
+			return err
+		}
+		h, err := payments.NewPaymentHandler(ctx, st.Tables, client)
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		// Savepoints from the start: a provider failure then rolls back one
+		// message, where the default would redo the batch and call the
+		// provider again for all of it.
+		p, err := inbox.New(withFailpoints(st.Driver, fps), h.Handle, inbox.Config{
+			Consumer: payments.PaymentsConsumer, Isolation: inbox.IsolateSavepoint, MaxBatch: paymentsBatch,
+			MaxAttempts: 1000, RetryDelay: 100 * time.Millisecond, MaxRetryDelay: time.Second, Logger: log, Hooks: hooks, Test: test,
+		})
+		if err != nil {
+			return err
+		}
+		return consume(ctx, js, t.PaymentsStream, PaymentsDurable, paymentsBuffer, p, test)
+
+	case RoleRelay:
+		pub, err := natsjs.NewPublisher(js, natsjs.PublisherConfig{Test: test})
+		if err != nil {
+			return err
+		}
+		r, err := outbox.NewRelay(st.Driver, pub, outbox.RelayConfig{PollInterval: relayPoll, Logger: log, Test: test})
+		if err != nil {
+			return err
+		}
+		return ignoreCancel(r.Run(ctx))
+	}
+	return fmt.Errorf("unknown role %q", cfg.Role)
+}
+
+// storeErrors reports each store failure of an inbox to the harness.
+func storeErrors(ev *supervisor.Emitter) inbox.Hook {
+	return inbox.ErrorFunc(func(context.Context, string, string, error) { ev.Emit(EventStoreError) })
+}
+
+// consume runs p over the durable consumer the harness provisioned; test
+// arms the subscriber's failpoints.
+func consume(ctx context.Context, js jetstream.JetStream, stream, durable string, buffer int, p *inbox.Processor[*sql.Tx],
+	test eos.TestConfig) error {
+	cons, err := js.Consumer(ctx, stream, durable)
+	if err != nil {
+		return fmt.Errorf("consumer %s on %s: %w", durable, stream, err)
+	}
+	sub, err := natsjs.NewSubscriber(cons, natsjs.SubscriberConfig{Buffer: buffer, Test: test})
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	return ignoreCancel(p.Run(ctx, sub))
+}
+
+// ignoreCancel turns the end of Run by cancellation into nil.
+func ignoreCancel(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// failpointStream picks the random stream of one start of one worker.
+func failpointStream(name, start string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	h.Write([]byte{0})
+	h.Write([]byte(start))
+	return h.Sum64()
+}
