@@ -92,6 +92,11 @@ type Executor interface {
 	// OutboxStats reports the number of unsent rows and the enqueue time of
 	// the oldest (zero when none).
 	OutboxStats(ctx context.Context) (unsent int64, oldest time.Time, err error)
+	// OutboxUnsentList returns unsent rows that are not parked, in seq
+	// order, starting after afterSeq (0: from the start), at most limit; in
+	// the executor's transaction, so rows it enqueued are among them (for
+	// tests: outboxtest.RequireEnqueuedTx).
+	OutboxUnsentList(ctx context.Context, afterSeq int64, limit int) ([]OutboxRow, error)
 	// OutboxParkedStats reports the number of parked rows (see
 	// [OutboxOutcome]) and when the oldest was parked (zero when none).
 	OutboxParkedStats(ctx context.Context) (parked int64, oldest time.Time, err error)

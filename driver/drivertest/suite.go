@@ -461,6 +461,17 @@ func testOutbox[TTx any](t *testing.T, d driver.Driver[TTx]) {
 		if n != 5 || !oldest.Equal(t0) {
 			t.Fatalf("stats: %d %v", n, oldest)
 		}
+		// The transaction sees the rows it enqueued, in pages.
+		rows, err := ex.OutboxUnsentList(ctx, 0, 2)
+		must(t, err)
+		if len(rows) != 2 || rows[0].ID != "r-0" || rows[1].ID != "r-1" || rows[1].Headers["N"] != "1" || rows[1].Topic != "t" {
+			t.Fatalf("unsent, first page: %+v", rows)
+		}
+		rest, err := ex.OutboxUnsentList(ctx, rows[1].Seq, 10)
+		must(t, err)
+		if len(rest) != 3 || rest[0].ID != "r-2" || rest[0].Seq <= rows[1].Seq {
+			t.Fatalf("unsent after %d: %+v", rows[1].Seq, rest)
+		}
 	})
 	b, err := d.OutboxClaim(ctx, 3)
 	must(t, err)
@@ -560,6 +571,9 @@ func testOutboxParked[TTx any](t *testing.T, d driver.Driver[TTx]) {
 		must(t, err)
 		if unsent != 4 {
 			t.Fatalf("%d unsent, want 4 (two parked, two behind one)", unsent)
+		}
+		if l, err := ex.OutboxUnsentList(ctx, 0, 10); err != nil || len(l) != 2 || l[0].ID != "a1" || l[1].ID != "a2" {
+			t.Fatalf("unsent and not parked: %+v %v, want a1, a2", l, err)
 		}
 		parked, err := ex.OutboxParkedList(ctx, 0, 10)
 		must(t, err)

@@ -151,6 +151,20 @@ func (e *executor) OutboxParkedStats(ctx context.Context) (int64, time.Time, err
 	return n, oldest.UTC(), nil
 }
 
+func (e *executor) OutboxUnsentList(ctx context.Context, afterSeq int64, limit int) ([]driver.OutboxRow, error) {
+	var out []driver.OutboxRow
+	err := e.q.query(ctx, "SELECT "+outboxCols+" FROM "+e.c.t.outbox+" WHERE sent_at IS NULL AND parked_at IS NULL AND seq > $1 ORDER BY seq LIMIT $2",
+		[]any{afterSeq, limit}, func(scan scanFunc) error {
+			r, err := scanOutbox(scan, false)
+			if err != nil {
+				return err
+			}
+			out = append(out, r.OutboxRow)
+			return nil
+		})
+	return out, err
+}
+
 func (e *executor) OutboxParkedList(ctx context.Context, afterSeq int64, limit int) ([]driver.ParkedOutboxRow, error) {
 	var out []driver.ParkedOutboxRow
 	err := e.q.query(ctx, "SELECT "+parkedCols+" FROM "+e.c.t.outbox+" WHERE parked_at IS NOT NULL AND seq > $1 ORDER BY seq LIMIT $2",

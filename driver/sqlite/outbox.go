@@ -131,6 +131,16 @@ func (e *executor) OutboxParkedStats(ctx context.Context) (int64, time.Time, err
 	return n, fromMicros(oldest.Int64), err
 }
 
+func (e *executor) OutboxUnsentList(ctx context.Context, afterSeq int64, limit int) ([]driver.OutboxRow, error) {
+	rows, err := e.tx.QueryContext(ctx, "SELECT "+outboxCols+" FROM "+e.d.t.outbox+" WHERE sent_at IS NULL AND parked_at IS NULL AND seq > ? ORDER BY seq LIMIT ?", afterSeq, limit)
+	if err != nil {
+		return nil, err
+	}
+	var out []driver.OutboxRow
+	err = scanOutbox(rows, func(r driver.ParkedOutboxRow) { out = append(out, r.OutboxRow) })
+	return out, err
+}
+
 func (e *executor) OutboxParkedList(ctx context.Context, afterSeq int64, limit int) ([]driver.ParkedOutboxRow, error) {
 	rows, err := e.tx.QueryContext(ctx, "SELECT "+parkedCols+" FROM "+e.d.t.outbox+" WHERE parked_at IS NOT NULL AND seq > ? ORDER BY seq LIMIT ?", afterSeq, limit)
 	if err != nil {
