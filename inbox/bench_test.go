@@ -10,6 +10,7 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/inbox/inboxtest"
 	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/internal/testdb/engines"
 )
@@ -55,12 +56,6 @@ func benchMessages(n int, ids string) []eos.Message {
 	return ms
 }
 
-type benchDelivery struct{ m eos.Message }
-
-func (d benchDelivery) Message() eos.Message                      { return d.m }
-func (d benchDelivery) Ack(context.Context) error                 { return nil }
-func (d benchDelivery) Nack(context.Context, time.Duration) error { return nil }
-
 func benchInbox[TTx any](b *testing.B, e *testdb.Engine[TTx], mode, ids string, batch int) {
 	pay := testdb.Payments[TTx]{E: e}
 	pay.Setup(b, benchAccounts, 1<<40)
@@ -69,10 +64,7 @@ func benchInbox[TTx any](b *testing.B, e *testdb.Engine[TTx], mode, ids string, 
 		b.Fatal(err)
 	}
 	ms := benchMessages(b.N, ids)
-	ds := make([]inbox.Delivery, len(ms))
-	for i, m := range ms {
-		ds[i] = benchDelivery{m}
-	}
+	ds := inboxtest.NewDeliveries(ms...).Inbox()
 	ctx := context.Background()
 	b.ResetTimer()
 	start := time.Now()
@@ -138,10 +130,7 @@ func benchPaired[TTx any](b *testing.B, e *testdb.Engine[TTx], batch int) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i += batch {
 		end := min(i+batch, b.N)
-		ds := make([]inbox.Delivery, 0, end-i)
-		for _, m := range eosMsgs[i:end] {
-			ds = append(ds, benchDelivery{m})
-		}
+		ds := inboxtest.NewDeliveries(eosMsgs[i:end]...).Inbox()
 		t0 := time.Now()
 		if _, err := p.Process(ctx, ds); err != nil {
 			b.Fatal(err)
@@ -216,10 +205,7 @@ func benchIsolation[TTx any](b *testing.B, e *testdb.Engine[TTx], iso inbox.Isol
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < len(ms); i += batch {
-		ds := make([]inbox.Delivery, 0, batch)
-		for _, m := range ms[i:min(i+batch, len(ms))] {
-			ds = append(ds, benchDelivery{m})
-		}
+		ds := inboxtest.NewDeliveries(ms[i:min(i+batch, len(ms))]...).Inbox()
 		if _, err := p.Process(ctx, ds); err != nil {
 			b.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/inbox/inboxtest"
 	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/internal/testdb/engines"
 	"github.com/eoskit/eos/internal/testenv"
@@ -110,8 +111,8 @@ func runFuzzCase[TTx any](t *testing.T, e *testdb.Engine[TTx], c fuzzCase) {
 	applied := 0
 	settled := false
 	for round := 0; round <= fuzzMaxAttempts && !settled; round++ {
-		ds, _ := deliveries(batch...)
-		res, err := p.Process(ctx, ds)
+		ds := inboxtest.NewDeliveries(batch...)
+		res, err := p.Process(ctx, ds.Inbox())
 		if err != nil {
 			t.Fatalf("%s: batch %d failed (Run would stall on it): %v", e.Name, round, err)
 		}
@@ -138,8 +139,8 @@ func runFuzzCase[TTx any](t *testing.T, e *testdb.Engine[TTx], c fuzzCase) {
 		other.Payload = append([]byte("other:"), c.msg.Payload...)
 		later = append(later, other)
 	}
-	ds, _ := deliveries(later...)
-	res, err := p.Process(ctx, ds)
+	ds := inboxtest.NewDeliveries(later...)
+	res, err := p.Process(ctx, ds.Inbox())
 	if err != nil {
 		t.Fatalf("%s: redelivery failed: %v", e.Name, err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/inbox/inboxtest"
 	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/internal/testdb/engines"
 )
@@ -45,11 +46,7 @@ func testConcurrentRequeue[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 		ms, ids := orders(perRound, fmt.Sprintf("rq%02d", round))
 		all = append(all, ids...)
 		broken.Store(true)
-		ds, _ := deliveries(ms...)
-		res, err := p.Process(ctx, ds)
-		if err != nil {
-			t.Fatal(err)
-		}
+		res, _ := inboxtest.Process(ctx, t, p, ms...)
 		if n := res.Count(inbox.DeadLettered); n != perRound {
 			t.Fatalf("round %d: %d dead-lettered, want %d", round, n, perRound)
 		}
@@ -88,11 +85,7 @@ func testConcurrentRequeue[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 			}
 		}
 		// The claims stand: a redelivery is a duplicate.
-		ds, _ = deliveries(ms...)
-		res, err = p.Process(ctx, ds)
-		if err != nil {
-			t.Fatal(err)
-		}
+		res, _ = inboxtest.Process(ctx, t, p, ms...)
 		if n := res.Count(inbox.Duplicate); n != perRound {
 			t.Fatalf("round %d: redelivery after requeue: %+v", round, res.Results)
 		}
@@ -139,7 +132,7 @@ func testHostileText[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	ms = append(ms, good)
 	for attempt := 1; attempt <= 2; attempt++ {
 		ds := positioned(ms...) // a redelivery finds the record of an invalid one
-		res, err := p.Process(ctx, ds)
+		res, err := p.Process(ctx, ds.Inbox())
 		if err != nil {
 			t.Fatalf("attempt %d: the batch failed as a store outage: %v", attempt, err)
 		}
@@ -171,19 +164,11 @@ func testHostileText[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	pay.CheckExactlyOnce(t, []string{"good"}, accounts, balance)
 }
 
-// positionedDelivery is a delivery whose transport reports a position.
-type positionedDelivery struct {
-	*delivery
-	pos string
-}
-
-func (d positionedDelivery) Position() string { return d.pos }
-
 // positioned returns deliveries of ms at positions "S:0", "S:1", …
-func positioned(ms ...eos.Message) []inbox.Delivery {
-	ds := make([]inbox.Delivery, len(ms))
+func positioned(ms ...eos.Message) inboxtest.Deliveries {
+	ds := make(inboxtest.Deliveries, len(ms))
 	for i, m := range ms {
-		ds[i] = positionedDelivery{newDelivery(m), fmt.Sprintf("S:%d", i)}
+		ds[i] = inboxtest.NewDelivery(m).WithPosition(fmt.Sprintf("S:%d", i))
 	}
 	return ds
 }
@@ -204,18 +189,18 @@ func testInvalidDeliveries[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	}
 	ctx := context.Background()
 	headers := map[string]string{"Trace": "t1"}
-	ds, raw := deliveries(
+	ds := inboxtest.NewDeliveries(
 		eos.Message{Key: "k1", Payload: []byte("same"), Headers: headers}, // no id
 		eos.Message{Key: "k2", Payload: []byte("same"), Headers: headers}, // no id, same payload
 		eos.Message{ID: "big", Key: "k3", Payload: make([]byte, 3*limit)}, // oversized
 	)
-	res, err := p.Process(ctx, ds)
+	res, err := p.Process(ctx, ds.Inbox())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, r := range res.Results {
-		if r.Outcome != inbox.DeadLettered || !errors.Is(r.Err, eos.ErrInvalidMessage) || raw[i].acks.Load() != 1 {
-			t.Fatalf("delivery %d: %+v, %d acks", i, r, raw[i].acks.Load())
+		if r.Outcome != inbox.DeadLettered || !errors.Is(r.Err, eos.ErrInvalidMessage) || ds[i].Acks() != 1 {
+			t.Fatalf("delivery %d: %+v, %d acks", i, r, ds[i].Acks())
 		}
 	}
 	dl, err := p.DeadLetters(ctx, "", 10)
@@ -245,7 +230,7 @@ func testInvalidDeliveries[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	same := eos.Message{Key: "k4", Payload: []byte("same")}
 	ps := positioned(same, same)
 	ps = append(ps, positioned(same)...) // "S:0" again: a redelivery
-	res, err = p.Process(ctx, ps)
+	res, err = p.Process(ctx, ps.Inbox())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,8 +361,8 @@ func testIgnoredStatementError[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 				if batch == 6 {
 					t.Fatalf("still pending after %d batches: %v", batch, pending)
 				}
-				ds, _ := deliveries(pending...)
-				res, err := p.Process(ctx, ds)
+				ds := inboxtest.NewDeliveries(pending...)
+				res, err := p.Process(ctx, ds.Inbox())
 				if err != nil {
 					t.Fatalf("batch %d failed as a store outage: %v", batch, err)
 				}
@@ -423,8 +408,8 @@ func testRequeueUnstorableIDs[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ds, _ := deliveries(eos.Message{ID: "d1"}, eos.Message{ID: "d2"})
-	if _, err := p.Process(ctx, ds); err != nil {
+	ds := inboxtest.NewDeliveries(eos.Message{ID: "d1"}, eos.Message{ID: "d2"})
+	if _, err := p.Process(ctx, ds.Inbox()); err != nil {
 		t.Fatal(err)
 	}
 	fail.Store(false)
@@ -465,14 +450,10 @@ func TestOrderByKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ds, _ := deliveries(
+		res, _ := inboxtest.Process(context.Background(), t, p,
 			eos.Message{ID: "b1", Key: "b"}, eos.Message{ID: "a1", Key: "a"},
 			eos.Message{ID: "b2", Key: "b"}, eos.Message{ID: "a2", Key: "a"},
 		)
-		res, err := p.Process(context.Background(), ds)
-		if err != nil {
-			t.Fatal(err)
-		}
 		want := []string{"b1", "a1", "b2", "a2"}
 		if byKey {
 			want = []string{"a1", "a2", "b1", "b2"}

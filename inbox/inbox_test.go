@@ -15,45 +15,10 @@ import (
 	"github.com/eoskit/eos/driver"
 	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/inbox/inboxtest"
 	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/internal/testdb/engines"
 )
-
-// delivery records how the processor settled it.
-type delivery struct {
-	msg       eos.Message
-	acks      atomic.Int32
-	nacks     atomic.Int32
-	nackDelay atomic.Int64  // the last Nack's delay
-	settle    chan struct{} // closed-or-signalled on each settlement, buffered
-}
-
-func newDelivery(m eos.Message) *delivery {
-	return &delivery{msg: m, settle: make(chan struct{}, 64)}
-}
-
-func (d *delivery) Message() eos.Message { return d.msg }
-func (d *delivery) Ack(context.Context) error {
-	d.acks.Add(1)
-	d.settle <- struct{}{}
-	return nil
-}
-func (d *delivery) Nack(_ context.Context, delay time.Duration) error {
-	d.nacks.Add(1)
-	d.nackDelay.Store(int64(delay))
-	d.settle <- struct{}{}
-	return nil
-}
-
-func deliveries(ms ...eos.Message) ([]inbox.Delivery, []*delivery) {
-	ds := make([]inbox.Delivery, len(ms))
-	raw := make([]*delivery, len(ms))
-	for i, m := range ms {
-		raw[i] = newDelivery(m)
-		ds[i] = raw[i]
-	}
-	return ds, raw
-}
 
 // clock is an injected clock that tests move by hand.
 type clock struct {
@@ -142,8 +107,8 @@ func testConcurrentRedeliveries[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 					for len(queue) > 0 {
 						chunk := queue[:min(batch, len(queue))]
 						queue = queue[len(chunk):]
-						ds, raw := deliveries(chunk...)
-						res, err := p.Process(context.Background(), ds)
+						ds := inboxtest.NewDeliveries(chunk...)
+						res, err := p.Process(context.Background(), ds.Inbox())
 						if err != nil { // e.g. a deadlock victim: redeliver, a bounded number of times
 							if failures++; failures > 100 || !errors.Is(err, eos.ErrStore) {
 								errs <- fmt.Errorf("worker %d: batch failed %d times in a row: %w", w, failures, err)
@@ -154,13 +119,13 @@ func testConcurrentRedeliveries[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 						}
 						failures = 0
 						applied.Add(int64(res.Count(inbox.Applied)))
-						for _, d := range raw {
-							switch a, n := d.acks.Load(), d.nacks.Load(); {
+						for _, d := range ds {
+							switch a, n := d.Acks(), d.Nacks(); {
 							case a+n != 1:
-								errs <- fmt.Errorf("delivery %s settled %d acks %d nacks", d.msg.ID, a, n)
+								errs <- fmt.Errorf("delivery %s settled %d acks %d nacks", d.Message().ID, a, n)
 								return
 							case n == 1:
-								queue = append(queue, d.msg)
+								queue = append(queue, d.Message())
 							}
 						}
 					}
@@ -207,13 +172,13 @@ func testCrashPoints[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 				fp.Arm(point, failpoint.Times(1, failpoint.Error()))
 				pay, p := setup(t, freshEngine(t, e), inbox.Config{Test: eos.TestConfig{Failpoints: fp}, Isolation: iso})
 				ms, ids := orders(50, "crash")
-				ds, raw := deliveries(ms...)
-				if _, err := p.Process(context.Background(), ds); !errors.Is(err, failpoint.ErrInjected) {
+				ds := inboxtest.NewDeliveries(ms...)
+				if _, err := p.Process(context.Background(), ds.Inbox()); !errors.Is(err, failpoint.ErrInjected) {
 					t.Fatalf("first delivery: got %v, want the injected crash", err)
 				}
-				for _, d := range raw {
-					if d.acks.Load()+d.nacks.Load() != 0 {
-						t.Fatalf("%s settled before/without commit", d.msg.ID)
+				for _, d := range ds {
+					if d.Acks()+d.Nacks() != 0 {
+						t.Fatalf("%s settled before/without commit", d.Message().ID)
 					}
 				}
 				committed := pay.E.Int(t, "SELECT count(*) FROM ledger")
@@ -221,8 +186,8 @@ func testCrashPoints[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 					t.Fatalf("after crash at %s: %d effects, want %d", point, committed, want)
 				}
 				// Redelivery, to a restarted processor.
-				ds, raw = deliveries(ms...)
-				res, err := p.Process(context.Background(), ds)
+				ds = inboxtest.NewDeliveries(ms...)
+				res, err := p.Process(context.Background(), ds.Inbox())
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -233,9 +198,9 @@ func testCrashPoints[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 				if n := res.Count(wantOutcome); n != len(ms) {
 					t.Fatalf("redelivery: %d %v, want %d", n, wantOutcome, len(ms))
 				}
-				for _, d := range raw {
-					if d.acks.Load() != 1 {
-						t.Fatalf("%s not acked after redelivery", d.msg.ID)
+				for _, d := range ds {
+					if d.Acks() != 1 {
+						t.Fatalf("%s not acked after redelivery", d.Message().ID)
 					}
 				}
 				pay.CheckExactlyOnce(t, ids, accounts, balance)
@@ -253,9 +218,9 @@ func testDuplicatesAndConflicts[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	ctx := context.Background()
 	a := testdb.Message("m-a", "a1", 10)
 	b := testdb.Message("m-b", "a2", 20)
-	conflict := testdb.Message("m-a", "a1", 999) // same id, other payload
-	ds, raw := deliveries(a, b, a, conflict)     // duplicates inside one batch
-	res, err := p.Process(ctx, ds)
+	conflict := testdb.Message("m-a", "a1", 999)     // same id, other payload
+	ds := inboxtest.NewDeliveries(a, b, a, conflict) // duplicates inside one batch
+	res, err := p.Process(ctx, ds.Inbox())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,17 +228,13 @@ func testDuplicatesAndConflicts[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	if fmt.Sprint(got) != fmt.Sprint([]inbox.Outcome{inbox.Applied, inbox.Applied, inbox.Duplicate, inbox.Quarantined}) {
 		t.Fatalf("outcomes %v", got)
 	}
-	for _, d := range raw {
-		if d.acks.Load() != 1 {
-			t.Fatalf("%s not acked", d.msg.ID)
+	for _, d := range ds {
+		if d.Acks() != 1 {
+			t.Fatalf("%s not acked", d.Message().ID)
 		}
 	}
 	// Across batches.
-	ds, _ = deliveries(b, conflict)
-	res, err = p.Process(ctx, ds)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, _ = inboxtest.Process(ctx, t, p, b, conflict)
 	if res.Results[0].Outcome != inbox.Duplicate || res.Results[1].Outcome != inbox.Quarantined {
 		t.Fatalf("second batch: %+v", res.Results)
 	}
@@ -319,11 +280,7 @@ func testPoisonAndRequeue[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 				ms, batchIDs := orders(5, fmt.Sprintf("ok%d", attempt))
 				ids = append(ids, batchIDs...)
 				ms = append(ms[:2], append([]eos.Message{testdb.Message("poison", "a3", 5)}, ms[2:]...)...)
-				ds, raw := deliveries(ms...)
-				res, err := p.Process(ctx, ds)
-				if err != nil {
-					t.Fatal(err)
-				}
+				res, ds := inboxtest.Process(ctx, t, p, ms...)
 				want := inbox.Retry
 				if attempt == 3 {
 					want = inbox.DeadLettered
@@ -334,7 +291,7 @@ func testPoisonAndRequeue[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 				if res.Count(inbox.Applied) != 5 {
 					t.Fatalf("attempt %d: the rest of the batch was not applied: %+v", attempt, res.Results)
 				}
-				if n, a := raw[2].nacks.Load(), raw[2].acks.Load(); (attempt < 3 && n != 1) || (attempt == 3 && a != 1) {
+				if n, a := ds[2].Nacks(), ds[2].Acks(); (attempt < 3 && n != 1) || (attempt == 3 && a != 1) {
 					t.Fatalf("attempt %d: poison settled with %d nacks %d acks", attempt, n, a)
 				}
 			}
@@ -349,8 +306,8 @@ func testPoisonAndRequeue[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 				t.Fatalf("dead letters: %+v", dl)
 			}
 			// A redelivery of a dead letter is suppressed.
-			ds, _ := deliveries(testdb.Message("poison", "a3", 5))
-			if res, err := p.Process(ctx, ds); err != nil || res.Results[0].Outcome != inbox.Duplicate {
+			ds := inboxtest.NewDeliveries(testdb.Message("poison", "a3", 5))
+			if res, err := p.Process(ctx, ds.Inbox()); err != nil || res.Results[0].Outcome != inbox.Duplicate {
 				t.Fatalf("redelivered dead letter: %v %+v", err, res)
 			}
 			// Requeue while still broken: back to the dead letters, not lost.
@@ -383,14 +340,15 @@ func testBadInput[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	pay, p := setup(t, e, inbox.Config{Limits: eos.Limits{MaxPayload: 8}})
 	ctx := context.Background()
 	good := testdb.Message("good", "a1", 1)
-	ds, raw := deliveries(
+	notANumber := testdb.Message("not-a-number", "a1", 0)
+	notANumber.Payload = []byte("x")
+	ds := inboxtest.NewDeliveries(
 		eos.Message{Payload: []byte("1")},         // no id
 		testdb.Message("big", "a1", 123456789012), // payload over 8 bytes
 		testdb.Message("bad\x00id", "a1", 1),      // control character
-		testdb.Message("not-a-number", "a1", 0),   // handler refuses: permanent
+		notANumber,                                // handler refuses: permanent
 		good,
 	)
-	raw[3].msg.Payload = []byte("x")
 	p2, err := inbox.New(e.Driver, func(ctx context.Context, tx TTx, m eos.Message) error {
 		if string(m.Payload) == "x" {
 			return inbox.Permanent(errors.New("amount is not a number"))
@@ -400,7 +358,7 @@ func testBadInput[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := p2.Process(ctx, ds)
+	res, err := p2.Process(ctx, ds.Inbox())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +366,7 @@ func testBadInput[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 		if r := res.Results[i]; r.Outcome != inbox.DeadLettered || r.Err == nil {
 			t.Fatalf("bad message %d: %+v", i, r)
 		}
-		if raw[i].acks.Load() != 1 {
+		if ds[i].Acks() != 1 {
 			t.Fatalf("bad message %d not acked after dead-lettering", i)
 		}
 	}
@@ -485,14 +443,14 @@ func testRun[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	pay, p := setup(t, e, inbox.Config{MaxBatch: 64})
 	ms, ids := orders(1000, "run")
 	ch := make(chan inbox.Delivery, 2000)
-	var raw []*delivery
+	var ds inboxtest.Deliveries
 	for i, m := range ms {
-		d := newDelivery(m)
-		raw = append(raw, d)
+		d := inboxtest.NewDelivery(m)
+		ds = append(ds, d)
 		ch <- d
 		if i%3 == 0 { // a redelivery
-			d := newDelivery(m)
-			raw = append(raw, d)
+			d := inboxtest.NewDelivery(m)
+			ds = append(ds, d)
 			ch <- d
 		}
 	}
@@ -500,9 +458,9 @@ func testRun[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	if err := p.Run(context.Background(), inbox.ChanSource(ch)); !errors.Is(err, inbox.ErrSourceClosed) {
 		t.Fatalf("Run: %v", err)
 	}
-	for _, d := range raw {
-		if d.acks.Load() != 1 {
-			t.Fatalf("%s acked %d times", d.msg.ID, d.acks.Load())
+	for _, d := range ds {
+		if d.Acks() != 1 {
+			t.Fatalf("%s acked %d times", d.Message().ID, d.Acks())
 		}
 	}
 	pay.CheckExactlyOnce(t, ids, accounts, balance)
@@ -570,16 +528,16 @@ func TestNackDelaysJittered(t *testing.T) {
 	}
 	ms, _ := orders(40, "jitter")
 	for attempt := 1; attempt <= 3; attempt++ {
-		ds, raw := deliveries(ms...)
-		if _, err := p.Process(context.Background(), ds); err != nil {
+		ds := inboxtest.NewDeliveries(ms...)
+		if _, err := p.Process(context.Background(), ds.Inbox()); err != nil {
 			t.Fatal(err)
 		}
 		ceiling := min(time.Second<<(attempt-1), 3*time.Second)
 		delays := map[time.Duration]bool{}
-		for _, d := range raw {
-			delay := time.Duration(d.nackDelay.Load())
-			if d.nacks.Load() != 1 || delay < 0 || delay > ceiling {
-				t.Fatalf("attempt %d: %s nacked %d times with delay %v (ceiling %v)", attempt, d.msg.ID, d.nacks.Load(), delay, ceiling)
+		for _, d := range ds {
+			delay := d.NackDelay()
+			if d.Nacks() != 1 || delay < 0 || delay > ceiling {
+				t.Fatalf("attempt %d: %s nacked %d times with delay %v (ceiling %v)", attempt, d.Message().ID, d.Nacks(), delay, ceiling)
 			}
 			delays[delay] = true
 		}
@@ -607,15 +565,10 @@ func testStoreOutage[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 		t.Fatal(err)
 	}
 	ms, ids := orders(20, "outage")
-	ch := make(chan inbox.Delivery, len(ms))
-	var raw []*delivery
-	for _, m := range ms {
-		d := newDelivery(m)
-		raw = append(raw, d)
-		ch <- d
-	}
+	src := inboxtest.NewSource()
+	ds := src.Deliver(ms...)
 	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx, inbox.ChanSource(ch)) }()
+	go func() { done <- p.Run(ctx, src) }()
 	for i := 0; i < 3; i++ { // three failed tries, reported
 		select {
 		case err := <-obs.ch:
@@ -626,23 +579,23 @@ func testStoreOutage[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 			t.Fatal("no store error reported")
 		}
 	}
-	for _, d := range raw {
-		if d.acks.Load()+d.nacks.Load() != 0 {
-			t.Fatalf("%s settled while the store was down", d.msg.ID)
+	for _, d := range ds {
+		if d.Acks()+d.Nacks() != 0 {
+			t.Fatalf("%s settled while the store was down", d.Message().ID)
 		}
 	}
 	store.down.Store(false)
-	for _, d := range raw {
+	for _, d := range ds {
 		select {
-		case <-d.settle:
+		case <-d.Done():
 		case <-ctx.Done():
-			t.Fatalf("%s not settled after the store came back", d.msg.ID)
+			t.Fatalf("%s not settled after the store came back", d.Message().ID)
 		}
-		if d.acks.Load() != 1 {
-			t.Fatalf("%s: %d acks", d.msg.ID, d.acks.Load())
+		if d.Acks() != 1 {
+			t.Fatalf("%s: %d acks", d.Message().ID, d.Acks())
 		}
 	}
-	close(ch)
+	src.Close()
 	if err := <-done; !errors.Is(err, inbox.ErrSourceClosed) {
 		t.Fatalf("Run: %v", err)
 	}
