@@ -11,9 +11,11 @@ import (
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/compact"
 	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/inbox/inboxtest"
 	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/internal/testdb/engines"
 	"github.com/eoskit/eos/outbox"
+	"github.com/eoskit/eos/outbox/outboxtest"
 )
 
 type clock struct {
@@ -27,12 +29,6 @@ func (c *clock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
 }
-
-type ack struct{ m eos.Message }
-
-func (a ack) Message() eos.Message                      { return a.m }
-func (a ack) Ack(context.Context) error                 { return nil }
-func (a ack) Nack(context.Context, time.Duration) error { return nil }
 
 func TestRetention(t *testing.T) { engines.Each(t, testRetention, testRetention) }
 
@@ -52,22 +48,17 @@ func testRetention[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 		t.Fatal(err)
 	}
 	process := func(prefix string, n int) []eos.Message {
-		var ds []inbox.Delivery
 		var ms []eos.Message
 		for i := 0; i < n; i++ {
-			m := eos.Message{ID: fmt.Sprintf("%s-%03d", prefix, i), Payload: []byte("x")}
-			ms = append(ms, m)
-			ds = append(ds, ack{m})
+			ms = append(ms, eos.Message{ID: fmt.Sprintf("%s-%03d", prefix, i), Payload: []byte("x")})
 		}
-		if _, err := p.Process(ctx, ds); err != nil {
-			t.Fatal(err)
-		}
+		inboxtest.Process(ctx, t, p, ms...)
 		return ms
 	}
 	process("old", 250)
 	clk.Add(6 * 24 * time.Hour)
 	young := process("young", 10)
-	relay, err := outbox.NewRelay(e.Driver, &sink{}, outbox.RelayConfig{Test: eos.TestConfig{Now: clk.Now}, BatchSize: 1000})
+	relay, err := outbox.NewRelay(e.Driver, outboxtest.NewPublisher(), outbox.RelayConfig{Test: eos.TestConfig{Now: clk.Now}, BatchSize: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,11 +81,7 @@ func testRetention[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	if n := e.Int(t, "SELECT count(*) FROM eos_inbox"); n != 10 {
 		t.Fatalf("%d dedupe records left, want 10", n)
 	}
-	var ds []inbox.Delivery
-	for _, m := range young {
-		ds = append(ds, ack{m})
-	}
-	res, err := p.Process(ctx, ds)
+	res, err := p.Process(ctx, inboxtest.NewDeliveries(young...).Inbox())
 	if err != nil || res.Count(inbox.Duplicate) != len(young) {
 		t.Fatalf("young redeliveries not suppressed: %v %+v", err, res)
 	}
@@ -121,18 +108,8 @@ func testQuarantineAndDeadLetters[TTx any](t *testing.T, e *testdb.Engine[TTx]) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	process := func(ms ...eos.Message) {
-		t.Helper()
-		var ds []inbox.Delivery
-		for _, m := range ms {
-			ds = append(ds, ack{m})
-		}
-		if _, err := p.Process(ctx, ds); err != nil {
-			t.Fatal(err)
-		}
-	}
-	process(eos.Message{ID: "q", Payload: []byte("a")}, eos.Message{ID: "d", Payload: []byte("poison")})
-	process(eos.Message{ID: "q", Payload: []byte("b")}) // same id, other content
+	inboxtest.Process(ctx, t, p, eos.Message{ID: "q", Payload: []byte("a")}, eos.Message{ID: "d", Payload: []byte("poison")})
+	inboxtest.Process(ctx, t, p, eos.Message{ID: "q", Payload: []byte("b")}) // same id, other content
 	clk.Add(40 * 24 * time.Hour)
 	keep, err := compact.New(e.Driver, compact.Config{RedeliveryHorizon: time.Hour, Test: eos.TestConfig{Now: clk.Now}})
 	if err != nil {
@@ -156,10 +133,6 @@ func testQuarantineAndDeadLetters[TTx any](t *testing.T, e *testdb.Engine[TTx]) 
 		t.Fatalf("dead letters after expiry: %v %+v", err, dl)
 	}
 }
-
-type sink struct{}
-
-func (sink) Publish(_ context.Context, msgs []outbox.Envelope) (int, error) { return len(msgs), nil }
 
 func TestConfig(t *testing.T) {
 	e := testdb.SQLite(t)

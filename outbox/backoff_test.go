@@ -10,14 +10,8 @@ import (
 
 	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/outbox"
+	"github.com/eoskit/eos/outbox/outboxtest"
 )
-
-// down is a broker that refuses every publish.
-type down struct{}
-
-func (down) Publish(context.Context, []outbox.Envelope) (int, error) {
-	return 0, errors.New("connection refused")
-}
 
 // retryWaits records the retry_in of the relay's failure logs and ends the
 // run after n of them.
@@ -56,7 +50,9 @@ func TestRelayBackoffJittered(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	h := &retryWaits{n: 8, cancel: cancel}
-	r := newRelay(t, e, down{}, outbox.RelayConfig{RetryBackoff: time.Millisecond, MaxRetryBackoff: 4 * time.Millisecond, Logger: slog.New(h)})
+	down := outboxtest.NewPublisher()
+	down.Down(errors.New("connection refused"))
+	r := newRelay(t, e, down, outbox.RelayConfig{RetryBackoff: time.Millisecond, MaxRetryBackoff: 4 * time.Millisecond, Logger: slog.New(h)})
 	if err := r.Run(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run: %v", err)
 	}

@@ -9,17 +9,8 @@ import (
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver/sqlite"
 	"github.com/eoskit/eos/outbox"
+	"github.com/eoskit/eos/outbox/outboxtest"
 )
-
-// printer stands in for a transport's publisher.
-type printer struct{}
-
-func (printer) Publish(_ context.Context, msgs []outbox.Envelope) (int, error) {
-	for _, m := range msgs {
-		fmt.Printf("publish %s id=%s key=%s %s\n", m.Topic, m.ID, m.Key, m.Payload)
-	}
-	return len(msgs), nil
-}
 
 func Example() {
 	ctx := context.Background()
@@ -42,8 +33,13 @@ func Example() {
 		eos.Message{ID: "charge-2", Key: "acct-7", Payload: []byte(`{"amount":250}`)})
 	drv.Commit(ctx, tx)
 
-	relay, _ := outbox.NewRelay(drv, printer{}, outbox.RelayConfig{})
+	// An in-memory publisher stands in for a transport's (natsjs.Publisher).
+	pub := outboxtest.NewPublisher()
+	relay, _ := outbox.NewRelay(drv, pub, outbox.RelayConfig{})
 	n, err := relay.Forward(ctx) // Run does this in a loop, woken by enqueues
+	for _, m := range pub.Published() {
+		fmt.Printf("publish %s id=%s key=%s %s\n", m.Topic, m.ID, m.Key, m.Payload)
+	}
 	fmt.Println("forwarded", n, err)
 	// Output:
 	// publish payments.charge id=charge-1 key=acct-7 {"amount":500}

@@ -15,54 +15,8 @@ import (
 	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/internal/testdb/engines"
 	"github.com/eoskit/eos/outbox"
+	"github.com/eoskit/eos/outbox/outboxtest"
 )
-
-// broker is an in-memory stand-in for a broker with publish dedupe by id
-// (like JetStream's Nats-Msg-Id): the transports bring the real ones.
-type broker struct {
-	mu         sync.Mutex
-	seen       map[string]bool
-	log        []outbox.Envelope // every accepted publish, duplicates excluded
-	duplicates int
-	failAfter  int // when > 0: the next Publish acks this many, then fails
-	want       int
-	done       chan struct{} // closed when len(log) reaches want
-}
-
-func newBroker(want int) *broker {
-	return &broker{seen: map[string]bool{}, want: want, done: make(chan struct{})}
-}
-
-func (b *broker) Publish(_ context.Context, msgs []outbox.Envelope) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for i, m := range msgs {
-		if b.failAfter > 0 && i == b.failAfter {
-			b.failAfter = 0
-			return i, errors.New("broker: connection reset")
-		}
-		if b.seen[m.ID] {
-			b.duplicates++
-			continue
-		}
-		b.seen[m.ID] = true
-		b.log = append(b.log, m)
-		if len(b.log) == b.want {
-			close(b.done)
-		}
-	}
-	return len(msgs), nil
-}
-
-func (b *broker) ids() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := make([]string, len(b.log))
-	for i, m := range b.log {
-		out[i] = m.ID
-	}
-	return out
-}
 
 func enqueue[TTx any](t *testing.T, e *testdb.Engine[TTx], ob *outbox.Outbox[TTx], commit bool, msgs ...eos.Message) {
 	t.Helper()
@@ -137,7 +91,7 @@ func testEnqueueAndForward[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := newBroker(5)
+	b := outboxtest.NewPublisher()
 	r, err := outbox.NewRelay(e.Driver, b, outbox.RelayConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -156,10 +110,10 @@ func testEnqueueAndForward[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	if n, err := r.Forward(ctx); n != 5 || err != nil {
 		t.Fatalf("forwarded %d, %v", n, err)
 	}
-	if got := strings.Join(b.ids(), ","); got != "m-000,m-001,m-002,m-003,m-004" {
+	if got := strings.Join(b.IDs(), ","); got != "m-000,m-001,m-002,m-003,m-004" {
 		t.Fatalf("published %s", got)
 	}
-	for _, m := range b.log {
+	for _, m := range b.Published() {
 		if m.Topic != "payments" || m.Subject != m.Topic {
 			t.Errorf("%s published with topic %q and subject %q, want both the enqueued topic", m.ID, m.Topic, m.Subject)
 		}
@@ -170,8 +124,8 @@ func testEnqueueAndForward[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	if n, err := r.Forward(ctx); n != 0 || err != nil {
 		t.Fatalf("second forward: %d %v", n, err)
 	}
-	if b.duplicates != 0 {
-		t.Fatalf("%d duplicate publishes", b.duplicates)
+	if b.Duplicates() != 0 {
+		t.Fatalf("%d duplicate publishes", b.Duplicates())
 	}
 }
 
@@ -182,8 +136,8 @@ func TestPartialPublish(t *testing.T) { engines.Each(t, testPartialPublish, test
 func testPartialPublish[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	ctx := context.Background()
 	ob := newOutbox(t, e, outbox.Config{})
-	b := newBroker(5)
-	b.failAfter = 2
+	b := outboxtest.NewPublisher()
+	b.FailNext(2, errors.New("broker: connection reset"))
 	r := newRelay(t, e, b, outbox.RelayConfig{DeleteSent: true})
 	enqueue(t, e, ob, true, msgs("m", 5)...)
 	if n, err := r.Forward(ctx); n != 2 || err == nil {
@@ -192,8 +146,8 @@ func testPartialPublish[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	if n, err := r.Forward(ctx); n != 3 || err != nil {
 		t.Fatalf("second pass: %d %v", n, err)
 	}
-	if got := strings.Join(b.ids(), ","); got != "m-000,m-001,m-002,m-003,m-004" || b.duplicates != 0 {
-		t.Fatalf("published %s with %d duplicates", got, b.duplicates)
+	if got := strings.Join(b.IDs(), ","); got != "m-000,m-001,m-002,m-003,m-004" || b.Duplicates() != 0 {
+		t.Fatalf("published %s with %d duplicates", got, b.Duplicates())
 	}
 	if n := e.Int(t, "SELECT count(*) FROM eos_outbox"); n != 0 {
 		t.Fatalf("DeleteSent left %d rows", n)
@@ -207,7 +161,7 @@ func TestCrashBeforeMark(t *testing.T) { engines.Each(t, testCrashBeforeMark, te
 func testCrashBeforeMark[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	ctx := context.Background()
 	ob := newOutbox(t, e, outbox.Config{})
-	b := newBroker(4)
+	b := outboxtest.NewPublisher()
 	fp := &failpoint.Set{}
 	fp.Arm(outbox.FailAfterPublishBeforeMark, failpoint.Times(1, failpoint.Error()))
 	r := newRelay(t, e, b, outbox.RelayConfig{Test: eos.TestConfig{Failpoints: fp}})
@@ -221,8 +175,8 @@ func testCrashBeforeMark[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	if n, err := r.Forward(ctx); n != 4 || err != nil {
 		t.Fatalf("after restart: %d %v", n, err)
 	}
-	if len(b.ids()) != 4 || b.duplicates != 4 {
-		t.Fatalf("broker has %d messages, %d duplicates dropped; want 4 and 4", len(b.ids()), b.duplicates)
+	if len(b.IDs()) != 4 || b.Duplicates() != 4 {
+		t.Fatalf("broker has %d messages, %d duplicates dropped; want 4 and 4", len(b.IDs()), b.Duplicates())
 	}
 }
 
@@ -233,7 +187,7 @@ func testRunWakes[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ob := newOutbox(t, e, outbox.Config{})
-	b := newBroker(3)
+	b := outboxtest.NewPublisher()
 	r := newRelay(t, e, b, outbox.RelayConfig{PollInterval: time.Hour})
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -241,9 +195,7 @@ func testRunWakes[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	// Run subscribes before its first pass; that pass may already see the
 	// rows, or a wakeup delivers them.
 	enqueue(t, e, ob, true, msgs("w", 3)...)
-	select {
-	case <-b.done:
-	case <-ctx.Done():
+	if err := b.Wait(ctx, 3); err != nil {
 		t.Fatal("relay did not wake on enqueue")
 	}
 	stop()
@@ -263,7 +215,7 @@ func testOrderAcrossRelays[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	ob := newOutbox(t, e, outbox.Config{})
-	b := newBroker(keys * perKey)
+	b := outboxtest.NewPublisher()
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for i := 0; i < relays; i++ {
@@ -304,25 +256,21 @@ func testOrderAcrossRelays[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 		}(g)
 	}
 	pg.Wait()
-	select {
-	case <-b.done:
-	case <-ctx.Done():
-		t.Fatalf("only %d of %d published", len(b.ids()), keys*perKey)
+	if err := b.Wait(ctx, keys*perKey); err != nil {
+		t.Fatalf("only %d of %d published", len(b.IDs()), keys*perKey)
 	}
 	stop()
 	wg.Wait()
 	next := map[string]int{}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, m := range b.log {
+	for _, m := range b.Published() {
 		n, err := strconv.Atoi(string(m.Payload))
 		if err != nil || n != next[m.Key] {
 			t.Fatalf("key %s: got message %d, want %d", m.Key, n, next[m.Key])
 		}
 		next[m.Key]++
 	}
-	if b.duplicates != 0 {
-		t.Errorf("%d rows published twice without a crash", b.duplicates)
+	if b.Duplicates() != 0 {
+		t.Errorf("%d rows published twice without a crash", b.Duplicates())
 	}
 }
 
@@ -352,7 +300,7 @@ func TestBadInput(t *testing.T) {
 	if n, err := e.QueryInt(ctx, tx, "SELECT count(*) FROM eos_outbox"); err != nil || n != 0 {
 		t.Fatalf("invalid enqueues wrote %d rows (%v)", n, err)
 	}
-	if _, err := outbox.NewRelay(e.Driver, newBroker(0), outbox.RelayConfig{BatchSize: -1}); !errors.Is(err, eos.ErrInvalidConfig) {
+	if _, err := outbox.NewRelay(e.Driver, outboxtest.NewPublisher(), outbox.RelayConfig{BatchSize: -1}); !errors.Is(err, eos.ErrInvalidConfig) {
 		t.Fatalf("bad relay config: %v", err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -16,6 +15,7 @@ import (
 	"github.com/eoskit/eos/driver"
 	"github.com/eoskit/eos/driver/postgres"
 	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/inbox/inboxtest"
 	"github.com/eoskit/eos/internal/testenv"
 )
 
@@ -52,12 +52,6 @@ func newDatabaseNamed(t *testing.T, encoding string, params map[string]string) (
 	return pool, name
 }
 
-type ackDelivery struct{ m eos.Message }
-
-func (d ackDelivery) Message() eos.Message                      { return d.m }
-func (d ackDelivery) Ack(context.Context) error                 { return nil }
-func (d ackDelivery) Nack(context.Context, time.Duration) error { return nil }
-
 // The one-round-trip claim writes the bytes of a value into the server's
 // encoding as they are, while a parameter is converted from the
 // connection's client_encoding. Where the two differ (a role or database
@@ -93,7 +87,7 @@ func TestBeginClaimClientEncoding(t *testing.T) {
 			must(t, err)
 			const id = "é-1" // text every encoding here can hold
 			for range 2 {    // a delivery and its redelivery
-				if _, err := p.Process(ctx, []inbox.Delivery{ackDelivery{eos.Message{ID: id, Payload: []byte("x")}}}); err != nil {
+				if _, err := p.Process(ctx, inboxtest.NewDeliveries(eos.Message{ID: id, Payload: []byte("x")}).Inbox()); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -167,7 +161,7 @@ func testEncoding[TTx any](t *testing.T, d driver.Driver[TTx], database string, 
 	ids := []string{"plain", "é-1", "Ł-1", "日本-1"}
 	for _, id := range ids {
 		for range 2 { // a delivery and its redelivery
-			if _, err := p.Process(ctx, []inbox.Delivery{ackDelivery{eos.Message{ID: id, Payload: []byte("x")}}}); refusal("Process "+id, err) {
+			if _, err := p.Process(ctx, inboxtest.NewDeliveries(eos.Message{ID: id, Payload: []byte("x")}).Inbox()); refusal("Process "+id, err) {
 				return
 			}
 		}

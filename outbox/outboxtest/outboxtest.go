@@ -75,6 +75,7 @@ type Publisher struct {
 	handed     map[string]int
 	failAt     int // with failErr: the message at which the next Publish that reaches it fails
 	failErr    error
+	downErr    error         // while set, every Publish fails at its first message
 	changed    chan struct{} // closed and replaced at every store
 }
 
@@ -90,6 +91,9 @@ func (p *Publisher) Publish(_ context.Context, msgs []outbox.Envelope) (int, err
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	defer p.notifyLocked()
+	if p.downErr != nil && len(msgs) > 0 {
+		return 0, p.downErr
+	}
 	for i, m := range msgs {
 		if p.failErr != nil && i == p.failAt {
 			err := p.failErr
@@ -115,6 +119,14 @@ func (p *Publisher) FailNext(acked int, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.failAt, p.failErr = acked, err
+}
+
+// Down makes every Publish fail at its first message with err, as an
+// unreachable broker does, until Down(nil).
+func (p *Publisher) Down(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.downErr = err
 }
 
 // ForgetDedupe ends the dedupe window: an id given again is stored again,

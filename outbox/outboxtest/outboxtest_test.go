@@ -127,20 +127,29 @@ func TestPublisher(t *testing.T) {
 	if got := fmt.Sprint(pub.IDs()); got != "[a b c]" || pub.Duplicates() != 1 || pub.Handed("b") != 2 || pub.Handed("c") != 1 {
 		t.Fatalf("stored %s, %d duplicates, b handed %d times, c %d", got, pub.Duplicates(), pub.Handed("b"), pub.Handed("c"))
 	}
+	pub.Down(errors.New("connection refused"))
+	enqueue("d")
+	if n, err := relay.Forward(ctx); n != 0 || err == nil {
+		t.Fatalf("forward while down: %d %v", n, err)
+	}
+	pub.Down(nil)
+	if n, err := relay.Forward(ctx); n != 1 || err != nil {
+		t.Fatalf("forward after down: %d %v", n, err)
+	}
 	pub.ForgetDedupe()
 	enqueue("a")
 	if _, err := relay.Forward(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := pub.Wait(ctx, 4); err != nil {
+	if err := pub.Wait(ctx, 5); err != nil {
 		t.Fatal(err)
 	}
-	if got := pub.Published(); len(got) != 4 || got[3].ID != "a" || got[3].Topic != "t" || got[3].Key != "k" {
+	if got := pub.Published(); len(got) != 5 || got[4].ID != "a" || got[4].Topic != "t" || got[4].Key != "k" {
 		t.Fatalf("after the dedupe window: %+v", got)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := pub.Wait(cctx, 5); !errors.Is(err, context.Canceled) {
+	if err := pub.Wait(cctx, 6); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Wait for more than was stored: %v", err)
 	}
 }
