@@ -2,17 +2,19 @@ package payments_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"go/parser"
+	"go/token"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/examples/payments"
-	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/inbox/inboxtest"
 )
 
 func TestParseOrder(t *testing.T) {
@@ -71,22 +73,12 @@ func TestGenerateOrdersIsDeterministic(t *testing.T) {
 	}
 }
 
-type delivery struct {
-	m             eos.Message
-	acked, nacked bool
-}
-
-func (d *delivery) Message() eos.Message                      { return d.m }
-func (d *delivery) Ack(context.Context) error                 { d.acked = true; return nil }
-func (d *delivery) Nack(context.Context, time.Duration) error { d.nacked = true; return nil }
-
 func TestSortByKey(t *testing.T) {
-	ch := make(chan inbox.Delivery, 5)
+	src := inboxtest.NewSource()
 	for _, id := range []string{"b1", "a1", "c1", "b2", "a2"} {
-		ch <- &delivery{m: eos.Message{ID: id, Key: id[:1]}}
+		src.Deliver(eos.Message{ID: id, Key: id[:1]})
 	}
-	close(ch)
-	ds, err := payments.SortByKey(inbox.ChanSource(ch)).Fetch(context.Background(), 10, 0)
+	ds, err := payments.SortByKey(src).Fetch(context.Background(), 10, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,5 +157,43 @@ func TestProviderIdempotency(t *testing.T) {
 	charges, err := p2.Charges(ctx)
 	if err != nil || len(charges) != 2 {
 		t.Fatalf("records after reopening: %v %v", charges, err)
+	}
+}
+
+// The example is meant to be copied out of the repository: neither its code
+// nor its tests may import a package internal to eos.
+func TestNoInternalImports(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no Go files: %v", err)
+	}
+	fset := token.NewFileSet()
+	for _, name := range files {
+		f, err := parser.ParseFile(fset, name, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range f.Imports {
+			if path := strings.Trim(imp.Path.Value, `"`); strings.HasPrefix(path, "github.com/eoskit/eos/") && strings.Contains(path+"/", "/internal/") {
+				t.Errorf("%s imports %s", name, path)
+			}
+		}
+	}
+}
+
+func TestStoreValidate(t *testing.T) {
+	for _, s := range []payments.Store{
+		{Dialect: payments.Postgres},
+		{DB: &sql.DB{}, Dialect: "oracle"},
+		{DB: &sql.DB{}, Dialect: payments.SQLite, Schema: "s"},
+		{DB: &sql.DB{}, Dialect: payments.Postgres, Schema: "Bad-Name"},
+		{DB: &sql.DB{}, Dialect: payments.Postgres, Schema: "x; DROP TABLE accounts"},
+	} {
+		if err := s.Validate(); err == nil {
+			t.Errorf("%+v: valid", s)
+		}
+	}
+	if err := (payments.Store{DB: &sql.DB{}, Dialect: payments.Postgres, Schema: "pay_1"}).Validate(); err != nil {
+		t.Errorf("a plain schema name: %v", err)
 	}
 }

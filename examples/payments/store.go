@@ -4,8 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-
-	"github.com/eoskit/eos/internal/schema"
+	"regexp"
 )
 
 // Dialect is the SQL engine behind a Store.
@@ -41,8 +40,16 @@ func (s Store) Validate() error {
 	if s.Dialect == SQLite && s.Schema != "" {
 		return fmt.Errorf("payments: a schema (%q) on SQLite", s.Schema)
 	}
-	return schema.CheckSchema("payments.Store.Schema", s.Schema)
+	if s.Schema != "" && !schemaName.MatchString(s.Schema) {
+		return fmt.Errorf("payments: Store.Schema %q: must match %s", s.Schema, schemaName)
+	}
+	return nil
 }
+
+// schemaName is what a schema name must look like: the names are written
+// into statements, so only plain lower-case identifiers are accepted (the
+// same rule as postgres.Config.Schema).
+var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,39}$`)
 
 // table qualifies a table name with the schema.
 func (s Store) table(name string) string {
