@@ -491,21 +491,6 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-// flakyStore is the real driver with its Begin failing while down is set:
-// the store outage of the failure policy.
-type flakyStore[TTx any] struct {
-	driver.Driver[TTx]
-	down atomic.Bool
-}
-
-func (f *flakyStore[TTx]) Begin(ctx context.Context) (TTx, error) {
-	if f.down.Load() {
-		var zero TTx
-		return zero, errors.New("connection refused")
-	}
-	return f.Driver.Begin(ctx)
-}
-
 type storeErrors struct{ ch chan error }
 
 func (o storeErrors) OnBatchDone(context.Context, *inbox.BatchResult) {}
@@ -556,8 +541,8 @@ func testStoreOutage[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	defer cancel()
 	pay := testdb.Payments[TTx]{E: e}
 	pay.Setup(t, accounts, balance)
-	store := &flakyStore[TTx]{Driver: e.Driver}
-	store.down.Store(true)
+	store := &testdb.Flaky[TTx]{Driver: e.Driver}
+	store.Down.Store(true)
 	obs := storeErrors{ch: make(chan error, 1)}
 	p, err := inbox.New(driver.Driver[TTx](store), pay.Handler, inbox.Config{Consumer: "c", Hooks: []inbox.Hook{obs},
 		StoreBackoff: time.Millisecond, MaxStoreBackoff: 2 * time.Millisecond})
@@ -584,7 +569,7 @@ func testStoreOutage[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 			t.Fatalf("%s settled while the store was down", d.Message().ID)
 		}
 	}
-	store.down.Store(false)
+	store.Down.Store(false)
 	for _, d := range ds {
 		select {
 		case <-d.Done():

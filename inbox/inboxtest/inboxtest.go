@@ -265,12 +265,22 @@ func (s *Source) Unsettled() Deliveries {
 // WaitIdle waits until nothing is queued and every delivery fetched is
 // settled, or ctx ends (then it returns ctx's error).
 func (s *Source) WaitIdle(ctx context.Context) error {
+	return s.wait(ctx, func() bool { return s.Queued() == 0 && len(s.Unsettled()) == 0 })
+}
+
+// WaitHanded waits until Fetch has returned at least n deliveries in all,
+// or ctx ends (then it returns ctx's error).
+func (s *Source) WaitHanded(ctx context.Context, n int) error {
+	return s.wait(ctx, func() bool { return len(s.Handed()) >= n })
+}
+
+// wait waits until cond holds, looking again at every change.
+func (s *Source) wait(ctx context.Context, cond func() bool) error {
 	for {
 		s.mu.Lock()
 		changed := s.changed
-		queued := len(s.queue)
 		s.mu.Unlock()
-		if queued == 0 && len(s.Unsettled()) == 0 {
+		if cond() {
 			return nil
 		}
 		select {

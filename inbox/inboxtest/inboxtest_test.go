@@ -70,6 +70,12 @@ func TestSourceFetch(t *testing.T) {
 	if ds := <-got; len(ds) != 2 || ds[0].Message().ID != "a" {
 		t.Fatalf("first fetch: %v", ds)
 	}
+	if err := src.WaitHanded(context.Background(), 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.WaitHanded(ctx, 3); !errors.Is(err, context.Canceled) {
+		t.Fatalf("WaitHanded(3) after 2 handed, ended ctx: %v", err)
+	}
 	if src.Queued() != 1 || len(src.Unsettled()) != 2 {
 		t.Fatalf("%d queued, %d unsettled", src.Queued(), len(src.Unsettled()))
 	}
