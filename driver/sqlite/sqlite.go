@@ -63,10 +63,8 @@ type Config struct {
 	// in SQLite's busy handler, which polls with sleeps growing to 100 ms,
 	// so the write lock is often free while every waiter sleeps. With it
 	// they queue in the kernel and the next starts as soon as the last
-	// commits. Measured with eos demo (60,000 orders, four order workers
-	// and a relay on one file, the orders published at once), from an
-	// order's creation to its ledger commit: p50 98 ms and p99 155–164 ms
-	// with the lock, p50 199–241 ms and p99 1.7–2.1 s without it.
+	// commits: a fair queue, which cuts the tail of the wait (figures, and
+	// BenchmarkWriterLock to reproduce them, in docs/ARCHITECTURE.md).
 	//
 	// Every process must name the same file. Writes through [Driver.DB] and
 	// migrations do not take it; they wait in the busy handler as before.
