@@ -125,19 +125,7 @@ func BenchmarkWriterLock(b *testing.B) {
 				defer wg.Done()
 				for i := w; i < b.N; i += writers {
 					start := time.Now()
-					tx, err := d.Begin(ctx)
-					if err != nil {
-						errs <- err
-						return
-					}
-					for range rows {
-						if _, err := tx.ExecContext(ctx, "INSERT INTO t (w, v) VALUES (?, zeroblob(100))", w); err != nil {
-							d.Rollback(ctx, tx)
-							errs <- err
-							return
-						}
-					}
-					if err := d.Commit(ctx, tx); err != nil {
+					if err := writeRows(ctx, d, w, rows); err != nil {
 						errs <- err
 						return
 					}
@@ -167,4 +155,19 @@ func BenchmarkWriterLock(b *testing.B) {
 	b.ReportMetric(rateOff, "nolock_tx/s")
 	b.ReportMetric(rateOn, "lock_tx/s")
 	b.ReportMetric(float64(p99Off)/float64(p99On), "p99_ratio")
+}
+
+// writeRows inserts n rows for writer w in one transaction of d.
+func writeRows(ctx context.Context, d *sqlite.Driver, w, n int) error {
+	tx, err := d.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer d.Rollback(ctx, tx)
+	for range n {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO t (w, v) VALUES (?, zeroblob(100))", w); err != nil {
+			return err
+		}
+	}
+	return d.Commit(ctx, tx)
 }
