@@ -108,7 +108,7 @@ func (h *inboxHealth) OnBatchDone(context.Context, *inbox.BatchResult) {
 	h.stalled = false
 	h.mu.Unlock()
 	if s := h.owner.Load(); was && s != nil {
-		s.notify()
+		s.changes.Notify()
 	}
 }
 

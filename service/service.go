@@ -10,6 +10,7 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/internal/config"
+	"github.com/eoskit/eos/internal/wake"
 )
 
 // Runner is a part that runs until its context ends: *outbox.Relay and
@@ -90,7 +91,7 @@ type Service struct {
 	phase   phase
 	failure error // what failed the Service
 	lastErr error // the last store failure an inbox reported
-	changed chan struct{}
+	changes wake.Changes
 	cancel  context.CancelFunc // ends every part at once; set by Start
 	stopReq chan struct{}      // closed by Stop
 	failed  chan struct{}      // closed at the first failure
@@ -103,7 +104,7 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, gate: newGate(), changed: make(chan struct{}),
+	s := &Service{cfg: cfg, log: cfg.Logger, gate: newGate(),
 		stopReq: make(chan struct{}), failed: make(chan struct{}), done: make(chan struct{})}
 	for i, ib := range cfg.Inboxes {
 		if !ib.health.owner.CompareAndSwap(nil, s) {
@@ -156,7 +157,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.phase, s.cancel = started, cancel
-	s.notifyLocked()
+	s.changes.Notify()
 	s.mu.Unlock()
 	go s.supervise(&inboxWG, &otherWG, stopOthers, cancel)
 	s.log.InfoContext(ctx, "eos service: started", "inbox_runners", len(runners), "runners", len(s.cfg.Runners))
@@ -219,7 +220,7 @@ func (s *Service) fail(err error) {
 	}
 	s.failure = err
 	close(s.failed)
-	s.notifyLocked()
+	s.changes.Notify()
 	s.log.Error("eos service: a part failed; stopping the others", "error", err)
 }
 
@@ -237,7 +238,7 @@ func (s *Service) supervise(inboxes, others *sync.WaitGroup, stopOthers, cancel 
 	cancel()
 	s.mu.Lock()
 	s.phase = stopped
-	s.notifyLocked()
+	s.changes.Notify()
 	s.mu.Unlock()
 	s.log.Info("eos service: stopped")
 	close(s.done)
@@ -256,11 +257,11 @@ func (s *Service) Stop(ctx context.Context) error {
 	switch s.phase {
 	case idle:
 		s.phase = stopped
-		s.notifyLocked()
+		s.changes.Notify()
 		close(s.done)
 	case started:
 		s.phase = stopping
-		s.notifyLocked()
+		s.changes.Notify()
 		close(s.stopReq)
 		s.log.InfoContext(ctx, "eos service: stopping")
 	}
@@ -311,14 +312,14 @@ func (s *Service) Done() <-chan struct{} { return s.done }
 // the batch the inbox holds): for a long pause, Stop instead.
 func (s *Service) Pause() {
 	if s.gate.pause(true) {
-		s.notify()
+		s.changes.Notify()
 	}
 }
 
 // Resume undoes Pause.
 func (s *Service) Resume() {
 	if s.gate.pause(false) {
-		s.notify()
+		s.changes.Notify()
 	}
 }
 
@@ -358,26 +359,11 @@ func (s *Service) Health() Health {
 // HealthChanged returns a channel closed at the next change that may
 // change Health (a state, a stall, a new error), to wait for one without
 // polling. Take it before reading Health, so that no change falls between.
-func (s *Service) HealthChanged() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.changed
-}
+func (s *Service) HealthChanged() <-chan struct{} { return s.changes.C() }
 
 func (s *Service) noteError(err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.lastErr = err
-	s.notifyLocked()
-}
-
-func (s *Service) notify() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.notifyLocked()
-}
-
-func (s *Service) notifyLocked() {
-	close(s.changed)
-	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	s.changes.Notify()
 }

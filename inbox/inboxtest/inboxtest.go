@@ -9,6 +9,7 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/internal/wake"
 )
 
 // Delivery is an in-memory [inbox.Delivery] that records how it was
@@ -75,7 +76,7 @@ func (d *Delivery) settle(record func()) {
 	}
 	d.mu.Unlock()
 	if d.src != nil {
-		d.src.notify()
+		d.src.changes.Notify()
 	}
 }
 
@@ -155,13 +156,13 @@ type Source struct {
 	handed  Deliveries // every delivery Fetch returned, in order
 	seq     int        // messages given to Deliver so far
 	closed  bool
-	changed chan struct{} // closed and replaced at every change
+	changes wake.Changes
 }
 
 var _ inbox.Source = (*Source)(nil)
 
 // NewSource returns an empty, open Source.
-func NewSource() *Source { return &Source{changed: make(chan struct{})} }
+func NewSource() *Source { return &Source{} }
 
 // Deliver queues a first delivery of each of msgs and returns them. Each
 // message gets a position of its own ("inboxtest:1", "inboxtest:2", …),
@@ -175,7 +176,7 @@ func (s *Source) Deliver(msgs ...eos.Message) Deliveries {
 		ds[i] = &Delivery{msg: m, position: "inboxtest:" + strconv.Itoa(s.seq), num: 1, src: s}
 	}
 	s.queue = append(s.queue, ds...)
-	s.notifyLocked()
+	s.changes.Notify()
 	return ds
 }
 
@@ -183,7 +184,7 @@ func (s *Source) redeliver(d *Delivery) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.queue = append(s.queue, &Delivery{msg: d.msg, position: d.position, num: d.num + 1, src: s})
-	s.notifyLocked()
+	s.changes.Notify()
 }
 
 // Fetch implements inbox.Source: it waits until a delivery is queued, the
@@ -201,7 +202,7 @@ func (s *Source) Fetch(ctx context.Context, max int, _ time.Duration) ([]inbox.D
 			out := s.queue[:n:n]
 			s.queue = s.queue[n:]
 			s.handed = append(s.handed, out...)
-			s.notifyLocked()
+			s.changes.Notify()
 			s.mu.Unlock()
 			return out.Inbox(), nil
 		}
@@ -209,7 +210,7 @@ func (s *Source) Fetch(ctx context.Context, max int, _ time.Duration) ([]inbox.D
 			s.mu.Unlock()
 			return nil, inbox.ErrSourceClosed
 		}
-		changed := s.changed
+		changed := s.changes.C() // before the lock is released: no change falls between
 		s.mu.Unlock()
 		select {
 		case <-changed:
@@ -226,7 +227,7 @@ func (s *Source) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
-	s.notifyLocked()
+	s.changes.Notify()
 }
 
 // Closed reports whether Close was called.
@@ -276,30 +277,7 @@ func (s *Source) WaitHanded(ctx context.Context, n int) error {
 
 // wait waits until cond holds, looking again at every change.
 func (s *Source) wait(ctx context.Context, cond func() bool) error {
-	for {
-		s.mu.Lock()
-		changed := s.changed
-		s.mu.Unlock()
-		if cond() {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-func (s *Source) notify() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.notifyLocked()
-}
-
-func (s *Source) notifyLocked() {
-	close(s.changed)
-	s.changed = make(chan struct{})
+	return s.changes.Wait(ctx, cond)
 }
 
 // Process runs one batch of a first delivery of each of msgs through p

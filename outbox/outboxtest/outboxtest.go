@@ -7,6 +7,7 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver"
+	"github.com/eoskit/eos/internal/wake"
 	"github.com/eoskit/eos/outbox"
 )
 
@@ -75,22 +76,22 @@ type Publisher struct {
 	handed     map[string]int
 	failAt     int // with failErr: the message at which the next Publish that reaches it fails
 	failErr    error
-	downErr    error         // while set, every Publish fails at its first message
-	changed    chan struct{} // closed and replaced at every store
+	downErr    error // while set, every Publish fails at its first message
+	changes    wake.Changes
 }
 
 var _ outbox.Publisher = (*Publisher)(nil)
 
 // NewPublisher returns an empty Publisher.
 func NewPublisher() *Publisher {
-	return &Publisher{seen: map[string]bool{}, handed: map[string]int{}, changed: make(chan struct{})}
+	return &Publisher{seen: map[string]bool{}, handed: map[string]int{}}
 }
 
 // Publish implements outbox.Publisher.
 func (p *Publisher) Publish(_ context.Context, msgs []outbox.Envelope) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	defer p.notifyLocked()
+	defer p.changes.Notify()
 	if p.downErr != nil && len(msgs) > 0 {
 		return 0, p.downErr
 	}
@@ -173,22 +174,5 @@ func (p *Publisher) Handed(id string) int {
 // Wait waits until at least n messages are stored, or ctx ends (then it
 // returns ctx's error).
 func (p *Publisher) Wait(ctx context.Context, n int) error {
-	for {
-		p.mu.Lock()
-		stored, changed := len(p.stored), p.changed
-		p.mu.Unlock()
-		if stored >= n {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-func (p *Publisher) notifyLocked() {
-	close(p.changed)
-	p.changed = make(chan struct{})
+	return p.changes.Wait(ctx, func() bool { return len(p.IDs()) >= n })
 }
