@@ -20,8 +20,10 @@ import (
 	"github.com/eoskit/eos/driver/sqlite"
 	"github.com/eoskit/eos/examples/payments"
 	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/inbox/inboxtest"
 	"github.com/eoskit/eos/internal/testdb/engines"
 	"github.com/eoskit/eos/outbox"
+	"github.com/eoskit/eos/outbox/outboxtest"
 	"github.com/eoskit/eos/torture/check"
 	"github.com/eoskit/eos/torture/intents"
 )
@@ -59,20 +61,6 @@ func postgresEnv(t *testing.T) env {
 func TestReadAndJudgeAPipeline(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) { testPipeline(t, sqliteEnv(t)) })
 	t.Run("postgres", func(t *testing.T) { testPipeline(t, postgresEnv(t)) })
-}
-
-type delivery struct{ m eos.Message }
-
-func (d delivery) Message() eos.Message                      { return d.m }
-func (d delivery) Ack(context.Context) error                 { return nil }
-func (d delivery) Nack(context.Context, time.Duration) error { return nil }
-
-// collector is the broker between the relay and the payment worker.
-type collector struct{ envs []outbox.Envelope }
-
-func (c *collector) Publish(_ context.Context, msgs []outbox.Envelope) (int, error) {
-	c.envs = append(c.envs, msgs...)
-	return len(msgs), nil
 }
 
 // run is what testPipeline made and what the checker reads besides the
@@ -225,25 +213,25 @@ func runPipeline(t *testing.T, e env) *run {
 		t.Fatal(err)
 	}
 	var envs []outbox.Envelope
-	var ds []inbox.Delivery
+	var ms []eos.Message
 	for i, o := range r.orders {
 		envs = append(envs, outbox.Envelope{Topic: "orders", Message: o.Message(time.Now())})
-		ds = append(ds, delivery{o.Message(time.Now())})
+		ms = append(ms, o.Message(time.Now()))
 		if i%10 == 0 { // a copy past the broker's dedupe
-			ds = append(ds, delivery{o.Message(time.Now())})
+			ms = append(ms, o.Message(time.Now()))
 		}
 	}
 	if err := log.Orders(envs); err != nil {
 		t.Fatal(err)
 	}
 	for _, b := range bad {
-		ds = append(ds, delivery{b.Message})
+		ms = append(ms, b.Message)
 		if err := log.Poison(b); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, d := range ds {
-		r.stored[d.Message().ID]++
+	for _, m := range ms {
+		r.stored[m.ID]++
 	}
 	if err := log.Close(); err != nil {
 		t.Fatal(err)
@@ -251,10 +239,7 @@ func runPipeline(t *testing.T, e env) *run {
 	if r.intents, err = intents.Read(logPath); err != nil {
 		t.Fatal(err)
 	}
-	res, err := op.Process(ctx, ds)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, _ := inboxtest.Process(ctx, t, op, ms...)
 	if n := res.Count(inbox.Applied); n != len(r.orders) {
 		t.Fatalf("applied %d of %d: %+v", n, len(r.orders), res.Results)
 	}
@@ -265,7 +250,7 @@ func runPipeline(t *testing.T, e env) *run {
 		t.Fatalf("before the relay: %+v, %v; want every charge unsent", p, err)
 	}
 
-	broker := &collector{}
+	broker := outboxtest.NewPublisher() // between the relay and the payment worker
 	relay, err := outbox.NewRelay(e.drv, broker, outbox.RelayConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -293,15 +278,15 @@ func runPipeline(t *testing.T, e env) *run {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pds []inbox.Delivery
-	for _, env := range broker.envs {
-		pds = append(pds, delivery{env.Message})
+	var pms []eos.Message
+	for _, env := range broker.Published() {
+		pms = append(pms, env.Message)
 	}
-	pds = append(pds, delivery{broker.envs[0].Message}) // a redelivery
-	if res, err := pp.Process(ctx, pds); err != nil || res.Count(inbox.Applied) != len(r.orders) || res.Count(inbox.Duplicate) != 1 {
+	pms = append(pms, pms[0]) // a redelivery
+	if res, err := pp.Process(ctx, inboxtest.NewDeliveries(pms...).Inbox()); err != nil || res.Count(inbox.Applied) != len(r.orders) || res.Count(inbox.Duplicate) != 1 {
 		t.Fatalf("payments: %v %+v", err, res)
 	}
-	r.broker = check.BrokerStats{OrdersStored: uint64(len(ds)), OrdersDelivered: uint64(len(ds)),
-		PaymentsStored: uint64(len(broker.envs)), PaymentsDelivered: uint64(len(pds))}
+	r.broker = check.BrokerStats{OrdersStored: uint64(len(ms)), OrdersDelivered: uint64(len(ms)),
+		PaymentsStored: uint64(len(broker.Published())), PaymentsDelivered: uint64(len(pms))}
 	return r
 }

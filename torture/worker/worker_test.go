@@ -8,11 +8,11 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/inbox/inboxtest"
 	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/torture/supervisor"
 )
@@ -69,12 +69,6 @@ func TestConfigTravelsInTheEnvironment(t *testing.T) {
 	}
 }
 
-type delivery struct{ m eos.Message }
-
-func (d delivery) Message() eos.Message                      { return d.m }
-func (d delivery) Ack(context.Context) error                 { return nil }
-func (d delivery) Nack(context.Context, time.Duration) error { return nil }
-
 // A store failure injected at driver.begin reaches the inbox's ErrorHook,
 // which reports it on the events pipe; the next batch goes through.
 func TestInjectedStoreFailuresAreReported(t *testing.T) {
@@ -87,7 +81,7 @@ func TestInjectedStoreFailuresAreReported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ds := []inbox.Delivery{delivery{eos.Message{ID: "m", Payload: []byte("x")}}}
+	ds := inboxtest.NewDeliveries(eos.Message{ID: "m", Payload: []byte("x")}).Inbox()
 	if _, err := p.Process(context.Background(), ds); !errors.Is(err, failpoint.ErrInjected) {
 		t.Errorf("Process: %v, want the injected failure", err)
 	}
