@@ -12,9 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/examples/payments"
-	"github.com/eoskit/eos/inbox/inboxtest"
 )
 
 func TestParseOrder(t *testing.T) {
@@ -70,24 +68,6 @@ func TestGenerateOrdersIsDeterministic(t *testing.T) {
 	}
 	if c := payments.GenerateOrders(8, 100, 10); c[0] == a[0] && c[1] == a[1] && c[2] == a[2] {
 		t.Fatal("another seed gives the same orders")
-	}
-}
-
-func TestSortByKey(t *testing.T) {
-	src := inboxtest.NewSource()
-	for _, id := range []string{"b1", "a1", "c1", "b2", "a2"} {
-		src.Deliver(eos.Message{ID: id, Key: id[:1]})
-	}
-	ds, err := payments.SortByKey(src).Fetch(context.Background(), 10, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, d := range ds {
-		got = append(got, d.Message().ID)
-	}
-	if strings.Join(got, ",") != "a1,a2,b1,b2,c1" {
-		t.Fatalf("order %v", got)
 	}
 }
 

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"github.com/eoskit/eos/inbox"
 	"github.com/eoskit/eos/internal/redact"
 	"github.com/eoskit/eos/outbox"
+	"github.com/eoskit/eos/service"
 	"github.com/eoskit/eos/torture/supervisor"
 	"github.com/eoskit/eos/transport/natsjs"
 )
@@ -193,14 +193,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ev *supervisor.Emitt
 		// Handlers in account order within a batch, so that concurrent
 		// batches lock accounts in one order (PostgreSQL: waits, no
 		// deadlocks).
-		p, err := inbox.New(withFailpoints(st.Driver, fps), h.Handle, inbox.Config{
+		ib, _, err := service.NewInbox(withFailpoints(st.Driver, fps), h.Handle, inbox.Config{
 			Consumer: payments.OrdersConsumer, MaxAttempts: 100, OrderByKey: true,
 			RetryDelay: 100 * time.Millisecond, MaxRetryDelay: 2 * time.Second, Logger: log, Hooks: hooks, Test: test,
-		})
+		}, service.InboxConfig{Source: subscriber(js, t.OrdersStream, OrdersDurable, ordersBuffer, test)})
 		if err != nil {
 			return err
 		}
-		return consume(ctx, js, t.OrdersStream, OrdersDurable, ordersBuffer, p, test)
+		return runService(ctx, log, []*service.Inbox{ib})
 
 	case RolePayments:
 		client, err := payments.NewProviderClient(cfg.ProviderURL, nil)
@@ -215,14 +215,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ev *supervisor.Emitt
 		// Savepoints from the start: a provider failure then rolls back one
 		// message, where the default would redo the batch and call the
 		// provider again for all of it.
-		p, err := inbox.New(withFailpoints(st.Driver, fps), h.Handle, inbox.Config{
+		ib, _, err := service.NewInbox(withFailpoints(st.Driver, fps), h.Handle, inbox.Config{
 			Consumer: payments.PaymentsConsumer, Isolation: inbox.IsolateSavepoint, MaxBatch: paymentsBatch,
 			MaxAttempts: 1000, RetryDelay: 100 * time.Millisecond, MaxRetryDelay: time.Second, Logger: log, Hooks: hooks, Test: test,
-		})
+		}, service.InboxConfig{Source: subscriber(js, t.PaymentsStream, PaymentsDurable, paymentsBuffer, test)})
 		if err != nil {
 			return err
 		}
-		return consume(ctx, js, t.PaymentsStream, PaymentsDurable, paymentsBuffer, p, test)
+		return runService(ctx, log, []*service.Inbox{ib})
 
 	case RoleRelay:
 		pub, err := natsjs.NewPublisher(js, natsjs.PublisherConfig{Test: test})
@@ -233,7 +233,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ev *supervisor.Emitt
 		if err != nil {
 			return err
 		}
-		return ignoreCancel(r.Run(ctx))
+		return runService(ctx, log, nil, r)
 	}
 	return fmt.Errorf("unknown role %q", cfg.Role)
 }
@@ -243,29 +243,30 @@ func storeErrors(ev *supervisor.Emitter) inbox.Hook {
 	return inbox.ErrorFunc(func(context.Context, string, string, error) { ev.Emit(EventStoreError) })
 }
 
-// consume runs p over the durable consumer the harness provisioned; test
-// arms the subscriber's failpoints.
-func consume(ctx context.Context, js jetstream.JetStream, stream, durable string, buffer int, p *inbox.Processor[*sql.Tx],
-	test eos.TestConfig) error {
-	cons, err := js.Consumer(ctx, stream, durable)
-	if err != nil {
-		return fmt.Errorf("consumer %s on %s: %w", durable, stream, err)
+// subscriber opens a subscription on the durable consumer the harness
+// provisioned; test arms its failpoints.
+func subscriber(js jetstream.JetStream, stream, durable string, buffer int, test eos.TestConfig) service.SourceFunc {
+	return func(ctx context.Context) (inbox.Source, error) {
+		cons, err := js.Consumer(ctx, stream, durable)
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s on %s: %w", durable, stream, err)
+		}
+		return natsjs.NewSubscriber(cons, natsjs.SubscriberConfig{Buffer: buffer, Test: test})
 	}
-	sub, err := natsjs.NewSubscriber(cons, natsjs.SubscriberConfig{Buffer: buffer, Test: test})
+}
+
+// runService runs the worker's inboxes and runners until ctx ends, then
+// stops them gracefully (a batch in flight finishes within stopTimeout).
+func runService(ctx context.Context, log *slog.Logger, inboxes []*service.Inbox, runners ...service.Runner) error {
+	svc, err := service.New(service.Config{Inboxes: inboxes, Runners: runners, Logger: log, StopTimeout: stopTimeout})
 	if err != nil {
 		return err
 	}
-	defer sub.Close()
-	return ignoreCancel(p.Run(ctx, sub))
+	return svc.Run(ctx)
 }
 
-// ignoreCancel turns the end of Run by cancellation into nil.
-func ignoreCancel(err error) error {
-	if errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
-}
+// stopTimeout bounds a worker's graceful stop.
+const stopTimeout = 5 * time.Second
 
 // failpointStream picks the random stream of one start of one worker.
 func failpointStream(name, start string) uint64 {
