@@ -14,8 +14,8 @@
 //     only then stops the runners; when Stop's context ends first, the
 //     batches still in flight are cancelled: they roll back and nothing of
 //     them is acknowledged, so the broker redelivers them;
-//   - [Service.Run] is Start, a wait for its context or a failure, and Stop
-//     within Config.StopTimeout: all a main function needs;
+//   - [Service.Run] is Start, a wait for its context, a failure or a Stop,
+//     and Stop within Config.StopTimeout: all a main function needs;
 //   - [Service.Pause] and [Service.Resume] stop and restart fetching without
 //     closing anything;
 //   - [Service.Health] reports Running, Stalled (an inbox's store is failing:

@@ -286,9 +286,10 @@ func (s *Service) Stop(ctx context.Context) error {
 	return errors.Join(s.failure, late)
 }
 
-// Run starts the Service, waits until ctx ends or a part fails, and stops
-// it gracefully within Config.StopTimeout. It returns nil after a stop on
-// ctx, or the error that failed the Service (or ended the stop early).
+// Run starts the Service, waits until ctx ends, a part fails or Stop is
+// called (from a signal handler, say), and stops it gracefully within
+// Config.StopTimeout. It returns nil after a graceful stop, or the error
+// that failed the Service (or ended the stop early).
 func (s *Service) Run(ctx context.Context) error {
 	if err := s.Start(ctx); err != nil {
 		return err
@@ -296,6 +297,7 @@ func (s *Service) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case <-s.failed:
+	case <-s.stopReq:
 	}
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StopTimeout)
 	defer cancel()

@@ -480,3 +480,30 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("an Inbox in a second Service: %v", err)
 	}
 }
+
+// Stop while Run runs (from a signal handler, an admin endpoint): the
+// Service stops, and Run returns with Stop's outcome instead of waiting
+// for its own context.
+func TestStopEndsRun(t *testing.T) {
+	ctx := testContext(t)
+	src := inboxtest.NewSource()
+	_, ib := sqliteInbox(t, 1, nil, src, 1)
+	s := newService(t, service.Config{Inboxes: []*service.Inbox{ib}})
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	defer cancelRun()
+	ran := make(chan error, 1)
+	go func() { ran <- s.Run(runCtx) }()
+	waitHealth(ctx, t, s, "running", state(service.Running))
+	if err := s.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	select {
+	case err := <-ran:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Run still running after Stop returned")
+	}
+	requireNoServiceGoroutines(t)
+}
