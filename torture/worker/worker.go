@@ -149,7 +149,9 @@ const (
 	paymentsBatch  = 64 // a payment batch holds the transaction while it calls the provider
 )
 
-// Run does cfg's job until ctx ends (then it returns nil) or it fails. ev
+// Run does cfg's job until ctx ends or it fails. When ctx ends it stops
+// the job within stopTimeout and returns nil, or the stop's error when the
+// batches in flight had to be cancelled (rolled back, not acknowledged). ev
 // receives the worker's events (nil: none).
 func Run(ctx context.Context, cfg Config, log *slog.Logger, ev *supervisor.Emitter) error {
 	st, err := OpenStore(ctx, cfg.Store, 4)
