@@ -52,7 +52,8 @@ type Options struct {
 	OnProgress func(Progress)
 
 	// OnStart, set by tests only, runs in its own goroutine once the
-	// workers and the producer have started (e.g. to steal a message).
+	// workers and the producer have started (e.g. to steal a message); it
+	// must return once ctx ends: the run waits for it before the check.
 	OnStart func(ctx context.Context, s *Scenario)
 }
 

@@ -45,7 +45,7 @@ type running struct {
 	prod       *producer.Producer
 	prodDone   chan error
 	brokerDups atomic.Int64
-	faults     sync.WaitGroup // the proxy and broker schedules
+	faults     sync.WaitGroup // the producer, the fault schedules and OnStart: stop waits for them, so the check reads a settled intent log
 	brokerErr  chan error
 	stopped    bool
 	stopRun    context.CancelFunc
@@ -106,10 +106,18 @@ func (s *Scenario) start(ctx context.Context, rn *running) error {
 		pc.RetryRate, pc.CopyRate = 0, 0
 	}
 	rn.prod = producer.New(pc)
-	go func() { rn.prodDone <- rn.prod.Run(ctx) }()
+	rn.faults.Add(1)
+	go func() {
+		defer rn.faults.Done()
+		rn.prodDone <- rn.prod.Run(ctx) // buffered: never blocks
+	}()
 
 	if s.opts.Chaos {
-		go faults.Kills(ctx, s.rand(streamKills), faults.KillSchedule(), s.sup.KillOne)
+		rn.faults.Add(1)
+		go func() {
+			defer rn.faults.Done()
+			faults.Kills(ctx, s.rand(streamKills), faults.KillSchedule(), s.sup.KillOne)
+		}()
 	}
 	if s.opts.Proxy {
 		rn.faults.Add(1)
@@ -128,7 +136,11 @@ func (s *Scenario) start(ctx context.Context, rn *running) error {
 		}()
 	}
 	if s.opts.OnStart != nil {
-		go s.opts.OnStart(ctx, s)
+		rn.faults.Add(1)
+		go func() {
+			defer rn.faults.Done()
+			s.opts.OnStart(ctx, s)
+		}()
 	}
 	return nil
 }
