@@ -24,7 +24,8 @@ import (
 //
 // shape picks the handler's behaviour (bits 0-2: succeed, fail once, always
 // fail, fail permanently, panic) and the traffic (bit 3: a second delivery
-// in the same batch; bit 4: a copy with other content later).
+// in the same batch; bit 4: a copy with other content later; bit 5: the
+// handler runs as a batch handler).
 func FuzzInbox(f *testing.F) {
 	for _, s := range []struct {
 		id, key, hname, hval string
@@ -37,6 +38,8 @@ func FuzzInbox(f *testing.F) {
 		{"order-3", "k", "X", "v", []byte("x"), "provider said: \x00\xff" + string(make([]byte, 5000)), 2},
 		{"order-4", "k", "X", "v", []byte("x"), "malformed", 3 | 8},
 		{"order-5", "k", "X", "v", []byte("x"), "boom\xc3", 4 | 16},
+		{"order-6", "k", "X", "v", []byte("x"), "card declined\x00", 2 | 8 | 32},
+		{"order-7", "k", "", "", []byte("x"), "", 1 | 16 | 32},
 		{"", "k", "X", "v", []byte("no id"), "", 0},
 		{"é\x00\xff", "k\x00", "Bad Name", "v\r\n", make([]byte, 3000), "", 8},
 		{string(make([]byte, 300)), "k", "", "", nil, "", 16},
@@ -100,7 +103,21 @@ func runFuzzCase[TTx any](t *testing.T, e *testdb.Engine[TTx], c fuzzCase) {
 		}
 		return e.Exec(ctx, tx, "INSERT INTO fuzz_effects (consumer) VALUES ($1)", consumer)
 	}
-	p, err := inbox.New(e.Driver, h, inbox.Config{Consumer: consumer, MaxAttempts: fuzzMaxAttempts, RetryDelay: 1, MaxRetryDelay: 1})
+	cfg := inbox.Config{Consumer: consumer, MaxAttempts: fuzzMaxAttempts, RetryDelay: 1, MaxRetryDelay: 1}
+	var p *inbox.Processor[TTx]
+	var err error
+	if c.shape&32 != 0 { // the same handler as a batch handler
+		p, err = inbox.NewBatch(e.Driver, func(ctx context.Context, tx TTx, b *inbox.Batch) error {
+			for _, m := range b.Messages {
+				if err := h(ctx, tx, m); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, cfg)
+	} else {
+		p, err = inbox.New(e.Driver, h, cfg)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

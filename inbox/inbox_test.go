@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,24 @@ func setup[TTx any](t *testing.T, e *testdb.Engine[TTx], cfg inbox.Config) (test
 }
 
 func setupN[TTx any](t *testing.T, e *testdb.Engine[TTx], nAccounts int, cfg inbox.Config) (testdb.Payments[TTx], *inbox.Processor[TTx]) {
+	return setupKind(t, e, nAccounts, cfg, perMessage)
+}
+
+// handlerKind is the kind of handler a processor is made with.
+type handlerKind string
+
+const (
+	perMessage handlerKind = "handler"      // inbox.New
+	batched    handlerKind = "batchhandler" // inbox.NewBatch
+)
+
+var handlerKinds = []handlerKind{perMessage, batched}
+
+// setupKind is setupN with the payments workload applied by a handler of
+// the given kind: with batched, a BatchHandler that applies its messages
+// (one by one: the tests check the inbox, not set-based SQL) and rejects
+// those whose amount is not a number.
+func setupKind[TTx any](t *testing.T, e *testdb.Engine[TTx], nAccounts int, cfg inbox.Config, kind handlerKind) (testdb.Payments[TTx], *inbox.Processor[TTx]) {
 	t.Helper()
 	pay := testdb.Payments[TTx]{E: e}
 	pay.Setup(t, nAccounts, balance)
@@ -54,11 +73,33 @@ func setupN[TTx any](t *testing.T, e *testdb.Engine[TTx], nAccounts int, cfg inb
 	if cfg.Test.Now == nil {
 		cfg.Test.Now = newClock().Now
 	}
-	p, err := inbox.New(e.Driver, pay.Handler, cfg)
+	var p *inbox.Processor[TTx]
+	var err error
+	if kind == batched {
+		p, err = inbox.NewBatch(e.Driver, paymentsBatch(pay), cfg)
+	} else {
+		p, err = inbox.New(e.Driver, pay.Handler, cfg)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	return pay, p
+}
+
+// paymentsBatch is the payments workload as a BatchHandler.
+func paymentsBatch[TTx any](pay testdb.Payments[TTx]) inbox.BatchHandler[TTx] {
+	return func(ctx context.Context, tx TTx, b *inbox.Batch) error {
+		for i, m := range b.Messages {
+			if _, err := strconv.ParseInt(string(m.Payload), 10, 64); err != nil {
+				b.Reject(i, err)
+				continue
+			}
+			if err := pay.Handler(ctx, tx, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 func orders(n int, prefix string) ([]eos.Message, []string) {
@@ -79,68 +120,70 @@ func TestConcurrentRedeliveries(t *testing.T) {
 // batch shapes, redelivering whatever was nacked: each id has one effect.
 func testConcurrentRedeliveries[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	for _, iso := range []inbox.Isolation{inbox.IsolateAuto, inbox.IsolateRedo, inbox.IsolateSavepoint} {
-		t.Run(iso.String(), func(t *testing.T) {
-			const n = 300
-			// One account per message: the handlers of different messages
-			// share no rows, so only the claim arbitrates between workers.
-			pay, p := setupN(t, freshEngine(t, e), n, inbox.Config{Isolation: iso, MaxAttempts: 1000})
-			ms := make([]eos.Message, n)
-			ids := make([]string, n)
-			for i := range ms {
-				ids[i] = fmt.Sprintf("c-%05d", i)
-				ms[i] = testdb.Message(ids[i], testdb.Account(i), int64(i+1))
-			}
-			const workers = 8
-			var wg sync.WaitGroup
-			var applied atomic.Int64
-			errs := make(chan error, workers)
-			for w := 0; w < workers; w++ {
-				wg.Add(1)
-				go func(w int) {
-					defer wg.Done()
-					var queue []eos.Message
-					for i := range ms {
-						queue = append(queue, ms[(i+w*37)%n])
-					}
-					batch := 7 + w*5
-					failures := 0
-					for len(queue) > 0 {
-						chunk := queue[:min(batch, len(queue))]
-						queue = queue[len(chunk):]
-						ds := inboxtest.NewDeliveries(chunk...)
-						res, err := p.Process(context.Background(), ds.Inbox())
-						if err != nil { // e.g. a deadlock victim: redeliver, a bounded number of times
-							if failures++; failures > 100 || !errors.Is(err, eos.ErrStore) {
-								errs <- fmt.Errorf("worker %d: batch failed %d times in a row: %w", w, failures, err)
-								return
-							}
-							queue = append(queue, chunk...)
-							continue
+		for _, kind := range handlerKinds {
+			t.Run(iso.String()+"/"+string(kind), func(t *testing.T) {
+				const n = 300
+				// One account per message: the handlers of different messages
+				// share no rows, so only the claim arbitrates between workers.
+				pay, p := setupKind(t, freshEngine(t, e), n, inbox.Config{Isolation: iso, MaxAttempts: 1000}, kind)
+				ms := make([]eos.Message, n)
+				ids := make([]string, n)
+				for i := range ms {
+					ids[i] = fmt.Sprintf("c-%05d", i)
+					ms[i] = testdb.Message(ids[i], testdb.Account(i), int64(i+1))
+				}
+				const workers = 8
+				var wg sync.WaitGroup
+				var applied atomic.Int64
+				errs := make(chan error, workers)
+				for w := 0; w < workers; w++ {
+					wg.Add(1)
+					go func(w int) {
+						defer wg.Done()
+						var queue []eos.Message
+						for i := range ms {
+							queue = append(queue, ms[(i+w*37)%n])
 						}
-						failures = 0
-						applied.Add(int64(res.Count(inbox.Applied)))
-						for _, d := range ds {
-							switch a, n := d.Acks(), d.Nacks(); {
-							case a+n != 1:
-								errs <- fmt.Errorf("delivery %s settled %d acks %d nacks", d.Message().ID, a, n)
-								return
-							case n == 1:
-								queue = append(queue, d.Message())
+						batch := 7 + w*5
+						failures := 0
+						for len(queue) > 0 {
+							chunk := queue[:min(batch, len(queue))]
+							queue = queue[len(chunk):]
+							ds := inboxtest.NewDeliveries(chunk...)
+							res, err := p.Process(context.Background(), ds.Inbox())
+							if err != nil { // e.g. a deadlock victim: redeliver, a bounded number of times
+								if failures++; failures > 100 || !errors.Is(err, eos.ErrStore) {
+									errs <- fmt.Errorf("worker %d: batch failed %d times in a row: %w", w, failures, err)
+									return
+								}
+								queue = append(queue, chunk...)
+								continue
+							}
+							failures = 0
+							applied.Add(int64(res.Count(inbox.Applied)))
+							for _, d := range ds {
+								switch a, n := d.Acks(), d.Nacks(); {
+								case a+n != 1:
+									errs <- fmt.Errorf("delivery %s settled %d acks %d nacks", d.Message().ID, a, n)
+									return
+								case n == 1:
+									queue = append(queue, d.Message())
+								}
 							}
 						}
-					}
-				}(w)
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				t.Fatal(err)
-			}
-			if applied.Load() != n {
-				t.Errorf("Applied reported %d times, want %d", applied.Load(), n)
-			}
-			pay.CheckExactlyOnce(t, ids, n, balance)
-		})
+					}(w)
+				}
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					t.Fatal(err)
+				}
+				if applied.Load() != n {
+					t.Errorf("Applied reported %d times, want %d", applied.Load(), n)
+				}
+				pay.CheckExactlyOnce(t, ids, n, balance)
+			})
+		}
 	}
 }
 
@@ -167,44 +210,46 @@ func TestCrashPoints(t *testing.T) { engines.Each(t, testCrashPoints, testCrashP
 func testCrashPoints[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	for _, point := range []string{inbox.FailAfterClaim, inbox.FailAfterHandler, inbox.FailBeforeCommit, inbox.FailAfterCommitBeforeAck} {
 		for _, iso := range []inbox.Isolation{inbox.IsolateAuto, inbox.IsolateRedo, inbox.IsolateSavepoint} {
-			t.Run(point+"/"+iso.String(), func(t *testing.T) {
-				fp := &failpoint.Set{}
-				fp.Arm(point, failpoint.Times(1, failpoint.Error()))
-				pay, p := setup(t, freshEngine(t, e), inbox.Config{Test: eos.TestConfig{Failpoints: fp}, Isolation: iso})
-				ms, ids := orders(50, "crash")
-				ds := inboxtest.NewDeliveries(ms...)
-				if _, err := p.Process(context.Background(), ds.Inbox()); !errors.Is(err, failpoint.ErrInjected) {
-					t.Fatalf("first delivery: got %v, want the injected crash", err)
-				}
-				for _, d := range ds {
-					if d.Acks()+d.Nacks() != 0 {
-						t.Fatalf("%s settled before/without commit", d.Message().ID)
+			for _, kind := range handlerKinds {
+				t.Run(point+"/"+iso.String()+"/"+string(kind), func(t *testing.T) {
+					fp := &failpoint.Set{}
+					fp.Arm(point, failpoint.Times(1, failpoint.Error()))
+					pay, p := setupKind(t, freshEngine(t, e), accounts, inbox.Config{Test: eos.TestConfig{Failpoints: fp}, Isolation: iso}, kind)
+					ms, ids := orders(50, "crash")
+					ds := inboxtest.NewDeliveries(ms...)
+					if _, err := p.Process(context.Background(), ds.Inbox()); !errors.Is(err, failpoint.ErrInjected) {
+						t.Fatalf("first delivery: got %v, want the injected crash", err)
 					}
-				}
-				committed := pay.E.Int(t, "SELECT count(*) FROM ledger")
-				if want := map[bool]int64{true: 50, false: 0}[point == inbox.FailAfterCommitBeforeAck]; committed != want {
-					t.Fatalf("after crash at %s: %d effects, want %d", point, committed, want)
-				}
-				// Redelivery, to a restarted processor.
-				ds = inboxtest.NewDeliveries(ms...)
-				res, err := p.Process(context.Background(), ds.Inbox())
-				if err != nil {
-					t.Fatal(err)
-				}
-				wantOutcome := inbox.Applied
-				if point == inbox.FailAfterCommitBeforeAck {
-					wantOutcome = inbox.Duplicate
-				}
-				if n := res.Count(wantOutcome); n != len(ms) {
-					t.Fatalf("redelivery: %d %v, want %d", n, wantOutcome, len(ms))
-				}
-				for _, d := range ds {
-					if d.Acks() != 1 {
-						t.Fatalf("%s not acked after redelivery", d.Message().ID)
+					for _, d := range ds {
+						if d.Acks()+d.Nacks() != 0 {
+							t.Fatalf("%s settled before/without commit", d.Message().ID)
+						}
 					}
-				}
-				pay.CheckExactlyOnce(t, ids, accounts, balance)
-			})
+					committed := pay.E.Int(t, "SELECT count(*) FROM ledger")
+					if want := map[bool]int64{true: 50, false: 0}[point == inbox.FailAfterCommitBeforeAck]; committed != want {
+						t.Fatalf("after crash at %s: %d effects, want %d", point, committed, want)
+					}
+					// Redelivery, to a restarted processor.
+					ds = inboxtest.NewDeliveries(ms...)
+					res, err := p.Process(context.Background(), ds.Inbox())
+					if err != nil {
+						t.Fatal(err)
+					}
+					wantOutcome := inbox.Applied
+					if point == inbox.FailAfterCommitBeforeAck {
+						wantOutcome = inbox.Duplicate
+					}
+					if n := res.Count(wantOutcome); n != len(ms) {
+						t.Fatalf("redelivery: %d %v, want %d", n, wantOutcome, len(ms))
+					}
+					for _, d := range ds {
+						if d.Acks() != 1 {
+							t.Fatalf("%s not acked after redelivery", d.Message().ID)
+						}
+					}
+					pay.CheckExactlyOnce(t, ids, accounts, balance)
+				})
+			}
 		}
 	}
 }

@@ -37,8 +37,10 @@ type QuarantinedMessage = driver.Quarantined
 // Processor is the exactly-once consumer. It is safe for concurrent use; each
 // call of Run or Process works on its own batch.
 type Processor[TTx any] struct {
-	drv   driver.Driver[TTx]
+	drv driver.Driver[TTx]
+	// h or bh (NewBatch) applies the messages; the other is nil.
 	h     Handler[TTx]
+	bh    BatchHandler[TTx]
 	cfg   Config
 	log   *slog.Logger
 	hooks hooks
@@ -55,11 +57,16 @@ const fastSkipBatches = 64
 
 // New returns a Processor that applies messages with h through drv.
 func New[TTx any](drv driver.Driver[TTx], h Handler[TTx], cfg Config) (*Processor[TTx], error) {
-	if drv == nil {
-		return nil, &eos.ConfigError{Field: "inbox.New driver", Reason: "nil"}
-	}
 	if h == nil {
 		return nil, &eos.ConfigError{Field: "inbox.New handler", Reason: "nil"}
+	}
+	return newProcessor(drv, h, nil, cfg)
+}
+
+// newProcessor builds a Processor with exactly one of h and bh.
+func newProcessor[TTx any](drv driver.Driver[TTx], h Handler[TTx], bh BatchHandler[TTx], cfg Config) (*Processor[TTx], error) {
+	if drv == nil {
+		return nil, &eos.ConfigError{Field: "inbox.New driver", Reason: "nil"}
 	}
 	cfg, err := cfg.WithDefaults()
 	if err != nil {
@@ -67,7 +74,7 @@ func New[TTx any](drv driver.Driver[TTx], h Handler[TTx], cfg Config) (*Processo
 	}
 	hs, _ := newHooks("", cfg.Hooks) // checked by WithDefaults
 	fast, _ := drv.(driver.ClaimBeginner[TTx])
-	return &Processor[TTx]{drv: drv, h: h, cfg: cfg, log: cfg.Logger.With("consumer", cfg.Consumer), hooks: hs, fast: fast}, nil
+	return &Processor[TTx]{drv: drv, h: h, bh: bh, cfg: cfg, log: cfg.Logger.With("consumer", cfg.Consumer), hooks: hs, fast: fast}, nil
 }
 
 // Config returns the processor's configuration with defaults applied.

@@ -209,12 +209,14 @@ func (r *round[TTx]) classify(ctx context.Context) error {
 }
 
 // apply runs the handler of each newly claimed message, in key order when
-// Config.OrderByKey is set, and dead-letters the invalid ones and those
-// that used their attempts. Without savepoints a handler failure ends the
-// round (redo, with the failure marked); with them the failed handler's
-// work is rolled back alone and its failure recorded.
+// Config.OrderByKey is set (or the batch handler once on all of them, see
+// applyBatch), and dead-letters the invalid ones and those that used their
+// attempts. Without savepoints a handler failure ends the round (redo, with
+// the failure marked); with them the failed handler's work is rolled back
+// alone and its failure recorded.
 func (r *round[TTx]) apply(ctx context.Context) (redo bool, err error) {
 	p := r.p
+	var batch []*item // with a batch handler: the messages it applies
 	for _, i := range r.applyOrder() {
 		it := r.claimed[i]
 		switch {
@@ -224,6 +226,9 @@ func (r *round[TTx]) apply(ctx context.Context) (redo bool, err error) {
 		case it.invalid != nil:
 			it.outcome, it.err = DeadLettered, it.invalid.err
 			r.dead = append(r.dead, p.deadLetter(it, r.now))
+			continue
+		case p.bh != nil:
+			batch = append(batch, it)
 			continue
 		}
 		if !r.savepoints {
@@ -242,7 +247,7 @@ func (r *round[TTx]) apply(ctx context.Context) (redo bool, err error) {
 			return false, err
 		}
 	}
-	return false, nil
+	return false, r.applyBatch(ctx, batch)
 }
 
 // applyOrder returns the indexes of the newly claimed items in the order
@@ -288,16 +293,7 @@ func (r *round[TTx]) applyIsolated(ctx context.Context, it *item) error {
 	if err := r.ex.SavepointRelease(ctx, "eos_handler"); err != nil {
 		return p.storeErr(ctx, "inbox.savepoint", err)
 	}
-	it.failErr = herr
-	if err := p.recordFailure(ctx, r.ex, it, r.now); err != nil {
-		return err
-	}
-	if it.outcome == DeadLettered {
-		r.dead = append(r.dead, p.deadLetter(it, r.now))
-	} else {
-		r.unclaim = append(r.unclaim, it.msg.ID)
-	}
-	return nil
+	return r.fail(ctx, it, herr)
 }
 
 // follow gives each follower (a later delivery of a leader's id in the

@@ -11,6 +11,8 @@ import (
 // ProcessTx is the twin of Process for a caller that already holds a
 // transaction: it claims msg for the processor's consumer inside tx and, if
 // the claim is new, runs h (the processor's handler when h is nil) in tx.
+// A processor made with NewBatch runs its batch handler on msg alone when
+// h is nil; a rejection is returned as an error wrapping ErrPermanent.
 //
 // It returns Applied, Duplicate or Quarantined (the conflict is recorded in
 // tx). On an error the caller must roll tx back: nothing in it may be
@@ -42,6 +44,16 @@ func (p *Processor[TTx]) ProcessTx(ctx context.Context, tx TTx, msg eos.Message,
 			return 0, p.storeErr(ctx, "inbox.quarantine", err)
 		}
 		return Quarantined, nil
+	}
+	if h == nil { // a batch processor
+		b, err := p.callBatch(ctx, tx, []*item{{msg: msg}})
+		if err != nil {
+			return 0, err
+		}
+		if rerr, rejected := b.Rejected(0); rejected {
+			return 0, Permanent(rerr)
+		}
+		return Applied, nil
 	}
 	if err := p.callHandler(ctx, h, tx, msg); err != nil {
 		return 0, err
