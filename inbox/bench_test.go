@@ -2,6 +2,7 @@ package inbox_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -211,4 +212,55 @@ func benchIsolation[TTx any](b *testing.B, e *testdb.Engine[TTx], iso inbox.Isol
 		}
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+}
+
+// BenchmarkRunners runs 1, 2 and 4 processors (Run) of one consumer over
+// one source, as service.InboxConfig.Concurrency does, with the
+// per-message payments handler: on PostgreSQL, where each handler call is a
+// round trip, runners overlap their round trips and commits; on SQLite,
+// with its one writer, they take turns. Handlers run in key order
+// (OrderByKey), so concurrent batches lock accounts in one order.
+func BenchmarkRunners(b *testing.B) {
+	for _, drv := range []string{"sqlite", "postgres"} {
+		for _, runners := range []int{1, 2, 4} {
+			b.Run(fmt.Sprintf("driver=%s/runners=%d/batch=256", drv, runners), func(b *testing.B) {
+				switch drv {
+				case "sqlite":
+					benchRunners(b, testdb.SQLite(b), runners)
+				case "postgres":
+					benchRunners(b, engines.Postgres(b), runners)
+				}
+			})
+		}
+	}
+}
+
+func benchRunners[TTx any](b *testing.B, e *testdb.Engine[TTx], runners int) {
+	pay := testdb.Payments[TTx]{E: e}
+	pay.Setup(b, benchAccounts, 1<<40)
+	p, err := inbox.New(e.Driver, pay.Handler, inbox.Config{Consumer: "bench", MaxBatch: 256, OrderByKey: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	src := inboxtest.NewSource()
+	src.Deliver(benchMessages(b.N, "v7")...)
+	src.Close()
+	ctx := context.Background()
+	b.ResetTimer()
+	start := time.Now()
+	errs := make(chan error, runners)
+	for range runners {
+		go func() { errs <- p.Run(ctx, src) }()
+	}
+	for range runners {
+		if err := <-errs; !errors.Is(err, inbox.ErrSourceClosed) {
+			b.Fatal(err)
+		}
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if n := pay.E.Int(b, "SELECT count(*) FROM ledger"); n != int64(b.N) {
+		b.Fatalf("%d effects for %d messages", n, b.N)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 }
