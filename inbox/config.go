@@ -87,6 +87,9 @@ type Config struct {
 	MaxAttempts int
 	// Isolation is how a failing handler is isolated. Default IsolateAuto.
 	Isolation Isolation
+	// NoPrefetch turns off fetching the next batch while the current one
+	// is processed (see Processor.Run). Default false: prefetch on.
+	NoPrefetch bool
 	// OrderByKey runs the handlers of a batch in key order (stable: in
 	// delivery order within a key) instead of delivery order. Handlers that
 	// lock rows by key (an account, a stock item) then take them in one

@@ -172,20 +172,59 @@ func (p *Processor[TTx]) Process(ctx context.Context, ds []Delivery) (*BatchResu
 // Run fetches batches from src and processes them until ctx ends or src
 // fails. A store failure stalls the processor: it retries the same batch
 // with backoff, logging each failure, and acknowledges nothing meanwhile.
+//
+// Unless Config.NoPrefetch is set, Run fetches the next batch while it
+// processes the current one (one batch ahead, never two Fetches at once),
+// so that the source's work per batch overlaps the store's. When Run
+// returns on ctx, a batch fetched ahead is left unsettled, as is a batch in
+// flight: the transport redelivers them, the claims suppress what was done.
 func (p *Processor[TTx]) Run(ctx context.Context, src Source) error {
+	if p.cfg.NoPrefetch {
+		for {
+			ds, err := p.fetch(ctx, src)
+			if err != nil {
+				return err
+			}
+			if err := p.runStalling(ctx, p.newItems(ds)); err != nil {
+				return err
+			}
+		}
+	}
+	type fetched struct {
+		ds  []Delivery
+		err error
+	}
+	ahead := make(chan fetched, 1) // buffered: a fetch never waits for Run
+	fetchAhead := func() {
+		ds, err := p.fetch(ctx, src)
+		ahead <- fetched{ds, err}
+	}
+	go fetchAhead()
+	for {
+		f := <-ahead
+		if f.err != nil {
+			return f.err
+		}
+		go fetchAhead()
+		if err := p.runStalling(ctx, p.newItems(f.ds)); err != nil {
+			return err // ctx ended: the fetch ahead ends with it
+		}
+	}
+}
+
+// fetch returns the next non-empty batch of src, or its error (ctx's when
+// ctx ended).
+func (p *Processor[TTx]) fetch(ctx context.Context, src Source) ([]Delivery, error) {
 	for {
 		ds, err := src.Fetch(ctx, p.cfg.MaxBatch, p.cfg.MaxWait)
 		if err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return nil, ctx.Err()
 			}
-			return err
+			return nil, err
 		}
-		if len(ds) == 0 {
-			continue
-		}
-		if err := p.runStalling(ctx, p.newItems(ds)); err != nil {
-			return err
+		if len(ds) > 0 {
+			return ds, nil
 		}
 	}
 }

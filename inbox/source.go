@@ -31,6 +31,12 @@ type Positioner interface {
 
 // Source hands deliveries to a Processor. A transport (NATS JetStream,
 // Kafka) implements it.
+//
+// Processor.Run never calls Fetch while another Fetch runs, but it calls it
+// for the next batch while it still processes (and has not yet settled) the
+// deliveries of the previous Fetch: a Source must keep the deliveries of
+// its last two Fetches usable, and count a delivery as in use until it is
+// settled.
 type Source interface {
 	// Fetch blocks until at least one delivery is ready or ctx ends, then
 	// returns up to max deliveries, waiting at most maxWait after the first

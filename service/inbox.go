@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,7 +84,7 @@ func (ib *Inbox) Consumer() string { return ib.consumer }
 type inboxHealth struct {
 	consumer string
 	owner    atomic.Pointer[Service] // set by New
-	holding  atomic.Int32            // runners holding a fetched batch
+	holding  atomic.Int32            // batches fetched and not yet settled
 
 	mu      sync.Mutex
 	stalled bool
@@ -127,22 +128,25 @@ var errStopping = errors.New("service: stopping")
 // errStopping, and a change of the gate interrupts a Fetch waiting for its
 // first message (what it already took is returned and processed).
 type gatedSource struct {
-	src     inbox.Source
-	gate    *gate
-	health  *inboxHealth
-	holding bool // the last Fetch returned deliveries; Run works on them
+	src    inbox.Source
+	gate   *gate
+	health *inboxHealth
+	held   []*heldBatch // the batches this runner fetched, for release
 }
 
+// release ends the hold of the runner's batches once its Run has ended:
+// what it left unsettled is no longer worked on.
 func (g *gatedSource) release() {
-	if g.holding {
-		g.holding = false
-		g.health.holding.Add(-1)
+	for _, b := range g.held {
+		b.finish()
 	}
+	g.held = nil
 }
 
-// Fetch implements inbox.Source.
+// Fetch implements inbox.Source. The inbox holds a batch it fetched until
+// every delivery of it is settled (Run fetches the next one meanwhile):
+// the deliveries are wrapped to count that.
 func (g *gatedSource) Fetch(ctx context.Context, max int, maxWait time.Duration) ([]inbox.Delivery, error) {
-	g.release() // Run fetches again only once its batch is settled
 	for {
 		paused, stopping, epoch := g.gate.state()
 		if stopping {
@@ -163,9 +167,9 @@ func (g *gatedSource) Fetch(ctx context.Context, max int, maxWait time.Duration)
 		cancel()
 		switch {
 		case len(ds) > 0:
-			g.holding = true
-			g.health.holding.Add(1)
-			return ds, err
+			b, held := g.health.hold(ds)
+			g.held = append(slices.DeleteFunc(g.held, (*heldBatch).finished), b)
+			return held, err
 		case err == nil:
 			return nil, nil
 		case ctx.Err() != nil:
@@ -174,6 +178,67 @@ func (g *gatedSource) Fetch(ctx context.Context, max int, maxWait time.Duration)
 			continue // interrupted by Pause or Stop: look at the gate again
 		}
 		return nil, err
+	}
+}
+
+// hold counts ds as a batch the inbox holds until each of its deliveries is
+// settled, and returns them wrapped to count the settlements.
+func (h *inboxHealth) hold(ds []inbox.Delivery) (*heldBatch, []inbox.Delivery) {
+	b := &heldBatch{health: h}
+	b.left.Store(int32(len(ds)))
+	h.holding.Add(1)
+	out := make([]inbox.Delivery, len(ds))
+	for i, d := range ds {
+		out[i] = &heldDelivery{Delivery: d, batch: b}
+	}
+	return b, out
+}
+
+// heldBatch is a batch the inbox holds: left deliveries are unsettled.
+type heldBatch struct {
+	health *inboxHealth
+	left   atomic.Int32
+	done   atomic.Bool // the hold ended: all settled, or released
+}
+
+// finish ends the hold, once.
+func (b *heldBatch) finish() {
+	if b.done.CompareAndSwap(false, true) {
+		b.health.holding.Add(-1)
+	}
+}
+
+func (b *heldBatch) finished() bool { return b.done.Load() }
+
+// heldDelivery is a delivery of a held batch. It keeps the transport's
+// position visible to the inbox (inbox.Positioner).
+type heldDelivery struct {
+	inbox.Delivery
+	batch   *heldBatch
+	settled atomic.Bool
+}
+
+func (d *heldDelivery) Ack(ctx context.Context) error {
+	defer d.settle()
+	return d.Delivery.Ack(ctx)
+}
+
+func (d *heldDelivery) Nack(ctx context.Context, delay time.Duration) error {
+	defer d.settle()
+	return d.Delivery.Nack(ctx, delay)
+}
+
+// Position implements inbox.Positioner with the wrapped delivery's.
+func (d *heldDelivery) Position() string {
+	if p, ok := d.Delivery.(inbox.Positioner); ok {
+		return p.Position()
+	}
+	return ""
+}
+
+func (d *heldDelivery) settle() {
+	if d.settled.CompareAndSwap(false, true) && d.batch.left.Add(-1) == 0 {
+		d.batch.finish()
 	}
 }
 

@@ -259,9 +259,13 @@ func testStopDrains[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	if !drainedFirst.Load() || !returned.Load() {
 		t.Fatalf("runners stopped after the inboxes drained: %v; had returned when Stop did: %v", drainedFirst.Load(), returned.Load())
 	}
+	// Each runner holds its batch in flight and, fetched ahead while that
+	// one ran, at most one more (inbox.Processor.Run): both are processed
+	// before it stops, and nothing else is taken.
 	handed := src.Handed()
-	if len(handed) != runners*batch || src.Queued() != total-runners*batch {
-		t.Fatalf("%d handed out, %d queued; want the %d of the batches in flight handed out and no more", len(handed), src.Queued(), runners*batch)
+	if len(handed) < runners*batch || len(handed) > 2*runners*batch || src.Queued() != total-len(handed) {
+		t.Fatalf("%d handed out, %d queued; want the %d of the batches in flight, and at most one batch ahead per runner, handed out and no more",
+			len(handed), src.Queued(), runners*batch)
 	}
 	var applied []string
 	for _, d := range handed {

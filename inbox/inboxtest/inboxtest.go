@@ -60,10 +60,10 @@ func (d *Delivery) Ack(context.Context) error {
 // Nack implements inbox.Delivery: it records the nack and its delay and,
 // for a delivery made by a Source, queues the message again there at once.
 func (d *Delivery) Nack(_ context.Context, delay time.Duration) error {
-	d.settle(func() { d.nacks++; d.nackDelay = delay })
-	if d.src != nil {
-		d.src.redeliver(d)
+	if d.src != nil && !d.Settled() {
+		d.src.redeliver(d) // queued before this one counts as settled
 	}
+	d.settle(func() { d.nacks++; d.nackDelay = delay })
 	return nil
 }
 
@@ -76,7 +76,7 @@ func (d *Delivery) settle(record func()) {
 	}
 	d.mu.Unlock()
 	if d.src != nil {
-		d.src.changes.Notify()
+		d.src.settled(first)
 	}
 }
 
@@ -155,6 +155,7 @@ type Source struct {
 	queue   Deliveries
 	handed  Deliveries // every delivery Fetch returned, in order
 	seq     int        // messages given to Deliver so far
+	inUse   int        // deliveries handed out and not yet settled
 	closed  bool
 	changes wake.Changes
 }
@@ -180,6 +181,17 @@ func (s *Source) Deliver(msgs ...eos.Message) Deliveries {
 	return ds
 }
 
+// settled notes a settlement of one of the Source's deliveries (first: its
+// first).
+func (s *Source) settled(first bool) {
+	s.mu.Lock()
+	if first {
+		s.inUse--
+	}
+	s.mu.Unlock()
+	s.changes.Notify()
+}
+
 func (s *Source) redeliver(d *Delivery) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -202,11 +214,12 @@ func (s *Source) Fetch(ctx context.Context, max int, _ time.Duration) ([]inbox.D
 			out := s.queue[:n:n]
 			s.queue = s.queue[n:]
 			s.handed = append(s.handed, out...)
+			s.inUse += n
 			s.changes.Notify()
 			s.mu.Unlock()
 			return out.Inbox(), nil
 		}
-		if s.closed {
+		if s.closed && s.inUse == 0 { // nothing in use can still be nacked back
 			s.mu.Unlock()
 			return nil, inbox.ErrSourceClosed
 		}
@@ -221,8 +234,10 @@ func (s *Source) Fetch(ctx context.Context, max int, _ time.Duration) ([]inbox.D
 }
 
 // Close ends the Source: Fetch hands out what is still queued (redeliveries
-// included) and then returns inbox.ErrSourceClosed, so that Run over a
-// closed Source ends once every message is settled for good.
+// included) and, once every delivery it handed out is settled and nothing
+// is queued, returns inbox.ErrSourceClosed, so that Run over a closed Source
+// ends once every message is settled for good (a Fetch ahead of the batch
+// in flight waits for its settlements).
 func (s *Source) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

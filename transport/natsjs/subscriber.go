@@ -96,14 +96,15 @@ func FailpointNames() []string { return []string{FailPublishAckLost, FailAckLost
 // Subscriber reads a durable pull consumer. It implements inbox.Source.
 // One Subscriber serves one Processor.Run at a time.
 //
-// The deliveries of the last Fetch are kept alive until they are settled
-// or the next Fetch, whichever comes first: every third of the consumer's
-// ack wait the Subscriber tells JetStream they are in progress, so that a
-// long batch or a store stall holding them (Processor.Run retries a batch
-// until it commits, and fetches only then) does not make JetStream deliver
-// them again, counting a delivery towards MaxDeliver, while the inbox
-// still works on them. A delivery left unsettled when the next Fetch comes
-// was given up, and comes back after the ack wait.
+// The deliveries of the last two Fetches are kept alive until they are
+// settled or two more Fetches have begun, whichever comes first: every
+// third of the consumer's ack wait the Subscriber tells JetStream they are
+// in progress, so that a long batch or a store stall holding them
+// (Processor.Run retries a batch until it commits, fetching at most one
+// batch ahead meanwhile) does not make JetStream deliver them again,
+// counting a delivery towards MaxDeliver, while the inbox still works on
+// them. A delivery still unsettled two Fetches later was given up, and
+// comes back after the ack wait.
 type Subscriber struct {
 	cons      jetstream.Consumer
 	cfg       SubscriberConfig
@@ -113,7 +114,8 @@ type Subscriber struct {
 
 	mu     sync.Mutex
 	iter   jetstream.MessagesContext // started by the first Fetch
-	held   map[*Delivery]struct{}    // handed out, not settled
+	held   map[*Delivery]int         // handed out, not settled: the Fetch (gen) that handed it
+	gen    int                       // Fetches begun
 	closed bool
 }
 
@@ -131,7 +133,7 @@ func NewSubscriber(cons jetstream.Consumer, cfg SubscriberConfig) (*Subscriber, 
 	}
 	s := &Subscriber{
 		cons: cons, cfg: cfg, keepAlive: keepAliveInterval(cons.CachedInfo()),
-		stop: make(chan struct{}), stopped: make(chan struct{}), held: make(map[*Delivery]struct{}),
+		stop: make(chan struct{}), stopped: make(chan struct{}), held: make(map[*Delivery]int),
 	}
 	go s.keepAliveLoop()
 	return s, nil
@@ -170,16 +172,22 @@ func (s *Subscriber) keepAliveLoop() {
 	}
 }
 
-// begin starts a Fetch: it stops keeping the last batch alive (settled,
-// or given up) and returns the pull iterator, started on the first call
-// with a buffer of max messages unless Buffer is set.
+// begin starts a Fetch: it stops keeping alive the batch of the Fetch
+// before the last (settled, or given up) and returns the pull iterator,
+// started on the first call with a buffer of max messages unless Buffer is
+// set.
 func (s *Subscriber) begin(max int) (jetstream.MessagesContext, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, fmt.Errorf("natsjs: fetch after Close: %w", inbox.ErrSourceClosed)
 	}
-	clear(s.held)
+	s.gen++
+	for d, gen := range s.held {
+		if gen < s.gen-1 {
+			delete(s.held, d)
+		}
+	}
 	if s.iter != nil {
 		return s.iter, nil
 	}
@@ -265,7 +273,7 @@ func (s *Subscriber) delivery(m jetstream.Msg) *Delivery {
 	d := &Delivery{m: m, msg: fromNATS(m.Subject(), m.Headers(), m.Data(), s.cfg.ID), double: s.cfg.DoubleAck, fps: s.cfg.Test.Failpoints, sub: s}
 	s.mu.Lock()
 	if !s.closed {
-		s.held[d] = struct{}{}
+		s.held[d] = s.gen
 	}
 	s.mu.Unlock()
 	return d

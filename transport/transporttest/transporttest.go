@@ -189,6 +189,14 @@ func (s *suite) settle(f func(context.Context) error) {
 	}
 }
 
+// closeSource ends src's subscription, as a crash of its process would,
+// if src can be closed.
+func closeSource(src inbox.Source) {
+	if c, ok := src.(interface{ Close() }); ok {
+		c.Close()
+	}
+}
+
 func ids(ms []eos.Message) []string {
 	out := make([]string, len(ms))
 	for i, m := range ms {
@@ -226,8 +234,12 @@ func testRedeliveryAfterMissingAck(s *suite) {
 	if got := s.next(src, "the message").Message().ID; got != m.ID {
 		s.t.Fatalf("received %s, want %s", got, m.ID)
 	}
-	// Neither acked nor nacked: the broker must deliver it again.
-	d := s.next(src, "the redelivery of an unsettled message")
+	// Neither acked nor nacked, and its consumer gone (a crash): the broker
+	// must deliver it again. (While its subscription lives, a source may
+	// keep an unsettled delivery in progress: Processor.Run holds a batch
+	// until it commits, however long a store outage lasts.)
+	closeSource(src)
+	d := s.next(s.h.NewSource(s.t), "the redelivery of an unsettled message")
 	if got := d.Message().ID; got != m.ID {
 		s.t.Fatalf("received %s, want the redelivery of %s", got, m.ID)
 	}
@@ -318,7 +330,10 @@ func testAckOnlyAfterCommit(s *suite) {
 		s.t.Fatalf("a failed batch left %d ledger rows", n)
 	}
 
-	// Unsettled, the messages come back; this time the batch commits.
+	// Unsettled, the messages come back once the consumer that held them
+	// is gone (a crash); this time the batch commits.
+	closeSource(src)
+	src = s.h.NewSource(s.t)
 	ds, acks, nacks = record(s.receive(src, ms, false))
 	res, err := p.Process(ctx, ds)
 	if err != nil {
