@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver"
@@ -683,3 +684,55 @@ ORDER BY 1`, schema)
 		t.Errorf("Migrations with an invalid schema: %v, want a ConfigError", err)
 	}
 }
+
+func TestStatements(t *testing.T) {
+	// newCounting returns a pool on a fresh schema whose connections count
+	// the statements they send.
+	newCounting := func(t *testing.T) (*pgxpool.Pool, string, drivertest.Statements) {
+		cfg, err := pgxpool.ParseConfig(testenv.PostgresURL(t))
+		must(t, err)
+		tr := &countingTracer{}
+		cfg.ConnConfig.Tracer = tr
+		pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+		must(t, err)
+		t.Cleanup(pool.Close)
+		return pool, newSchema(t), tr.n.Load
+	}
+	t.Run("pgx", func(t *testing.T) {
+		drivertest.RunStatements(t, func(t *testing.T) (driver.Driver[pgx.Tx], drivertest.Statements) {
+			pool, s, count := newCounting(t)
+			d, err := postgres.New(pool, postgres.Config{Schema: s})
+			must(t, err)
+			return d, count
+		})
+	})
+	t.Run("stdlib", func(t *testing.T) {
+		drivertest.RunStatements(t, func(t *testing.T) (driver.Driver[*sql.Tx], drivertest.Statements) {
+			pool, s, count := newCounting(t)
+			db := stdlib.OpenDBFromPool(pool)
+			t.Cleanup(func() { db.Close() })
+			d, err := postgres.NewStdlib(db, postgres.Config{Schema: s})
+			must(t, err)
+			return d, count
+		})
+	})
+}
+
+// countingTracer counts the statements and batches a connection sends.
+type countingTracer struct{ n atomic.Int64 }
+
+func (c *countingTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+
+func (c *countingTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (c *countingTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+
+func (c *countingTracer) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+
+func (c *countingTracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/eoskit/eos/driver"
@@ -193,13 +194,11 @@ func (e *executor) InboxStats(ctx context.Context, consumer string) (driver.Inbo
 }
 
 func (e *executor) QuarantineInsert(ctx context.Context, rows []driver.Quarantined) error {
-	for _, r := range rows {
-		if _, err := e.tx.ExecContext(ctx, "INSERT INTO "+e.d.t.quarantine+" (consumer, id, stored_fingerprint, fingerprint, key, payload, headers, subject, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			r.Consumer, r.ID, r.StoredFingerprint, r.Fingerprint, r.Key, r.Payload, sqlutil.EncodeHeaders(r.Headers), r.Subject, micros(r.At)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return e.insertValues(ctx, "INSERT INTO "+e.d.t.quarantine+" (consumer, id, stored_fingerprint, fingerprint, key, payload, headers, subject, at)", 9, "",
+		len(rows), func(args []any, i int) []any {
+			r := &rows[i]
+			return append(args, r.Consumer, r.ID, r.StoredFingerprint, r.Fingerprint, r.Key, r.Payload, sqlutil.EncodeHeaders(r.Headers), r.Subject, micros(r.At))
+		})
 }
 
 func (e *executor) QuarantineList(ctx context.Context, consumer string, afterSeq int64, limit int) ([]driver.Quarantined, error) {
@@ -226,15 +225,13 @@ func (e *executor) QuarantineList(ctx context.Context, consumer string, afterSeq
 }
 
 func (e *executor) DeadLettersInsert(ctx context.Context, rows []driver.DeadLetter) error {
-	for _, r := range rows {
-		if _, err := e.tx.ExecContext(ctx, "INSERT INTO "+e.d.t.deadLetters+" ("+deadLetterCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "+
-			"ON CONFLICT (consumer, id) DO UPDATE SET attempts = excluded.attempts, last_error = excluded.last_error, at = excluded.at",
-			r.Consumer, r.ID, r.Key, r.Payload, sqlutil.EncodeHeaders(r.Headers), r.Fingerprint, micros(r.CreatedAt), r.Attempts, r.LastError, micros(r.At),
-			r.Invalid, r.OriginalID, r.Position, r.PayloadSize, r.Subject); err != nil {
-			return err
-		}
-	}
-	return nil
+	return e.insertValues(ctx, "INSERT INTO "+e.d.t.deadLetters+" ("+deadLetterCols+")", 15,
+		" ON CONFLICT (consumer, id) DO UPDATE SET attempts = excluded.attempts, last_error = excluded.last_error, at = excluded.at",
+		len(rows), func(args []any, i int) []any {
+			r := &rows[i]
+			return append(args, r.Consumer, r.ID, r.Key, r.Payload, sqlutil.EncodeHeaders(r.Headers), r.Fingerprint, micros(r.CreatedAt), r.Attempts, r.LastError, micros(r.At),
+				r.Invalid, r.OriginalID, r.Position, r.PayloadSize, r.Subject)
+		})
 }
 
 const deadLetterCols = "consumer, id, key, payload, headers, fingerprint, created_at, attempts, last_error, at, invalid, original_id, position, payload_size, subject"
@@ -280,15 +277,51 @@ func (e *executor) DeadLettersTake(ctx context.Context, consumer string, ids []s
 	return e.deadLetters(ctx, "DELETE FROM "+e.d.t.deadLetters+" WHERE consumer = ? AND id IN ("+sqlutil.Placeholders(len(ids))+") RETURNING "+deadLetterCols, args...)
 }
 
+// OutboxInsert inserts the rows in one statement; SQLite inserts the rows
+// of a VALUES list in order, so seq follows the slice.
 func (e *executor) OutboxInsert(ctx context.Context, rows []driver.OutboxRow) error {
-	for _, r := range rows {
-		if _, err := e.tx.ExecContext(ctx, "INSERT INTO "+e.d.t.outbox+" (id, topic, key, payload, headers, created_at, enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-			r.ID, r.Topic, r.Key, r.Payload, sqlutil.EncodeHeaders(r.Headers), micros(r.CreatedAt), micros(r.EnqueuedAt)); err != nil {
+	err := e.insertValues(ctx, "INSERT INTO "+e.d.t.outbox+" (id, topic, key, payload, headers, created_at, enqueued_at)", 7, "",
+		len(rows), func(args []any, i int) []any {
+			r := &rows[i]
+			return append(args, r.ID, r.Topic, r.Key, r.Payload, sqlutil.EncodeHeaders(r.Headers), micros(r.CreatedAt), micros(r.EnqueuedAt))
+		})
+	if err == nil && len(rows) > 0 {
+		e.d.wake.Notify()
+	}
+	return err
+}
+
+// maxParams is SQLite's limit on the parameters of one statement
+// (SQLITE_MAX_VARIABLE_NUMBER of the library modernc.org/sqlite builds).
+const maxParams = 32766
+
+// insertValues runs insert (an INSERT up to its column list), a VALUES list
+// of n rows of cols values each, then suffix: one statement for up to
+// maxParams/cols rows, and one more for each such number of rows past it.
+// row appends the values of row i to args. A VALUES list binds each value
+// as a parameter, which costs less here than one statement per row or
+// values carried in one JSON parameter (which a blob would enter as hex).
+func (e *executor) insertValues(ctx context.Context, insert string, cols int, suffix string, n int, row func(args []any, i int) []any) error {
+	tuple := "(" + sqlutil.Placeholders(cols) + ")"
+	per := maxParams / cols
+	for start := 0; start < n; start += per {
+		end := min(start+per, n)
+		var q strings.Builder
+		q.Grow(len(insert) + len(suffix) + (end-start)*(len(tuple)+1) + 8)
+		q.WriteString(insert)
+		q.WriteString(" VALUES ")
+		args := make([]any, 0, (end-start)*cols)
+		for i := start; i < end; i++ {
+			if i > start {
+				q.WriteByte(',')
+			}
+			q.WriteString(tuple)
+			args = row(args, i)
+		}
+		q.WriteString(suffix)
+		if _, err := e.tx.ExecContext(ctx, q.String(), args...); err != nil {
 			return err
 		}
-	}
-	if len(rows) > 0 {
-		e.d.wake.Notify()
 	}
 	return nil
 }

@@ -192,6 +192,11 @@ type tables struct {
 // A database file Open creates is readable by its owner only; SQLite gives
 // the -wal and -shm files it creates beside it the same mode.
 func Open(ctx context.Context, path string, cfg Config) (*Driver, error) {
+	return open(ctx, path, cfg, func(dsn string) (*sql.DB, error) { return sql.Open("sqlite", dsn) })
+}
+
+// open is Open with the *sql.DB made by openDB from the connection string.
+func open(ctx context.Context, path string, cfg Config, openDB func(dsn string) (*sql.DB, error)) (*Driver, error) {
 	cfg, err := cfg.WithDefaults()
 	if err != nil {
 		return nil, err
@@ -206,7 +211,7 @@ func Open(ctx context.Context, path string, cfg Config) (*Driver, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	pragmas := cfg.pragmas()
-	db, err := sql.Open("sqlite", connString(path, pragmas))
+	db, err := openDB(connString(path, pragmas))
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -289,5 +290,105 @@ func TestMigrationsForOwnTool(t *testing.T) {
 
 	if _, err := sqlite.Migrations(sqlite.Config{Prefix: "App-"}); !errors.Is(err, eos.ErrInvalidConfig) {
 		t.Errorf("Migrations with an invalid prefix: %v, want a ConfigError", err)
+	}
+}
+
+func TestStatements(t *testing.T) {
+	drivertest.RunStatements(t, func(t *testing.T) (driver.Driver[*sql.Tx], drivertest.Statements) {
+		d, count, err := sqlite.OpenCounting(context.Background(), filepath.Join(t.TempDir(), "eos.db"), sqlite.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		return d, count
+	})
+}
+
+// TestInsertsPastParameterLimit: a set-based insert with more values than
+// one SQLite statement binds takes one more statement per such number of
+// rows, and stores every row, in order.
+func TestInsertsPastParameterLimit(t *testing.T) {
+	ctx := context.Background()
+	d, count, err := sqlite.OpenCounting(ctx, filepath.Join(t.TempDir(), "eos.db"), sqlite.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	testdb.Migrate(t, d.Migrator())
+	const perOutbox, perDead = 32766 / 7, 32766 / 15 // rows per statement
+	out := make([]driver.OutboxRow, perOutbox+1)
+	for i := range out {
+		out[i] = driver.OutboxRow{ID: strconv.Itoa(i), Topic: "t", Key: "k"}
+	}
+	dead := make([]driver.DeadLetter, 2*perDead+1)
+	for i := range dead {
+		dead[i] = driver.DeadLetter{Consumer: "c", ID: strconv.Itoa(i), Fingerprint: []byte("f")}
+	}
+	tx, err := d.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Rollback(ctx, tx)
+	ex := d.Executor(tx)
+	for _, c := range []struct {
+		name   string
+		insert func() error
+		want   int64
+	}{
+		{"OutboxInsert", func() error { return ex.OutboxInsert(ctx, out) }, 2},
+		{"DeadLettersInsert", func() error { return ex.DeadLettersInsert(ctx, dead) }, 3},
+	} {
+		before := count()
+		if err := c.insert(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := count() - before; got != c.want {
+			t.Errorf("%s ran %d statements, want %d", c.name, got, c.want)
+		}
+	}
+	rows, err := ex.OutboxUnsentList(ctx, 0, len(out)+1)
+	if err != nil || len(rows) != len(out) {
+		t.Fatalf("outbox holds %d rows (%v), want %d", len(rows), err, len(out))
+	}
+	for i, r := range rows {
+		if r.ID != strconv.Itoa(i) {
+			t.Fatalf("outbox row %d is %s: not in order", i, r.ID)
+		}
+	}
+	st, err := ex.InboxStats(ctx, "c")
+	if err != nil || st.DeadLetters != int64(len(dead)) {
+		t.Fatalf("dead letters: %+v (%v), want %d", st, err, len(dead))
+	}
+}
+
+// BenchmarkOutboxInsert enqueues batches of outbox rows (256-byte payloads)
+// in one transaction each.
+func BenchmarkOutboxInsert(b *testing.B) {
+	for _, n := range []int{1, 16, 256, 1000} {
+		b.Run(fmt.Sprintf("rows=%d", n), func(b *testing.B) {
+			ctx := context.Background()
+			d := testdb.NewSQLite(b, sqlite.Config{})
+			testdb.Migrate(b, d.Migrator())
+			rows := make([]driver.OutboxRow, n)
+			for i := range rows {
+				rows[i] = driver.OutboxRow{ID: eos.NewID(), Topic: "payments.charge", Key: testdb.Account(i), Payload: make([]byte, 256),
+					Headers: map[string]string{"Trace": "abc"}, CreatedAt: time.Now(), EnqueuedAt: time.Now()}
+			}
+			b.ResetTimer()
+			start := time.Now()
+			for done := 0; done < b.N; done += n {
+				tx, err := d.Begin(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := d.Executor(tx).OutboxInsert(ctx, rows); err != nil {
+					b.Fatal(err)
+				}
+				if err := d.Commit(ctx, tx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "rows/s")
+		})
 	}
 }
