@@ -1,0 +1,69 @@
+package testdb
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/eoskit/eos"
+)
+
+// Turn is one contender of [TakeTurns]: Batch processes messages in one
+// transaction of its own.
+type Turn struct {
+	Name  string
+	Batch func(ctx context.Context, ms []eos.Message) error
+}
+
+// Turn is a contender that begins a transaction with begin (which may
+// claim ms in it), applies ms with the payments handler and commits.
+func (p Payments[TTx]) Turn(name string, begin func(ctx context.Context, ms []eos.Message) (TTx, error)) Turn {
+	return Turn{Name: name, Batch: func(ctx context.Context, ms []eos.Message) error {
+		tx, err := begin(ctx, ms)
+		if err != nil {
+			return err
+		}
+		defer p.E.Driver.Rollback(ctx, tx)
+		for _, m := range ms {
+			if err := p.Handler(ctx, tx, m); err != nil {
+				return err
+			}
+		}
+		return p.E.Driver.Commit(ctx, tx)
+	}}
+}
+
+// TakeTurns gives each turn b.N new payments messages (UUIDv7 ids, over
+// 1000 accounts) and runs them batch by batch, the turns taking theirs in
+// a rotating order, so that all see the same machine state. It reports
+// each turn's events/s and the ratio of the first turn's time to its own.
+func TakeTurns(b *testing.B, batch int, turns []Turn) {
+	ctx := context.Background()
+	msgs := make([][]eos.Message, len(turns))
+	for k := range msgs {
+		msgs[k] = make([]eos.Message, b.N)
+		for i := range msgs[k] {
+			msgs[k][i] = Message(eos.NewID(), Account(i%1000), 1)
+		}
+	}
+	elapsed := make([]time.Duration, len(turns))
+	b.ResetTimer()
+	for i, round := 0, 0; i < b.N; i, round = i+batch, round+1 {
+		end := min(i+batch, b.N)
+		for j := range turns {
+			k := (round + j) % len(turns)
+			start := time.Now()
+			if err := turns[k].Batch(ctx, msgs[k][i:end]); err != nil {
+				b.Fatalf("%s: %v", turns[k].Name, err)
+			}
+			elapsed[k] += time.Since(start)
+		}
+	}
+	b.StopTimer()
+	for k, t := range turns {
+		b.ReportMetric(float64(b.N)/elapsed[k].Seconds(), t.Name+"-events/s")
+		if k > 0 {
+			b.ReportMetric(elapsed[0].Seconds()/elapsed[k].Seconds(), t.Name+"/"+turns[0].Name)
+		}
+	}
+}
