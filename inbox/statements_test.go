@@ -23,10 +23,11 @@ import (
 // TestStatementsPerBatch counts what the inbox asks of its driver for one
 // batch — Begin, Commit, Rollback, BeginClaim and every Executor call, each
 // one statement (drivertest.RunStatements holds the drivers to that) — at
-// batch sizes 1, 16, 256 and 1000: new messages, redeliveries, and a mix of
-// duplicates, conflicts and invalid deliveries. Each is asked at most once
-// per batch whatever its size, and batches of 256 and 1000 ask the same.
-// The handler's own statements are not counted.
+// batch sizes 1, 16, 256 and 1000, with either kind of handler: new
+// messages, redeliveries, and a mix of duplicates, conflicts and invalid
+// deliveries. Each is asked at most once per batch whatever its size, and
+// batches of 256 and 1000 ask the same. The handlers' own statements are
+// not counted.
 func TestStatementsPerBatch(t *testing.T) {
 	engines.Each(t, testStatementsPerBatch[*sql.Tx], testStatementsPerBatch[pgx.Tx])
 }
@@ -88,59 +89,83 @@ func payments(n int, amount int64) []eos.Message {
 }
 
 func testStatementsPerBatch[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
-	ctx := context.Background()
 	pay := testdb.Payments[TTx]{E: e}
 	pay.Setup(t, accounts, balance)
 	counted, calls := countCalls(e.Driver)
-	for _, sc := range batchScenarios {
-		t.Run(sc.name, func(t *testing.T) {
-			per := map[int]map[string]int{}
-			for _, n := range []int{1, 16, 256, 1000} {
-				earlier, batch, want := sc.batch(n)
-				cfg := inbox.Config{Consumer: fmt.Sprintf("%s-%d", sc.name, n), MaxBatch: 1000}
-				if len(earlier) > 0 {
-					before, err := inbox.New(e.Driver, pay.Handler, cfg)
-					if err != nil {
-						t.Fatal(err)
-					}
-					inboxtest.Process(ctx, t, before, earlier...)
-				}
-				p, err := inbox.New(counted, pay.Handler, cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				calls.take()
-				res, _ := inboxtest.Process(ctx, t, p, batch...)
-				per[n] = calls.take()
-				for o, c := range want {
-					if res.Count(o) != c {
-						t.Fatalf("batch of %d: %d %s, want %d", n, res.Count(o), o, c)
+	// newProcessor makes a processor of the kind named on drv.
+	newProcessor := func(t *testing.T, kind string, drv driver.Driver[TTx], cfg inbox.Config) *inbox.Processor[TTx] {
+		t.Helper()
+		p, err := inbox.New(drv, pay.Handler, cfg)
+		if kind == "batch" {
+			p, err = inbox.NewBatch(drv, func(ctx context.Context, tx TTx, b *inbox.Batch) error {
+				for _, m := range b.Messages {
+					if err := pay.Handler(ctx, tx, m); err != nil {
+						return err
 					}
 				}
-				for name, c := range per[n] {
-					if c > 1 {
-						t.Errorf("batch of %d: %s called %d times, want once at most", n, name, c)
+				return nil
+			}, cfg)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, kind := range []string{"message", "batch"} {
+		for _, sc := range batchScenarios {
+			t.Run(kind+"/"+sc.name, func(t *testing.T) {
+				ctx := context.Background()
+				per := map[int]map[string]int{}
+				for _, n := range []int{1, 16, 256, 1000} {
+					earlier, batch, want := sc.batch(n)
+					cfg := inbox.Config{Consumer: fmt.Sprintf("%s-%s-%d", kind, sc.name, n), MaxBatch: 1000}
+					if len(earlier) > 0 {
+						inboxtest.Process(ctx, t, newProcessor(t, kind, e.Driver, cfg), earlier...)
 					}
+					p := newProcessor(t, kind, counted, cfg)
+					calls.take()
+					res, _ := inboxtest.Process(ctx, t, p, batch...)
+					per[n] = calls.take()
+					for o, c := range want {
+						if res.Count(o) != c {
+							t.Fatalf("batch of %d: %d %s, want %d", n, res.Count(o), o, c)
+						}
+					}
+					t.Logf("batch of %4d: %v", n, per[n])
 				}
-				t.Logf("batch of %4d: %v", n, per[n])
+				checkCalls(t, sc.name, per)
+			})
+		}
+	}
+}
+
+// checkCalls checks the calls of batches of each size (per[n]): each at
+// most once per batch, the same for 256 and 1000 messages, and for new
+// messages begin, claim and commit only.
+func checkCalls(t *testing.T, scenario string, per map[int]map[string]int) {
+	t.Helper()
+	for n, got := range per {
+		for name, c := range got {
+			if c > 1 {
+				t.Errorf("batch of %d: %s called %d times, want once at most", n, name, c)
 			}
-			if !maps.Equal(per[256], per[1000]) {
-				t.Errorf("batch of 256: %v; batch of 1000: %v", per[256], per[1000])
-			}
-			if sc.name != "new" {
-				return
-			}
-			// New messages: begin, claim, commit; or the driver's
-			// one-round-trip BeginClaim and commit. (PostgreSQL's BeginClaim
-			// declines a batch past its size without a round trip.)
-			for n, got := range per {
-				switch names := fmt.Sprint(slices.Sorted(maps.Keys(got))); names {
-				case "[Begin Commit InboxClaim]", "[BeginClaim Commit]", "[Begin BeginClaim Commit InboxClaim]":
-				default:
-					t.Errorf("batch of %d new messages: %v, want Begin, InboxClaim, Commit (or BeginClaim, Commit)", n, got)
-				}
-			}
-		})
+		}
+	}
+	if !maps.Equal(per[256], per[1000]) {
+		t.Errorf("batch of 256: %v; batch of 1000: %v", per[256], per[1000])
+	}
+	if scenario != "new" {
+		return
+	}
+	// Begin, claim, commit; or the driver's one-round-trip BeginClaim and
+	// commit. (PostgreSQL's BeginClaim declines a batch past its size
+	// without a round trip.)
+	for n, got := range per {
+		switch names := fmt.Sprint(slices.Sorted(maps.Keys(got))); names {
+		case "[Begin Commit InboxClaim]", "[BeginClaim Commit]", "[Begin BeginClaim Commit InboxClaim]":
+		default:
+			t.Errorf("batch of %d new messages: %v, want Begin, InboxClaim, Commit (or BeginClaim, Commit)", n, got)
+		}
 	}
 }
 
