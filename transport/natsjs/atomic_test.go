@@ -19,8 +19,9 @@ import (
 // Nats-Batch-Sequence (1, 2, …); the last also Nats-Batch-Commit: 1 and a
 // reply subject, and the server answers it with one PubAck for the whole
 // batch (with "batch" and "count"). The server stages the batch and stores
-// all of it or none. The Publisher does not use it; these helpers measure
-// it (BenchmarkRelay) and pin down how it treats Nats-Msg-Id.
+// all of it or none. The Publisher sends such batches (batch.go); these
+// helpers send them by hand, to measure the protocol alone (BenchmarkRelay)
+// and to pin down how the server treats Nats-Msg-Id.
 
 // atomicAck is the server's answer to an atomic batch's commit.
 type atomicAck struct {
@@ -95,7 +96,7 @@ func createAtomicStream(ctx context.Context, t testing.TB, js jetstream.JetStrea
 // the ids of a committed batch count for later publishes, but a batch that
 // holds an id the stream has seen (or one id twice) is refused whole,
 // where single publishes drop just the duplicate. A relay re-publishing
-// after a crash would see its whole batch refused.
+// after a crash sees its whole batch refused (TestBatchAfterRelayCrash).
 func TestAtomicBatchDedupe(t *testing.T) {
 	js := embedded(t, "unused")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -5,7 +5,11 @@
 //     Nats-Msg-Id, so JetStream drops a re-publish within the stream's
 //     duplicate window; a duplicate PubAck is reported and counted, never
 //     hidden. Publishes are asynchronous within a bounded window, and each
-//     wait for an ack is bounded (AckTimeout).
+//     wait for an ack is bounded (AckTimeout). Where the server and the
+//     stream allow it (nats-server 2.12 and later, AllowAtomicPublish), the
+//     messages of one stream go as atomic batches, one stored write and one
+//     ack per batch; a batch the server refuses, as one holding an id it has
+//     stored already, is published again message by message ([BatchMode]).
 //   - [Subscriber] implements inbox.Source over a durable pull consumer with
 //     explicit acks, which the inbox sends only after its transaction
 //     commits. Plain acks by default: a lost ack means a redelivery, which the
@@ -15,7 +19,8 @@
 //     pulled ahead back at once.
 //   - [EnsureStream] and [EnsureConsumer] provision with validated
 //     configuration: they create, or set on an existing stream or consumer
-//     only the fields their config names, and report what they changed;
+//     only the fields their config names (atomic publish among them, on by
+//     default), and report what they changed;
 //     [RedeliveryHorizon] tells how late a message can come back, which the
 //     dedupe retention must cover.
 //
@@ -46,5 +51,9 @@
 // responders", during a restart or a leader election, run on a timer per
 // message and land out of order). Messages of distinct keys share the
 // window, so many keys publish at the window's pace and one key at the
-// pace of one round trip per message.
+// pace of one round trip per message. An atomic batch is stored all or
+// none, so it may hold several messages of a key; it is sent once the
+// messages before it of each of its keys are acknowledged, and the
+// messages of a batch the server refused are published one by one, in
+// order, before any later message of their keys.
 package natsjs

@@ -307,6 +307,8 @@ func TestConfigErrors(t *testing.T) {
 		{"publisher js", "natsjs.NewPublisher js", second(NewPublisher(nil, PublisherConfig{}))},
 		{"window", "natsjs.PublisherConfig.Window", second(NewPublisher(js, PublisherConfig{Window: 65537}))},
 		{"ack timeout", "natsjs.PublisherConfig.AckTimeout", second(NewPublisher(js, PublisherConfig{AckTimeout: -1}))},
+		{"batch size", "natsjs.PublisherConfig.BatchSize", second(NewPublisher(js, PublisherConfig{BatchSize: -1}))},
+		{"batch mode", "natsjs.PublisherConfig.Batch", second(NewPublisher(js, PublisherConfig{Batch: 7}))},
 		{"subscriber consumer", "natsjs.NewSubscriber consumer", second(NewSubscriber(nil, SubscriberConfig{}))},
 		{"embed dir", "natsembed.Config.Dir", second(natsembed.Start(natsembed.Config{}))},
 		{"embed port", "natsembed.Config.Port", second(natsembed.Start(natsembed.Config{Dir: t.TempDir(), Port: 70000}))},

@@ -22,8 +22,15 @@ import (
 // TestKeyOrderAcrossRestart publishes a burst of one key the way the relay
 // does (a batch, then the rest from the first unacknowledged message) while
 // the broker restarts twice under it, then reads the stream back: every
-// message once, in publish order.
+// message once, in publish order. It does so message by message and in
+// atomic batches.
 func TestKeyOrderAcrossRestart(t *testing.T) {
+	for _, batch := range []BatchMode{BatchOff, BatchAuto} {
+		t.Run(fmt.Sprintf("batch=%v", batch == BatchAuto), func(t *testing.T) { testKeyOrderAcrossRestart(t, batch) })
+	}
+}
+
+func testKeyOrderAcrossRestart(t *testing.T, batch BatchMode) {
 	const n = 4000
 	cfg := natsembed.Config{Dir: t.TempDir(), Listen: true}
 	srv := startServer(t, cfg)
@@ -48,7 +55,7 @@ func TestKeyOrderAcrossRestart(t *testing.T) {
 	if _, _, err := EnsureStream(ctx, js, StreamConfig{Name: "S", Subjects: []string{"ord.>"}}); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := NewPublisher(js, PublisherConfig{AckTimeout: 5 * time.Second})
+	pub, err := NewPublisher(js, PublisherConfig{AckTimeout: 5 * time.Second, Batch: batch})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,6 +113,10 @@ func TestKeyOrderAcrossRestart(t *testing.T) {
 	}
 	if stopRestarts(); stopped != nil {
 		t.Fatal(stopped)
+	}
+	t.Logf("atomic batches %d, fallbacks %d, duplicates %d", pub.Batches(), pub.Fallbacks(), pub.Duplicates())
+	if batch == BatchAuto && pub.Batches() == 0 {
+		t.Errorf("no atomic batch was sent")
 	}
 
 	checkStored(ctx, t, js, "S", envs)

@@ -59,12 +59,23 @@ func storedIDs(t *testing.T, js jetstream.JetStream, stream string) []string {
 	return ids
 }
 
+// publisherConfigs are the shapes of publishing the permanent-failure
+// tests run: one at a time, a window, each with and without atomic
+// batches.
+var publisherConfigs = []PublisherConfig{
+	{Window: 1, Batch: BatchOff}, {Window: 256, Batch: BatchOff}, {Window: 1}, {Window: 256},
+}
+
+func configName(c PublisherConfig) string {
+	return fmt.Sprintf("window=%d/batch=%v", c.Window, c.Batch == BatchAuto)
+}
+
 func TestUnpublishableRowDoesNotBlockOtherKeys(t *testing.T) {
-	for _, window := range []int{1, 256} {
-		t.Run(fmt.Sprintf("window=%d", window), func(t *testing.T) {
+	for _, cfg := range publisherConfigs {
+		t.Run(configName(cfg), func(t *testing.T) {
 			engines.Each(t,
-				func(t *testing.T, e *testdb.Engine[*sql.Tx]) { testUnpublishable(t, e, window) },
-				func(t *testing.T, e *testdb.Engine[pgx.Tx]) { testUnpublishable(t, e, window) })
+				func(t *testing.T, e *testdb.Engine[*sql.Tx]) { testUnpublishable(t, e, cfg) },
+				func(t *testing.T, e *testdb.Engine[pgx.Tx]) { testUnpublishable(t, e, cfg) })
 		})
 	}
 }
@@ -73,10 +84,10 @@ func TestUnpublishableRowDoesNotBlockOtherKeys(t *testing.T) {
 // rows of five other keys and one more row of its own key follow. The
 // relay goes on with the other keys, each stored on the broker once
 // however often the relay passes, and holds the bad row's key behind it.
-func testUnpublishable[TTx any](t *testing.T, e *testdb.Engine[TTx], window int) {
+func testUnpublishable[TTx any](t *testing.T, e *testdb.Engine[TTx], cfg PublisherConfig) {
 	ctx := context.Background()
 	js := embedded(t, "ok.>") // stream S
-	np, err := NewPublisher(js, PublisherConfig{Window: window})
+	np, err := NewPublisher(js, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,13 +143,16 @@ func testUnpublishable[TTx any](t *testing.T, e *testdb.Engine[TTx], window int)
 	if st.Unsent != 2 {
 		t.Fatalf("%d rows unsent after three passes, want 2 (the bad row and the row of its key behind it)", st.Unsent)
 	}
-	if window == 1 && stored["A-behind"] != 0 {
+	if cfg.Window == 1 && stored["A-behind"] != 0 {
 		// With one publish in flight, nothing behind the bad row reached
 		// the broker; the publisher's own per-key order (several in flight)
 		// is not this test's subject.
 		t.Fatalf("A-behind stored %d times while its key's head is unpublishable", stored["A-behind"])
 	}
-	t.Logf("healthy rows handed to the publisher %v; duplicates reported by JetStream: %d", pub.sent, np.Duplicates())
+	t.Logf("healthy rows handed to the publisher %v; duplicates reported by JetStream: %d; atomic batches %d", pub.sent, np.Duplicates(), np.Batches())
+	if cfg.Batch == BatchAuto && np.Batches() == 0 {
+		t.Errorf("no atomic batch was sent")
+	}
 
 	parked, err := ob.ParkedRows(ctx, 0, 10)
 	if err != nil {
@@ -183,8 +197,8 @@ func TestPublishUnpublishable(t *testing.T) {
 		t.Fatal(err)
 	}
 	ok := outbox.Envelope{Topic: "ok.x", Message: eos.Message{ID: "ok"}}
-	for _, window := range []int{1, 256} {
-		pub, err := NewPublisher(js, PublisherConfig{Window: window})
+	for _, cfg := range publisherConfigs {
+		pub, err := NewPublisher(js, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,8 +209,11 @@ func TestPublishUnpublishable(t *testing.T) {
 		} {
 			acked, err := pub.Publish(ctx, []outbox.Envelope{ok, bad, ok})
 			if acked != 1 || !errors.Is(err, outbox.ErrUnpublishable) {
-				t.Errorf("window %d, %s: acked %d, %v", window, name, acked, err)
+				t.Errorf("%s, %s: acked %d, %v", configName(cfg), name, acked, err)
 			}
+		}
+		if cfg.Batch == BatchAuto && pub.Fallbacks() == 0 {
+			t.Errorf("%s: no atomic batch was tried", configName(cfg))
 		}
 	}
 }

@@ -32,6 +32,11 @@ type StreamConfig struct {
 	// Memory stores the stream in memory instead of on disk (tests only:
 	// a restart loses it).
 	Memory bool
+	// NoAtomicPublish leaves the stream's AllowAtomicPublish off. By
+	// default EnsureStream turns it on where the server has it (2.12 and
+	// later) and the stream can take it (not in the async persist mode), so
+	// that the Publisher sends atomic batches (see [BatchMode]).
+	NoAtomicPublish bool
 }
 
 func (c *StreamConfig) check() error {
@@ -65,9 +70,10 @@ func (c *StreamConfig) check() error {
 
 // EnsureStream creates the stream from cfg if it does not exist. If it
 // exists, it sets the fields cfg names (Subjects, Duplicates, MaxAge,
-// Replicas) where they differ, defaults included, and leaves every other
-// field as it is: limits, discard policy, description, placement and the
-// rest belong to whoever runs the broker. The stream's storage cannot
+// Replicas, and AllowAtomicPublish on a server that has it) where they
+// differ, defaults included, and leaves every other field as it is: limits,
+// discard policy, description, placement and the rest belong to whoever
+// runs the broker. The stream's storage cannot
 // change; a mismatch is a configuration error. Provisioned says what it did.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, Provisioned, error) {
 	if err := cfg.check(); err != nil {
@@ -80,11 +86,12 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 	if cfg.Memory {
 		storage = jetstream.MemoryStorage
 	}
+	ownsAtomic := atomicServer(js.Conn())
 	s, err := js.Stream(ctx, cfg.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		s, err = js.CreateStream(ctx, jetstream.StreamConfig{
 			Name: cfg.Name, Subjects: cfg.Subjects, Duplicates: cfg.Duplicates, MaxAge: cfg.MaxAge,
-			Replicas: cfg.Replicas, Storage: storage,
+			Replicas: cfg.Replicas, Storage: storage, AllowAtomicPublish: ownsAtomic && !cfg.NoAtomicPublish,
 		})
 		if err == nil {
 			return s, Provisioned{Created: true}, nil
@@ -109,6 +116,11 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 	set(&p, "Duplicates", &cur.Duplicates, cfg.Duplicates)
 	set(&p, "MaxAge", &cur.MaxAge, cfg.MaxAge)
 	set(&p, "Replicas", &cur.Replicas, cfg.Replicas)
+	if ownsAtomic {
+		// JetStream refuses atomic publish with the async persist mode,
+		// which belongs to the operator.
+		set(&p, "AllowAtomicPublish", &cur.AllowAtomicPublish, !cfg.NoAtomicPublish && cur.PersistMode != jetstream.AsyncPersistMode)
+	}
 	if len(p.Changed) == 0 {
 		return s, p, nil
 	}

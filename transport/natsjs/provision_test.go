@@ -45,16 +45,16 @@ func TestEnsureStreamOwnsItsFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fields(p); p.Created || !slices.Equal(got, []string{"Duplicates", "MaxAge"}) {
-		t.Errorf("changed %v (%v), want Duplicates and MaxAge only", got, p)
+	if got := fields(p); p.Created || !slices.Equal(got, []string{"Duplicates", "MaxAge", "AllowAtomicPublish"}) {
+		t.Errorf("changed %v (%v), want Duplicates, MaxAge and AllowAtomicPublish only", got, p)
 	}
 	t.Log(p)
 	c := s.CachedInfo().Config
 	if c.MaxMsgs != 1000 || c.Description != "ops" || c.Discard != jetstream.DiscardNew {
 		t.Errorf("operator's fields reset: MaxMsgs %d, Description %q, Discard %v", c.MaxMsgs, c.Description, c.Discard)
 	}
-	if c.Duplicates != time.Minute || c.MaxAge != time.Hour {
-		t.Errorf("eos's fields not set: Duplicates %v, MaxAge %v", c.Duplicates, c.MaxAge)
+	if c.Duplicates != time.Minute || c.MaxAge != time.Hour || !c.AllowAtomicPublish {
+		t.Errorf("eos's fields not set: Duplicates %v, MaxAge %v, AllowAtomicPublish %v", c.Duplicates, c.MaxAge, c.AllowAtomicPublish)
 	}
 
 	_, _, err = EnsureStream(ctx, js, StreamConfig{Name: "O", Subjects: []string{"o.>"}, Memory: true})

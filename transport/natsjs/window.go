@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eoskit/eos/outbox"
@@ -20,15 +21,39 @@ import (
 // relay's), from the first unacknowledged message.
 var noRetry = jetstream.WithRetryAttempts(0)
 
-// sendState is where one message of a Publish call is.
+// sendState is where one publish of a Publish call is.
 type sendState uint8
 
 const (
 	unsent sendState = iota
 	inFlight
-	acked
-	failed
+	settled
 )
+
+// unit is one publish: a message, or an atomic batch of messages bound for
+// one stream (batch.go), with one ack.
+type unit struct {
+	msgs   []int  // indexes into window.msgs, ascending
+	stream string // the stream of an atomic batch; "" for a message alone
+	state  sendState
+	// The broker's answer comes on ok or errc (a message alone: its
+	// PubAckFuture's), or on reply (the commit of an atomic batch).
+	ok    <-chan *jetstream.PubAck
+	errc  <-chan error
+	reply chan *nats.Msg
+	sub   *nats.Subscription // the subscription reply is fed by
+	batch string             // the atomic batch's id
+	// waits counts the messages of the unit whose key's previous message,
+	// in another unit, is not acknowledged yet; the unit is sent at zero.
+	waits int
+	// gate is set when a later unit waits for a message of this one.
+	gate  bool
+	acked int   // how many of msgs, from the first, were acknowledged once settled
+	err   error // why msgs[acked] was not
+}
+
+// isBatch reports whether u is an atomic batch.
+func (u *unit) isBatch() bool { return u.stream != "" }
 
 // window is one Publish call's messages on their way to the broker. A
 // message is sent only once the previous message with its key was
@@ -37,42 +62,71 @@ const (
 // in flight, in the connection's reconnect buffer say, travels on the same
 // connection ahead of anything sent after it). Messages without a key, and
 // the first message of each key, go as soon as the window has room, so
-// many distinct keys still fill the window.
+// many distinct keys still fill the window. An atomic batch is stored all
+// or none, so it holds several messages of a key, and goes once the
+// messages before it of each of its keys are acknowledged.
 type window struct {
-	p       *Publisher
-	msgs    []outbox.Envelope
-	state   []sendState
-	futures []jetstream.PubAckFuture
-	errs    []error
+	p      *Publisher
+	msgs   []outbox.Envelope
+	units  []unit
+	unitOf []int // the unit of each message
 	// next[i] is the next message after i with the same key, -1 if none.
 	next []int
-	// ready holds the unsent messages whose key is free, ascending.
+	// ready holds the unsent units that wait for nothing, ascending.
 	ready []int
-	// gates holds the messages in flight whose next message waits for
-	// their ack, in send order.
+	// gates holds the units in flight with a message a later unit waits
+	// for, in send order.
 	gates   []int
-	pending int // messages in flight
+	pending int // units in flight
 	sendErr error
 }
 
-func newWindow(p *Publisher, msgs []outbox.Envelope) *window {
-	w := &window{
-		p: p, msgs: msgs, state: make([]sendState, len(msgs)), futures: make([]jetstream.PubAckFuture, len(msgs)),
-		errs: make([]error, len(msgs)), next: make([]int, len(msgs)),
-	}
+// newWindow plans the publishes of msgs: streams[i] is the stream whose
+// atomic batches may take msgs[i], "" to send it alone; nil sends each
+// message alone.
+func newWindow(p *Publisher, msgs []outbox.Envelope, streams []string) *window {
+	w := &window{p: p, msgs: msgs, unitOf: make([]int, len(msgs)), next: make([]int, len(msgs))}
+	b := newBatcher(p.cfg.BatchSize)
 	last := make(map[string]int)
 	for i, m := range msgs {
 		w.next[i] = -1
-		if m.Key == "" {
-			w.ready = append(w.ready, i)
-			continue
+		prev, hasPrev := last[m.Key]
+		hasPrev = hasPrev && m.Key != ""
+		stream, u := "", -1
+		if streams != nil {
+			stream = streams[i]
 		}
-		if j, ok := last[m.Key]; ok {
-			w.next[j] = i
-		} else {
+		if stream != "" {
+			u = b.join(w, stream, prev, hasPrev)
+		}
+		if u < 0 {
+			u = len(w.units)
+			w.units = append(w.units, unit{})
+			if stream != "" {
+				b.open(stream, u)
+			}
+		}
+		w.units[u].msgs = append(w.units[u].msgs, i)
+		w.unitOf[i] = u
+		if hasPrev {
+			w.next[prev] = i
+			if pu := w.unitOf[prev]; pu != u {
+				w.units[u].waits++
+				w.units[pu].gate = true
+			}
+		}
+		if m.Key != "" {
+			last[m.Key] = i
+		}
+	}
+	for i := range w.units {
+		u := &w.units[i]
+		if len(u.msgs) > 1 {
+			u.stream = streams[u.msgs[0]]
+		}
+		if u.waits == 0 {
 			w.ready = append(w.ready, i)
 		}
-		last[m.Key] = i
 	}
 	return w
 }
@@ -80,38 +134,46 @@ func newWindow(p *Publisher, msgs []outbox.Envelope) *window {
 // run sends the messages and returns how many from the first were
 // acknowledged, with the error of the first one that was not.
 func (w *window) run(ctx context.Context) (int, error) {
+	defer w.close()
 	timer := time.NewTimer(w.p.cfg.AckTimeout)
 	defer timer.Stop()
 	for c := range w.msgs {
 		w.fill(ctx)
-		if w.state[c] == unsent {
-			// Every message before c is acknowledged, so c is ready and the
-			// lowest ready message: fill sends it first whenever the window
-			// has room, and it had room when c's key was freed.
+		u := &w.units[w.unitOf[c]]
+		if u.state == unsent {
+			// Every message before c is acknowledged. Those before it of
+			// its unit's keys are too (a unit only waits for messages
+			// before its first), so its unit is ready and the lowest ready
+			// unit: fill sends it first whenever the window has room, and
+			// it had room when the unit became ready.
 			if w.sendErr == nil {
 				w.sendErr = errors.New("natsjs: internal error: a ready message was not sent")
 			}
 			return c, w.sendErr
 		}
-		if w.state[c] == inFlight {
-			if err := w.wait(ctx, c, timer); err != nil {
+		if u.state == inFlight {
+			if err := w.wait(ctx, w.unitOf[c], timer); err != nil {
 				return c, err
 			}
 		}
-		if w.state[c] == failed {
-			return c, w.errs[c]
+		if !u.ackedMsg(c) {
+			return c, u.err
 		}
 	}
 	return len(w.msgs), nil
 }
 
+// ackedMsg reports whether message c of the settled unit u was
+// acknowledged.
+func (u *unit) ackedMsg(c int) bool { return u.acked == len(u.msgs) || c < u.msgs[u.acked] }
+
 // fill frees the keys whose message was acknowledged and sends ready
-// messages, lowest first, while the window has room.
+// units, lowest first, while the window has room.
 func (w *window) fill(ctx context.Context) {
 	for len(w.gates) > 0 {
 		// Acks come in send order: past the first gate still waiting, the
 		// others are most likely waiting too.
-		if i := w.gates[0]; w.state[i] == inFlight && !w.poll(i) {
+		if i := w.gates[0]; w.units[i].state == inFlight && !w.poll(ctx, i) {
 			break
 		}
 		w.gates = w.gates[1:]
@@ -121,68 +183,123 @@ func (w *window) fill(ctx context.Context) {
 			return
 		}
 		i := w.ready[0]
-		m := w.msgs[i]
-		f, err := w.p.js.PublishMsgAsync(toNATS(m.Topic, m.Message), noRetry)
-		if err != nil {
-			w.sendErr = publishErr(m.Topic, m.ID, err)
-			return
+		u := &w.units[i]
+		if u.isBatch() {
+			w.ready = w.ready[1:]
+			if err := w.sendBatch(u); err != nil {
+				w.fallback(ctx, i, err)
+				continue
+			}
+		} else {
+			m := w.msgs[u.msgs[0]]
+			f, err := w.p.js.PublishMsgAsync(toNATS(m.Topic, m.Message), noRetry)
+			if err != nil {
+				w.sendErr = publishErr(m.Topic, m.ID, err)
+				return
+			}
+			w.ready = w.ready[1:]
+			u.ok, u.errc = f.Ok(), f.Err()
 		}
-		w.ready = w.ready[1:]
-		w.futures[i], w.state[i] = f, inFlight
+		u.state = inFlight
 		w.pending++
-		if w.next[i] >= 0 {
+		if u.gate {
 			w.gates = append(w.gates, i)
 		}
 	}
 }
 
-// poll settles message i if its answer has arrived, without waiting.
-func (w *window) poll(i int) bool {
+// answer is the broker's answer to a unit: the PubAck or error of a
+// message alone, or the reply to an atomic batch's commit.
+type answer struct {
+	ack   *jetstream.PubAck
+	reply *nats.Msg
+	err   error
+}
+
+// poll settles unit i if its answer has arrived, without waiting.
+func (w *window) poll(ctx context.Context, i int) bool {
+	u := &w.units[i]
+	var a answer
 	select {
-	case ack := <-w.futures[i].Ok():
-		w.settle(i, ack, nil)
-	case err := <-w.futures[i].Err():
-		w.settle(i, nil, err)
+	case a.ack = <-u.ok:
+	case a.err = <-u.errc:
+	case a.reply = <-u.reply:
 	default:
 		return false
 	}
+	w.settle(ctx, i, a)
 	return true
 }
 
-// wait settles message i when its answer arrives. It returns an error,
+// wait settles unit i when its answer arrives. It returns an error,
 // leaving i in flight, if none comes within AckTimeout or ctx ends.
 func (w *window) wait(ctx context.Context, i int, timer *time.Timer) error {
 	timer.Reset(w.p.cfg.AckTimeout)
-	m := w.msgs[i]
+	u := &w.units[i]
+	var a answer
 	select {
-	case ack := <-w.futures[i].Ok():
-		w.settle(i, ack, nil)
-	case err := <-w.futures[i].Err():
-		w.settle(i, nil, err)
+	case a.ack = <-u.ok:
+	case a.err = <-u.errc:
+	case a.reply = <-u.reply:
 	case <-timer.C:
+		m := w.msgs[u.msgs[0]]
 		return publishErr(m.Topic, m.ID, fmt.Errorf("no ack within %v", w.p.cfg.AckTimeout))
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	w.settle(ctx, i, a)
 	return nil
 }
 
-// settle records the broker's answer to message i; an ack frees its key for
-// the next message.
-func (w *window) settle(i int, ack *jetstream.PubAck, err error) {
+// settle records the broker's answer to unit i. An atomic batch that was
+// not stored whole is published again message by message.
+func (w *window) settle(ctx context.Context, i int, a answer) {
 	w.pending--
-	m := w.msgs[i]
+	u := &w.units[i]
+	err := a.err
+	if a.reply != nil {
+		if err = w.committed(u, a.reply); err != nil {
+			w.fallback(ctx, i, err)
+			return
+		}
+	}
 	if err == nil {
 		err = w.p.cfg.Test.Failpoints.Eval(FailPublishAckLost)
 	}
+	m := w.msgs[u.msgs[0]]
 	if err != nil {
-		w.state[i], w.errs[i] = failed, publishErr(m.Topic, m.ID, err)
+		w.done(i, 0, publishErr(m.Topic, m.ID, err))
 		return
 	}
-	w.state[i] = acked
-	w.p.result(m.Topic, m.ID, ack)
-	if j := w.next[i]; j >= 0 {
-		pos, _ := slices.BinarySearch(w.ready, j)
-		w.ready = slices.Insert(w.ready, pos, j)
+	if a.ack != nil {
+		w.p.result(m.Topic, m.ID, a.ack)
+	}
+	w.done(i, len(u.msgs), nil)
+}
+
+// done settles unit i with its first acked messages acknowledged and err
+// about the next, and frees the keys of the acknowledged ones.
+func (w *window) done(i, acked int, err error) {
+	u := &w.units[i]
+	u.state, u.acked, u.err = settled, acked, err
+	for _, c := range u.msgs[:acked] {
+		j := w.next[c]
+		if j < 0 || w.unitOf[j] == i {
+			continue
+		}
+		v := w.unitOf[j]
+		if w.units[v].waits--; w.units[v].waits == 0 {
+			pos, _ := slices.BinarySearch(w.ready, v)
+			w.ready = slices.Insert(w.ready, pos, v)
+		}
+	}
+}
+
+// close ends the subscriptions of the atomic batches still in flight.
+func (w *window) close() {
+	for i := range w.units {
+		if u := &w.units[i]; u.sub != nil && u.state == inFlight {
+			u.sub.Unsubscribe()
+		}
 	}
 }
