@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/outbox"
+	"github.com/eoskit/eos/outbox/outboxtest"
 	"github.com/eoskit/eos/transport/natsjs/natsembed"
 )
 
@@ -27,17 +30,22 @@ const (
 //
 //   - raw: asynchronous JetStream publishes with Nats-Msg-Id, at most 256
 //     awaiting their ack;
+//   - atomic_raw: JetStream atomic batches of 256 sent by hand, one
+//     awaiting its answer at a time (the protocol alone, without the relay);
 //   - relay: outbox.Relay forwarding rows from SQLite (synchronous=FULL)
-//     through Publisher, batches of 256, window 256, rows without a key;
-//   - relay_keys: the same with a key of its own on every row (many
-//     distinct keys, each row waits for no other);
-//   - relay_onekey: the same with one key on every row (each row waits for
-//     the ack of the one before);
-//   - atomic: JetStream atomic batches of 256 (one commit and one PubAck per
-//     batch), one batch awaiting its answer at a time, and four.
+//     through Publisher, batches of 256, window 256, with atomic batches
+//     (BatchAuto, "batch") and without (BatchOff, "each"), for rows without
+//     a key ("nokey"), with a key of their own ("keys": each row waits for
+//     no other), and with one key for all ("onekey": each row waits for
+//     the ack of the one before, unless they share an atomic batch);
+//   - relay_nokey_memory: the relay of rows without a key forwarding to an
+//     in-memory publisher (outboxtest), the relay's own cost.
 //
-// It reports events/s of each and the ratios to raw. Run with a fixed
-// count, e.g. -bench Relay -benchtime 20000x.
+// The ways take turns, a tenth of the events at a time, so that a change of
+// the machine's load during the run weighs on each alike. It reports
+// events/s of each, the ratios to raw, and the ratio of the relay with
+// atomic batches to the relay without. Run with a fixed count, e.g. -bench
+// Relay -benchtime 20000x.
 func BenchmarkRelay(b *testing.B) {
 	srv, err := natsembed.Start(natsembed.Config{Dir: b.TempDir()})
 	if err != nil {
@@ -54,18 +62,7 @@ func BenchmarkRelay(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	for _, name := range []string{"RAW", "RELAY", "KEYS", "ONEKEY"} {
-		if _, _, err := EnsureStream(ctx, js, StreamConfig{Name: name, Subjects: []string{name + ".>"}}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	createAtomicStream(ctx, b, js, "ATOMIC", "ATOMIC.>")
 	payload := []byte("1234567890123456789012345678901234567890123456789012345678901234") // 64 bytes
-
-	e := testdb.SQLite(b)
-	relay := setupRelay(b, e, js, "RELAY.x", b.N, payload, func(int) string { return "" })
-	keysRelay := setupRelay(b, testdb.SQLite(b), js, "KEYS.x", b.N, payload, func(i int) string { return strconv.Itoa(i) })
-	oneKeyRelay := setupRelay(b, testdb.SQLite(b), js, "ONEKEY.x", b.N, payload, func(int) string { return "k" })
 	ids := func() []string {
 		out := make([]string, b.N)
 		for i := range out {
@@ -73,53 +70,115 @@ func BenchmarkRelay(b *testing.B) {
 		}
 		return out
 	}
-	rawIDs, atomicIDs, atomic4IDs := ids(), ids(), ids()
-
+	ensureBenchStream(ctx, b, js, "RAW")
+	createAtomicStream(ctx, b, js, "ATOMIC", "ATOMIC.>")
+	rawIDs, atomicIDs := ids(), ids()
+	ways := []*benchWay{
+		{name: "raw", step: func(done, n int) (int, error) {
+			return n, publishRaw(js, "RAW.x", rawIDs[done:done+n], payload)
+		}},
+		{name: "atomic_raw", step: func(done, n int) (int, error) {
+			return n, publishAtomicBatches(nc, "ATOMIC.x", atomicIDs[done:done+n], payload, 1)
+		}},
+	}
+	ways = append(ways, relayWays(ctx, b, js, payload)...)
 	b.ResetTimer()
-	raw := rate(b, b.N, func() error { return publishRaw(js, "RAW.x", rawIDs, payload) })
-	relayed := rate(b, b.N, func() error { return forwardAll(ctx, relay, b.N) })
-	keyed := rate(b, b.N, func() error { return forwardAll(ctx, keysRelay, b.N) })
-	oneKey := rate(b, b.N, func() error { return forwardAll(ctx, oneKeyRelay, b.N) })
-	atomic1 := rate(b, b.N, func() error { return publishAtomicBatches(nc, "ATOMIC.x", atomicIDs, payload, 1) })
-	atomic4 := rate(b, b.N, func() error { return publishAtomicBatches(nc, "ATOMIC.x", atomic4IDs, payload, 4) })
+	const turns = 10
+	for turn := range turns {
+		upTo := (turn + 1) * b.N / turns
+		for k := range ways {
+			if err := ways[(turn+k)%len(ways)].run(upTo); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 	b.StopTimer()
 
-	b.ReportMetric(raw, "raw_events/s")
-	b.ReportMetric(relayed, "relay_events/s")
-	b.ReportMetric(relayed/raw, "relay/raw")
-	b.ReportMetric(keyed, "relay_keys_events/s")
-	b.ReportMetric(keyed/raw, "relay_keys/raw")
-	b.ReportMetric(oneKey, "relay_onekey_events/s")
-	b.ReportMetric(oneKey/raw, "relay_onekey/raw")
-	b.ReportMetric(atomic1, "atomic1_events/s")
-	b.ReportMetric(atomic4, "atomic4_events/s")
-	b.ReportMetric(atomic4/raw, "atomic4/raw")
-}
-
-// rate runs f and returns n divided by the time it took.
-func rate(b *testing.B, n int, f func() error) float64 {
-	start := time.Now()
-	if err := f(); err != nil {
-		b.Fatal(err)
+	rates := make(map[string]float64, len(ways))
+	for _, w := range ways {
+		rates[w.name] = float64(w.done) / w.took.Seconds()
 	}
-	return float64(n) / time.Since(start).Seconds()
+	raw := rates["raw"]
+	b.ReportMetric(raw, "raw_events/s")
+	b.ReportMetric(rates["atomic_raw"], "atomic_raw_events/s")
+	b.ReportMetric(rates["atomic_raw"]/raw, "atomic_raw/raw")
+	b.ReportMetric(rates["relay_nokey_memory"], "relay_nokey_memory_events/s")
+	for _, sh := range relayShapes {
+		each, batch := rates["relay_"+sh.name+"_each"], rates["relay_"+sh.name+"_batch"]
+		b.ReportMetric(each, "relay_"+sh.name+"_each_events/s")
+		b.ReportMetric(batch, "relay_"+sh.name+"_batch_events/s")
+		b.ReportMetric(each/raw, "relay_"+sh.name+"_each/raw")
+		b.ReportMetric(batch/raw, "relay_"+sh.name+"_batch/raw")
+		b.ReportMetric(batch/each, "relay_"+sh.name+"_batch/each")
+	}
 }
 
-// forwardAll forwards n rows through r.
-func forwardAll(ctx context.Context, r *outbox.Relay[*sql.Tx], n int) error {
-	for sent := 0; sent < n; {
-		k, err := r.Forward(ctx)
-		if err != nil {
-			return err
+// relayShapes are the keys of BenchmarkRelay's rows.
+var relayShapes = []struct {
+	name string
+	key  func(int) string
+}{
+	{"nokey", func(int) string { return "" }},
+	{"keys", strconv.Itoa},
+	{"onekey", func(int) string { return "k" }},
+}
+
+// relayWays returns BenchmarkRelay's relays, each with b.N rows of its own
+// to forward to a stream of its own.
+func relayWays(ctx context.Context, b *testing.B, js jetstream.JetStream, payload []byte) []*benchWay {
+	var ways []*benchWay
+	for _, sh := range relayShapes {
+		for _, mode := range []struct {
+			name  string
+			batch BatchMode
+		}{{"each", BatchOff}, {"batch", BatchAuto}} {
+			stream := strings.ToUpper(sh.name + "_" + mode.name)
+			ensureBenchStream(ctx, b, js, stream)
+			pub, err := NewPublisher(js, PublisherConfig{Window: benchWindow, Batch: mode.batch})
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := setupRelay(b, testdb.SQLite(b), pub, stream+".x", b.N, payload, sh.key)
+			ways = append(ways, &benchWay{name: "relay_" + sh.name + "_" + mode.name, step: func(int, int) (int, error) { return r.Forward(ctx) }})
 		}
-		sent += k
+	}
+	r := setupRelay(b, testdb.SQLite(b), outboxtest.NewPublisher(), "MEMORY.x", b.N, payload, relayShapes[0].key)
+	return append(ways, &benchWay{name: "relay_nokey_memory", step: func(int, int) (int, error) { return r.Forward(ctx) }})
+}
+
+// benchWay is one way of BenchmarkRelay: step(done, n) handles at most n
+// events after the first done and returns how many it handled.
+type benchWay struct {
+	name string
+	step func(done, n int) (int, error)
+	done int
+	took time.Duration
+}
+
+// run steps w until it has handled upTo events.
+func (w *benchWay) run(upTo int) error {
+	start := time.Now()
+	defer func() { w.took += time.Since(start) }()
+	for w.done < upTo {
+		n, err := w.step(w.done, upTo-w.done)
+		if err != nil {
+			return fmt.Errorf("%s: %w", w.name, err)
+		}
+		w.done += n
 	}
 	return nil
 }
 
+// ensureBenchStream provisions stream name on subjects name.>.
+func ensureBenchStream(ctx context.Context, b *testing.B, js jetstream.JetStream, name string) {
+	if _, _, err := EnsureStream(ctx, js, StreamConfig{Name: name, Subjects: []string{name + ".>"}}); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // setupRelay enqueues n rows on topic, row i with key(i), and returns a
-// relay that forwards them.
-func setupRelay(b *testing.B, e *testdb.Engine[*sql.Tx], js jetstream.JetStream, topic string, n int, payload []byte, key func(int) string) *outbox.Relay[*sql.Tx] {
+// relay that forwards them to pub.
+func setupRelay(b *testing.B, e *testdb.Engine[*sql.Tx], pub outbox.Publisher, topic string, n int, payload []byte, key func(int) string) *outbox.Relay[*sql.Tx] {
 	ctx := context.Background()
 	ob, err := outbox.New(e.Driver, outbox.Config{})
 	if err != nil {
@@ -140,10 +199,6 @@ func setupRelay(b *testing.B, e *testdb.Engine[*sql.Tx], js jetstream.JetStream,
 		if err := e.Driver.Commit(ctx, tx); err != nil {
 			b.Fatal(err)
 		}
-	}
-	pub, err := NewPublisher(js, PublisherConfig{Window: benchWindow})
-	if err != nil {
-		b.Fatal(err)
 	}
 	r, err := outbox.NewRelay(e.Driver, pub, outbox.RelayConfig{BatchSize: 256})
 	if err != nil {
