@@ -21,6 +21,9 @@ type Engine[TTx any] struct {
 	Exec func(ctx context.Context, tx TTx, query string, args ...any) error
 	// QueryInt runs a query returning one integer in tx.
 	QueryInt func(ctx context.Context, tx TTx, query string, args ...any) (int64, error)
+	// Strings runs a query returning one text column in tx, prepared when
+	// Prepare prepared it.
+	Strings func(ctx context.Context, tx TTx, query string, args ...any) ([]string, error)
 	// Prepare prepares statements that Exec then runs prepared, as a
 	// careful application would (pgx prepares and caches on its own).
 	Prepare func(t testing.TB, queries ...string)
@@ -69,6 +72,20 @@ func SQLExec(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
 func SQLInt(ctx context.Context, tx *sql.Tx, q string, args ...any) (n int64, err error) {
 	err = tx.QueryRowContext(ctx, q, args...).Scan(&n)
 	return n, err
+}
+
+// scanStrings reads the one text column of rows and closes them.
+func scanStrings(rows *sql.Rows) ([]string, error) {
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
 }
 
 // NewSQLite returns an unmigrated SQLite driver on a fresh file in t's temp
@@ -120,6 +137,24 @@ func SQLEngine(name string, d driver.Driver[*sql.Tx], db *sql.DB) *Engine[*sql.T
 		defer txst.Close()
 		_, err := txst.ExecContext(ctx, args...)
 		return err
+	}
+	out.Strings = func(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]string, error) {
+		mu.Lock()
+		st := stmts[q]
+		mu.Unlock()
+		var rows *sql.Rows
+		var err error
+		if st == nil {
+			rows, err = tx.QueryContext(ctx, q, args...)
+		} else {
+			txst := tx.StmtContext(ctx, st)
+			defer txst.Close()
+			rows, err = txst.QueryContext(ctx, args...)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return scanStrings(rows)
 	}
 	return out
 }

@@ -38,6 +38,18 @@ func (p Payments[TTx]) Turn(name string, begin func(ctx context.Context, ms []eo
 // a rotating order, so that all see the same machine state. It reports
 // each turn's events/s and the ratio of the first turn's time to its own.
 func TakeTurns(b *testing.B, batch int, turns []Turn) {
+	elapsed := RunTurns(b, batch, turns)
+	for k, t := range turns {
+		b.ReportMetric(float64(b.N)/elapsed[k].Seconds(), t.Name+"-events/s")
+		if k > 0 {
+			b.ReportMetric(elapsed[0].Seconds()/elapsed[k].Seconds(), t.Name+"/"+turns[0].Name)
+		}
+	}
+}
+
+// RunTurns runs the turns as TakeTurns does and returns the time each took
+// over its b.N messages, reporting nothing.
+func RunTurns(b *testing.B, batch int, turns []Turn) []time.Duration {
 	ctx := context.Background()
 	msgs := make([][]eos.Message, len(turns))
 	for k := range msgs {
@@ -60,10 +72,5 @@ func TakeTurns(b *testing.B, batch int, turns []Turn) {
 		}
 	}
 	b.StopTimer()
-	for k, t := range turns {
-		b.ReportMetric(float64(b.N)/elapsed[k].Seconds(), t.Name+"-events/s")
-		if k > 0 {
-			b.ReportMetric(elapsed[0].Seconds()/elapsed[k].Seconds(), t.Name+"/"+turns[0].Name)
-		}
-	}
+	return elapsed
 }

@@ -24,6 +24,14 @@ func pgxInt(ctx context.Context, tx pgx.Tx, q string, args ...any) (n int64, err
 	return n, err
 }
 
+func pgxStrings(ctx context.Context, tx pgx.Tx, q string, args ...any) ([]string, error) {
+	rows, err := tx.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
 // PostgresSchema creates a fresh schema, dropped when t ends, and returns
 // its name with a pool whose search_path is that schema.
 func PostgresSchema(t testing.TB) (string, *pgxpool.Pool) {
@@ -89,7 +97,7 @@ func Postgres(t testing.TB) *testdb.Engine[pgx.Tx] {
 	t.Helper()
 	d := NewPostgres(t)
 	testdb.Migrate(t, d.Migrator())
-	return &testdb.Engine[pgx.Tx]{Name: "postgres", Driver: d, Exec: pgxExec, QueryInt: pgxInt, Prepare: func(testing.TB, ...string) {}}
+	return &testdb.Engine[pgx.Tx]{Name: "postgres", Driver: d, Exec: pgxExec, QueryInt: pgxInt, Strings: pgxStrings, Prepare: func(testing.TB, ...string) {}}
 }
 
 // PostgresStdlib returns a migrated database/sql engine on a fresh schema.
