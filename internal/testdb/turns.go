@@ -38,7 +38,7 @@ func (p Payments[TTx]) Turn(name string, begin func(ctx context.Context, ms []eo
 // a rotating order, so that all see the same machine state. It reports
 // each turn's events/s and the ratio of the first turn's time to its own.
 func TakeTurns(b *testing.B, batch int, turns []Turn) {
-	elapsed := RunTurns(b, batch, turns)
+	elapsed := RunTurns(b, batch, 1000, turns)
 	for k, t := range turns {
 		b.ReportMetric(float64(b.N)/elapsed[k].Seconds(), t.Name+"-events/s")
 		if k > 0 {
@@ -47,15 +47,16 @@ func TakeTurns(b *testing.B, batch int, turns []Turn) {
 	}
 }
 
-// RunTurns runs the turns as TakeTurns does and returns the time each took
-// over its b.N messages, reporting nothing.
-func RunTurns(b *testing.B, batch int, turns []Turn) []time.Duration {
+// RunTurns runs the turns as TakeTurns does, with messages over the given
+// number of accounts, and returns the time each took over its b.N
+// messages, reporting nothing.
+func RunTurns(b *testing.B, batch, accounts int, turns []Turn) []time.Duration {
 	ctx := context.Background()
 	msgs := make([][]eos.Message, len(turns))
 	for k := range msgs {
 		msgs[k] = make([]eos.Message, b.N)
 		for i := range msgs[k] {
-			msgs[k][i] = Message(eos.NewID(), Account(i%1000), 1)
+			msgs[k][i] = Message(eos.NewID(), Account(i%accounts), 1)
 		}
 	}
 	elapsed := make([]time.Duration, len(turns))
