@@ -31,6 +31,7 @@ func Run[TTx any](t *testing.T, newDriver func(t *testing.T) driver.Driver[TTx])
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, migrated(t)) })
 	t.Run("OutboxWakeup", func(t *testing.T) { testWakeup(t, migrated(t)) })
 	t.Run("OutboxParked", func(t *testing.T) { testOutboxParked(t, migrated(t)) })
+	t.Run("OutboxParkedBacklog", func(t *testing.T) { testOutboxParkedBacklog(t, migrated(t)) })
 	t.Run("Compact", func(t *testing.T) { testCompact(t, migrated(t)) })
 	t.Run("BeginClaim", func(t *testing.T) {
 		d := migrated(t)
@@ -634,6 +635,47 @@ func testOutboxParked[TTx any](t *testing.T, d driver.Driver[TTx]) {
 		must(t, err)
 	})
 	claim("c1")
+}
+
+// testOutboxParkedBacklog: a parked row holds back only its key even when
+// its key's rows fill many batches ahead of the other keys' rows: a claim
+// of 3 rows passes the 40 held back and takes, in order, the heads of the
+// keys behind them and the later rows of those keys (not a row of the
+// parked key that comes after them).
+func testOutboxParkedBacklog[TTx any](t *testing.T, d driver.Driver[TTx]) {
+	ctx := context.Background()
+	var in []driver.OutboxRow
+	row := func(id, key string) {
+		in = append(in, driver.OutboxRow{ID: id, Topic: "t", Key: key, CreatedAt: t0, EnqueuedAt: t0})
+	}
+	for i := range 41 {
+		row(fmt.Sprintf("p%02d", i), "P")
+	}
+	row("b0", "B")
+	row("p41", "P")
+	row("c0", "C")
+	row("b1", "B")
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) { must(t, ex.OutboxInsert(ctx, in)) })
+	b, err := d.OutboxClaim(ctx, 3)
+	must(t, err)
+	if rows := b.Rows(); len(rows) != 3 || rows[0].ID != "p00" {
+		b.Abort(ctx)
+		t.Fatalf("claimed %+v, want p00 first", rows)
+	}
+	must(t, b.Complete(ctx, driver.OutboxOutcome{Parked: []driver.OutboxParking{{Seq: b.Rows()[0].Seq, Error: "x"}}, At: t0}))
+	for _, want := range []string{"b0,c0,b1", ""} {
+		b, err = d.OutboxClaim(ctx, 3)
+		must(t, err)
+		var ids []string
+		for _, r := range b.Rows() {
+			ids = append(ids, r.ID)
+		}
+		if got := strings.Join(ids, ","); got != want {
+			b.Abort(ctx)
+			t.Fatalf("claimed %s, want %s", got, want)
+		}
+		must(t, b.Complete(ctx, driver.OutboxOutcome{Sent: driver.Seqs(b.Rows()), At: t0}))
+	}
 }
 
 func testWakeup[TTx any](t *testing.T, d driver.Driver[TTx]) {

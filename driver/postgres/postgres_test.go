@@ -445,6 +445,50 @@ func testOutboxRelays[TTx any](t *testing.T, d driver.Driver[TTx], _ string) {
 	})
 }
 
+func TestOutboxRelaysHeldKeys(t *testing.T) {
+	both(t, testOutboxRelaysHeldKeys[pgx.Tx], testOutboxRelaysHeldKeys[*sql.Tx])
+}
+
+// testOutboxRelaysHeldKeys: 10 keys take turns over 50 rows. While one
+// relay holds the first 4 keys, a second takes the next 4 keys' heads (it
+// passes the held keys' rows), and a third, with room for 30 rows, every
+// row of the last 2 keys and nothing else, in order.
+func testOutboxRelaysHeldKeys[TTx any](t *testing.T, d driver.Driver[TTx], _ string) {
+	migrate(t, d)
+	ctx := context.Background()
+	now := time.Now()
+	var rows []driver.OutboxRow
+	for i := range 50 {
+		rows = append(rows, driver.OutboxRow{ID: fmt.Sprintf("k%d-%d", i%10, i/10), Topic: "t", Key: fmt.Sprintf("k%d", i%10), CreatedAt: now, EnqueuedAt: now})
+	}
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) error { return ex.OutboxInsert(ctx, rows) })
+	var batches []driver.OutboxBatch
+	defer func() {
+		for _, b := range batches {
+			b.Abort(ctx)
+		}
+	}()
+	for _, c := range []struct {
+		limit int
+		want  string
+	}{
+		{4, "k0-0,k1-0,k2-0,k3-0"},
+		{4, "k4-0,k5-0,k6-0,k7-0"},
+		{30, "k8-0,k9-0,k8-1,k9-1,k8-2,k9-2,k8-3,k9-3,k8-4,k9-4"},
+	} {
+		b, err := d.OutboxClaim(ctx, c.limit)
+		must(t, err)
+		batches = append(batches, b)
+		var ids []string
+		for _, r := range b.Rows() {
+			ids = append(ids, r.ID)
+		}
+		if got := strings.Join(ids, ","); got != c.want {
+			t.Fatalf("claimed %s, want %s", got, c.want)
+		}
+	}
+}
+
 func TestOutboxBatchOutlivesContext(t *testing.T) {
 	both(t, testOutboxBatchOutlivesContext[pgx.Tx], testOutboxBatchOutlivesContext[*sql.Tx])
 }
