@@ -30,34 +30,81 @@ const (
 // either: it is unsent and earlier. The rows taken with a head also stop at
 // its key's parked row, for the case where an earlier row of that key
 // committed after the parked one (seq is taken at insert, not at commit).
+//
+// The claim reads a window of the oldest unsent rows, limit of them at
+// first (see claimWindow). The window holds every unsent row earlier than
+// its last, so the first row of a key in it is the key's head, and a parked
+// row that holds back one of its rows is in it too. When the window was
+// full and gave fewer than limit rows (keys held by other relays, or held
+// back by a parked row), the claim reads a window four times larger, in the
+// same transaction, until it has limit rows or the window holds every
+// unsent row: the batch is the one a single pass over all unsent rows would
+// give, and its cost follows the rows it has to pass, not the backlog.
 func (c *core) OutboxClaim(ctx context.Context, limit int) (driver.OutboxBatch, error) {
 	tx, err := c.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
 	b := &outboxBatch{c: c, tx: tx}
-	err = tx.query(ctx, "WITH heads AS MATERIALIZED ("+
-		"SELECT seq, key FROM "+c.t.outbox+" o WHERE sent_at IS NULL AND parked_at IS NULL AND (key = '' OR NOT EXISTS ("+
-		"SELECT 1 FROM "+c.t.outbox+" p WHERE p.key = o.key AND p.sent_at IS NULL AND p.seq < o.seq)) "+
-		"ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) "+
-		"SELECT "+outboxCols+" FROM "+c.t.outbox+" o"+
-		" WHERE sent_at IS NULL AND parked_at IS NULL AND (seq IN (SELECT seq FROM heads) OR key IN (SELECT key FROM heads WHERE key <> '')) "+
-		"AND (key = '' OR NOT EXISTS (SELECT 1 FROM "+c.t.outbox+" p WHERE p.key = o.key AND p.parked_at IS NOT NULL AND p.seq < o.seq)) "+
-		"ORDER BY seq LIMIT $1",
-		[]any{limit}, func(scan scanFunc) error {
-			r, err := scanOutbox(scan, false)
-			if err != nil {
-				return err
-			}
-			b.rows = append(b.rows, r.OutboxRow)
-			return nil
-		})
+	for window := limit; ; window *= 4 {
+		var n int64
+		b.rows, n, err = c.claimWindow(ctx, tx, window, limit)
+		if err != nil || len(b.rows) == limit || n < int64(window) {
+			break
+		}
+	}
 	if err != nil || len(b.rows) == 0 {
 		if err := b.end(ctx, err); err != nil {
 			return nil, err
 		}
 	}
 	return b, nil
+}
+
+// claimWindow reads the window of the oldest unsent rows, parked or not
+// (w), finds in it each key's first row and first parked row (c), locks the
+// heads — the first rows of their keys, every row with key "" — that are
+// not parked, up to limit in seq order and skipping those another relay
+// holds (h), and returns the rows of the window that are locked heads, or
+// share a locked head's key and come before the key's first parked row, up
+// to limit in seq order; and the number of rows in the window. A row
+// ordered first, with seq minus that number, carries the number (seq
+// starts at 1).
+//
+// Each step is bounded by the window, whatever the planner's statistics
+// (stale ones see no unsent row at all): the window is the start of the
+// unsent index, and the rest works on the window or looks rows up by seq in
+// the primary key. h tests "unsent and not parked" (rechecked on the row's
+// latest version when it changed since the statement began) as one
+// coalesce: the partial indexes' predicate does not follow from it, so the
+// planner cannot scan one of them whole, believing it empty, instead of
+// looking up the window's heads.
+func (c *core) claimWindow(ctx context.Context, tx tx, window, limit int) ([]driver.OutboxRow, int64, error) {
+	var rows []driver.OutboxRow
+	var n int64
+	err := tx.query(ctx, "WITH w AS MATERIALIZED ("+
+		"SELECT seq, key, parked_at IS NOT NULL AS parked FROM "+c.t.outbox+" WHERE sent_at IS NULL ORDER BY seq LIMIT $2), "+
+		"c AS MATERIALIZED (SELECT seq, key, parked, min(seq) OVER k AS first, min(seq) FILTER (WHERE parked) OVER k AS stop "+
+		"FROM w WINDOW k AS (PARTITION BY key)), "+
+		"h AS MATERIALIZED (SELECT seq, key FROM "+c.t.outbox+" WHERE seq = ANY(ARRAY(SELECT seq FROM c WHERE NOT parked AND (key = '' OR seq = first))) "+
+		"AND coalesce(sent_at, parked_at) IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED), "+
+		"r AS (SELECT seq FROM c WHERE NOT parked AND (seq IN (SELECT seq FROM h) OR "+
+		"key <> '' AND key IN (SELECT key FROM h) AND (stop IS NULL OR seq < stop)) ORDER BY seq LIMIT $1) "+
+		"SELECT "+outboxCols+" FROM "+c.t.outbox+" WHERE seq = ANY(ARRAY(SELECT seq FROM r)) "+
+		"UNION ALL SELECT -count(*), '', '', '', NULL, NULL, 'epoch', 'epoch' FROM w ORDER BY seq",
+		[]any{limit, window}, func(scan scanFunc) error {
+			r, err := scanOutbox(scan, false)
+			switch {
+			case err != nil:
+				return err
+			case r.Seq <= 0:
+				n = -r.Seq
+			default:
+				rows = append(rows, r.OutboxRow)
+			}
+			return nil
+		})
+	return rows, n, err
 }
 
 // scanOutbox scans a row of outboxCols, or of parkedCols if parked.
