@@ -298,3 +298,82 @@ func TestOrderBatchHandlerIsolatesDatabaseErrors(t *testing.T) {
 		}
 	})
 }
+
+// On PostgreSQL the batch handler locks its accounts in account order,
+// whatever order its messages come in: a batch of B then A waits for a
+// transaction holding A before it takes B, so that transaction can go on
+// to B without a deadlock.
+func TestOrderBatchHandlerLocksAccountsInOrder(t *testing.T) {
+	ctx := context.Background()
+	e := openPostgres(t, 2)
+	a, b := payments.Account(0, 2), payments.Account(1, 2)
+	ob, err := outbox.New(e.drv, outbox.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := payments.NewOrderBatchHandler(ctx, e.store, ob, "payments.charge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	batch := func(orders ...payments.Order) *inbox.Batch {
+		bt := &inbox.Batch{}
+		for _, o := range orders {
+			bt.Messages = append(bt.Messages, o.Message(time.Now()))
+		}
+		return bt
+	}
+	first, err := e.store.DB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Rollback()
+	if _, err := first.Exec("UPDATE "+e.store.Schema+".accounts SET balance = balance - 1 WHERE id = $1", a); err != nil {
+		t.Fatal(err)
+	}
+	second, err := e.store.DB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Rollback()
+	var pid int
+	if err := second.QueryRow("SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		err := h.Handle(ctx, second, batch(payments.Order{ID: "o-b", Account: b, Amount: 1}, payments.Order{ID: "o-a", Account: a, Amount: 1}))
+		if err == nil {
+			err = second.Commit()
+		}
+		done <- err
+	}()
+	// Wait until the second transaction waits for a lock (the one on A).
+	for waiting := false; !waiting; {
+		if err := e.store.DB.QueryRow("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = $1 AND NOT granted)", pid).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the second batch did not wait for account %s: %v", a, err)
+		default:
+		}
+	}
+	// B is free: the second batch has not locked it while it waits for A.
+	if err := h.Handle(ctx, first, batch(payments.Order{ID: "o-b2", Account: b, Amount: 1})); err != nil {
+		t.Fatalf("the first transaction on %s: %v", b, err)
+	}
+	if err := first.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the second batch: %v", err)
+	}
+	bs, err := e.store.Balances(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bs[0].Initial-bs[0].Balance != 2 || bs[1].Initial-bs[1].Balance != 2 {
+		t.Fatalf("balances %+v, want both debited by 2", bs)
+	}
+}
