@@ -35,7 +35,7 @@ type db struct {
 // TestNoInternalImports), so they open their databases themselves: SQLite
 // in a temporary directory, PostgreSQL (EOS_TEST_POSTGRES_URL) in a fresh
 // schema dropped at the end.
-func openSQLite(t *testing.T, accounts int) db {
+func openSQLite(t testing.TB, accounts int) db {
 	t.Helper()
 	d, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "eos.db"), sqlite.Config{})
 	if err != nil {
@@ -45,7 +45,7 @@ func openSQLite(t *testing.T, accounts int) db {
 	return setup(t, db{drv: d, store: payments.Store{DB: d.DB(), Dialect: payments.SQLite}}, accounts)
 }
 
-func openPostgres(t *testing.T, accounts int) db {
+func openPostgres(t testing.TB, accounts int) db {
 	t.Helper()
 	url := os.Getenv("EOS_TEST_POSTGRES_URL")
 	if url == "" {
@@ -73,7 +73,7 @@ func openPostgres(t *testing.T, accounts int) db {
 	return setup(t, db{drv: d, store: payments.Store{DB: sdb, Dialect: payments.Postgres, Schema: schema}}, accounts)
 }
 
-func setup(t *testing.T, e db, accounts int) db {
+func setup(t testing.TB, e db, accounts int) db {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := e.drv.Migrator().Up(ctx); err != nil {
@@ -87,14 +87,14 @@ func setup(t *testing.T, e db, accounts int) db {
 
 // eachEngine runs test on SQLite and on PostgreSQL; open gives it fresh
 // databases of that engine.
-func eachEngine(t *testing.T, test func(t *testing.T, open func(t *testing.T, accounts int) db)) {
+func eachEngine(t *testing.T, test func(t *testing.T, open func(t testing.TB, accounts int) db)) {
 	t.Run("sqlite", func(t *testing.T) { test(t, openSQLite) })
 	t.Run("postgres", func(t *testing.T) { test(t, openPostgres) })
 }
 
 // orderProcessor returns the "orders" processor of e with the per-message
 // handler (batch false) or the batch handler.
-func orderProcessor(t *testing.T, e db, batch bool, cfg inbox.Config) *inbox.Processor[*sql.Tx] {
+func orderProcessor(t testing.TB, e db, batch bool, cfg inbox.Config) *inbox.Processor[*sql.Tx] {
 	t.Helper()
 	ctx := context.Background()
 	ob, err := outbox.New(e.drv, outbox.Config{})
@@ -136,7 +136,7 @@ type state struct {
 	DeadLetters []string // id: error
 }
 
-func readState(t *testing.T, e db, p *inbox.Processor[*sql.Tx]) state {
+func readState(t testing.TB, e db, p *inbox.Processor[*sql.Tx]) state {
 	t.Helper()
 	ctx := context.Background()
 	var s state
@@ -180,7 +180,7 @@ func readState(t *testing.T, e db, p *inbox.Processor[*sql.Tx]) state {
 // charges, outcomes and dead letters, with malformed orders, unknown
 // accounts, mismatched ids and duplicates (in a batch and across batches).
 func TestOrderBatchHandlerMatchesOrderHandler(t *testing.T) {
-	eachEngine(t, func(t *testing.T, open func(*testing.T, int) db) {
+	eachEngine(t, func(t *testing.T, open func(testing.TB, int) db) {
 		const accounts = 5
 		created := time.UnixMicro(1_700_000_000_000_000)
 		var batches [][]eos.Message
@@ -249,7 +249,7 @@ func TestOrderBatchHandlerMatchesOrderHandler(t *testing.T) {
 // A database error on one order fails that order alone: the inbox bisects
 // the batch, and the rest of it commits with its effects.
 func TestOrderBatchHandlerIsolatesDatabaseErrors(t *testing.T) {
-	eachEngine(t, func(t *testing.T, open func(*testing.T, int) db) {
+	eachEngine(t, func(t *testing.T, open func(testing.TB, int) db) {
 		ctx := context.Background()
 		const accounts = 3
 		e := open(t, accounts)
@@ -375,5 +375,46 @@ func TestOrderBatchHandlerLocksAccountsInOrder(t *testing.T) {
 	}
 	if bs[0].Initial-bs[0].Balance != 2 || bs[1].Initial-bs[1].Balance != 2 {
 		t.Fatalf("balances %+v, want both debited by 2", bs)
+	}
+}
+
+// BenchmarkOrderHandlers applies batches of 256 orders over 1000 accounts
+// through the inbox with the per-message handler and with the batch
+// handler, each on its own database, taking turns batch by batch; it
+// reports each one's orders/s and the batch handler's as a ratio to the
+// per-message one's.
+func BenchmarkOrderHandlers(b *testing.B) {
+	for _, engine := range []struct {
+		name string
+		open func(testing.TB, int) db
+	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+		b.Run(engine.name, func(b *testing.B) {
+			const accounts, batch = 1000, 256
+			var procs [2]*inbox.Processor[*sql.Tx]
+			var took [2]time.Duration
+			for k, isBatch := range []bool{false, true} {
+				procs[k] = orderProcessor(b, engine.open(b, accounts), isBatch, inbox.Config{OrderByKey: true, MaxBatch: batch})
+			}
+			orders := payments.GenerateOrders(1, b.N*batch, accounts)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				ms := make([]eos.Message, batch)
+				for j, o := range orders[i*batch : (i+1)*batch] {
+					ms[j] = o.Message(time.Now())
+				}
+				for k := range procs {
+					k = (k + i) % 2 // alternate which goes first
+					start := time.Now()
+					if _, err := procs[k].Process(context.Background(), inboxtest.NewDeliveries(ms...).Inbox()); err != nil {
+						b.Fatal(err)
+					}
+					took[k] += time.Since(start)
+				}
+			}
+			n := float64(b.N * batch)
+			b.ReportMetric(n/took[0].Seconds(), "message-orders/s")
+			b.ReportMetric(n/took[1].Seconds(), "batch-orders/s")
+			b.ReportMetric(took[0].Seconds()/took[1].Seconds(), "batch/message")
+		})
 	}
 }
