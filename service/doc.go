@@ -4,8 +4,9 @@
 // health state for readiness probes.
 //
 // A [Service] is built from [Inbox] values ([NewInbox] makes the processor,
-// with the service's health hook in its Hooks) and [Runner]s (anything that
-// runs until its context ends: *outbox.Relay, *compact.Compactor). Then:
+// with the service's health hook in its Hooks; [NewBatchInbox] the same for
+// a set-based inbox.BatchHandler) and [Runner]s (anything that runs until
+// its context ends: *outbox.Relay, *compact.Compactor). Then:
 //
 //   - [Service.Start] opens one source per runner and starts everything;
 //   - [Service.Stop] stops fetching, lets the batches in flight commit and

@@ -62,13 +62,26 @@ type Inbox struct {
 // Service's health hook first in cfg.Hooks, and returns it too, for its
 // admin API (DeadLetters, Requeue, …) and ProcessTx.
 func NewInbox[TTx any](drv driver.Driver[TTx], h inbox.Handler[TTx], cfg inbox.Config, ic InboxConfig) (*Inbox, *inbox.Processor[TTx], error) {
+	return newInbox(cfg, ic, func(cfg inbox.Config) (*inbox.Processor[TTx], error) { return inbox.New(drv, h, cfg) })
+}
+
+// NewBatchInbox is NewInbox for a set-based handler: its processor is
+// inbox.NewBatch(drv, bh, cfg), with the Service's health hook first in
+// cfg.Hooks.
+func NewBatchInbox[TTx any](drv driver.Driver[TTx], bh inbox.BatchHandler[TTx], cfg inbox.Config, ic InboxConfig) (*Inbox, *inbox.Processor[TTx], error) {
+	return newInbox(cfg, ic, func(cfg inbox.Config) (*inbox.Processor[TTx], error) { return inbox.NewBatch(drv, bh, cfg) })
+}
+
+// newInbox checks ic, adds the health hook to cfg and makes the processor
+// with newProc.
+func newInbox[TTx any](cfg inbox.Config, ic InboxConfig, newProc func(inbox.Config) (*inbox.Processor[TTx], error)) (*Inbox, *inbox.Processor[TTx], error) {
 	ic, err := ic.WithDefaults()
 	if err != nil {
 		return nil, nil, err
 	}
 	hl := &inboxHealth{consumer: cfg.Consumer}
 	cfg.Hooks = append([]inbox.Hook{hl}, cfg.Hooks...)
-	p, err := inbox.New(drv, h, cfg)
+	p, err := newProc(cfg)
 	if err != nil {
 		return nil, nil, err
 	}

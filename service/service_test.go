@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver"
 	"github.com/eoskit/eos/inbox"
@@ -69,6 +71,18 @@ func sqliteInbox(t *testing.T, n int, h inbox.Handler[*sql.Tx], src *inboxtest.S
 		t.Fatal(err)
 	}
 	return pay, ib
+}
+
+// batchOf is a batch handler applying each message with h.
+func batchOf[TTx any](h inbox.Handler[TTx]) inbox.BatchHandler[TTx] {
+	return func(ctx context.Context, tx TTx, b *inbox.Batch) error {
+		for _, m := range b.Messages {
+			if err := h(ctx, tx, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 // testContext bounds a test's waits: one that reaches it fails the test.
@@ -136,20 +150,39 @@ func requireNoServiceGoroutines(t *testing.T) {
 	t.Fatalf("goroutines of the service left after Stop:\n%s", stacks)
 }
 
-func TestStalledOnStore(t *testing.T) { engines.Each(t, testStalledOnStore, testStalledOnStore) }
+// TestStalledOnStore runs with a per-message handler (NewInbox) and with a
+// batch handler (NewBatchInbox): the health hook is in both.
+func TestStalledOnStore(t *testing.T) {
+	t.Run("message", func(t *testing.T) {
+		engines.Each(t, testStalledOnStore[*sql.Tx](false), testStalledOnStore[pgx.Tx](false))
+	})
+	t.Run("batch", func(t *testing.T) {
+		engines.Each(t, testStalledOnStore[*sql.Tx](true), testStalledOnStore[pgx.Tx](true))
+	})
+}
 
 // A store outage under a batch makes Health report the consumer stalled,
 // with the store's error, and acknowledges nothing; when the store is back
 // the batch commits and Health reports Running again.
-func testStalledOnStore[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
+func testStalledOnStore[TTx any](batch bool) func(t *testing.T, e *testdb.Engine[TTx]) {
+	return func(t *testing.T, e *testdb.Engine[TTx]) { stalledOnStore(t, e, batch) }
+}
+
+func stalledOnStore[TTx any](t *testing.T, e *testdb.Engine[TTx], batch bool) {
 	ctx := testContext(t)
 	pay := testdb.Payments[TTx]{E: e}
 	pay.Setup(t, 20, balance)
 	store := &testdb.Flaky[TTx]{Driver: e.Driver}
 	src := inboxtest.NewSource()
-	ib, _, err := service.NewInbox(driver.Driver[TTx](store), pay.Handler,
-		inbox.Config{Consumer: "orders", StoreBackoff: time.Millisecond, MaxStoreBackoff: 2 * time.Millisecond},
-		service.InboxConfig{Source: from(src)})
+	cfg := inbox.Config{Consumer: "orders", StoreBackoff: time.Millisecond, MaxStoreBackoff: 2 * time.Millisecond}
+	ic := service.InboxConfig{Source: from(src)}
+	var ib *service.Inbox
+	var err error
+	if batch {
+		ib, _, err = service.NewBatchInbox(driver.Driver[TTx](store), batchOf(pay.Handler), cfg, ic)
+	} else {
+		ib, _, err = service.NewInbox(driver.Driver[TTx](store), pay.Handler, cfg, ic)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,6 +496,14 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, _, err := service.NewInbox(e.Driver, h, inbox.Config{}, service.InboxConfig{Source: src}); !errors.Is(err, eos.ErrInvalidConfig) {
 		t.Errorf("NewInbox without a consumer: %v", err)
+	}
+	for _, c := range []struct {
+		bh inbox.BatchHandler[*sql.Tx]
+		ic service.InboxConfig
+	}{{nil, service.InboxConfig{Source: src}}, {batchOf(h), service.InboxConfig{}}, {batchOf(h), service.InboxConfig{Source: src, Concurrency: -1}}} {
+		if _, _, err := service.NewBatchInbox(e.Driver, c.bh, inbox.Config{Consumer: "c"}, c.ic); !errors.Is(err, eos.ErrInvalidConfig) {
+			t.Errorf("NewBatchInbox (handler %v) %+v: %v", c.bh != nil, c.ic, err)
+		}
 	}
 	ib, _, err := service.NewInbox(e.Driver, h, inbox.Config{Consumer: "c"}, service.InboxConfig{Source: src})
 	if err != nil {

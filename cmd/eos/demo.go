@@ -12,6 +12,7 @@ import (
 
 	"github.com/eoskit/eos/internal/redact"
 	"github.com/eoskit/eos/torture/scenario"
+	"github.com/eoskit/eos/torture/worker"
 )
 
 const demoUsage = `Usage: eos demo [flags]
@@ -56,6 +57,7 @@ type demoOptions struct {
 	timeout  time.Duration
 	keep     bool
 	verbose  bool
+	handler  string
 }
 
 func demoFlagSet(o *demoOptions) *flag.FlagSet {
@@ -74,6 +76,7 @@ func demoFlagSet(o *demoOptions) *flag.FlagSet {
 	fs.DurationVar(&o.timeout, "timeout", 0, "give up after this long (0: 2m plus 3ms per order, plus the publishing time --rate sets)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the PostgreSQL schema and NATS streams of the run")
 	fs.BoolVar(&o.verbose, "verbose", false, "workers log at info level, to stderr as well as DIR/workers.log (default: warnings, to the file only)")
+	handlerFlag(fs, &o.handler)
 	return fs
 }
 
@@ -108,6 +111,9 @@ func parseDemoFlags(args []string) (demoOptions, error) {
 	case o.timeout < 0:
 		return o, fmt.Errorf("--timeout: negative (%s)", o.timeout)
 	}
+	if _, err := worker.CheckHandler(o.handler); err != nil {
+		return o, fmt.Errorf("--handler: %w", err)
+	}
 	if o.postgres != "" {
 		if u, err := url.Parse(o.postgres); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
 			return o, fmt.Errorf("--postgres: want a URL like postgres://user@host:5432/db, got %q", redact.URL(o.postgres))
@@ -127,7 +133,14 @@ func parseDemoFlags(args []string) (demoOptions, error) {
 // scenario returns the run the flags describe.
 func (o demoOptions) scenario() scenario.Options {
 	return scenario.Options{Dir: o.dir, Orders: o.orders, Workers: o.workers, Accounts: o.accounts, Seed: o.seed,
-		Postgres: o.postgres, NATSURL: o.natsURL, Keep: o.keep, Rate: o.rate, Timeout: o.timeout, Chaos: o.chaos, Verbose: o.verbose}
+		Postgres: o.postgres, NATSURL: o.natsURL, Keep: o.keep, Rate: o.rate, Timeout: o.timeout, Handler: o.handler,
+		Chaos: o.chaos, Verbose: o.verbose}
+}
+
+// handlerFlag defines --handler, the order workers' handler.
+func handlerFlag(fs *flag.FlagSet, handler *string) {
+	fs.StringVar(handler, "handler", worker.HandlerBatch, "the order workers' handler: "+worker.HandlerBatch+
+		" (set-based: a few statements per batch) or "+worker.HandlerMessage+" (a few statements per order)")
 }
 
 // printUsage writes a command's usage text and its flags.
@@ -194,8 +207,9 @@ func printDemo(w io.Writer, res *scenario.Result, orders int) {
 	if res.Incomplete {
 		printWrapped(w, "INCOMPLETE: ", incompleteText(res.IncompleteReason))
 	}
-	fmt.Fprintf(w, "eos demo: payments, %d orders, %s + %s, %d workers, chaos %v, seed %d\n",
-		orders, res.Store, res.Broker, res.Workers, res.Chaos, res.Seed)
+	fmt.Fprintf(w, "eos demo: payments, %d orders, %s + %s, chaos %v, seed %d\n",
+		orders, res.Store, res.Broker, res.Chaos, res.Seed)
+	fmt.Fprintf(w, "  order workers: %d, %s handler\n", res.Workers, res.Handler)
 	printRun(w, res.Run)
 	for _, d := range res.DeadLetters {
 		printWrapped(w, "  dead letter ", fmt.Sprintf("%s/%s: %s", d.Consumer, d.ID, d.Error))

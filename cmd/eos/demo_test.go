@@ -111,10 +111,13 @@ func checkHeld(t *testing.T, r check.Run, orders int64) {
 }
 
 func TestDemoSQLiteEmbeddedChaos(t *testing.T) {
-	rep := runDemoJSON(t, "--dir", filepath.Join(t.TempDir(), "demo"), "--orders", "2000", "--chaos", "--seed", "42")
+	// The per-message handler here; the other demo and torture tests run
+	// the default, the batch handler.
+	rep := runDemoJSON(t, "--dir", filepath.Join(t.TempDir(), "demo"), "--orders", "2000", "--chaos", "--seed", "42",
+		"--handler", "message")
 	checkChaosRun(t, rep, 2000)
-	if rep.Store != "sqlite" || rep.Broker != "nats-embedded" {
-		t.Errorf("ran on %s + %s", rep.Store, rep.Broker)
+	if rep.Store != "sqlite" || rep.Broker != "nats-embedded" || rep.Handler != "message" {
+		t.Errorf("ran on %s + %s with the %s handler", rep.Store, rep.Broker, rep.Handler)
 	}
 }
 
@@ -123,18 +126,23 @@ func TestDemoPostgresNATSChaos(t *testing.T) {
 	rep := runDemoJSON(t, "--dir", filepath.Join(t.TempDir(), "demo"), "--orders", "2000", "--chaos", "--seed", "43",
 		"--postgres", pg, "--nats", nats)
 	checkChaosRun(t, rep, 2000)
-	if rep.Store != "postgres" || rep.Broker != "nats" {
-		t.Errorf("ran on %s + %s", rep.Store, rep.Broker)
+	if rep.Store != "postgres" || rep.Broker != "nats" || rep.Handler != "batch" {
+		t.Errorf("ran on %s + %s with the %s handler", rep.Store, rep.Broker, rep.Handler)
 	}
 }
 
-// A second run in the same directory replaces the first one's files.
+// A second run in the same directory replaces the first one's files (the
+// first with the per-message handler, the second with the default).
 func TestDemoRerunsInItsDirectory(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "demo")
-	for i := 0; i < 2; i++ {
-		rep := runDemoJSON(t, "--dir", dir, "--orders", "200", "--workers", "2")
-		if !rep.OK || rep.Applied != 200 {
-			t.Fatalf("run %d: ok=%v applied=%d %v", i, rep.OK, rep.Applied, rep.Failures)
+	for i, handler := range []string{"message", "batch"} {
+		args := []string{"--dir", dir, "--orders", "200", "--workers", "2"}
+		if handler == "message" {
+			args = append(args, "--handler", handler)
+		}
+		rep := runDemoJSON(t, args...)
+		if !rep.OK || rep.Applied != 200 || rep.Handler != handler {
+			t.Fatalf("run %d: ok=%v applied=%d handler %q %v", i, rep.OK, rep.Applied, rep.Handler, rep.Failures)
 		}
 	}
 }
@@ -154,6 +162,7 @@ func TestDemoBadInputExits2WithOneLine(t *testing.T) {
 		{"bad number", []string{"demo", "--orders", "many"}, `invalid value "many" for flag -orders`},
 		{"zero orders", []string{"demo", "--orders", "0"}, "--orders: want 1..10000000, got 0"},
 		{"too many workers", []string{"demo", "--workers", "65"}, "--workers: want 1..64"},
+		{"unknown handler", []string{"demo", "--handler", "bulk"}, `--handler: unknown order handler "bulk": want batch or message`},
 		{"argument", []string{"demo", "now"}, `unexpected argument "now"`},
 		{"postgres not a URL", []string{"demo", "--postgres", "mysql://x"}, "--postgres: want a URL"},
 		{"nats not a URL", []string{"demo", "--nats", "127.0.0.1:4222"}, "--nats: want a URL"},

@@ -6,9 +6,11 @@
 // NATS JetStream server and a SQLite database in ./eos-demo by default (or
 // PostgreSQL and an external NATS server with --postgres and --nats), a
 // producer that emits orders with retried publishes, copies past the
-// broker's dedupe window and malformed messages, order workers, a relay
-// and a payment worker as child processes of the demo (SIGKILLed at random
-// and restarted with --chaos), and a payment-provider simulator over HTTP.
+// broker's dedupe window and malformed messages, order workers (with the
+// set-based order handler, or one order at a time with --handler message),
+// a relay and a payment worker as child processes of the demo (SIGKILLed
+// at random and restarted with --chaos), and a payment-provider simulator
+// over HTTP.
 // When every order is applied and charged, it stops the workers, checks
 // the databases and prints a report (one JSON object with --json). The exit
 // status is 0 when every invariant holds, 1 when one fails, 2 for bad flags

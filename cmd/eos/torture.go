@@ -79,6 +79,7 @@ type tortureOptions struct {
 	rate       int
 	timeout    time.Duration
 	verbose    bool
+	handler    string
 }
 
 func tortureFlagSet(o *tortureOptions) *flag.FlagSet {
@@ -98,6 +99,7 @@ func tortureFlagSet(o *tortureOptions) *flag.FlagSet {
 		"then p50/p99 measure the backlog, not the pipeline)")
 	fs.DurationVar(&o.timeout, "timeout", 0, "give up on a run after this long (0: 2m plus 6ms per event, plus the publishing time --rate sets)")
 	fs.BoolVar(&o.verbose, "verbose", false, "workers log at info level to stderr")
+	handlerFlag(fs, &o.handler)
 	return fs
 }
 
@@ -109,7 +111,7 @@ func parseTortureFlags(args []string) (tortureOptions, error) {
 	}
 	// The demo's checks of the shared flags.
 	if _, err := parseDemoFlags([]string{"--dir", o.dir, "--orders", fmt.Sprint(o.events), "--workers", fmt.Sprint(o.workers),
-		"--postgres", o.postgres, "--nats", o.natsURL, "--rate", fmt.Sprint(o.rate), "--timeout", o.timeout.String()}); err != nil {
+		"--postgres", o.postgres, "--nats", o.natsURL, "--rate", fmt.Sprint(o.rate), "--timeout", o.timeout.String(), "--handler", o.handler}); err != nil {
 		return o, errors.New(strings.ReplaceAll(err.Error(), "--orders", "--events"))
 	}
 	switch {
@@ -140,7 +142,8 @@ func (o tortureOptions) runOptions(i int) scenario.Options {
 	inject, _ := o.faults.Plan(o.postgres, o.natsURL)
 	so := scenario.Options{Dir: filepath.Join(o.dir, fmt.Sprintf("run-%d", i+1)), Orders: o.events, Workers: o.workers, Accounts: 1000,
 		Seed: o.seed + uint64(i), Postgres: o.postgres, NATSURL: o.natsURL, Rate: o.rate, Timeout: o.timeout, Verbose: o.verbose,
-		Chaos: o.faults[faults.Kill], BrokerRestart: slices.Contains(inject, faults.BrokerRestart), Proxy: slices.Contains(inject, faults.Proxy),
+		Handler: o.handler,
+		Chaos:   o.faults[faults.Kill], BrokerRestart: slices.Contains(inject, faults.BrokerRestart), Proxy: slices.Contains(inject, faults.Proxy),
 		NoDuplicates: !o.faults[faults.Duplicates], NoPoison: !o.faults[faults.Poison]}
 	if o.faults[faults.Failpoints] {
 		so.Failpoints = o.failpoints
@@ -162,6 +165,7 @@ type tortureTotal struct {
 	NotApplicable []string `json:"not_applicable,omitempty"`
 	Store         string   `json:"store"`
 	Broker        string   `json:"broker"`
+	Handler       string   `json:"handler"` // the order workers' handler: batch or message
 	// Rate is the producer's orders per second; 0: unthrottled, and then
 	// P50/P99 measure how long orders waited in the backlog.
 	Rate int `json:"rate"`
@@ -222,7 +226,7 @@ func runTorture(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 // labels says what the runs run on.
 func (o tortureOptions) labels() tortureTotal {
-	t := tortureTotal{Proxy: "off", Store: string(payments.SQLite), Broker: "nats-embedded", Rate: o.rate}
+	t := tortureTotal{Proxy: "off", Store: string(payments.SQLite), Broker: "nats-embedded", Handler: o.handler, Rate: o.rate}
 	if o.postgres != "" {
 		t.Store = string(payments.Postgres)
 	}
@@ -245,7 +249,7 @@ func printTorture(w io.Writer, res tortureResult) {
 	if t.Rate > 0 {
 		rate = fmt.Sprintf("%d orders/s", t.Rate)
 	}
-	fmt.Fprintf(w, "eos torture: %s + %s, %d runs\n", t.Store, t.Broker, len(res.Runs))
+	fmt.Fprintf(w, "eos torture: %s + %s, %s handler, %d runs\n", t.Store, t.Broker, t.Handler, len(res.Runs))
 	// The cause first: an incomplete run's counts are not verdicts.
 	for _, r := range res.Runs {
 		if r.Incomplete {

@@ -89,8 +89,8 @@ func TestTortureSQLiteEmbeddedAllFaults(t *testing.T) {
 	if res.Total.BrokerRestarts == 0 {
 		t.Error("broker restarts = 0: the embedded broker was not restarted")
 	}
-	if res.Total.Store != "sqlite" || res.Total.Broker != "nats-embedded" {
-		t.Errorf("ran on %s + %s", res.Total.Store, res.Total.Broker)
+	if res.Total.Store != "sqlite" || res.Total.Broker != "nats-embedded" || res.Total.Handler != "batch" {
+		t.Errorf("ran on %s + %s with the %s handler", res.Total.Store, res.Total.Broker, res.Total.Handler)
 	}
 }
 
@@ -99,8 +99,9 @@ func TestTorturePostgresNATS(t *testing.T) {
 	res := runTortureJSON(t, "--runs", "2", "--events", "1500", "--faults", "kill,failpoints,duplicates,poison,proxy", "--seed", "8",
 		"--failpoint-spec", testFailpoints, "--postgres", pg, "--nats", nats, "--rate", "1000")
 	checkTorture(t, res, 2, 1500, "postgres,nats")
-	if res.Total.Store != "postgres" || res.Total.Broker != "nats" || res.Total.BrokerRestarts != 0 {
-		t.Errorf("ran on %s + %s with %d broker restarts", res.Total.Store, res.Total.Broker, res.Total.BrokerRestarts)
+	if res.Total.Store != "postgres" || res.Total.Broker != "nats" || res.Total.BrokerRestarts != 0 || res.Total.Handler != "batch" {
+		t.Errorf("ran on %s + %s with %d broker restarts, the %s handler", res.Total.Store, res.Total.Broker, res.Total.BrokerRestarts,
+			res.Total.Handler)
 	}
 	if res.Total.Rate != 1000 {
 		t.Errorf("rate %d, want the 1000 asked for", res.Total.Rate)
@@ -168,6 +169,7 @@ func TestTortureBadInputExits2WithOneLine(t *testing.T) {
 		{"argument", []string{"torture", "now"}, `unexpected argument "now"`},
 		{"nats not a URL", []string{"torture", "--nats", "127.0.0.1:4222"}, "--nats: want a URL"},
 		{"negative rate", []string{"torture", "--rate", "-5"}, "--rate: negative (-5)"},
+		{"unknown handler", []string{"torture", "--handler", "Batch"}, `--handler: unknown order handler "Batch"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := runCmd(t, 30*time.Second, append(c.args, "--dir", filepath.Join(t.TempDir(), "torture"))...)
@@ -197,7 +199,7 @@ func TestTortureTable(t *testing.T) {
 		return b.String()
 	}
 	got := table(good, bad)
-	for _, want := range []string{"FAILED: run 2: 1 acknowledged orders lost", "rerun run 2 alone: the same flags with --runs 1 --seed 11", "verdict: FAILED"} {
+	for _, want := range []string{"eos torture: sqlite + nats-embedded, batch handler, 2 runs", "FAILED: run 2: 1 acknowledged orders lost", "rerun run 2 alone: the same flags with --runs 1 --seed 11", "verdict: FAILED"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("table lacks %q:\n%s", want, got)
 		}
@@ -246,7 +248,7 @@ func TestDemoReportFits(t *testing.T) {
 		Failures:    []string{strings.Repeat("a very long failure ", 10)},
 		DeadLetters: []check.DeadLetterInfo{{Consumer: "orders", ID: "bad-not-json", Error: strings.Repeat("payments: invalid order ", 8)}}}}
 	var b bytes.Buffer
-	printDemo(&b, &scenario.Result{Run: r, Setup: scenario.Setup{Store: "postgres", Broker: "nats-embedded", Workers: 64, Chaos: true}}, 10_000_000)
+	printDemo(&b, &scenario.Result{Run: r, Setup: scenario.Setup{Store: "postgres", Broker: "nats-embedded", Workers: 64, Handler: "message", Chaos: true}}, 10_000_000)
 	for _, line := range strings.Split(b.String(), "\n") {
 		if len(line) > reportWidth {
 			t.Errorf("line of %d columns: %q", len(line), line)

@@ -25,7 +25,9 @@
 //     eos's, on SQLite or PostgreSQL through database/sql, and the reads a
 //     checker makes of them ([Store.Ledger], [Store.PaymentRows],
 //     [Store.Balances]);
-//   - [OrderHandler] and [PaymentHandler], inbox handlers on *sql.Tx;
+//   - [OrderHandler] and [PaymentHandler], inbox handlers on *sql.Tx, and
+//     [OrderBatchHandler], the order handler set-based (an
+//     inbox.BatchHandler: a few statements per batch, the same effects);
 //   - [Provider], the payment-provider simulator (an http.Handler over its
 //     own SQLite file) with its charge records ([Provider.Charges]), and
 //     [ProviderClient].

@@ -29,6 +29,9 @@ type Options struct {
 	Rate int
 	// Timeout bounds the run; past it the run is incomplete. Required.
 	Timeout time.Duration
+	// Handler is the order workers' handler: worker.HandlerBatch or
+	// worker.HandlerMessage; empty: worker.HandlerBatch.
+	Handler string
 
 	// Faults. Chaos SIGKILLs workers at random and makes the provider fail
 	// some requests; Failpoints is a spec armed in every worker (empty:
@@ -68,6 +71,7 @@ type Setup struct {
 	Store   string `json:"store"`  // sqlite or postgres
 	Broker  string `json:"broker"` // nats-embedded or nats
 	Workers int    `json:"workers"`
+	Handler string `json:"handler"` // the order workers' handler: batch or message
 	Chaos   bool   `json:"chaos"`
 	// Rate is the producer's orders per second; 0: unthrottled, and then
 	// the p50/p99 measure how long orders waited in the backlog.

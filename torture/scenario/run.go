@@ -168,7 +168,7 @@ func (s *Scenario) children() ([]supervisor.Child, error) {
 		level = "info"
 	}
 	base := worker.Config{Store: s.workerStore, NATSURL: s.workerNATS, Topology: s.topo, ProviderURL: s.providerURL, LogLevel: level,
-		Failpoints: s.opts.Failpoints, FailpointSeed: s.opts.Seed}
+		Failpoints: s.opts.Failpoints, FailpointSeed: s.opts.Seed, Handler: s.opts.Handler}
 	var cfgs []worker.Config
 	for i := 0; i < s.opts.Workers; i++ {
 		c := base
@@ -317,7 +317,8 @@ func (s *Scenario) check(ctx context.Context, rn *running, incomplete bool) (*Re
 	if s.broker != nil {
 		res.BrokerRestarts = s.broker.Restarts()
 	}
-	res.Setup = Setup{Store: string(s.storeCfg.Kind), Broker: "nats-embedded", Workers: s.opts.Workers, Chaos: s.opts.Chaos, Rate: s.opts.Rate}
+	res.Setup = Setup{Store: string(s.storeCfg.Kind), Broker: "nats-embedded", Workers: s.opts.Workers, Handler: s.opts.Handler, Chaos: s.opts.Chaos,
+		Rate: s.opts.Rate}
 	if s.broker == nil {
 		res.Broker = "nats"
 	}

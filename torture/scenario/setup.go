@@ -102,6 +102,9 @@ func New(ctx context.Context, o Options) (s *Scenario, err error) {
 	var id [6]byte
 	rand.Read(id[:])
 	s.runID = hex.EncodeToString(id[:])
+	if s.opts.Handler, err = worker.CheckHandler(o.Handler); err != nil {
+		return s, err
+	}
 	if s.opts.Seed == 0 {
 		s.opts.Seed = uint64(binary.BigEndian.Uint32(id[:4]))
 	}

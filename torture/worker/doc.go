@@ -1,6 +1,7 @@
 // Package worker is one worker process of the payments scenario, as eos
 // demo and eos torture run it: an order worker (the "orders" inbox, which
-// debits, writes the ledger and enqueues the charge), the relay (the
+// debits, writes the ledger and enqueues the charge, set-based or message
+// by message: Config.Handler), the relay (the
 // outbox to the PAYMENTS stream) or the payment worker (the "payments"
 // inbox, which charges at the provider).
 //

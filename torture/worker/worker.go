@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -60,6 +61,34 @@ type Config struct {
 	// same seed arms the same draws.
 	Failpoints    string `json:"failpoints,omitempty"`
 	FailpointSeed uint64 `json:"failpoint_seed,omitempty"`
+	// Handler is the order workers' handler, HandlerBatch or
+	// HandlerMessage (see CheckHandler); empty: HandlerBatch.
+	Handler string `json:"handler,omitempty"`
+}
+
+// Order handlers (Config.Handler).
+const (
+	// HandlerBatch applies a batch of orders set-based, a few statements
+	// per batch (payments.OrderBatchHandler): the default.
+	HandlerBatch = "batch"
+	// HandlerMessage applies each order with its own statements
+	// (payments.OrderHandler).
+	HandlerMessage = "message"
+)
+
+// Handlers lists the order handlers, the default first.
+func Handlers() []string { return []string{HandlerBatch, HandlerMessage} }
+
+// CheckHandler returns the order handler h names: HandlerBatch when h is
+// empty, or an error naming the choices when h is none of Handlers.
+func CheckHandler(h string) (string, error) {
+	switch h {
+	case "":
+		return HandlerBatch, nil
+	case HandlerBatch, HandlerMessage:
+		return h, nil
+	}
+	return "", fmt.Errorf("unknown order handler %q: want %s", h, strings.Join(Handlers(), " or "))
 }
 
 // Env returns the environment entry that carries c to a worker process.
@@ -183,25 +212,45 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ev *supervisor.Emitt
 
 	switch cfg.Role {
 	case RoleOrders:
+		handler, err := CheckHandler(cfg.Handler)
+		if err != nil {
+			return err
+		}
 		ob, err := outbox.New(st.Driver, outbox.Config{})
 		if err != nil {
 			return err
 		}
-		h, err := payments.NewOrderHandler(ctx, st.Tables, ob, t.PaymentsSubject())
-		if err != nil {
-			return err
-		}
-		defer h.Close()
-		// Handlers in account order within a batch, so that concurrent
+		// Orders in account order within a batch, so that concurrent
 		// batches lock accounts in one order (PostgreSQL: waits, no
-		// deadlocks).
-		ib, _, err := service.NewInbox(withFailpoints(st.Driver, fps), h.Handle, inbox.Config{
+		// deadlocks): the per-message handler debits in delivery order,
+		// the batch handler locks its accounts sorted anyway.
+		icfg := inbox.Config{
 			Consumer: payments.OrdersConsumer, MaxAttempts: 100, OrderByKey: true,
 			RetryDelay: 100 * time.Millisecond, MaxRetryDelay: 2 * time.Second, Logger: log, Hooks: hooks, Test: test,
-		}, service.InboxConfig{Source: subscriber(js, t.OrdersStream, OrdersDurable, ordersBuffer, test)})
-		if err != nil {
-			return err
 		}
+		ic := service.InboxConfig{Source: subscriber(js, t.OrdersStream, OrdersDurable, ordersBuffer, test)}
+		drv := withFailpoints(st.Driver, fps)
+		var ib *service.Inbox
+		if handler == HandlerMessage {
+			h, err := payments.NewOrderHandler(ctx, st.Tables, ob, t.PaymentsSubject())
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			if ib, _, err = service.NewInbox(drv, h.Handle, icfg, ic); err != nil {
+				return err
+			}
+		} else {
+			h, err := payments.NewOrderBatchHandler(ctx, st.Tables, ob, t.PaymentsSubject())
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			if ib, _, err = service.NewBatchInbox(drv, h.Handle, icfg, ic); err != nil {
+				return err
+			}
+		}
+		log.Info("order handler", "handler", handler)
 		return runService(ctx, log, []*service.Inbox{ib})
 
 	case RolePayments:

@@ -52,7 +52,7 @@ func TestLoggerMasksSecrets(t *testing.T) {
 
 func TestConfigTravelsInTheEnvironment(t *testing.T) {
 	in := Config{Name: "orders-1", Role: RoleOrders, Store: StoreConfig{Kind: "sqlite", Path: "/x/eos.db"}, LogLevel: "info",
-		Topology: Topology{OrdersStream: "O", PaymentsStream: "P", Base: "b"}, Failpoints: "driver.begin=error", FailpointSeed: 9}
+		Topology: Topology{OrdersStream: "O", PaymentsStream: "P", Base: "b"}, Failpoints: "driver.begin=error", FailpointSeed: 9, Handler: HandlerMessage}
 	env, err := in.Env()
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +66,19 @@ func TestConfigTravelsInTheEnvironment(t *testing.T) {
 	t.Setenv(ConfigEnv, "")
 	if _, err := FromEnv(); !errors.Is(err, ErrConfig) {
 		t.Errorf("no configuration: %v, want ErrConfig", err)
+	}
+}
+
+func TestCheckHandler(t *testing.T) {
+	for in, want := range map[string]string{"": HandlerBatch, "batch": HandlerBatch, "message": HandlerMessage} {
+		if got, err := CheckHandler(in); err != nil || got != want {
+			t.Errorf("CheckHandler(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"Batch", "messages", " batch"} {
+		if _, err := CheckHandler(in); err == nil || !strings.Contains(err.Error(), "want batch or message") {
+			t.Errorf("CheckHandler(%q): %v, want an error naming the choices", in, err)
+		}
 	}
 }
 
