@@ -69,6 +69,8 @@ type Producer struct {
 	cfg         Config
 	published   atomic.Int64
 	republished atomic.Int64
+	failed      atomic.Int64 // publish attempts that failed
+	lastErr     atomic.Pointer[string]
 }
 
 // New returns a producer of cfg's workload.
@@ -84,6 +86,16 @@ func (p *Producer) Published() int64 { return p.published.Load() }
 
 // Republished returns the copies the broker stored as new messages so far.
 func (p *Producer) Republished() int64 { return p.republished.Load() }
+
+// Failures returns how many publish attempts failed so far (each was
+// retried), and the last one's error ("" if none).
+func (p *Producer) Failures() (int64, string) {
+	last := ""
+	if s := p.lastErr.Load(); s != nil {
+		last = *s
+	}
+	return p.failed.Load(), last
+}
 
 type pendingCopy struct {
 	due time.Time
@@ -154,7 +166,7 @@ func (p *Producer) Run(ctx context.Context) error {
 // the same ids: a retry of a publish that did land is dropped by the
 // broker's dedupe.
 func (p *Producer) publish(ctx context.Context, envs []outbox.Envelope) error {
-	return retry(ctx, func() error {
+	return p.retry(ctx, func() error {
 		acked, err := p.cfg.Publisher.Publish(ctx, envs)
 		envs = envs[acked:]
 		if err != nil && ctx.Err() == nil {
@@ -193,7 +205,7 @@ func (p *Producer) publishCopies(ctx context.Context, copies []pendingCopy, all 
 }
 
 func (p *Producer) publishOne(ctx context.Context, env outbox.Envelope) (res natsjs.Result, err error) {
-	err = retry(ctx, func() error {
+	err = p.retry(ctx, func() error {
 		if res, err = p.cfg.Publisher.PublishMessage(ctx, env.Topic, env.Message); err != nil && ctx.Err() == nil {
 			return errors.Join(err, p.cfg.Intents.Resend([]outbox.Envelope{env}))
 		}
@@ -231,7 +243,7 @@ func (p *Producer) publishWithoutID(ctx context.Context, b payments.BadInput) er
 	msg := &nats.Msg{Subject: p.cfg.Subject, Data: b.Message.Payload, Header: nats.Header{}}
 	msg.Header.Set(natsjs.HeaderKey, b.Message.Key)
 	msg.Header.Set(natsjs.HeaderCreatedAt, time.Now().UTC().Format(time.RFC3339Nano))
-	return retry(ctx, func() error {
+	return p.retry(ctx, func() error {
 		_, err := p.cfg.JetStream.PublishMsg(ctx, msg)
 		return err
 	})
@@ -245,12 +257,15 @@ var publishRetry = backoff.Policy{Initial: 50 * time.Millisecond, Max: 2 * time.
 // as publishRetry draws. An error wrapping a failure to write the intent
 // log ends it at once: a publish the log does not announce must not be
 // made.
-func retry(ctx context.Context, publish func() error) error {
+func (p *Producer) retry(ctx context.Context, publish func() error) error {
 	for try := 1; ; try++ {
 		err := publish()
 		if err == nil {
 			return nil
 		}
+		p.failed.Add(1)
+		msg := err.Error()
+		p.lastErr.Store(&msg)
 		if ctx.Err() != nil || errors.Is(err, intents.ErrLog) {
 			return err
 		}

@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/eoskit/eos/internal/storable"
 	"github.com/eoskit/eos/torture/check"
 	"github.com/eoskit/eos/torture/faults"
 	"github.com/eoskit/eos/torture/intents"
@@ -66,6 +69,13 @@ func (s *Scenario) Run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	var stacks string
+	if timedOut {
+		// Before the stop: where the producer and the harness stand when
+		// the pipeline did not drain.
+		stacks = s.dumpGoroutines()
+	}
+	produced := rn.prodDone == nil
 	s.stop(rn)
 	res, err := s.check(ctx, rn, timedOut)
 	if err != nil {
@@ -74,6 +84,17 @@ func (s *Scenario) Run(ctx context.Context) (*Result, error) {
 	if timedOut {
 		res.IncompleteReason = fmt.Sprintf("timed out after %s before the pipeline drained (applied %d of %d orders, charged %d)",
 			s.opts.Timeout, res.Applied, res.Attempted, res.Charged)
+		if !produced {
+			failed, last := rn.prod.Failures()
+			res.IncompleteReason += fmt.Sprintf("; the producer had not finished: %d of %d orders published, %d failed publishes",
+				rn.prod.Published(), len(s.orders), failed)
+			if last != "" {
+				res.IncompleteReason += ", the last: " + storable.Text(last, 300)
+			}
+		}
+		if stacks != "" {
+			res.IncompleteReason += "; goroutines at the timeout in " + stacks
+		}
 		if pollErr != nil {
 			res.IncompleteReason += fmt.Sprintf(" (last progress read failed: %v)", pollErr)
 		}
@@ -355,4 +376,22 @@ func (s *Scenario) brokerStats(ctx context.Context) (check.BrokerStats, error) {
 		}
 	}
 	return b, nil
+}
+
+// goroutinesFile holds the harness's goroutines when a run times out.
+const goroutinesFile = "goroutines.txt"
+
+// dumpGoroutines writes every goroutine's stack to goroutinesFile in the
+// run's directory and returns its path, or "" if it could not.
+func (s *Scenario) dumpGoroutines() string {
+	path := filepath.Join(s.dir, goroutinesFile)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if err := pprof.Lookup("goroutine").WriteTo(f, 2); err != nil {
+		return ""
+	}
+	return path
 }
