@@ -105,45 +105,68 @@ func (r *round[TTx]) applyBatch(ctx context.Context, items []*item) error {
 		r.handled = true
 		b, herr := r.p.callBatch(ctx, r.tx, items)
 		if herr != nil {
-			return errIsolate
+			return errBatchFailed
 		}
 		return r.settleBatch(ctx, items, b)
 	}
-	return r.bisect(ctx, items)
+	_, err := r.bisect(ctx, items, r.batchFailed)
+	return err
 }
 
 // bisect runs the batch handler on items under a savepoint; on failure it
 // rolls the handler's work back and tries each half, until a failing
 // message is alone: that one fails (its attempt counted), the others are
-// applied.
-func (r *round[TTx]) bisect(ctx context.Context, items []*item) error {
+// applied. It reports whether a message of items failed.
+//
+// known says a call on all of items has just failed (the previous round's
+// on the whole batch, or the parent's when the first half passed): the
+// call is not repeated, the halves are tried at once. That only saves
+// calls; a failure that does not come back costs one split more, and every
+// message is still applied by a call that succeeded or failed alone.
+func (r *round[TTx]) bisect(ctx context.Context, items []*item, known bool) (failed bool, err error) {
+	if !known || len(items) == 1 {
+		done, herr, err := r.tryBatch(ctx, items)
+		if err != nil || done {
+			return false, err
+		}
+		if len(items) == 1 {
+			return true, r.fail(ctx, items[0], herr)
+		}
+	}
+	mid := len(items) / 2
+	first, err := r.bisect(ctx, items[:mid], false)
+	if err != nil {
+		return false, err
+	}
+	// When the first half passed, the failure is in the second.
+	second, err := r.bisect(ctx, items[mid:], !first)
+	return first || second, err
+}
+
+// tryBatch calls the batch handler on items under a savepoint: done when
+// it succeeded (items settled), the handler's error when it failed (its
+// work rolled back).
+func (r *round[TTx]) tryBatch(ctx context.Context, items []*item) (done bool, herr, err error) {
 	p, ex := r.p, r.ex
 	if err := ex.SavepointCreate(ctx, "eos_batch"); err != nil {
-		return p.storeErr(ctx, "inbox.savepoint", err)
+		return false, nil, p.storeErr(ctx, "inbox.savepoint", err)
 	}
 	b, herr := p.callBatch(ctx, r.tx, items)
 	if herr == nil {
 		err := ex.SavepointRelease(ctx, "eos_batch")
 		if err == nil {
-			return r.settleBatch(ctx, items, b)
+			return true, nil, r.settleBatch(ctx, items, b)
 		}
 		// The handler left its transaction failed (see applyIsolated).
 		herr = fmt.Errorf("%w: %w", ErrHandlerTxAborted, err)
 	}
 	if err := ex.SavepointRollback(ctx, "eos_batch"); err != nil {
-		return p.storeErr(ctx, "inbox.savepoint", err)
+		return false, nil, p.storeErr(ctx, "inbox.savepoint", err)
 	}
 	if err := ex.SavepointRelease(ctx, "eos_batch"); err != nil {
-		return p.storeErr(ctx, "inbox.savepoint", err)
+		return false, nil, p.storeErr(ctx, "inbox.savepoint", err)
 	}
-	if len(items) == 1 {
-		return r.fail(ctx, items[0], herr)
-	}
-	mid := len(items) / 2
-	if err := r.bisect(ctx, items[:mid]); err != nil {
-		return err
-	}
-	return r.bisect(ctx, items[mid:])
+	return false, herr, nil
 }
 
 // settleBatch marks the messages of a successful handler call: applied, or

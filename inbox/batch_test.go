@@ -97,14 +97,21 @@ func testBatchIsolation[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 			pay := testdb.Payments[TTx]{E: e}
 			pay.Setup(t, accounts, balance)
 			var calls int
+			var failedOn string // the messages of the last call, if it failed
 			h := func(ctx context.Context, tx TTx, b *inbox.Batch) error {
 				calls++
+				ids := fmt.Sprint(messageIDs(b.Messages))
+				if ids == failedOn {
+					t.Errorf("the handler was called again on the %d messages it just failed on", len(b.Messages))
+				}
+				failedOn = ""
 				// Write first, then fail: the writes must not survive.
 				if err := paymentsBatch(pay)(ctx, tx, b); err != nil {
 					return err
 				}
 				for _, m := range b.Messages {
 					if m.ID == "poison" {
+						failedOn = ids
 						return errors.New("downstream refused the batch")
 					}
 				}
@@ -120,7 +127,7 @@ func testBatchIsolation[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 				ms, batchIDs := orders(31, "ok"+strconv.Itoa(attempt))
 				ids = append(ids, batchIDs...)
 				ms = slices.Insert(ms, 17, testdb.Message("poison", "a3", 5))
-				calls = 0
+				calls, failedOn = 0, ""
 				res, ds := inboxtest.Process(ctx, t, p, ms...)
 				want := inbox.Retry
 				if attempt == 3 {
@@ -216,4 +223,13 @@ func testBatchProcessTx[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 		t.Fatalf("rejected: %v, want ErrPermanent", err)
 	}
 	pay.CheckExactlyOnce(t, []string{"tx-1"}, accounts, balance)
+}
+
+// messageIDs returns the ids of ms.
+func messageIDs(ms []eos.Message) []string {
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.ID
+	}
+	return ids
 }

@@ -261,13 +261,13 @@ func (p *Processor[TTx]) runBatch(ctx context.Context, items []*item) (*BatchRes
 		it.failErr, it.attempts, it.outcome, it.err = nil, 0, 0, nil
 	}
 	res := &BatchResult{Consumer: p.cfg.Consumer, Started: p.cfg.Test.Now()}
-	isolate := false
+	isolate, batchFailed := false, false
 	for {
 		res.Rounds++
 		savepoints := isolate || p.cfg.Isolation == IsolateSavepoint || (p.cfg.Isolation == IsolateAuto && res.Rounds > 1)
-		committed, err := p.round(ctx, items, savepoints)
+		committed, err := p.round(ctx, items, savepoints, batchFailed)
 		if errors.Is(err, errIsolate) {
-			isolate = true
+			isolate, batchFailed = true, errors.Is(err, errBatchFailed)
 			continue
 		}
 		if err != nil {
@@ -294,6 +294,10 @@ func (p *Processor[TTx]) runBatch(ctx context.Context, items []*item) (*BatchRes
 // (ErrHandlerTxAborted) instead of stalling on the batch as a store outage
 // or blaming the handlers after it; a real outage fails that round too.
 var errIsolate = errors.New("inbox: redo the batch with savepoints")
+
+// errBatchFailed is errIsolate when the batch handler's call on the whole
+// batch failed.
+var errBatchFailed = fmt.Errorf("%w: the batch handler failed", errIsolate)
 
 // txAborted reports whether err is PostgreSQL's "current transaction is
 // aborted" (SQLSTATE 25P02): the statement ran after an earlier statement
