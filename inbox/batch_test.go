@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -232,4 +233,53 @@ func messageIDs(ms []eos.Message) []string {
 		ids[i] = m.ID
 	}
 	return ids
+}
+
+// With IsolateAuto, a batch handler that failed in the last batch starts
+// the next one under a savepoint (one round, no call thrown away), until a
+// batch passes without a failure.
+func TestBatchHandlerFailingStartsUnderSavepoint(t *testing.T) {
+	engines.Each(t, testBatchFailingSticky, testBatchFailingSticky)
+}
+
+func testBatchFailingSticky[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
+	pay := testdb.Payments[TTx]{E: e}
+	pay.Setup(t, accounts, balance)
+	h := func(ctx context.Context, tx TTx, b *inbox.Batch) error {
+		if err := paymentsBatch(pay)(ctx, tx, b); err != nil {
+			return err
+		}
+		for _, m := range b.Messages {
+			if strings.HasPrefix(m.ID, "poison") {
+				return errors.New("downstream refused the batch")
+			}
+		}
+		return nil
+	}
+	p, err := inbox.NewBatch(e.Driver, h, inbox.Config{Consumer: "c", MaxAttempts: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i, step := range []struct {
+		poison bool
+		rounds int
+	}{
+		{true, 2},  // no savepoint: the call fails, the batch is redone with them
+		{true, 1},  // the last batch failed: savepoints from the start
+		{false, 1}, // passes under a savepoint
+		{true, 2},  // the last batch passed: no savepoint again
+	} {
+		ms, _ := orders(15, fmt.Sprintf("b%d-", i))
+		if step.poison {
+			ms = append(ms, testdb.Message(fmt.Sprintf("poison%d", i), "a1", 1))
+		}
+		res, _ := inboxtest.Process(ctx, t, p, ms...)
+		if res.Rounds != step.rounds {
+			t.Errorf("batch %d: %d rounds, want %d", i, res.Rounds, step.rounds)
+		}
+		if n := res.Count(inbox.Applied); n != 15 {
+			t.Errorf("batch %d: %d of 15 healthy messages applied", i, n)
+		}
+	}
 }

@@ -21,7 +21,11 @@ const (
 	// IsolateAuto, the default, runs a batch without savepoints and, after
 	// a handler error, redoes it with a savepoint around each handler: the
 	// happy path costs no extra statements, and a batch with many failures
-	// takes two transactions, not one per failure.
+	// takes two transactions, not one per failure. A batch handler
+	// (NewBatch) that failed in the last batch starts the next one under
+	// a savepoint, until a batch passes without a failure: where most
+	// batches hold a failing message, the call without one would only be
+	// rolled back.
 	IsolateAuto Isolation = iota
 	// IsolateRedo rolls the batch back on a handler error and redoes it
 	// without the failed message, as many times as messages fail. (A batch

@@ -49,6 +49,9 @@ type Processor[TTx any] struct {
 	// fastSkip counts batches left before the one-round-trip claim
 	// (driver.ClaimBeginner) is tried again after it met a duplicate.
 	fastSkip atomic.Int32
+	// batchFailing: the batch handler failed in the last batch committed
+	// (IsolateAuto starts the next one under a savepoint).
+	batchFailing atomic.Bool
 }
 
 // fastSkipBatches is how many batches take the ordinary path after the
@@ -261,11 +264,15 @@ func (p *Processor[TTx]) runBatch(ctx context.Context, items []*item) (*BatchRes
 		it.failErr, it.attempts, it.outcome, it.err = nil, 0, 0, nil
 	}
 	res := &BatchResult{Consumer: p.cfg.Consumer, Started: p.cfg.Test.Now()}
-	isolate, batchFailed := false, false
+	isolate, batchFailed, handlerFailed := false, false, false
+	// A batch handler that failed in the last batch starts under a
+	// savepoint: with failures in most batches, the first call without
+	// one would only be thrown away.
+	failing := p.bh != nil && p.cfg.Isolation == IsolateAuto && p.batchFailing.Load()
 	for {
 		res.Rounds++
-		savepoints := isolate || p.cfg.Isolation == IsolateSavepoint || (p.cfg.Isolation == IsolateAuto && res.Rounds > 1)
-		committed, err := p.round(ctx, items, savepoints, batchFailed)
+		savepoints := isolate || failing || p.cfg.Isolation == IsolateSavepoint || (p.cfg.Isolation == IsolateAuto && res.Rounds > 1)
+		committed, err := p.round(ctx, items, savepoints, batchFailed, &handlerFailed)
 		if errors.Is(err, errIsolate) {
 			isolate, batchFailed = true, errors.Is(err, errBatchFailed)
 			continue
@@ -278,6 +285,9 @@ func (p *Processor[TTx]) runBatch(ctx context.Context, items []*item) (*BatchRes
 		}
 	}
 	res.CommittedAt = p.cfg.Test.Now()
+	if p.bh != nil {
+		p.batchFailing.Store(handlerFailed)
+	}
 	if err := p.cfg.Test.Failpoints.Eval(FailAfterCommitBeforeAck); err != nil {
 		return nil, err
 	}

@@ -25,7 +25,9 @@ type round[TTx any] struct {
 	// batchFailed: the previous round's batch handler call failed, so
 	// bisection need not call it again on the whole batch.
 	batchFailed bool
-	now         time.Time
+	// handlerFailed is set when a call of the batch handler fails.
+	handlerFailed *bool
+	now           time.Time
 
 	tx TTx
 	ex driver.Executor
@@ -48,8 +50,8 @@ type round[TTx any] struct {
 // batch must be redone without it, and errIsolate when the inbox's own
 // statements failed after a handler ran or a handler failed on an aborted
 // transaction.
-func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints, batchFailed bool) (committed bool, err error) {
-	r := &round[TTx]{p: p, items: items, savepoints: savepoints, batchFailed: batchFailed, now: p.cfg.Test.Now()}
+func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints, batchFailed bool, handlerFailed *bool) (committed bool, err error) {
+	r := &round[TTx]{p: p, items: items, savepoints: savepoints, batchFailed: batchFailed, handlerFailed: handlerFailed, now: p.cfg.Test.Now()}
 	requeued, failed := r.reset()
 	begun, err := r.begin(ctx, len(requeued) == 0 && !failed)
 	if err != nil {
