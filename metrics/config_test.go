@@ -100,6 +100,8 @@ func TestExemplarBound(t *testing.T) {
 		{"short", "m", "00-4bf92f3577b34da6a3ce929d0e0e4736-01", false},
 		{"version ff", "m", "ff" + traceparent[2:], false},
 		{"future version, longer", "m", "01" + traceparent[2:] + "-more", true},
+		{"version 00, longer", "m", traceparent + "-more", false},
+		{"future version, no dash", "m", "01" + traceparent[2:] + "more", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			labels := metrics.ExemplarForTest(c.id, map[string]string{"traceparent": c.traceparent})

@@ -56,8 +56,8 @@ func traceID(headers map[string]string) string {
 	if tp[:2] == "ff" || !lowerHex(tp[:2]) || !lowerHex(tp[53:55]) || !lowerHex(tp[36:52]) {
 		return ""
 	}
-	if tp[:2] == "00" && len(tp) != 55 {
-		return "" // version 00 has nothing after the flags
+	if len(tp) > 55 && (tp[:2] == "00" || tp[55] != '-') {
+		return "" // version 00 has nothing after the flags; a later one, a dash first
 	}
 	tid := tp[3:35]
 	if !lowerHex(tid) || strings.Count(tid, "0") == len(tid) {
