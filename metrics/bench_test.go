@@ -35,7 +35,7 @@ const (
 // name sorts last appends while the other inserts in the index's middle,
 // which favoured the last by about 8% here.) The contenders also trade
 // places in the list of turns (order=off,on and order=on,off), as the
-// second place has seemed favoured by a few percent: quote both.
+// second place seemed favoured by a few percent in some runs: quote both.
 func BenchmarkInbox(b *testing.B) {
 	for _, onFirst := range []bool{false, true} {
 		name := map[bool]string{false: "order=off,on", true: "order=on,off"}[onFirst]
