@@ -355,7 +355,7 @@ func (p *Processor[TTx]) settle(ctx context.Context, items []*item, res *BatchRe
 		if it.idle && it.outcome == 0 {
 			continue // a requeued id with no dead letter to take
 		}
-		res.Results = append(res.Results, Result{ID: it.msg.ID, Outcome: it.outcome, Attempts: it.attempts, Err: it.err, CreatedAt: it.msg.CreatedAt})
+		res.Results = append(res.Results, Result{ID: it.msg.ID, Outcome: it.outcome, Attempts: it.attempts, Err: it.err, CreatedAt: it.msg.CreatedAt, Headers: it.msg.Headers})
 		if it.d == nil {
 			continue
 		}

@@ -47,6 +47,10 @@ type Result struct {
 	Attempts  int       // handler failures so far, for Retry and DeadLettered
 	Err       error     // the handler's error, for Retry and DeadLettered
 	CreatedAt time.Time // the message's CreatedAt
+	// Headers are the message's headers (its W3C traceparent, for a
+	// hook linking the outcome to a trace), shared with the message: a
+	// hook must not modify them.
+	Headers map[string]string
 }
 
 // BatchResult reports one committed batch.

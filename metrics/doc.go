@@ -1,0 +1,26 @@
+// Package metrics exports what eos does as Prometheus metrics: the
+// service-level indicators of exactly-once processing (duplicates
+// suppressed, dedupe-store errors, end-to-end latency) and what an
+// operator watches besides (outcomes, batch sizes and durations,
+// quarantined and dead-lettered messages, the relay's published rows,
+// delay and errors).
+//
+// A [Metrics] registers its collectors on the [prometheus.Registerer] it is
+// given, never on the global registry, and is fed through the hooks of the
+// components it watches: add [Metrics.InboxHook] to an inbox.Config's Hooks
+// and [Metrics.RelayHook] to an outbox.RelayConfig's Hooks. One Metrics
+// serves any number of inboxes and relays; series are labelled by consumer
+// (inbox) or topic (relay), never by a message id. To tell services apart,
+// wrap the registerer (prometheus.WrapRegistererWith) with a constant
+// label of your own.
+//
+// The duplicate and quarantine counters carry an exemplar naming a
+// message of the batch that moved them (label message_id) and, when its
+// headers hold a W3C traceparent, its trace (label trace_id), so that a
+// spike on a dashboard links to a message to look up and a trace to open.
+// Exemplars are exposed only in the OpenMetrics format (promhttp's
+// HandlerOpts.EnableOpenMetrics).
+//
+// The metric names are part of eos's API; docs/ARCHITECTURE.md lists them
+// with their types and labels.
+package metrics

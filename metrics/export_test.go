@@ -1,0 +1,4 @@
+package metrics
+
+// ExemplarForTest exposes exemplar to the external tests.
+var ExemplarForTest = exemplar

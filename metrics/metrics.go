@@ -1,0 +1,113 @@
+package metrics
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eoskit/eos"
+)
+
+// Metrics holds eos's collectors, registered on one registerer. Make it
+// with New; feed it through InboxHook and RelayHook. Safe for concurrent
+// use.
+type Metrics struct {
+	cfg Config
+
+	messages     *prometheus.CounterVec // consumer, outcome
+	duplicates   *prometheus.CounterVec // consumer
+	quarantined  *prometheus.CounterVec // consumer
+	deadLettered *prometheus.CounterVec // consumer
+	storeErrors  *prometheus.CounterVec // consumer
+	settleErrors *prometheus.CounterVec // consumer
+	endToEnd     *prometheus.HistogramVec
+	batchSize    *prometheus.HistogramVec
+	batchSeconds *prometheus.HistogramVec
+
+	published     *prometheus.CounterVec // topic
+	relayDelay    *prometheus.HistogramVec
+	publishErrors prometheus.Counter
+	relayStore    prometheus.Counter
+	parked        prometheus.Counter
+
+	consumers sync.Map // consumer name → *consumerSeries
+	topics    sync.Map // topic → *topicSeries
+}
+
+// New makes the collectors of eos's metrics and registers them on reg. A
+// registerer that refuses one (a name registered already) makes New
+// unregister those it had registered and return a *RegisterError; an
+// invalid cfg gives a *eos.ConfigError.
+func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
+	if reg == nil {
+		return nil, &eos.ConfigError{Field: "metrics.New registerer", Reason: "nil (eos never uses the global registry: pass prometheus.NewRegistry() or your own)"}
+	}
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
+		return nil, err
+	}
+	m := &Metrics{cfg: cfg}
+	consumer := []string{"consumer"}
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	}
+	histogram := func(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+		return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels)
+	}
+	m.messages = counter("eos_inbox_messages_total",
+		"Deliveries the inbox settled, by outcome (applied, duplicate, quarantined, retry, dead_lettered).", "consumer", "outcome")
+	m.duplicates = counter("eos_duplicates_suppressed_total",
+		"Deliveries of an already applied message (same id, same fingerprint), acked without applying them again.", consumer...)
+	m.quarantined = counter("eos_quarantined_total",
+		"Deliveries reusing an applied message's id with a different fingerprint, stored in quarantine and not applied.", consumer...)
+	m.deadLettered = counter("eos_dead_lettered_total",
+		"Messages moved to the dead-letter table: failed too often, failed permanently, or invalid.", consumer...)
+	m.storeErrors = counter("eos_dedupe_store_errors_total",
+		"Failures of the store on the inbox's own path (claim, record, quarantine, admin calls); processing stalls meanwhile.", consumer...)
+	m.settleErrors = counter("eos_inbox_settle_errors_total",
+		"Acks and nacks the transport refused after the commit; the redeliveries will be suppressed.", consumer...)
+	m.endToEnd = histogram("eos_end_to_end_seconds",
+		"From a message's creation (its CreatedAt) to the commit of the batch that applied it; messages without CreatedAt are not observed.",
+		cfg.LatencyBuckets, consumer...)
+	m.batchSize = histogram("eos_inbox_batch_size", "Deliveries per committed inbox batch.", cfg.BatchSizeBuckets, consumer...)
+	m.batchSeconds = histogram("eos_inbox_batch_seconds",
+		"From the start of an inbox batch to its commit, every round included.", cfg.BatchSecondsBuckets, consumer...)
+	m.published = counter("eos_relay_published_total", "Outbox rows the relay published and marked sent.", "topic")
+	m.relayDelay = histogram("eos_relay_delay_seconds",
+		"From an outbox row's enqueue to its being marked sent by the relay.", cfg.LatencyBuckets, "topic")
+	m.publishErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "eos_relay_publish_errors_total",
+		Help: "Publish calls of the relay that failed; the rows are retried."})
+	m.relayStore = prometheus.NewCounter(prometheus.CounterOpts{Name: "eos_relay_store_errors_total",
+		Help: "Failures of the store on the relay's path (claim, mark sent)."})
+	m.parked = prometheus.NewCounter(prometheus.CounterOpts{Name: "eos_relay_parked_total",
+		Help: "Outbox rows the relay parked as unpublishable; each blocks its key until requeued or discarded."})
+
+	cs := []struct {
+		name string
+		c    prometheus.Collector
+	}{
+		{"eos_inbox_messages_total", m.messages},
+		{"eos_duplicates_suppressed_total", m.duplicates},
+		{"eos_quarantined_total", m.quarantined},
+		{"eos_dead_lettered_total", m.deadLettered},
+		{"eos_dedupe_store_errors_total", m.storeErrors},
+		{"eos_inbox_settle_errors_total", m.settleErrors},
+		{"eos_end_to_end_seconds", m.endToEnd},
+		{"eos_inbox_batch_size", m.batchSize},
+		{"eos_inbox_batch_seconds", m.batchSeconds},
+		{"eos_relay_published_total", m.published},
+		{"eos_relay_delay_seconds", m.relayDelay},
+		{"eos_relay_publish_errors_total", m.publishErrors},
+		{"eos_relay_store_errors_total", m.relayStore},
+		{"eos_relay_parked_total", m.parked},
+	}
+	for i, c := range cs {
+		if err := reg.Register(c.c); err != nil {
+			for _, done := range cs[:i] {
+				reg.Unregister(done.c)
+			}
+			return nil, &RegisterError{Metric: c.name, Err: err}
+		}
+	}
+	return m, nil
+}
