@@ -57,8 +57,8 @@ type Config struct {
 	// RetryRate and CopyRate are the shares of orders retried inside and
 	// copied past the broker's dedupe window (0: none).
 	RetryRate, CopyRate float64
-	// CopyDelay is how long after an order its copy goes out. Default
-	// DefaultCopyDelay.
+	// CopyDelay is how long after the broker acknowledged an order its
+	// copy goes out. Default DefaultCopyDelay.
 	CopyDelay time.Duration
 	// Intents, if set, records every publish before it is made.
 	Intents *intents.Log
@@ -118,7 +118,7 @@ func (p *Producer) Run(ctx context.Context) error {
 		batchSize = min(MaxBatch, max(1, c.Rate/20))
 	}
 	var batch []outbox.Envelope
-	var copies []pendingCopy
+	var copies, batchCopies []pendingCopy
 	batchOrders := 0
 	start := time.Now()
 	for i, o := range c.Orders {
@@ -132,7 +132,7 @@ func (p *Producer) Run(ctx context.Context) error {
 			batch = append(batch, env)
 		}
 		if c.Rand.Float64() < c.CopyRate {
-			copies = append(copies, pendingCopy{due: time.Now().Add(c.CopyDelay), env: env})
+			batchCopies = append(batchCopies, pendingCopy{env: env})
 		}
 		if len(batch) < batchSize && i < n-1 {
 			continue
@@ -145,6 +145,14 @@ func (p *Producer) Run(ctx context.Context) error {
 		}
 		p.published.Add(int64(batchOrders))
 		batch, batchOrders = batch[:0], 0
+		// A copy is due CopyDelay after its order was acknowledged, not
+		// after it was made: a publish that took long (a loaded machine,
+		// retries) must not bring its copy inside the dedupe window.
+		due := time.Now().Add(c.CopyDelay)
+		for _, pc := range batchCopies {
+			copies = append(copies, pendingCopy{due: due, env: pc.env})
+		}
+		batchCopies = batchCopies[:0]
 		var err error
 		if copies, err = p.publishCopies(ctx, copies, false); err != nil {
 			return err

@@ -64,7 +64,7 @@ func TestProducerPublishesWhatItAnnounces(t *testing.T) {
 	orders := payments.GenerateOrders(1, 60, 5)
 	bad := payments.Malformed(payments.Account(0, 5))
 	p := producer.New(producer.Config{Publisher: pub, JetStream: js, Subject: "orders", Orders: orders, Bad: bad,
-		Rand: rand.New(rand.NewPCG(1, 2)), RetryRate: 0.3, CopyRate: 0.2, CopyDelay: 3 * window, Intents: log})
+		Rand: rand.New(rand.NewPCG(1, 2)), RetryRate: 0.3, CopyRate: 0.2, CopyDelay: 5 * window, Intents: log})
 	if err := p.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
