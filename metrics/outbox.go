@@ -22,8 +22,10 @@ type OutboxStatsFunc func(ctx context.Context) (outbox.Stats, error)
 // times out counts an error and leaves the gauges out of that scrape, so
 // no stale depth is shown and the rest of the scrape goes on.
 //
-// Each read is one query per scrape and per watched outbox: watch an
-// outbox once per process, not in every process sharing it. A second
+// Each scrape reads the stats once per watched outbox, counting its unsent
+// rows: the cost grows with the backlog, and on SQLite the read holds the
+// write lock (Stats begins an ordinary transaction). Watch an outbox in
+// one process, not in every process sharing it. A second
 // WatchOutbox with the same name on one registry returns a
 // *RegisterError; an empty name or a nil stats, a *eos.ConfigError.
 func (m *Metrics) WatchOutbox(name string, stats OutboxStatsFunc) error {
