@@ -41,6 +41,16 @@ eos_outbox_unsent{outbox="orders"} %d
 `, oldest, parked, errs, unsent)
 }
 
+// outboxErrorsOnly is the exposition of a watched outbox named "orders"
+// whose read failed: the error counter, no gauge.
+func outboxErrorsOnly(errs int) string {
+	return fmt.Sprintf(`
+# HELP eos_outbox_stats_errors_total Reads of the outbox's stats for a scrape that failed or timed out; the gauges were left out.
+# TYPE eos_outbox_stats_errors_total counter
+eos_outbox_stats_errors_total{outbox="orders"} %d
+`, errs)
+}
+
 func TestWatchOutbox(t *testing.T) {
 	engines.Each(t, testWatchOutbox, testWatchOutbox)
 }
@@ -143,20 +153,13 @@ func TestWatchOutboxReadFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errorsOnly := func(n int) string {
-		return fmt.Sprintf(`
-# HELP eos_outbox_stats_errors_total Reads of the outbox's stats for a scrape that failed or timed out; the gauges were left out.
-# TYPE eos_outbox_stats_errors_total counter
-eos_outbox_stats_errors_total{outbox="orders"} %d
-`, n)
-	}
 	for i, step := range []struct {
 		fail error
 		want string
 	}{
 		{nil, outboxExpect(2, 0, 1, 0)},
-		{errors.New("store: connection refused"), errorsOnly(1)},
-		{context.DeadlineExceeded, errorsOnly(2)},
+		{errors.New("store: connection refused"), outboxErrorsOnly(1)},
+		{context.DeadlineExceeded, outboxErrorsOnly(2)},
 		{nil, outboxExpect(2, 0, 1, 2)},
 	} {
 		fail = step.fail
@@ -201,5 +204,42 @@ func TestOutboxStatsTimeoutDefault(t *testing.T) {
 	}
 	if c.OutboxStatsTimeout != metrics.DefaultOutboxStatsTimeout || c.Test.Now == nil {
 		t.Errorf("defaults not applied: timeout %v, clock set %t", c.OutboxStatsTimeout, c.Test.Now != nil)
+	}
+}
+
+// TestWatchOutboxBusyStore: while a transaction holds SQLite (one
+// connection, BEGIN IMMEDIATE), a scrape's read waits only until
+// OutboxStatsTimeout, counts an error and shows no gauge; once the store
+// is free, the gauges are back.
+func TestWatchOutboxBusyStore(t *testing.T) {
+	e := testdb.SQLite(t)
+	ctx := context.Background()
+	ob, err := outbox.New(e.Driver, outbox.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Config{OutboxStatsTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WatchOutbox("orders", ob.Stats); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := e.Driver.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.Enqueue(ctx, tx, "orders", eos.Message{ID: "o1", Payload: []byte("o1")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(outboxErrorsOnly(1)), outboxNames...); err != nil {
+		t.Errorf("store held: %v", err)
+	}
+	if err := e.Driver.Commit(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "eos_outbox_unsent"); err != nil || n != 1 {
+		t.Errorf("eos_outbox_unsent series with the store free: %d, %v; want 1", n, err)
 	}
 }
