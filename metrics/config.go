@@ -3,6 +3,7 @@ package metrics
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/eoskit/eos"
 )
@@ -21,6 +22,9 @@ var (
 	DefaultBatchSizeBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096}
 )
 
+// DefaultOutboxStatsTimeout is the default of Config.OutboxStatsTimeout.
+const DefaultOutboxStatsTimeout = 5 * time.Second
+
 // Config tunes a Metrics. The zero Config is ready to use.
 type Config struct {
 	// LatencyBuckets are the buckets of eos_end_to_end_seconds and
@@ -35,12 +39,27 @@ type Config struct {
 	// NoExemplars leaves the duplicate and quarantine counters without
 	// exemplars. Default false: exemplars on.
 	NoExemplars bool
+	// OutboxStatsTimeout bounds each read of an outbox's stats made for a
+	// scrape (see Metrics.WatchOutbox). Default DefaultOutboxStatsTimeout;
+	// negative is invalid.
+	OutboxStatsTimeout time.Duration
+	// Test holds the clock, which gives the age of an outbox's oldest
+	// unsent row.
+	Test eos.TestConfig
 }
 
 // WithDefaults returns a copy of c with the defaults applied, or a
 // *eos.ConfigError naming the first invalid field. Bucket bounds must be
 // strictly increasing.
 func (c Config) WithDefaults() (Config, error) {
+	switch {
+	case c.OutboxStatsTimeout < 0:
+		return c, &eos.ConfigError{Field: "metrics.Config.OutboxStatsTimeout",
+			Reason: fmt.Sprintf("negative: %v", c.OutboxStatsTimeout)}
+	case c.OutboxStatsTimeout == 0:
+		c.OutboxStatsTimeout = DefaultOutboxStatsTimeout
+	}
+	c.Test = c.Test.WithDefaults()
 	for _, f := range []struct {
 		name string
 		p    *[]float64

@@ -14,6 +14,11 @@
 // wrap the registerer (prometheus.WrapRegistererWith) with a constant
 // label of your own.
 //
+// The outbox's depth is read rather than hooked: [Metrics.WatchOutbox]
+// registers gauges of an outbox's unsent and parked rows and of the age of
+// its oldest unsent row (the SLI eos_outbox_oldest_unsent_seconds), read
+// through its Stats at each scrape, within Config.OutboxStatsTimeout.
+//
 // The duplicate and quarantine counters carry an exemplar naming a
 // message of the batch that moved them (label message_id) and, when its
 // headers hold a W3C traceparent, its trace (label trace_id), so that a

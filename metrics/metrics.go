@@ -13,6 +13,7 @@ import (
 // use.
 type Metrics struct {
 	cfg Config
+	reg prometheus.Registerer // for the collectors added later (WatchOutbox)
 
 	messages     *prometheus.CounterVec // consumer, outcome
 	duplicates   *prometheus.CounterVec // consumer
@@ -46,7 +47,7 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Metrics{cfg: cfg}
+	m := &Metrics{cfg: cfg, reg: reg}
 	consumer := []string{"consumer"}
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
