@@ -162,6 +162,15 @@ func position(d Delivery) string {
 	return ""
 }
 
+// deliveryCount returns which delivery of its message d is, or 0 when its
+// transport does not say (or d is nil: a requeued dead letter).
+func deliveryCount(d Delivery) int {
+	if dc, ok := d.(DeliveryCounter); ok {
+		return max(0, dc.DeliveryCount())
+	}
+	return 0
+}
+
 // Process runs one batch: one transaction (two or more after a handler
 // failure), then acks and nacks. On error nothing was acknowledged; the batch
 // may or may not have committed (the claim makes a retry safe).
@@ -355,7 +364,8 @@ func (p *Processor[TTx]) settle(ctx context.Context, items []*item, res *BatchRe
 		if it.idle && it.outcome == 0 {
 			continue // a requeued id with no dead letter to take
 		}
-		res.Results = append(res.Results, Result{ID: it.msg.ID, Outcome: it.outcome, Attempts: it.attempts, Err: it.err, CreatedAt: it.msg.CreatedAt, Headers: it.msg.Headers})
+		res.Results = append(res.Results, Result{ID: it.msg.ID, Outcome: it.outcome, Attempts: it.attempts, Err: it.err,
+			CreatedAt: it.msg.CreatedAt, Headers: it.msg.Headers, DeliveryCount: deliveryCount(it.d)})
 		if it.d == nil {
 			continue
 		}

@@ -51,6 +51,11 @@ type Result struct {
 	// hook linking the outcome to a trace), shared with the message: a
 	// hook must not modify them.
 	Headers map[string]string
+	// DeliveryCount is which delivery of the message this was (1 for the
+	// first, above 1 for a redelivery), as its Delivery reports it
+	// ([DeliveryCounter]); 0 when the transport does not say, and for a
+	// requeued dead letter.
+	DeliveryCount int
 }
 
 // BatchResult reports one committed batch.

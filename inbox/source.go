@@ -29,8 +29,22 @@ type Positioner interface {
 	Position() string
 }
 
+// DeliveryCounter is implemented by a Delivery whose transport counts the
+// deliveries of each message (JetStream's NumDelivered). DeliveryCount is
+// which delivery of its message this one is, this one included: 1 for the
+// first, 2 or more for a redelivery (after a nack, an ack that was lost or
+// came too late, a restart or a rebalance), 0 when the transport cannot
+// tell. The count is reported in [Result.DeliveryCount]; it is informative
+// only: the claim, not the count, decides what is a duplicate.
+type DeliveryCounter interface {
+	DeliveryCount() int
+}
+
 // Source hands deliveries to a Processor. A transport (NATS JetStream,
-// Kafka) implements it.
+// Kafka) implements it. Its deliveries may say more by implementing
+// optional interfaces: [Positioner] (where the transport holds the
+// message) and [DeliveryCounter] (which delivery of the message this is,
+// reported in [Result.DeliveryCount] for counting redeliveries).
 //
 // Processor.Run never calls Fetch while another Fetch runs, but it calls it
 // for the next batch while it still processes (and has not yet settled) the

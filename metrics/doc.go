@@ -1,9 +1,11 @@
 // Package metrics exports what eos does as Prometheus metrics: the
 // service-level indicators of exactly-once processing (duplicates
-// suppressed, dedupe-store errors, end-to-end latency) and what an
-// operator watches besides (outcomes, batch sizes and durations,
-// quarantined and dead-lettered messages, the relay's published rows,
-// delay and errors).
+// suppressed, dedupe-store errors, redeliveries, end-to-end latency) and
+// what an operator watches besides (outcomes, batch sizes and
+// durations, quarantined and dead-lettered messages, the relay's published
+// rows, delay and errors). Redeliveries are counted from what the
+// transport reports (inbox.DeliveryCounter); a transport that does not
+// count deliveries adds none.
 //
 // A [Metrics] registers its collectors on the [prometheus.Registerer] it is
 // given, never on the global registry, and is fed through the hooks of the

@@ -29,6 +29,7 @@ type consumerSeries struct {
 	deadLettered prometheus.Counter
 	storeErrors  prometheus.Counter
 	settleErrors prometheus.Counter
+	reprocessed  prometheus.Counter
 	endToEnd     prometheus.Observer
 	batchSize    prometheus.Observer
 	batchSeconds prometheus.Observer
@@ -44,6 +45,7 @@ func (m *Metrics) consumer(name string) *consumerSeries {
 		deadLettered: m.deadLettered.WithLabelValues(name),
 		storeErrors:  m.storeErrors.WithLabelValues(name),
 		settleErrors: m.settleErrors.WithLabelValues(name),
+		reprocessed:  m.reprocessed.WithLabelValues(name),
 		endToEnd:     m.endToEnd.WithLabelValues(name),
 		batchSize:    m.batchSize.WithLabelValues(name),
 		batchSeconds: m.batchSeconds.WithLabelValues(name),
@@ -91,8 +93,24 @@ func (h inboxHook) OnBatchDone(_ context.Context, r *inbox.BatchResult) {
 	if r.SettleErrors > 0 {
 		s.settleErrors.Add(float64(r.SettleErrors))
 	}
+	s.addReprocessed(r.Results)
 	s.batchSize.Observe(float64(len(r.Results)))
 	s.batchSeconds.Observe(max(0, r.CommittedAt.Sub(r.Started).Seconds()))
+}
+
+// addReprocessed counts the redeliveries among results: those whose
+// transport says the message was delivered before (DeliveryCount above 1),
+// whatever their outcome.
+func (s *consumerSeries) addReprocessed(results []inbox.Result) {
+	n := 0
+	for i := range results {
+		if results[i].DeliveryCount > 1 {
+			n++
+		}
+	}
+	if n > 0 {
+		s.reprocessed.Add(float64(n))
+	}
 }
 
 // addWithExemplar adds n to c, with an exemplar naming res (the last

@@ -21,6 +21,7 @@ type Metrics struct {
 	deadLettered *prometheus.CounterVec // consumer
 	storeErrors  *prometheus.CounterVec // consumer
 	settleErrors *prometheus.CounterVec // consumer
+	reprocessed  *prometheus.CounterVec // consumer
 	endToEnd     *prometheus.HistogramVec
 	batchSize    *prometheus.HistogramVec
 	batchSeconds *prometheus.HistogramVec
@@ -67,6 +68,9 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 		"Failures of the store on the inbox's own path (claim, record, quarantine, admin calls); processing stalls meanwhile.", consumer...)
 	m.settleErrors = counter("eos_inbox_settle_errors_total",
 		"Acks and nacks the transport refused after the commit; the redeliveries will be suppressed.", consumer...)
+	m.reprocessed = counter("eos_reprocessed_total",
+		"Redeliveries the inbox settled (deliveries after the first of a message, whatever their outcome), "+
+			"as the transport counts them; transports that do not count deliveries add nothing.", consumer...)
 	m.endToEnd = histogram("eos_end_to_end_seconds",
 		"From a message's creation (its CreatedAt) to the commit of the batch that applied it; messages without CreatedAt are not observed.",
 		cfg.LatencyBuckets, consumer...)
@@ -93,6 +97,7 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 		{"eos_dead_lettered_total", m.deadLettered},
 		{"eos_dedupe_store_errors_total", m.storeErrors},
 		{"eos_inbox_settle_errors_total", m.settleErrors},
+		{"eos_reprocessed_total", m.reprocessed},
 		{"eos_end_to_end_seconds", m.endToEnd},
 		{"eos_inbox_batch_size", m.batchSize},
 		{"eos_inbox_batch_seconds", m.batchSeconds},

@@ -28,8 +28,9 @@ type Delivery struct {
 }
 
 var (
-	_ inbox.Delivery   = (*Delivery)(nil)
-	_ inbox.Positioner = (*Delivery)(nil)
+	_ inbox.Delivery        = (*Delivery)(nil)
+	_ inbox.Positioner      = (*Delivery)(nil)
+	_ inbox.DeliveryCounter = (*Delivery)(nil)
 )
 
 // NewDelivery returns a first delivery of m, on no Source.
@@ -124,6 +125,9 @@ func (d *Delivery) Done() <-chan struct{} {
 // Num is which delivery of its message this is: 1 for the first, 2 for the
 // redelivery after a nack, and so on.
 func (d *Delivery) Num() int { return d.num }
+
+// DeliveryCount implements inbox.DeliveryCounter: Num.
+func (d *Delivery) DeliveryCount() int { return d.num }
 
 // Deliveries is a list of deliveries, in the order they were made.
 type Deliveries []*Delivery

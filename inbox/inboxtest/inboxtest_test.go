@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,17 +17,27 @@ import (
 
 // A nacked delivery comes back as the next delivery of its message, with
 // its position, and Run over a closed Source ends once every message is
-// settled for good.
+// settled for good. Each delivery says which of its message it is
+// (inbox.DeliveryCounter), and the results carry it.
 func TestSourceRedeliversNacked(t *testing.T) {
 	e := testdb.SQLite(t)
 	fails := map[string]int{"m2": 2} // m2 fails twice, then applies
+	var mu sync.Mutex
+	var results []string
+	hook := inbox.BatchDoneFunc(func(_ context.Context, r *inbox.BatchResult) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, res := range r.Results {
+			results = append(results, fmt.Sprintf("%s#%d:%s", res.ID, res.DeliveryCount, res.Outcome))
+		}
+	})
 	p, err := inbox.New(e.Driver, func(_ context.Context, _ *sql.Tx, m eos.Message) error {
 		if fails[m.ID] > 0 {
 			fails[m.ID]--
 			return errors.New("not yet")
 		}
 		return nil
-	}, inbox.Config{Consumer: "c", MaxBatch: 2})
+	}, inbox.Config{Consumer: "c", MaxBatch: 2, Hooks: []inbox.Hook{hook}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,11 +50,20 @@ func TestSourceRedeliversNacked(t *testing.T) {
 	var got []string
 	for _, d := range src.Handed() {
 		got = append(got, fmt.Sprintf("%s#%d@%s:%d/%d", d.Message().ID, d.Num(), d.Position(), d.Acks(), d.Nacks()))
+		if d.DeliveryCount() != d.Num() {
+			t.Errorf("%s#%d: DeliveryCount %d", d.Message().ID, d.Num(), d.DeliveryCount())
+		}
 	}
 	want := "[m1#1@inboxtest:1:1/0 m2#1@inboxtest:2:0/1 m3#1@inboxtest:3:1/0 m2#2@inboxtest:2:0/1 m2#3@inboxtest:2:1/0]"
 	if fmt.Sprint(got) != want {
 		t.Fatalf("deliveries\n got %v\nwant %s", got, want)
 	}
+	mu.Lock()
+	wantResults := "[m1#1:applied m2#1:retry m3#1:applied m2#2:retry m2#3:applied]"
+	if fmt.Sprint(results) != wantResults {
+		t.Errorf("results\n got %v\nwant %s", results, wantResults)
+	}
+	mu.Unlock()
 	if first[1].NackDelay() <= 0 {
 		t.Errorf("nack delay not recorded: %v", first[1].NackDelay())
 	}

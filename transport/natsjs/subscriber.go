@@ -3,6 +3,7 @@ package natsjs
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -327,4 +328,12 @@ func (d *Delivery) NumDelivered() uint64 {
 		return 0
 	}
 	return md.NumDelivered
+}
+
+var _ inbox.DeliveryCounter = (*Delivery)(nil)
+
+// DeliveryCount implements inbox.DeliveryCounter: NumDelivered, capped at
+// the largest int.
+func (d *Delivery) DeliveryCount() int {
+	return int(min(d.NumDelivered(), uint64(math.MaxInt)))
 }
