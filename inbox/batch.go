@@ -105,12 +105,12 @@ func (r *round[TTx]) applyBatch(ctx context.Context, items []*item) error {
 		r.handled = true
 		b, herr := r.p.callBatch(ctx, r.tx, items)
 		if herr != nil {
-			*r.handlerFailed = true
+			r.run.handlerFailed = true
 			return errBatchFailed
 		}
 		return r.settleBatch(ctx, items, b)
 	}
-	_, err := r.bisect(ctx, items, r.batchFailed)
+	_, err := r.bisect(ctx, items, r.run.batchFailed)
 	return err
 }
 
@@ -161,7 +161,7 @@ func (r *round[TTx]) tryBatch(ctx context.Context, items []*item) (done bool, he
 		// The handler left its transaction failed (see applyIsolated).
 		herr = fmt.Errorf("%w: %w", ErrHandlerTxAborted, err)
 	}
-	*r.handlerFailed = true
+	r.run.handlerFailed = true
 	if err := ex.SavepointRollback(ctx, "eos_batch"); err != nil {
 		return false, nil, p.storeErr(ctx, "inbox.savepoint", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/inbox"
@@ -281,5 +282,45 @@ func testBatchFailingSticky[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 		if n := res.Count(inbox.Applied); n != 15 {
 			t.Errorf("batch %d: %d of 15 healthy messages applied", i, n)
 		}
+	}
+}
+
+// BatchResult.Phases splits a batch's time: each phase took some, the
+// handlers' phase holds at least the handlers' own time, and together they
+// are no more than the call took.
+func TestBatchPhases(t *testing.T) {
+	e := testdb.SQLite(t)
+	pay := testdb.Payments[*sql.Tx]{E: e}
+	pay.Setup(t, accounts, balance)
+	var inHandlers time.Duration
+	h := func(ctx context.Context, tx *sql.Tx, m eos.Message) error {
+		start := time.Now()
+		defer func() { inHandlers += time.Since(start) }()
+		if m.ID == "fails" {
+			return errors.New("refused") // a second round: its phases count too
+		}
+		return pay.Handler(ctx, tx, m)
+	}
+	p, err := inbox.New(e.Driver, h, inbox.Config{Consumer: "c", MaxAttempts: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, _ := orders(20, "m")
+	ms = append(ms, testdb.Message("fails", "a1", 1))
+	start := time.Now()
+	res, _ := inboxtest.Process(context.Background(), t, p, ms...)
+	took := time.Since(start)
+	ph := res.Phases
+	if res.Rounds != 2 {
+		t.Fatalf("%d rounds, want 2", res.Rounds)
+	}
+	if ph.Claim <= 0 || ph.Handle <= 0 || ph.Commit <= 0 {
+		t.Errorf("phases %+v: each should have taken some time", ph)
+	}
+	if ph.Handle < inHandlers {
+		t.Errorf("handle phase %v, shorter than the handlers' own %v", ph.Handle, inHandlers)
+	}
+	if sum := ph.Claim + ph.Handle + ph.Commit; sum > took {
+		t.Errorf("phases sum to %v, more than the %v the batch took", sum, took)
 	}
 }

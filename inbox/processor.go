@@ -273,7 +273,8 @@ func (p *Processor[TTx]) runBatch(ctx context.Context, items []*item) (*BatchRes
 		it.failErr, it.attempts, it.outcome, it.err = nil, 0, 0, nil
 	}
 	res := &BatchResult{Consumer: p.cfg.Consumer, Started: p.cfg.Test.Now()}
-	isolate, batchFailed, handlerFailed := false, false, false
+	isolate := false
+	run := &batchRun{}
 	// A batch handler that failed in the last batch starts under a
 	// savepoint: with failures in most batches, the first call without
 	// one would only be thrown away.
@@ -281,9 +282,9 @@ func (p *Processor[TTx]) runBatch(ctx context.Context, items []*item) (*BatchRes
 	for {
 		res.Rounds++
 		savepoints := isolate || failing || p.cfg.Isolation == IsolateSavepoint || (p.cfg.Isolation == IsolateAuto && res.Rounds > 1)
-		committed, err := p.round(ctx, items, savepoints, batchFailed, &handlerFailed)
+		committed, err := p.round(ctx, items, savepoints, run)
 		if errors.Is(err, errIsolate) {
-			isolate, batchFailed = true, errors.Is(err, errBatchFailed)
+			isolate, run.batchFailed = true, errors.Is(err, errBatchFailed)
 			continue
 		}
 		if err != nil {
@@ -294,8 +295,9 @@ func (p *Processor[TTx]) runBatch(ctx context.Context, items []*item) (*BatchRes
 		}
 	}
 	res.CommittedAt = p.cfg.Test.Now()
+	res.Phases = run.phases
 	if p.bh != nil {
-		p.batchFailing.Store(handlerFailed)
+		p.batchFailing.Store(run.handlerFailed)
 	}
 	if err := p.cfg.Test.Failpoints.Eval(FailAfterCommitBeforeAck); err != nil {
 		return nil, err

@@ -71,6 +71,21 @@ type BatchResult struct {
 	// commit. The commit stands; the transport will redeliver, and the
 	// claim will suppress the redelivery.
 	SettleErrors int
+	// Phases is where the batch's time went, over all its rounds.
+	Phases Phases
+}
+
+// Phases splits a batch's time by what the inbox was doing, measured on
+// the monotonic clock (not Config.Test.Now).
+type Phases struct {
+	// Claim: beginning the transaction, taking back requeued dead
+	// letters, the claim and the duplicate and quarantine checks.
+	Claim time.Duration
+	// Handle: the handlers (with their savepoints).
+	Handle time.Duration
+	// Commit: recording failures and dead letters, and the commit. A round
+	// that ends early counts its rollback in the phase it ended in.
+	Commit time.Duration
 }
 
 // Count returns how many results have outcome o.

@@ -22,12 +22,8 @@ type round[TTx any] struct {
 	p          *Processor[TTx]
 	items      []*item
 	savepoints bool // a savepoint around each handler
-	// batchFailed: the previous round's batch handler call failed, so
-	// bisection need not call it again on the whole batch.
-	batchFailed bool
-	// handlerFailed is set when a call of the batch handler fails.
-	handlerFailed *bool
-	now           time.Time
+	run        *batchRun
+	now        time.Time
 
 	tx TTx
 	ex driver.Executor
@@ -44,14 +40,33 @@ type round[TTx any] struct {
 	handled bool
 }
 
+// batchRun is what the rounds of one batch share.
+type batchRun struct {
+	// batchFailed: the previous round's batch handler call failed, so
+	// bisection need not call it again on the whole batch.
+	batchFailed bool
+	// handlerFailed is set when a call of the batch handler fails.
+	handlerFailed bool
+	phases        Phases
+}
+
 // round runs one transaction over items, with a savepoint around each
 // handler if savepoints is set. Without savepoints, it returns
 // committed=false, with the failed item marked, when a handler failed and the
 // batch must be redone without it, and errIsolate when the inbox's own
 // statements failed after a handler ran or a handler failed on an aborted
 // transaction.
-func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints, batchFailed bool, handlerFailed *bool) (committed bool, err error) {
-	r := &round[TTx]{p: p, items: items, savepoints: savepoints, batchFailed: batchFailed, handlerFailed: handlerFailed, now: p.cfg.Test.Now()}
+func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bool, run *batchRun) (committed bool, err error) {
+	r := &round[TTx]{p: p, items: items, savepoints: savepoints, run: run, now: p.cfg.Test.Now()}
+	// The time from start is the current phase's; a round that ends early
+	// counts its rollback in the phase it ended in.
+	start, phase := time.Now(), &run.phases.Claim
+	next := func(to *time.Duration) {
+		now := time.Now()
+		*phase += now.Sub(start)
+		start, phase = now, to
+	}
+	defer func() { next(nil) }()
 	requeued, failed := r.reset()
 	begun, err := r.begin(ctx, len(requeued) == 0 && !failed)
 	if err != nil {
@@ -81,7 +96,10 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints, b
 	if err := r.classify(ctx); err != nil {
 		return false, err
 	}
-	if redo, err := r.apply(ctx); redo || err != nil {
+	next(&run.phases.Handle)
+	redo, err := r.apply(ctx)
+	next(&run.phases.Commit)
+	if redo || err != nil {
 		return false, err
 	}
 	if err := p.cfg.Test.Failpoints.Eval(FailAfterHandler); err != nil {

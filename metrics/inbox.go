@@ -33,6 +33,9 @@ type consumerSeries struct {
 	endToEnd     prometheus.Observer
 	batchSize    prometheus.Observer
 	batchSeconds prometheus.Observer
+	claim        prometheus.Observer // eos_inbox_phase_seconds by phase
+	handle       prometheus.Observer
+	commit       prometheus.Observer
 }
 
 func (m *Metrics) consumer(name string) *consumerSeries {
@@ -49,6 +52,9 @@ func (m *Metrics) consumer(name string) *consumerSeries {
 		endToEnd:     m.endToEnd.WithLabelValues(name),
 		batchSize:    m.batchSize.WithLabelValues(name),
 		batchSeconds: m.batchSeconds.WithLabelValues(name),
+		claim:        m.phaseSeconds.WithLabelValues(name, "claim"),
+		handle:       m.phaseSeconds.WithLabelValues(name, "handle"),
+		commit:       m.phaseSeconds.WithLabelValues(name, "commit"),
 	}
 	for o := inbox.Applied; o <= inbox.DeadLettered; o++ {
 		s.outcomes[o] = m.messages.WithLabelValues(name, o.String())
@@ -96,6 +102,9 @@ func (h inboxHook) OnBatchDone(_ context.Context, r *inbox.BatchResult) {
 	s.addReprocessed(r.Results)
 	s.batchSize.Observe(float64(len(r.Results)))
 	s.batchSeconds.Observe(max(0, r.CommittedAt.Sub(r.Started).Seconds()))
+	s.claim.Observe(r.Phases.Claim.Seconds())
+	s.handle.Observe(r.Phases.Handle.Seconds())
+	s.commit.Observe(r.Phases.Commit.Seconds())
 }
 
 // addReprocessed counts the redeliveries among results: those whose

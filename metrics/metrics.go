@@ -25,6 +25,7 @@ type Metrics struct {
 	endToEnd     *prometheus.HistogramVec
 	batchSize    *prometheus.HistogramVec
 	batchSeconds *prometheus.HistogramVec
+	phaseSeconds *prometheus.HistogramVec // consumer, phase
 
 	published     *prometheus.CounterVec // topic
 	relayDelay    *prometheus.HistogramVec
@@ -77,6 +78,10 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 	m.batchSize = histogram("eos_inbox_batch_size", "Deliveries per committed inbox batch.", cfg.BatchSizeBuckets, consumer...)
 	m.batchSeconds = histogram("eos_inbox_batch_seconds",
 		"From the start of an inbox batch to its commit, every round included.", cfg.BatchSecondsBuckets, consumer...)
+	m.phaseSeconds = histogram("eos_inbox_phase_seconds",
+		"Time of an inbox batch in each phase, every round included: claim (begin, claim, duplicate and quarantine checks), "+
+			"handle (the handlers) and commit (failures, dead letters, the commit).",
+		cfg.BatchSecondsBuckets, append(consumer, "phase")...)
 	m.published = counter("eos_relay_published_total", "Outbox rows the relay published and marked sent.", "topic")
 	m.relayDelay = histogram("eos_relay_delay_seconds",
 		"From an outbox row's enqueue to its being marked sent by the relay.", cfg.LatencyBuckets, "topic")
@@ -101,6 +106,7 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 		{"eos_end_to_end_seconds", m.endToEnd},
 		{"eos_inbox_batch_size", m.batchSize},
 		{"eos_inbox_batch_seconds", m.batchSeconds},
+		{"eos_inbox_phase_seconds", m.phaseSeconds},
 		{"eos_relay_published_total", m.published},
 		{"eos_relay_delay_seconds", m.relayDelay},
 		{"eos_relay_publish_errors_total", m.publishErrors},

@@ -117,6 +117,16 @@ eos_quarantined_total{consumer="pay"} 1
 	if h := histogram("eos_inbox_batch_seconds"); h.GetSampleCount() != 2 {
 		t.Errorf("eos_inbox_batch_seconds: %d batches, want 2", h.GetSampleCount())
 	}
+	for _, phase := range []string{"claim", "handle", "commit"} {
+		mt, err := metricsVec(reg, "eos_inbox_phase_seconds", map[string]string{"consumer": "pay", "phase": phase})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := mt.GetHistogram(); h.GetSampleCount() != 2 || h.GetSampleSum() <= 0 {
+			t.Errorf("eos_inbox_phase_seconds{phase=%q}: %d batches summing %v s, want 2 summing more than 0",
+				phase, h.GetSampleCount(), h.GetSampleSum())
+		}
+	}
 	// The four applied messages, each created a second or more before the
 	// commit of its batch.
 	if h := histogram("eos_end_to_end_seconds"); h.GetSampleCount() != 4 || h.GetSampleSum() < 4 {
