@@ -614,6 +614,10 @@ func testStoreOutage[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 			t.Fatalf("%s settled while the store was down", d.Message().ID)
 		}
 	}
+	// The second failure came after the first made Run stall.
+	if a := p.Activity(); a.Stalled != 1 || a.Stalls != 1 || a.InFlight < 1 || a.InFlight > len(ds) {
+		t.Fatalf("activity while stalled: %+v, want Stalled 1, Stalls 1, InFlight 1..%d", a, len(ds))
+	}
 	store.Down.Store(false)
 	for _, d := range ds {
 		select {
@@ -628,6 +632,9 @@ func testStoreOutage[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	src.Close()
 	if err := <-done; !errors.Is(err, inbox.ErrSourceClosed) {
 		t.Fatalf("Run: %v", err)
+	}
+	if a := p.Activity(); a != (inbox.Activity{Stalls: 1}) {
+		t.Fatalf("activity after Run: %+v, want only Stalls 1", a)
 	}
 	pay.CheckExactlyOnce(t, ids, accounts, balance)
 }

@@ -52,6 +52,10 @@ type Processor[TTx any] struct {
 	// batchFailing: the batch handler failed in the last batch committed
 	// (IsolateAuto starts the next one under a savepoint).
 	batchFailing atomic.Bool
+	// activity: see Activity.
+	inFlight atomic.Int64
+	stalled  atomic.Int32
+	stalls   atomic.Uint64
 }
 
 // fastSkipBatches is how many batches take the ordinary path after the
@@ -178,6 +182,8 @@ func (p *Processor[TTx]) Process(ctx context.Context, ds []Delivery) (*BatchResu
 	if len(ds) == 0 {
 		return &BatchResult{Consumer: p.cfg.Consumer}, nil
 	}
+	p.inFlight.Add(int64(len(ds)))
+	defer p.inFlight.Add(-int64(len(ds)))
 	return p.runBatch(ctx, p.newItems(ds))
 }
 
@@ -197,7 +203,9 @@ func (p *Processor[TTx]) Run(ctx context.Context, src Source) error {
 			if err != nil {
 				return err
 			}
-			if err := p.runStalling(ctx, p.newItems(ds)); err != nil {
+			err = p.runStalling(ctx, p.newItems(ds))
+			p.inFlight.Add(-int64(len(ds)))
+			if err != nil {
 				return err
 			}
 		}
@@ -218,8 +226,13 @@ func (p *Processor[TTx]) Run(ctx context.Context, src Source) error {
 			return f.err
 		}
 		go fetchAhead()
-		if err := p.runStalling(ctx, p.newItems(f.ds)); err != nil {
-			return err // ctx ended: the fetch ahead ends with it
+		err := p.runStalling(ctx, p.newItems(f.ds))
+		p.inFlight.Add(-int64(len(f.ds)))
+		if err != nil {
+			// ctx ended: the fetch ahead ends with it; what it got is
+			// no longer in flight here.
+			go func() { p.inFlight.Add(-int64(len((<-ahead).ds))) }()
+			return err
 		}
 	}
 }
@@ -236,6 +249,7 @@ func (p *Processor[TTx]) fetch(ctx context.Context, src Source) ([]Delivery, err
 			return nil, err
 		}
 		if len(ds) > 0 {
+			p.inFlight.Add(int64(len(ds)))
 			return ds, nil
 		}
 	}
@@ -243,6 +257,12 @@ func (p *Processor[TTx]) fetch(ctx context.Context, src Source) ([]Delivery, err
 
 func (p *Processor[TTx]) runStalling(ctx context.Context, items []*item) error {
 	policy := p.cfg.storePolicy()
+	stalled := false
+	defer func() {
+		if stalled {
+			p.stalled.Add(-1)
+		}
+	}()
 	for stalls := 0; ; stalls++ {
 		_, err := p.runBatch(ctx, items)
 		if err == nil {
@@ -253,6 +273,11 @@ func (p *Processor[TTx]) runStalling(ctx context.Context, items []*item) error {
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if !stalled {
+			stalled = true
+			p.stalled.Add(1)
+			p.stalls.Add(1)
 		}
 		wait := policy.Wait(stalls + 1)
 		p.log.LogAttrs(ctx, slog.LevelError, "eos inbox: store failure, stalling (nothing acknowledged)",

@@ -20,6 +20,11 @@
 // registers gauges of an outbox's unsent and parked rows and of the age of
 // its oldest unsent row (the SLI eos_outbox_oldest_unsent_seconds), read
 // through its Stats at each scrape, within Config.OutboxStatsTimeout.
+// [Metrics.WatchInbox] does the same for what an inbox processor is doing
+// (in-flight deliveries, stalls), read from inbox.Processor.Activity without
+// the store. [Metrics.BrokerDuplicate], given to a publisher as its
+// duplicate callback (natsjs.PublisherConfig.OnDuplicate), counts the
+// relay's publishes the broker's dedupe dropped.
 //
 // The duplicate and quarantine counters carry an exemplar naming a
 // message of the batch that moved them (label message_id) and, when its

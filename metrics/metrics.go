@@ -29,9 +29,10 @@ type Metrics struct {
 
 	published     *prometheus.CounterVec // topic
 	relayDelay    *prometheus.HistogramVec
-	publishErrors prometheus.Counter
+	publishErrors *prometheus.CounterVec // topic
 	relayStore    prometheus.Counter
-	parked        prometheus.Counter
+	parked        *prometheus.CounterVec // topic
+	brokerDups    *prometheus.CounterVec // topic
 
 	consumers sync.Map // consumer name → *consumerSeries
 	topics    sync.Map // topic → *topicSeries
@@ -85,12 +86,16 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 	m.published = counter("eos_relay_published_total", "Outbox rows the relay published and marked sent.", "topic")
 	m.relayDelay = histogram("eos_relay_delay_seconds",
 		"From an outbox row's enqueue to its being marked sent by the relay.", cfg.LatencyBuckets, "topic")
-	m.publishErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "eos_relay_publish_errors_total",
-		Help: "Publish calls of the relay that failed; the rows are retried."})
+	m.publishErrors = counter("eos_relay_publish_errors_total",
+		"Publish calls of the relay that failed, by the topic of the row they failed on (empty when the publisher's "+
+			"report named no row); the rows are retried.", "topic")
 	m.relayStore = prometheus.NewCounter(prometheus.CounterOpts{Name: "eos_relay_store_errors_total",
 		Help: "Failures of the store on the relay's path (claim, mark sent)."})
-	m.parked = prometheus.NewCounter(prometheus.CounterOpts{Name: "eos_relay_parked_total",
-		Help: "Outbox rows the relay parked as unpublishable; each blocks its key until requeued or discarded."})
+	m.parked = counter("eos_relay_parked_total",
+		"Outbox rows the relay parked as unpublishable; each blocks its key until requeued or discarded.", "topic")
+	m.brokerDups = counter("eos_relay_broker_duplicates_total",
+		"Publishes the broker acknowledged as duplicates of a message it already held (its dedupe dropped the copy): "+
+			"a re-publish after a relay crash, or a retry after a lost ack.", "topic")
 
 	cs := []struct {
 		name string
@@ -112,6 +117,7 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 		{"eos_relay_publish_errors_total", m.publishErrors},
 		{"eos_relay_store_errors_total", m.relayStore},
 		{"eos_relay_parked_total", m.parked},
+		{"eos_relay_broker_duplicates_total", m.brokerDups},
 	}
 	for i, c := range cs {
 		if err := reg.Register(c.c); err != nil {

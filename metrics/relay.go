@@ -61,12 +61,29 @@ func (h relayHook) OnForwarded(_ context.Context, rows []driver.OutboxRow, sentA
 
 // OnError implements outbox.ErrorHook.
 func (h relayHook) OnError(_ context.Context, op string, err error) {
+	topic := ""
+	if re, ok := errors.AsType[*outbox.RowError](err); ok {
+		topic = re.Topic
+	}
 	switch {
 	case errors.Is(err, outbox.ErrUnpublishable):
-		h.m.parked.Inc()
+		h.m.parked.WithLabelValues(topic).Inc()
 	case op == "outbox.publish":
-		h.m.publishErrors.Inc()
+		h.m.publishErrors.WithLabelValues(topic).Inc()
 	default:
 		h.m.relayStore.Inc()
 	}
+}
+
+// BrokerDuplicate counts a publish of message id to topic that the broker
+// acknowledged as a duplicate, with id as the exemplar. Its signature is
+// that of natsjs.PublisherConfig.OnDuplicate (whose subject is the outbox
+// row's topic), so it can be passed as is.
+func (m *Metrics) BrokerDuplicate(topic, id string) {
+	c := m.brokerDups.WithLabelValues(topic)
+	if id == "" {
+		c.Inc()
+		return
+	}
+	c.(prometheus.ExemplarAdder).AddWithExemplar(1, exemplar(id, nil))
 }

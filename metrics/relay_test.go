@@ -70,10 +70,10 @@ func testRelay[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	expect := `
 # HELP eos_relay_parked_total Outbox rows the relay parked as unpublishable; each blocks its key until requeued or discarded.
 # TYPE eos_relay_parked_total counter
-eos_relay_parked_total 1
-# HELP eos_relay_publish_errors_total Publish calls of the relay that failed; the rows are retried.
+eos_relay_parked_total{topic="orders"} 1
+# HELP eos_relay_publish_errors_total Publish calls of the relay that failed, by the topic of the row they failed on (empty when the publisher's report named no row); the rows are retried.
 # TYPE eos_relay_publish_errors_total counter
-eos_relay_publish_errors_total 1
+eos_relay_publish_errors_total{topic="orders"} 1
 # HELP eos_relay_published_total Outbox rows the relay published and marked sent.
 # TYPE eos_relay_published_total counter
 eos_relay_published_total{topic="orders"} 2

@@ -26,7 +26,9 @@ type ForwardedHook interface {
 
 // ErrorHook is told about each failed step of the relay (op names it: a
 // store failure, a publish failure), and with op "outbox.park" about each
-// row parked (the error wraps ErrUnpublishable).
+// row parked (the error wraps ErrUnpublishable). Errors about one row (every
+// park, and a publish failure about a row) are a *RowError naming it and its
+// topic.
 type ErrorHook interface {
 	OnError(ctx context.Context, op string, err error)
 }

@@ -59,6 +59,28 @@ func (e *PublishError) Error() string { return e.Err.Error() }
 
 func (e *PublishError) Unwrap() error { return e.Err }
 
+// RowError is a failure about one outbox row, as the relay's ErrorHook gets
+// it for op "outbox.park" and, when the failure is about a row, for op
+// "outbox.publish": hooks tell topics apart by its fields, never by the
+// text. Err is the publisher's error (or the topic check's).
+type RowError struct {
+	Seq   int64
+	ID    string
+	Topic string
+	Err   error
+}
+
+func (e *RowError) Error() string {
+	return fmt.Sprintf("row %d (id %q, topic %q): %v", e.Seq, e.ID, e.Topic, e.Err)
+}
+
+func (e *RowError) Unwrap() error { return e.Err }
+
+// rowError returns err about row.
+func rowError(row driver.OutboxRow, err error) *RowError {
+	return &RowError{Seq: row.Seq, ID: row.ID, Topic: row.Topic, Err: err}
+}
+
 // FailAfterPublishBeforeMark is the relay's failpoint between the broker's
 // ack and the mark-as-sent.
 const FailAfterPublishBeforeMark = "relay.after_publish_before_mark"
@@ -234,7 +256,7 @@ func (r *Relay[TTx]) forward(ctx context.Context) (sent, claimed int, err error)
 	for _, pr := range p.parked {
 		r.cfg.Logger.ErrorContext(ctx, "eos relay: parked an unpublishable row; its key waits until the row is requeued or discarded",
 			"seq", pr.row.Seq, "id", pr.row.ID, "topic", pr.row.Topic, "key", pr.row.Key, "error", pr.err)
-		r.hooks.onError(ctx, "outbox.park", fmt.Errorf("row %d (id %q, topic %q): %w", pr.row.Seq, pr.row.ID, pr.row.Topic, pr.err))
+		r.hooks.onError(ctx, "outbox.park", rowError(pr.row, pr.err))
 	}
 	if len(p.sent) > 0 {
 		r.hooks.onForwarded(ctx, p.sent, now)
@@ -310,7 +332,7 @@ func (r *Relay[TTx]) publish(ctx context.Context, rows []driver.OutboxRow) pass 
 			p.sent = append(p.sent, pending[j])
 		}
 		if !errors.Is(err, ErrUnpublishable) {
-			p.err = err
+			p.err = rowError(pending[acked], err)
 			break
 		}
 		park(pending[acked], err)

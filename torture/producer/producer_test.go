@@ -12,31 +12,18 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eoskit/eos/examples/payments"
+	"github.com/eoskit/eos/internal/testjs"
 	"github.com/eoskit/eos/torture/check"
 	"github.com/eoskit/eos/torture/intents"
 	"github.com/eoskit/eos/torture/producer"
 	"github.com/eoskit/eos/transport/natsjs"
-	"github.com/eoskit/eos/transport/natsjs/natsembed"
 )
 
 // broker starts an embedded server with an ORDERS stream whose dedupe
 // window is window.
 func broker(t *testing.T, window time.Duration) jetstream.JetStream {
 	t.Helper()
-	srv, err := natsembed.Start(natsembed.Config{Dir: filepath.Join(t.TempDir(), "nats")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, _ := testjs.Start(t)
 	if _, _, err := natsjs.EnsureStream(context.Background(), js, natsjs.StreamConfig{Name: "ORDERS", Subjects: []string{"orders"},
 		Duplicates: window}); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/eoskit/eos/inbox"
 	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/internal/testenv"
+	"github.com/eoskit/eos/internal/testjs"
 	"github.com/eoskit/eos/outbox"
 	"github.com/eoskit/eos/transport/natsjs/natsembed"
 	"github.com/eoskit/eos/transport/transporttest"
@@ -171,17 +172,7 @@ func harness(t *testing.T, connect func(*testing.T) *nats.Conn, restart func(*te
 // returns a JetStream context on it.
 func embedded(t *testing.T, subject string) jetstream.JetStream {
 	t.Helper()
-	srv := startServer(t, natsembed.Config{Dir: t.TempDir()})
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, _ := testjs.Start(t)
 	if _, _, err := EnsureStream(context.Background(), js, StreamConfig{Name: "S", Subjects: []string{subject}}); err != nil {
 		t.Fatal(err)
 	}
