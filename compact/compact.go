@@ -49,6 +49,8 @@ type Config struct {
 	Interval time.Duration
 	// Logger receives the compactor's logs. Default slog.Default().
 	Logger *slog.Logger
+	// Hooks are told about each pass; see [Hook].
+	Hooks []Hook
 	// Test holds the clock, for tests.
 	Test eos.TestConfig
 }
@@ -82,6 +84,9 @@ func (c *Config) applyDefaults() error {
 		return &eos.ConfigError{Field: "compact.Config.Retention", Reason: fmt.Sprintf(
 			"%v is shorter than the transport's redelivery horizon %v: a late redelivery would be applied twice", c.Retention, c.RedeliveryHorizon)}
 	}
+	if _, err := newHooks("compact.Config.Hooks", c.Hooks); err != nil {
+		return err
+	}
 	c.Test = c.Test.WithDefaults()
 	c.Logger = config.Logger(c.Logger)
 	return nil
@@ -89,8 +94,9 @@ func (c *Config) applyDefaults() error {
 
 // Compactor deletes expired rows.
 type Compactor[TTx any] struct {
-	drv driver.Driver[TTx]
-	cfg Config
+	drv   driver.Driver[TTx]
+	cfg   Config
+	hooks hooks
 }
 
 // New returns a Compactor over drv.
@@ -102,7 +108,8 @@ func New[TTx any](drv driver.Driver[TTx], cfg Config) (*Compactor[TTx], error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Compactor[TTx]{drv: drv, cfg: cfg}, nil
+	hs, _ := newHooks("", cfg.Hooks) // checked by WithDefaults
+	return &Compactor[TTx]{drv: drv, cfg: cfg, hooks: hs}, nil
 }
 
 // Stats counts the rows one pass deleted.
@@ -111,9 +118,15 @@ type Stats struct {
 }
 
 // Compact runs one pass: it deletes expired rows batch by batch until none
-// is left, and reports how many it deleted.
+// is left, and reports how many it deleted. The hooks are told of the pass.
 func (c *Compactor[TTx]) Compact(ctx context.Context) (Stats, error) {
 	now := c.cfg.Test.Now()
+	st, err := c.compact(ctx, now)
+	c.hooks.onPass(ctx, Pass{Deleted: st, Err: err, Started: now, Ended: c.cfg.Test.Now(), ClaimsBefore: now.Add(-c.cfg.Retention)})
+	return st, err
+}
+
+func (c *Compactor[TTx]) compact(ctx context.Context, now time.Time) (Stats, error) {
 	var st Stats
 	type job struct {
 		what   driver.Compactable

@@ -67,7 +67,9 @@ func testRetention[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	}
 	clk.Add(2 * 24 * time.Hour) // old: 8 days, young: 2 days
 
-	c, err := compact.New(e.Driver, compact.Config{RedeliveryHorizon: time.Hour, BatchSize: 100, Test: eos.TestConfig{Now: clk.Now}})
+	var passes []compact.Pass
+	c, err := compact.New(e.Driver, compact.Config{RedeliveryHorizon: time.Hour, BatchSize: 100, Test: eos.TestConfig{Now: clk.Now},
+		Hooks: []compact.Hook{compact.PassFunc(func(_ context.Context, p compact.Pass) { passes = append(passes, p) })}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +79,9 @@ func testRetention[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	}
 	if st.Inbox != 250 || st.Outbox != 260 {
 		t.Fatalf("compacted %+v, want 250 inbox records and 260 sent outbox rows", st)
+	}
+	if want := (compact.Pass{Deleted: st, Started: clk.Now(), Ended: clk.Now(), ClaimsBefore: clk.Now().Add(-compact.DefaultRetention)}); len(passes) != 1 || passes[0] != want {
+		t.Fatalf("hook told of %+v, want one pass %+v", passes, want)
 	}
 	if n := e.Int(t, "SELECT count(*) FROM eos_inbox"); n != 10 {
 		t.Fatalf("%d dedupe records left, want 10", n)
@@ -143,6 +148,7 @@ func TestConfig(t *testing.T) {
 		{RedeliveryHorizon: time.Hour, BatchSize: -1},
 		{RedeliveryHorizon: time.Hour, DeadLetterRetention: -time.Hour},
 		{RedeliveryHorizon: time.Hour, QuarantineRetention: -time.Hour},
+		{RedeliveryHorizon: time.Hour, Hooks: []compact.Hook{"not a hook"}},
 	} {
 		_, err := compact.New(e.Driver, cfg)
 		var ce *eos.ConfigError

@@ -10,7 +10,8 @@
 // A [Metrics] registers its collectors on the [prometheus.Registerer] it is
 // given, never on the global registry, and is fed through the hooks of the
 // components it watches: add [Metrics.InboxHook] to an inbox.Config's Hooks
-// and [Metrics.RelayHook] to an outbox.RelayConfig's Hooks. One Metrics
+// and [Metrics.RelayHook] to an outbox.RelayConfig's Hooks
+// ([Metrics.CompactHook]: a compact.Config's). One Metrics
 // serves any number of inboxes and relays; series are labelled by consumer
 // (inbox) or topic (relay), never by a message id. To tell services apart,
 // wrap the registerer (prometheus.WrapRegistererWith) with a constant

@@ -34,6 +34,10 @@ type Metrics struct {
 	parked        *prometheus.CounterVec // topic
 	brokerDups    *prometheus.CounterVec // topic
 
+	compactDeleted *prometheus.CounterVec // kind
+	compactErrors  prometheus.Counter
+	compactLast    prometheus.Gauge
+
 	consumers sync.Map // consumer name → *consumerSeries
 	topics    sync.Map // topic → *topicSeries
 }
@@ -96,6 +100,7 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 	m.brokerDups = counter("eos_relay_broker_duplicates_total",
 		"Publishes the broker acknowledged as duplicates of a message it already held (its dedupe dropped the copy): "+
 			"a re-publish after a relay crash, or a retry after a lost ack.", "topic")
+	newCompactCollectors(m)
 
 	cs := []struct {
 		name string
@@ -118,6 +123,9 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 		{"eos_relay_store_errors_total", m.relayStore},
 		{"eos_relay_parked_total", m.parked},
 		{"eos_relay_broker_duplicates_total", m.brokerDups},
+		{"eos_compact_deleted_rows_total", m.compactDeleted},
+		{"eos_compact_errors_total", m.compactErrors},
+		{"eos_compact_last_success_timestamp_seconds", m.compactLast},
 	}
 	for i, c := range cs {
 		if err := reg.Register(c.c); err != nil {
