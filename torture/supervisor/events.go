@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -54,17 +55,44 @@ func (e *Emitter) Emit(event string) {
 	fmt.Fprintln(e.w, event)
 }
 
-// readEvents counts the words read from r until it ends, calling on (if
-// set) for each.
-func (s *Supervisor) readEvents(r io.Reader, child string) {
+// EmitValue reports one event that carries a value, as event=value (for
+// instance where the child can be reached). event and value are words, and
+// event holds no "="; an event that breaks this is dropped, not mangled.
+func (e *Emitter) EmitValue(event, value string) {
+	if event == "" || strings.ContainsAny(event, "= \t\r\n") || strings.ContainsAny(value, " \t\r\n") {
+		return
+	}
+	e.Emit(event + "=" + value)
+}
+
+// Event is one event a child reported: Name, and Value when it was sent
+// with EmitValue. Start says which start of the child sent it (see
+// StartEnv): a restarted child's events are told apart from its last
+// life's.
+type Event struct {
+	Child string
+	Start int
+	Name  string
+	Value string
+}
+
+// readEvents counts the events read from r until it ends, calling
+// Config.OnEvent (if set) for each, then Config.OnEnd. A line too long to
+// be an event stops the reading but not the draining: the child never
+// blocks on a full pipe, and OnEnd still means the process is gone.
+func (s *Supervisor) readEvents(r io.Reader, child string, start int) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
-		event := sc.Text()
+		name, value, _ := strings.Cut(sc.Text(), "=")
 		s.mu.Lock()
-		s.events[event]++
+		s.events[name]++
 		s.mu.Unlock()
 		if s.cfg.OnEvent != nil {
-			s.cfg.OnEvent(child, event)
+			s.cfg.OnEvent(Event{Child: child, Start: start, Name: name, Value: value})
 		}
+	}
+	io.Copy(io.Discard, r)
+	if s.cfg.OnEnd != nil {
+		s.cfg.OnEnd(child, start)
 	}
 }

@@ -37,8 +37,13 @@ type Config struct {
 	// the crash-loop bound.
 	SelfKills bool
 	// OnEvent, if set, is called for each event a child reports, from the
-	// goroutine reading that child's pipe.
-	OnEvent func(child, event string)
+	// goroutine reading that child's pipe: in order for one start of a
+	// child, in no particular order across children and starts.
+	OnEvent func(Event)
+	// OnEnd, if set, is called once per start of a child, after its events
+	// pipe ended: that process is gone and every event it sent was passed
+	// to OnEvent. The next start of the same child may have begun already.
+	OnEnd func(child string, start int)
 }
 
 // Crash-loop bound: a child that exits on its own CrashLimit times within
@@ -151,7 +156,8 @@ func (s *Supervisor) keep(ctx context.Context, c *child) {
 func (s *Supervisor) runOnce(ctx context.Context, c *child) error {
 	cmd := exec.Command(s.cfg.Exe, s.cfg.Args...)
 	c.starts++
-	cmd.Env = append(append(os.Environ(), c.Env...), StartEnv+"="+strconv.Itoa(c.starts), EventsEnv+"="+strconv.Itoa(eventsFD))
+	start := c.starts
+	cmd.Env = append(append(os.Environ(), c.Env...), StartEnv+"="+strconv.Itoa(start), EventsEnv+"="+strconv.Itoa(eventsFD))
 	cmd.Stdout, cmd.Stderr = s.cfg.Out, s.cfg.Out
 	// The child reads stdin until EOF: when this process dies, the pipe
 	// closes and the child stops.
@@ -178,7 +184,7 @@ func (s *Supervisor) runOnce(ctx context.Context, c *child) error {
 	go func() {
 		defer s.readers.Done()
 		defer events.Close()
-		s.readEvents(events, c.Name)
+		s.readEvents(events, c.Name, start)
 	}()
 	c.mu.Lock()
 	c.proc = cmd.Process

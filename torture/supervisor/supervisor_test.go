@@ -2,6 +2,7 @@ package supervisor_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -38,6 +39,7 @@ func runChild(mode string) int {
 		select {}
 	}
 	ev.Emit("up")
+	ev.EmitValue("addr", "127.0.0.1:1/start-"+os.Getenv(supervisor.StartEnv))
 	io.Copy(io.Discard, os.Stdin)
 	return 0
 }
@@ -53,7 +55,14 @@ func start(t *testing.T, mode string, selfKills bool) (*supervisor.Supervisor, <
 	events := make(chan string, 16)
 	s := supervisor.New(supervisor.Config{Exe: exe, Out: io.Discard, SelfKills: selfKills,
 		Children: []supervisor.Child{{Name: "w1", Env: []string{childEnv + "=" + mode}}},
-		OnEvent:  func(child, event string) { events <- child + ":" + event }})
+		OnEvent: func(e supervisor.Event) {
+			if e.Value != "" {
+				events <- fmt.Sprintf("%s:%d:%s=%s", e.Child, e.Start, e.Name, e.Value)
+				return
+			}
+			events <- e.Child + ":" + e.Name
+		},
+		OnEnd: func(child string, start int) { events <- fmt.Sprintf("%s:%d:end", child, start) }})
 	ctx, cancel := context.WithCancel(context.Background())
 	s.Start(ctx)
 	stopped := false
@@ -80,17 +89,40 @@ func next(t *testing.T, events <-chan string, want string) {
 	}
 }
 
+// nextSet waits for the events want, in any order.
+func nextSet(t *testing.T, events <-chan string, want ...string) {
+	t.Helper()
+	got := map[string]bool{}
+	for range want {
+		select {
+		case e := <-events:
+			got[e] = true
+		case <-time.After(30 * time.Second): // a bound on a hang, not a wait for something
+			t.Fatalf("events %v, want %q", got, want)
+		}
+	}
+	for _, w := range want {
+		if !got[w] {
+			t.Errorf("events %v, want %q", got, w)
+		}
+	}
+}
+
 func TestKillOneRestartsAndEventsAreCounted(t *testing.T) {
 	s, events, stop := start(t, "up", false)
 	next(t, events, "w1:up")
+	next(t, events, "w1:1:addr=127.0.0.1:1/start-1")
 	if !s.KillOne(rand.New(rand.NewPCG(1, 1))) {
 		t.Fatal("KillOne killed nothing with a child running")
 	}
-	next(t, events, "w1:up") // restarted
+	// The first life's end and the second's events come from two readers:
+	// in either order.
+	nextSet(t, events, "w1:1:end", "w1:up", "w1:2:addr=127.0.0.1:1/start-2")
 	stop()
+	next(t, events, "w1:2:end")
 	c := s.Counts()
-	if c.Kills != 1 || c.Restarts != 1 || c.Crashes != 0 || len(c.KillTimes) != 1 || c.Events["up"] != 2 {
-		t.Errorf("counts %+v; want 1 kill, 1 restart, 2 ups", c)
+	if c.Kills != 1 || c.Restarts != 1 || c.Crashes != 0 || len(c.KillTimes) != 1 || c.Events["up"] != 2 || c.Events["addr"] != 2 {
+		t.Errorf("counts %+v; want 1 kill, 1 restart, 2 ups, 2 addrs", c)
 	}
 }
 
@@ -99,7 +131,7 @@ func TestKillOneRestartsAndEventsAreCounted(t *testing.T) {
 func TestSelfKillIsACrash(t *testing.T) {
 	s, events, stop := start(t, "crash-once", true)
 	next(t, events, "w1:before-crash")
-	next(t, events, "w1:up")
+	nextSet(t, events, "w1:1:end", "w1:up")
 	stop()
 	c := s.Counts()
 	if c.Crashes != 1 || c.Kills != 0 || len(c.KillTimes) != 1 || c.Events["before-crash"] != 1 {
@@ -121,5 +153,20 @@ func TestCrashLoopIsFatal(t *testing.T) {
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("a child exiting at once was never reported")
+	}
+}
+
+// EmitValue writes event=value; what would not read back as one event is
+// dropped.
+func TestEmitValue(t *testing.T) {
+	var b strings.Builder
+	e := supervisor.NewEmitter(&b)
+	e.EmitValue("addr", "127.0.0.1:9/x")
+	e.EmitValue("a=b", "v")
+	e.EmitValue("", "v")
+	e.EmitValue("addr", "two words")
+	e.EmitValue("addr", "line\nbreak")
+	if b.String() != "addr=127.0.0.1:9/x\n" {
+		t.Errorf("wrote %q, want only the valid event", b.String())
 	}
 }
