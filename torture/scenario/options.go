@@ -46,6 +46,9 @@ type Options struct {
 	NoDuplicates  bool
 	NoPoison      bool
 
+	// NoWorkerMetrics turns the workers' metrics off (Scenario.Gatherer
+	// then has only the harness's own): to measure what they cost.
+	NoWorkerMetrics bool
 	// Verbose: workers log at info level, to Stderr as well as Dir's
 	// workers.log (otherwise warnings, to the file only).
 	Verbose bool

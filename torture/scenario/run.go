@@ -50,6 +50,7 @@ type running struct {
 	brokerDups atomic.Int64
 	faults     sync.WaitGroup // the producer, the fault schedules and OnStart: stop waits for them, so the check reads a settled intent log
 	brokerErr  chan error
+	scrapes    sync.WaitGroup // the background scrapes of the workers' metrics
 	stopped    bool
 	stopRun    context.CancelFunc
 }
@@ -110,8 +111,15 @@ func (s *Scenario) start(ctx context.Context, rn *running) error {
 		return err
 	}
 	s.sup = supervisor.New(supervisor.Config{Exe: s.exe, Args: []string{worker.Command}, Out: s.childOut, Children: children,
-		SelfKills: s.opts.Failpoints != ""})
+		SelfKills: s.opts.Failpoints != "", OnEvent: s.onWorkerEvent, OnEnd: s.onWorkerEnd})
 	s.sup.Start(ctx)
+	if s.metricsDir != "" {
+		rn.scrapes.Add(1)
+		go func() {
+			defer rn.scrapes.Done()
+			s.pool.Run(ctx, scrapeEvery)
+		}()
+	}
 
 	prodJS, err := s.producerJetStream()
 	if err != nil {
@@ -176,6 +184,7 @@ func (s *Scenario) stop(rn *running) {
 	rn.stopped = true
 	rn.stopRun()
 	rn.faults.Wait()
+	rn.scrapes.Wait()
 	if s.sup != nil {
 		s.sup.Stop(stopGrace)
 	}
@@ -189,7 +198,7 @@ func (s *Scenario) children() ([]supervisor.Child, error) {
 		level = "info"
 	}
 	base := worker.Config{Store: s.workerStore, NATSURL: s.workerNATS, Topology: s.topo, ProviderURL: s.providerURL, LogLevel: level,
-		Failpoints: s.opts.Failpoints, FailpointSeed: s.opts.Seed, Handler: s.opts.Handler}
+		Failpoints: s.opts.Failpoints, FailpointSeed: s.opts.Seed, Handler: s.opts.Handler, MetricsDir: s.metricsDir}
 	var cfgs []worker.Config
 	for i := 0; i < s.opts.Workers; i++ {
 		c := base

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eoskit/eos/examples/payments"
 	"github.com/eoskit/eos/internal/redact"
@@ -24,6 +25,7 @@ import (
 	"github.com/eoskit/eos/torture/faults"
 	"github.com/eoskit/eos/torture/intents"
 	"github.com/eoskit/eos/torture/internal/private"
+	"github.com/eoskit/eos/torture/internal/scrape"
 	"github.com/eoskit/eos/torture/producer"
 	"github.com/eoskit/eos/torture/supervisor"
 	"github.com/eoskit/eos/torture/worker"
@@ -70,6 +72,12 @@ type Scenario struct {
 	proxies     faults.Proxies
 
 	sup *supervisor.Supervisor // of the run
+
+	// The workers' metrics: where they leave their final values (empty:
+	// metrics off), and the pool that scrapes and sums them.
+	metricsDir string
+	pool       *scrape.Pool
+	harnessReg *prometheus.Registry // the harness's own (the pool's counters)
 }
 
 // initialBalance of every account, in cents.
@@ -85,6 +93,7 @@ const (
 	// WorkersLog is the workers' log in the run's directory.
 	WorkersLog  = "workers.log"
 	intentsFile = "intents.jsonl"
+	metricsDir  = "metrics" // the workers' final metrics
 )
 
 // New prepares a run of o. Close releases what it made (on error, New
@@ -115,6 +124,9 @@ func New(ctx context.Context, o Options) (s *Scenario, err error) {
 		return s, fmt.Errorf("--dir: %w", err)
 	}
 	if err := prepareDir(s.dir); err != nil {
+		return s, err
+	}
+	if err := s.setupMetrics(); err != nil {
 		return s, err
 	}
 	if err := s.openStore(ctx); err != nil {
@@ -295,7 +307,7 @@ func prepareDir(dir string) error {
 			return fmt.Errorf("--dir %s is not empty and was not made by eos demo; name a new directory", dir)
 		}
 		for _, name := range []string{dbFile, dbFile + "-wal", dbFile + "-shm", dbFile + worker.LockSuffix, providerFile, providerFile + "-wal",
-			providerFile + "-shm", natsDir, WorkersLog, intentsFile} {
+			providerFile + "-shm", natsDir, WorkersLog, intentsFile, metricsDir} {
 			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
 				return fmt.Errorf("--dir: clearing the last run: %w", err)
 			}
@@ -371,6 +383,9 @@ func (s *Scenario) Close() {
 	}
 	if s.logFile != nil {
 		s.logFile.Close()
+	}
+	if s.pool != nil {
+		s.pool.Close()
 	}
 	s.intents.Close()
 }

@@ -64,6 +64,11 @@ type Config struct {
 	// Handler is the order workers' handler, HandlerBatch or
 	// HandlerMessage (see CheckHandler); empty: HandlerBatch.
 	Handler string `json:"handler,omitempty"`
+	// MetricsDir, when set, turns the worker's metrics on: it serves them
+	// on loopback, announces where (EventMetrics) and, when it stops
+	// gracefully, writes their final values to MetricsFile in this
+	// directory. Empty: no metrics (to measure what they cost).
+	MetricsDir string `json:"metrics_dir,omitempty"`
 }
 
 // Order handlers (Config.Handler).
@@ -208,7 +213,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ev *supervisor.Emitt
 		return err
 	}
 	test := eos.TestConfig{Failpoints: fps}
+	wm, err := startMetrics(cfg, log, ev)
+	if err != nil {
+		return err
+	}
+	defer wm.stop() // before the store closes: the relay's final values read the outbox
 	hooks := []inbox.Hook{storeErrors(ev)}
+	var relayHooks []outbox.Hook
+	if wm != nil {
+		hooks = append(hooks, wm.InboxHook())
+		relayHooks = append(relayHooks, wm.RelayHook())
+	}
 
 	switch cfg.Role {
 	case RoleOrders:
@@ -280,9 +295,18 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ev *supervisor.Emitt
 		if err != nil {
 			return err
 		}
-		r, err := outbox.NewRelay(st.Driver, pub, outbox.RelayConfig{PollInterval: relayPoll, Logger: log, Test: test})
+		r, err := outbox.NewRelay(st.Driver, pub, outbox.RelayConfig{PollInterval: relayPoll, Logger: log, Hooks: relayHooks, Test: test})
 		if err != nil {
 			return err
+		}
+		if wm != nil {
+			ob, err := outbox.New(st.Driver, outbox.Config{})
+			if err != nil {
+				return err
+			}
+			if err := wm.WatchOutbox(OutboxName, ob.Stats); err != nil {
+				return err
+			}
 		}
 		return runService(ctx, log, nil, r)
 	}

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"math"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -145,11 +147,26 @@ func (p *Pool) Announce(child string, start int, addr string) error {
 	return nil
 }
 
-// End records that start of child is over: its process is gone. final,
-// when not nil, are its values at the end (ReadFile), which replace the
-// last ones scraped. The life's cumulative values are then added to the
-// worker's for good.
-func (p *Pool) End(child string, start int, final []*dto.MetricFamily) {
+// End records that start of child is over: its process is gone. When
+// finalFile names a file (WriteFile) it holds the life's values at its
+// end, which replace the last ones scraped; the file is read (bounded
+// like a scrape) and removed. A missing file means none: the process was
+// killed. The life's cumulative values are then added to the worker's
+// for good.
+func (p *Pool) End(child string, start int, finalFile string) {
+	var final snapshot
+	if finalFile != "" {
+		fams, err := ReadFile(finalFile, p.cfg.MaxBytes)
+		switch {
+		case err == nil:
+			var conflicts int
+			final, conflicts = newSnapshot(fams)
+			p.conflicts.Add(float64(conflicts))
+		case !errors.Is(err, fs.ErrNotExist):
+			p.errors.Inc()
+		}
+		os.Remove(finalFile)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	w := p.worker(child)
@@ -164,9 +181,7 @@ func (p *Pool) End(child string, start int, final []*dto.MetricFamily) {
 	}
 	l := w.lives[i]
 	if final != nil {
-		snap, conflicts := newSnapshot(final)
-		p.conflicts.Add(float64(conflicts))
-		l.last, l.lastSeq = snap, math.MaxUint64
+		l.last, l.lastSeq = final, math.MaxUint64
 	}
 	l.ended = true
 	p.fold(l)

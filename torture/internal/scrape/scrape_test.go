@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -184,7 +185,7 @@ func TestCountersCarriedOverARestart(t *testing.T) {
 	if n := testutil.ToFloat64(p.errors); n != 1 {
 		t.Errorf("%v scrape errors, want 1", n)
 	}
-	p.End("w", 1, nil)
+	p.End("w", 1, filepath.Join(t.TempDir(), "none")) // killed: no final values
 	life2 := newProc(t)
 	life2.applied.WithLabelValues("orders").Add(2)
 	life2.depth.Set(1)
@@ -208,18 +209,23 @@ func TestCountersCarriedOverARestart(t *testing.T) {
 	if err := WriteFile(path, life2.reg); err != nil {
 		t.Fatal(err)
 	}
-	final, err := ReadFile(path, 0)
-	if err != nil {
-		t.Fatal(err)
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("final values' file: %v, %v; want mode 0600", fi.Mode(), err)
 	}
 	life2.srv.Close()
-	p.End("w", 2, final)
+	p.End("w", 2, path)
 	fams = gathered(t, p)
 	if got := counter(t, fams, "t_messages_total", "orders"); got != 17 {
 		t.Errorf("after the stop: %v, want 5+12", got)
 	}
 	if _, ok := fams["t_depth"]; ok {
 		t.Error("a stopped worker's gauge was kept")
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the final values' file is still there: %v", err)
+	}
+	if n := testutil.ToFloat64(p.errors); n != 1 {
+		t.Errorf("%v scrape errors, want still 1", n)
 	}
 }
 

@@ -1,0 +1,77 @@
+package worker
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eoskit/eos/metrics"
+	"github.com/eoskit/eos/torture/internal/scrape"
+	"github.com/eoskit/eos/torture/supervisor"
+)
+
+// EventMetrics is the event (supervisor.Emitter.EmitValue) by which a
+// worker announces where it serves its metrics, once per start.
+const EventMetrics = "metrics"
+
+// OutboxName labels the scenario's outbox in eos_outbox_* (the relay
+// worker watches it).
+const OutboxName = "orders"
+
+// MetricsFile is where the worker name writes its final metrics in dir
+// when its start-th process stops gracefully.
+func MetricsFile(dir, name string, start int) string {
+	return filepath.Join(dir, fmt.Sprintf("%s.%d.pb", name, start))
+}
+
+// outboxStatsTimeout bounds the relay's outbox read per scrape: below the
+// harness's scrape timeout, so that a busy store costs the outbox gauges,
+// not the whole scrape.
+const outboxStatsTimeout = time.Second
+
+// workerMetrics are a worker's metrics on its own registry, served for
+// the harness.
+type workerMetrics struct {
+	*metrics.Metrics
+	reg  *prometheus.Registry
+	srv  *scrape.Server
+	file string
+	log  *slog.Logger
+}
+
+// startMetrics makes the worker's metrics, serves them on loopback and
+// announces where on ev; nil when cfg.MetricsDir is empty (metrics off).
+func startMetrics(cfg Config, log *slog.Logger, ev *supervisor.Emitter) (*workerMetrics, error) {
+	if cfg.MetricsDir == "" {
+		return nil, nil
+	}
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Config{OutboxStatsTimeout: outboxStatsTimeout})
+	if err != nil {
+		return nil, err
+	}
+	srv, err := scrape.Listen(reg)
+	if err != nil {
+		return nil, err
+	}
+	start, _ := strconv.Atoi(os.Getenv(supervisor.StartEnv))
+	ev.EmitValue(EventMetrics, srv.Addr())
+	return &workerMetrics{Metrics: m, reg: reg, srv: srv, file: MetricsFile(cfg.MetricsDir, cfg.Name, start), log: log}, nil
+}
+
+// stop writes the final values for the harness, then stops serving. Nil
+// receivers do nothing.
+func (w *workerMetrics) stop() {
+	if w == nil {
+		return
+	}
+	if err := scrape.WriteFile(w.file, w.reg); err != nil {
+		w.log.Warn("final metrics not written", "error", err)
+	}
+	w.srv.Close()
+}
