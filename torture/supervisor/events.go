@@ -30,7 +30,8 @@ type Emitter struct {
 }
 
 // ChildEmitter returns the events pipe the supervisor handed this process,
-// or nil when it was not started by one.
+// or nil when it was not started by one. Keep it reachable while the
+// process may still report events: the pipe closes once it is collected.
 func ChildEmitter() *Emitter {
 	fd, err := strconv.Atoi(os.Getenv(EventsEnv))
 	if err != nil || fd != eventsFD {
@@ -77,9 +78,9 @@ type Event struct {
 }
 
 // readEvents counts the events read from r until it ends, calling
-// Config.OnEvent (if set) for each, then Config.OnEnd. A line too long to
-// be an event stops the reading but not the draining: the child never
-// blocks on a full pipe, and OnEnd still means the process is gone.
+// Config.OnEvent (if set) for each. A line too long to be an event stops
+// the reading but not the draining: the child never blocks on a full
+// pipe.
 func (s *Supervisor) readEvents(r io.Reader, child string, start int) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
@@ -92,7 +93,4 @@ func (s *Supervisor) readEvents(r io.Reader, child string, start int) {
 		}
 	}
 	io.Copy(io.Discard, r)
-	if s.cfg.OnEnd != nil {
-		s.cfg.OnEnd(child, start)
-	}
 }

@@ -40,9 +40,9 @@ type Config struct {
 	// goroutine reading that child's pipe: in order for one start of a
 	// child, in no particular order across children and starts.
 	OnEvent func(Event)
-	// OnEnd, if set, is called once per start of a child, after its events
-	// pipe ended: that process is gone and every event it sent was passed
-	// to OnEvent. The next start of the same child may have begun already.
+	// OnEnd, if set, is called once per start of a child, once that
+	// process has exited and its events pipe ended: every event it sent
+	// was passed to OnEvent. Then the next start of the child begins.
 	OnEnd func(child string, start int)
 }
 
@@ -181,9 +181,11 @@ func (s *Supervisor) runOnce(ctx context.Context, c *child) error {
 		return fmt.Errorf("start %s: %w", c.Name, err)
 	}
 	s.readers.Add(1)
+	read := make(chan struct{})
 	go func() {
 		defer s.readers.Done()
 		defer events.Close()
+		defer close(read)
 		s.readEvents(events, c.Name, start)
 	}()
 	c.mu.Lock()
@@ -196,6 +198,12 @@ func (s *Supervisor) runOnce(ctx context.Context, c *child) error {
 	c.mu.Lock()
 	c.proc = nil
 	c.mu.Unlock()
+	// The pipe may end before the process (a child can close its end);
+	// OnEnd waits for both.
+	<-read
+	if s.cfg.OnEnd != nil {
+		s.cfg.OnEnd(c.Name, start)
+	}
 	return err
 }
 

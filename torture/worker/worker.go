@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -140,7 +141,11 @@ func Serve(ctx context.Context, stdin io.Reader, stderr io.Writer) error {
 		cancel()
 	}()
 	log.Info("worker starting", "role", cfg.Role)
-	if err := Run(ctx, cfg, log, supervisor.ChildEmitter()); err != nil && ctx.Err() == nil {
+	ev := supervisor.ChildEmitter()
+	// Its descriptor would close once it is collected, and the events
+	// sent after that be lost.
+	defer runtime.KeepAlive(ev)
+	if err := Run(ctx, cfg, log, ev); err != nil && ctx.Err() == nil {
 		log.Error("worker failed", "error", err)
 		return err
 	}
