@@ -58,6 +58,9 @@ type demoOptions struct {
 	keep     bool
 	verbose  bool
 	handler  string
+	// workerMetrics: the workers export their metrics to the harness
+	// (off: to measure what that costs).
+	workerMetrics bool
 }
 
 func demoFlagSet(o *demoOptions) *flag.FlagSet {
@@ -77,6 +80,7 @@ func demoFlagSet(o *demoOptions) *flag.FlagSet {
 	fs.BoolVar(&o.keep, "keep", false, "keep the PostgreSQL schema and NATS streams of the run")
 	fs.BoolVar(&o.verbose, "verbose", false, "workers log at info level, to stderr as well as DIR/workers.log (default: warnings, to the file only)")
 	handlerFlag(fs, &o.handler)
+	fs.BoolVar(&o.workerMetrics, "worker-metrics", true, "workers export their metrics to the harness, which sums them (false: to measure their cost)")
 	return fs
 }
 
@@ -134,7 +138,7 @@ func parseDemoFlags(args []string) (demoOptions, error) {
 func (o demoOptions) scenario() scenario.Options {
 	return scenario.Options{Dir: o.dir, Orders: o.orders, Workers: o.workers, Accounts: o.accounts, Seed: o.seed,
 		Postgres: o.postgres, NATSURL: o.natsURL, Keep: o.keep, Rate: o.rate, Timeout: o.timeout, Handler: o.handler,
-		Chaos: o.chaos, Verbose: o.verbose}
+		Chaos: o.chaos, Verbose: o.verbose, NoWorkerMetrics: !o.workerMetrics}
 }
 
 // handlerFlag defines --handler, the order workers' handler.
