@@ -45,6 +45,21 @@ func cumulativeValues(t *testing.T, g prometheus.Gatherer) map[string]float64 {
 	return out
 }
 
+// runScenario runs o; the scenario is closed when the test ends.
+func runScenario(t *testing.T, o scenario.Options) (*scenario.Scenario, *scenario.Result) {
+	t.Helper()
+	s, err := scenario.New(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	r, err := s.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, r
+}
+
 const ordersApplied = `eos_inbox_messages_total{consumer=orders,outcome=applied}`
 
 // Without faults, every worker stops gracefully and hands in its final
@@ -52,15 +67,7 @@ const ordersApplied = `eos_inbox_messages_total{consumer=orders,outcome=applied}
 func TestGathererCountsTheRun(t *testing.T) {
 	o := scenario.Options{Dir: filepath.Join(t.TempDir(), "run"), Orders: 300, Workers: 2, Accounts: 100, Seed: 7,
 		Timeout: 2 * time.Minute, Stderr: testWriter{t}}
-	s, err := scenario.New(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	r, err := s.Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, r := runScenario(t, o)
 	if !r.OK || r.Applied != 300 {
 		t.Fatalf("run: ok %v, applied %d, failures %q", r.OK, r.Applied, r.Failures)
 	}
@@ -115,15 +122,7 @@ func TestGathererMonotonicUnderKills(t *testing.T) {
 			prev = cur
 		}
 	}
-	s, err := scenario.New(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	r, err := s.Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, r := runScenario(t, o)
 	if !r.OK {
 		t.Fatalf("run failed: %q (%s)", r.Failures, r.IncompleteReason)
 	}

@@ -10,4 +10,10 @@
 // ([Config.Env], [FromEnv]), out of sight of ps. A worker reports the
 // inbox's store failures to the harness as events on the supervisor's
 // pipe (torture/supervisor), not in its log.
+//
+// With Config.MetricsDir set, a worker keeps eos's metrics (package
+// metrics) on a registry of its own, fed by its inboxes, its relay and,
+// in the relay worker, the outbox's depth; it serves them on loopback for
+// the harness and announces where on the same pipe (EventMetrics), and
+// leaves their final values in MetricsFile when it stops gracefully.
 package worker
