@@ -75,3 +75,22 @@ func (w *workerMetrics) stop() {
 	}
 	w.srv.Close()
 }
+
+// watchInbox exports what the processor of consumer is doing (in flight,
+// stalled); nothing when metrics are off. Summed across the workers that
+// share a consumer, eos_inbox_stalled counts the stalled processes.
+func (w *workerMetrics) watchInbox(consumer string, activity metrics.ActivityFunc) error {
+	if w == nil {
+		return nil
+	}
+	return w.WatchInbox(consumer, activity)
+}
+
+// brokerDuplicate is the relay publisher's OnDuplicate: the broker's
+// duplicate acks, counted (nil when metrics are off).
+func (w *workerMetrics) brokerDuplicate() func(topic, id string) {
+	if w == nil {
+		return nil
+	}
+	return w.BrokerDuplicate
+}

@@ -251,13 +251,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ev *supervisor.Emitt
 		ic := service.InboxConfig{Source: subscriber(js, t.OrdersStream, OrdersDurable, ordersBuffer, test)}
 		drv := withFailpoints(st.Driver, fps)
 		var ib *service.Inbox
+		var p interface{ Activity() inbox.Activity }
 		if handler == HandlerMessage {
 			h, err := payments.NewOrderHandler(ctx, st.Tables, ob, t.PaymentsSubject())
 			if err != nil {
 				return err
 			}
 			defer h.Close()
-			if ib, _, err = service.NewInbox(drv, h.Handle, icfg, ic); err != nil {
+			if ib, p, err = service.NewInbox(drv, h.Handle, icfg, ic); err != nil {
 				return err
 			}
 		} else {
@@ -266,9 +267,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ev *supervisor.Emitt
 				return err
 			}
 			defer h.Close()
-			if ib, _, err = service.NewBatchInbox(drv, h.Handle, icfg, ic); err != nil {
+			if ib, p, err = service.NewBatchInbox(drv, h.Handle, icfg, ic); err != nil {
 				return err
 			}
+		}
+		if err := wm.watchInbox(payments.OrdersConsumer, p.Activity); err != nil {
+			return err
 		}
 		log.Info("order handler", "handler", handler)
 		return runService(ctx, log, []*service.Inbox{ib})
@@ -286,17 +290,20 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ev *supervisor.Emitt
 		// Savepoints from the start: a provider failure then rolls back one
 		// message, where the default would redo the batch and call the
 		// provider again for all of it.
-		ib, _, err := service.NewInbox(withFailpoints(st.Driver, fps), h.Handle, inbox.Config{
+		ib, p, err := service.NewInbox(withFailpoints(st.Driver, fps), h.Handle, inbox.Config{
 			Consumer: payments.PaymentsConsumer, Isolation: inbox.IsolateSavepoint, MaxBatch: paymentsBatch,
 			MaxAttempts: 1000, RetryDelay: 100 * time.Millisecond, MaxRetryDelay: time.Second, Logger: log, Hooks: hooks, Test: test,
 		}, service.InboxConfig{Source: subscriber(js, t.PaymentsStream, PaymentsDurable, paymentsBuffer, test)})
 		if err != nil {
 			return err
 		}
+		if err := wm.watchInbox(payments.PaymentsConsumer, p.Activity); err != nil {
+			return err
+		}
 		return runService(ctx, log, []*service.Inbox{ib})
 
 	case RoleRelay:
-		pub, err := natsjs.NewPublisher(js, natsjs.PublisherConfig{Test: test})
+		pub, err := natsjs.NewPublisher(js, natsjs.PublisherConfig{OnDuplicate: wm.brokerDuplicate(), Test: test})
 		if err != nil {
 			return err
 		}
