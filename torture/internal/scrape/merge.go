@@ -64,7 +64,8 @@ func (s snapshot) addFamily(f *dto.MetricFamily, cumulativeOnly bool) int {
 	series := make(map[string]*dto.Metric, len(f.GetMetric()))
 	conflicts := 0
 	for _, m := range f.GetMetric() {
-		if m == nil {
+		if !hasValue(m, f.GetType()) {
+			conflicts++
 			continue
 		}
 		k := labelKey(m.GetLabel())
@@ -102,6 +103,26 @@ func (s snapshot) addSeries(name, help string, typ dto.MetricType, series map[st
 		}
 	}
 	return conflicts
+}
+
+// hasValue reports whether m holds the value of its family's type: a
+// series without it could be neither summed nor exposed.
+func hasValue(m *dto.Metric, typ dto.MetricType) bool {
+	switch {
+	case m == nil:
+		return false
+	case typ == dto.MetricType_COUNTER:
+		return m.Counter != nil
+	case typ == dto.MetricType_GAUGE:
+		return m.Gauge != nil
+	case typ == dto.MetricType_UNTYPED:
+		return m.Untyped != nil
+	case typ == dto.MetricType_SUMMARY:
+		return m.Summary != nil
+	case typ == dto.MetricType_HISTOGRAM, typ == dto.MetricType_GAUGE_HISTOGRAM:
+		return m.Histogram != nil
+	}
+	return false
 }
 
 // normalized returns a copy of m without what a sum cannot keep: its
@@ -155,7 +176,7 @@ func sumInto(dst, src *dto.Metric, typ dto.MetricType) bool {
 		}
 		dst.Summary.SampleCount = proto.Uint64(dst.Summary.GetSampleCount() + src.Summary.GetSampleCount())
 		dst.Summary.SampleSum = proto.Float64(dst.Summary.GetSampleSum() + src.Summary.GetSampleSum())
-	case dto.MetricType_HISTOGRAM:
+	case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
 		return sumHistogram(dst.Histogram, src.Histogram)
 	default:
 		return false
