@@ -1,8 +1,10 @@
 package scenario_test
 
 import (
+	"cmp"
 	"context"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -87,6 +89,26 @@ func TestGathererCountsTheRun(t *testing.T) {
 	}
 	if got := v[`eos_relay_published_total{topic=demo.payments}`]; got < float64(r.Applied) {
 		t.Errorf("relay published %v, want at least %d", got, r.Applied)
+	}
+	// The producer's copies were suppressed; the sum keeps an exemplar
+	// naming one of them.
+	if r.DuplicatesSuppressed == 0 {
+		t.Fatal("no duplicates in the run: the seed no longer makes any")
+	}
+	fams, err := s.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ex *dto.Exemplar
+	for _, f := range fams {
+		if f.GetName() == "eos_duplicates_suppressed_total" {
+			for _, m := range f.GetMetric() {
+				ex = cmp.Or(ex, m.GetCounter().GetExemplar())
+			}
+		}
+	}
+	if ex == nil || !slices.ContainsFunc(ex.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == "message_id" && l.GetValue() != "" }) {
+		t.Errorf("exemplar of eos_duplicates_suppressed_total: %v, want one with a message_id", ex)
 	}
 }
 
