@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"os/exec"
 	"testing"
 )
 
@@ -42,4 +43,21 @@ func Name(prefix string) string {
 	var b [6]byte
 	rand.Read(b[:])
 	return prefix + hex.EncodeToString(b[:])
+}
+
+// Tool returns the path of the external program name (promtool,
+// prometheus, chromium) found on PATH. When it is missing the test is
+// skipped, or fails when services are required (EOS_TEST_REQUIRE_SERVICES=1:
+// CI installs them).
+func Tool(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	if Require() {
+		t.Fatalf("%s is not on PATH and EOS_TEST_REQUIRE_SERVICES=1: install it (Debian: .ci/run does)", name)
+	}
+	t.Skipf("%s is not on PATH: skipping", name)
+	return ""
 }
