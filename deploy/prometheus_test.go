@@ -31,9 +31,10 @@ import (
 // files, scrape a target serving eos's metrics fed by a real inbox and
 // relay: every series the target exports reaches Prometheus, every rule
 // evaluates without error, the recorded SLI series have values, the
-// duplicate counter's exemplars are stored, and no page-level alert is
-// active on a correct run (quarantined and dead-lettered messages included:
-// those are tickets).
+// duplicate counter's exemplars are stored, no page-level alert is active
+// on a correct run (quarantined and dead-lettered messages included: those
+// are tickets), and every query of the dashboards, rules and runbooks runs
+// without error.
 //
 // The target here is the test's own (paymentsTarget); the checks take any
 // target, so that eos demo --serve can be scraped the same way.
@@ -69,6 +70,7 @@ func TestPrometheusScrapesEos(t *testing.T) {
 	})
 	checkExemplars(ctx, t, prom, "eos_duplicates_suppressed_total")
 	checkNoPage(ctx, t, prom)
+	checkQueriesRun(ctx, t, prom, queries(t))
 }
 
 // paymentsTarget serves the metrics of a real inbox (SQLite, the payments
@@ -259,6 +261,19 @@ func checkExemplars(ctx context.Context, t *testing.T, prom *promtest.Server, co
 	})
 	if err != nil {
 		t.Error(err)
+	}
+}
+
+// checkQueriesRun runs every query of the dashboards, rules and runbooks
+// on prom, with data: parsing is not enough (a join can fail on duplicate
+// series only at run time). An empty result is fine: the run has no
+// duplicate effect, for one.
+func checkQueriesRun(ctx context.Context, t *testing.T, prom *promtest.Server, qs []query) {
+	t.Helper()
+	for _, q := range qs {
+		if _, err := prom.Query(ctx, q.expr); err != nil {
+			t.Errorf("%s: %q: %v", q.where, q.expr, err)
+		}
 	}
 }
 
