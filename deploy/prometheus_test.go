@@ -108,6 +108,9 @@ func paymentsTarget(t *testing.T) (addr string, reg *prometheus.Registry) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := m.WatchInbox("orders", p.Activity); err != nil {
+		t.Fatal(err)
+	}
 	relay, err := outbox.NewRelay(e.Driver, outboxtest.NewPublisher(), outbox.RelayConfig{Hooks: []outbox.Hook{m.RelayHook()}})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/eoskit/eos/compact"
 	"github.com/eoskit/eos/driver"
 	"github.com/eoskit/eos/inbox"
 	"github.com/eoskit/eos/metrics"
@@ -17,8 +18,8 @@ import (
 )
 
 // pendingSeries are metrics of issue 13 that other parts of eos are adding
-// (reconciliation, eos serve, the transports' lag, the relay's broker
-// duplicates) and that metrics.New does not register yet. Remove each
+// (reconciliation, the transports' lag) and that metrics does not register
+// yet. Remove each
 // entry once it does: TestExportedSeries fails on an entry metrics.New
 // describes.
 var pendingSeries = map[string]dto.MetricType{
@@ -30,10 +31,6 @@ var pendingSeries = map[string]dto.MetricType{
 	"eos_reconcile_last_success_timestamp_seconds": dto.MetricType_GAUGE,
 	"eos_consumer_pending_messages":                dto.MetricType_GAUGE,
 	"eos_consumer_ack_pending_messages":            dto.MetricType_GAUGE,
-	"eos_inbox_in_flight_messages":                 dto.MetricType_GAUGE,
-	"eos_inbox_stalled":                            dto.MetricType_GAUGE,
-	"eos_inbox_stalls_total":                       dto.MetricType_COUNTER,
-	"eos_relay_broker_duplicates_total":            dto.MetricType_COUNTER,
 }
 
 // prometheusSeries are the series Prometheus itself writes that the
@@ -95,6 +92,9 @@ func exportedSeries(t *testing.T) exported {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if err := m.WatchInbox("pay", func() inbox.Activity { return inbox.Activity{InFlight: 1, Stalled: 1, Stalls: 1} }); err != nil {
+		t.Fatal(err)
+	}
 	now := time.Now()
 	var results []inbox.Result
 	for o := inbox.Applied; o <= inbox.DeadLettered; o++ {
@@ -108,8 +108,12 @@ func exportedSeries(t *testing.T) exported {
 	rh := m.RelayHook()
 	rh.(outbox.ForwardedHook).OnForwarded(ctx, []driver.OutboxRow{{ID: "1", Topic: "payments", EnqueuedAt: now.Add(-time.Second)}}, now)
 	rh.(outbox.ErrorHook).OnError(ctx, "outbox.publish", errors.New("broker down"))
-	rh.(outbox.ErrorHook).OnError(ctx, "outbox.publish", outbox.ErrUnpublishable)
+	rh.(outbox.ErrorHook).OnError(ctx, "outbox.publish", &outbox.RowError{Topic: "payments", Err: outbox.ErrUnpublishable})
 	rh.(outbox.ErrorHook).OnError(ctx, "outbox.claim", errors.New("store down"))
+	m.BrokerDuplicate("payments", "1")
+	ch := m.CompactHook().(compact.PassHook)
+	ch.OnPass(ctx, compact.Pass{Deleted: compact.Stats{Inbox: 1, Failures: 1, Outbox: 1, Quarantine: 1, DeadLetters: 1}, Ended: now})
+	ch.OnPass(ctx, compact.Pass{Err: errors.New("store down")})
 
 	families, err := reg.Gather()
 	if err != nil {
