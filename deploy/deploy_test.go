@@ -286,7 +286,7 @@ func TestDashboards(t *testing.T) {
 	for _, p := range dashboards(t)["grafana/eos-debug.json"].panels() {
 		for _, q := range p.Targets {
 			if q.Exemplar {
-				exemplars = append(exemplars, metricNames(substitute(q.Expr))...)
+				exemplars = append(exemplars, metricNames(substitute(q.Expr, "x"))...)
 			}
 		}
 	}
@@ -297,8 +297,9 @@ func TestDashboards(t *testing.T) {
 	}
 }
 
-// query is a PromQL expression and where it comes from.
-type query struct{ where, expr string }
+// query is a PromQL expression, variables substituted, and where it comes
+// from. A dashboard panel's query also has all, its variables set to All.
+type query struct{ where, expr, all string }
 
 var (
 	labelValues = regexp.MustCompile(`^label_values\((.*),\s*[A-Za-z_][A-Za-z0-9_]*\)$`)
@@ -312,7 +313,7 @@ func queries(t *testing.T) []query {
 	t.Helper()
 	var qs []query
 	for _, r := range rules(t) {
-		qs = append(qs, query{"rule " + r.Record + r.Alert, r.Expr})
+		qs = append(qs, query{where: "rule " + r.Record + r.Alert, expr: r.Expr})
 	}
 	for name, d := range dashboards(t) {
 		for _, v := range d.Templating.List {
@@ -324,11 +325,12 @@ func queries(t *testing.T) []query {
 				t.Errorf("%s: variable %s: query %q is not label_values(selector, label)", name, v.Name, v.Definition)
 				continue
 			}
-			qs = append(qs, query{fmt.Sprintf("%s variable %s", name, v.Name), substitute(m[1])})
+			qs = append(qs, query{where: fmt.Sprintf("%s variable %s", name, v.Name), expr: substitute(m[1], "x")})
 		}
 		for _, p := range d.panels() {
 			for i, q := range p.Targets {
-				qs = append(qs, query{fmt.Sprintf("%s panel %q query %d", name, p.Title, i), substitute(q.Expr)})
+				qs = append(qs, query{where: fmt.Sprintf("%s panel %q query %d", name, p.Title, i),
+					expr: substitute(q.Expr, "x"), all: substitute(q.Expr, ".*")})
 			}
 		}
 	}
@@ -344,7 +346,7 @@ func queries(t *testing.T) []query {
 		for _, block := range promqlBlock.FindAllStringSubmatch(string(b), -1) {
 			for line := range strings.Lines(block[1]) {
 				if line = strings.TrimSpace(line); line != "" {
-					qs = append(qs, query{filepath.Base(page), substitute(line)})
+					qs = append(qs, query{where: filepath.Base(page), expr: substitute(line, "x")})
 				}
 			}
 		}

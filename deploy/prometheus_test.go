@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -62,15 +63,20 @@ func TestPrometheusScrapesEos(t *testing.T) {
 	}
 	checkSeriesScraped(ctx, t, prom, want)
 	checkRulesHealthy(ctx, t, prom)
-	checkRecorded(ctx, t, prom, []string{
+	recorded := []string{
 		"eos:inbox_applied:rate5m", "eos:inbox_messages:rate5m", "eos:duplicates_suppressed:rate5m",
 		"eos:duplicates_suppressed_per_million:ratio_rate5m", "eos:reprocessed:rate5m", "eos:dedupe_store_errors:rate5m",
 		"eos:dead_lettered:rate5m", "eos:quarantined:rate5m", "eos:end_to_end_seconds:p99_rate5m",
 		"eos:inbox_phase_seconds:p99_rate5m", "eos:relay_published:rate5m", "eos:outbox_oldest_unsent_seconds:max",
-	})
+	}
+	checkRecorded(ctx, t, prom, recorded)
 	checkExemplars(ctx, t, prom, "eos_duplicates_suppressed_total")
 	checkNoPage(ctx, t, prom)
-	checkQueriesRun(ctx, t, prom, queries(t))
+	have := maps.Clone(want)
+	for _, r := range recorded {
+		have[r] = true
+	}
+	checkQueriesRun(ctx, t, prom, queries(t), have)
 }
 
 // paymentsTarget serves the metrics of a real inbox (SQLite, the payments
@@ -269,13 +275,25 @@ func checkExemplars(ctx context.Context, t *testing.T, prom *promtest.Server, co
 
 // checkQueriesRun runs every query of the dashboards, rules and runbooks
 // on prom, with data: parsing is not enough (a join can fail on duplicate
-// series only at run time). An empty result is fine: the run has no
-// duplicate effect, for one.
-func checkQueriesRun(ctx context.Context, t *testing.T, prom *promtest.Server, qs []query) {
+// series only at run time). A dashboard panel's query, with its variables
+// set to All, must also show data when every series it names has some
+// (have) and it filters nothing out by a comparison; other empty results
+// are fine (the run has no duplicate effect, for one).
+func checkQueriesRun(ctx context.Context, t *testing.T, prom *promtest.Server, qs []query, have map[string]bool) {
 	t.Helper()
 	for _, q := range qs {
 		if _, err := prom.Query(ctx, q.expr); err != nil {
 			t.Errorf("%s: %q: %v", q.where, q.expr, err)
+		}
+		if q.all == "" || strings.ContainsAny(q.all, "<>") {
+			continue
+		}
+		names := metricNames(q.all)
+		if !slices.ContainsFunc(names, func(n string) bool { return !have[n] }) {
+			got, err := prom.Query(ctx, q.all)
+			if err == nil && len(got) == 0 {
+				t.Errorf("%s: %q shows nothing though %s have data", q.where, q.all, strings.Join(names, ", "))
+			}
 		}
 	}
 }

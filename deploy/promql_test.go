@@ -133,10 +133,11 @@ var grafanaVars = strings.NewReplacer(
 var templateVar = regexp.MustCompile(`\$\{?[A-Za-z_][A-Za-z0-9_]*\}?`)
 
 // substitute replaces the variables of a dashboard's or a runbook's query
-// by values that parse: durations for Grafana's intervals, "x" for a
-// template variable (they only occur in label matchers' strings).
-func substitute(expr string) string {
-	return templateVar.ReplaceAllString(grafanaVars.Replace(expr), "x")
+// by values that parse: durations for Grafana's intervals, value for a
+// template variable (they only occur in label matchers' strings; ".*"
+// stands for a dashboard's All).
+func substitute(expr, value string) string {
+	return templateVar.ReplaceAllString(grafanaVars.Replace(expr), value)
 }
 
 func TestMetricNames(t *testing.T) {
@@ -156,7 +157,7 @@ func TestMetricNames(t *testing.T) {
 			t.Errorf("metricNames(%q) = %q, want %q", c.expr, got, c.want)
 		}
 	}
-	if got := substitute(`rate(x{a=~"$consumer", b="${service}"}[$__rate_interval]) [$__range]`); got != `rate(x{a=~"x", b="x"}[5m]) [1h]` {
+	if got := substitute(`rate(x{a=~"$consumer", b="${service}"}[$__rate_interval]) [$__range]`, "x"); got != `rate(x{a=~"x", b="x"}[5m]) [1h]` {
 		t.Errorf("substitute = %q", got)
 	}
 }
