@@ -174,8 +174,8 @@ func start(t testing.TB, bin, conf, dir string, cfg Config) (*Server, error) {
 		if s.ready(ctx) {
 			t.Cleanup(func() {
 				stop()
-				if t.Failed() {
-					t.Logf("prometheus log:\n%s", s.Log())
+				if log := s.Log(); t.Failed() && log != "" {
+					t.Logf("prometheus log:\n%s", log)
 				}
 			})
 			return s, nil
