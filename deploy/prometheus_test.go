@@ -1,9 +1,11 @@
 package deploy_test
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/deploy"
@@ -30,17 +33,36 @@ import (
 
 // TestPrometheusScrapesEos has a real Prometheus, loaded with eos's rule
 // files, scrape a target serving eos's metrics fed by a real inbox and
-// relay: every series the target exports reaches Prometheus, every rule
-// evaluates without error, the recorded SLI series have values, the
-// duplicate counter's exemplars are stored, no page-level alert is active
-// on a correct run (quarantined and dead-lettered messages included: those
-// are tickets), and every query of the dashboards, rules and runbooks runs
-// without error.
-//
-// The target here is the test's own (paymentsTarget); the checks take any
-// target, so that eos demo --serve can be scraped the same way.
+// relay (paymentsTarget); see scrapeCheck for what must hold.
 func TestPrometheusScrapesEos(t *testing.T) {
-	target, reg := paymentsTarget(t)
+	scrapeCheck{
+		Target: paymentsTarget(t),
+		Recorded: []string{
+			"eos:inbox_applied:rate5m", "eos:inbox_messages:rate5m", "eos:duplicates_suppressed:rate5m",
+			"eos:duplicates_suppressed_per_million:ratio_rate5m", "eos:reprocessed:rate5m", "eos:dedupe_store_errors:rate5m",
+			"eos:dead_lettered:rate5m", "eos:quarantined:rate5m", "eos:end_to_end_seconds:p99_rate5m",
+			"eos:inbox_phase_seconds:p99_rate5m", "eos:relay_published:rate5m", "eos:outbox_oldest_unsent_seconds:max",
+		},
+		Exemplars: []string{"eos_duplicates_suppressed_total"},
+	}.run(t)
+}
+
+// scrapeCheck is what a real Prometheus, loaded with eos's rule files,
+// must see of a target serving eos's metrics during a correct run: every
+// series the target exports reaches it, every rule evaluates without
+// error, the Recorded series have values, the Exemplars counters' exemplars
+// (with a message_id) are stored, no page-level alert is active
+// (quarantined and dead-lettered messages are tickets), and every query of
+// the dashboards, rules and runbooks runs. The target is any address: the
+// test's own here, eos demo --serve's once it exists.
+type scrapeCheck struct {
+	Target    string // host:port serving /metrics
+	Recorded  []string
+	Exemplars []string
+}
+
+func (c scrapeCheck) run(t *testing.T) {
+	t.Helper()
 	var ruleFiles []string
 	for _, f := range deploy.RuleFiles() {
 		abs, err := filepath.Abs(f)
@@ -49,34 +71,64 @@ func TestPrometheusScrapesEos(t *testing.T) {
 		}
 		ruleFiles = append(ruleFiles, abs)
 	}
-	prom := promtest.Start(t, promtest.Config{Targets: []string{target}, RuleFiles: ruleFiles, Exemplars: true})
+	prom := promtest.Start(t, promtest.Config{Targets: []string{c.Target}, RuleFiles: ruleFiles, Exemplars: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	families, err := reg.Gather()
+	want, err := targetSeries(ctx, "http://"+c.Target+promtest.DefaultMetricsPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{}
-	for _, f := range families {
-		addSeries(want, f.GetName(), f.GetType())
-	}
 	checkSeriesScraped(ctx, t, prom, want)
 	checkRulesHealthy(ctx, t, prom)
-	recorded := []string{
-		"eos:inbox_applied:rate5m", "eos:inbox_messages:rate5m", "eos:duplicates_suppressed:rate5m",
-		"eos:duplicates_suppressed_per_million:ratio_rate5m", "eos:reprocessed:rate5m", "eos:dedupe_store_errors:rate5m",
-		"eos:dead_lettered:rate5m", "eos:quarantined:rate5m", "eos:end_to_end_seconds:p99_rate5m",
-		"eos:inbox_phase_seconds:p99_rate5m", "eos:relay_published:rate5m", "eos:outbox_oldest_unsent_seconds:max",
+	checkRecorded(ctx, t, prom, c.Recorded)
+	for _, counter := range c.Exemplars {
+		checkExemplars(ctx, t, prom, counter)
 	}
-	checkRecorded(ctx, t, prom, recorded)
-	checkExemplars(ctx, t, prom, "eos_duplicates_suppressed_total")
 	checkNoPage(ctx, t, prom)
 	have := maps.Clone(want)
-	for _, r := range recorded {
+	for _, r := range c.Recorded {
 		have[r] = true
 	}
 	checkQueriesRun(ctx, t, prom, queries(t), have)
+}
+
+// targetSeries reads a target's metrics (text format) and returns the
+// names of the series its # TYPE lines announce, histograms' _bucket,
+// _sum and _count included.
+func targetSeries(ctx context.Context, url string) (map[string]bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	series := map[string]bool{}
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 64<<20))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 4 && f[0] == "#" && f[1] == "TYPE" {
+			typ, ok := dto.MetricType_value[strings.ToUpper(f[3])]
+			if !ok {
+				typ = int32(dto.MetricType_UNTYPED)
+			}
+			addSeries(series, f[2], dto.MetricType(typ))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(series) == 0 {
+		return nil, fmt.Errorf("GET %s: no metrics", url)
+	}
+	return series, nil
 }
 
 // paymentsTarget serves the metrics of a real inbox (SQLite, the payments
@@ -86,13 +138,13 @@ func TestPrometheusScrapesEos(t *testing.T) {
 // amount (quarantined) and a message without id (dead-lettered), then lets
 // the relay forward the outbox. Each scrape thus sees the counters move,
 // without a timer.
-func paymentsTarget(t *testing.T) (addr string, reg *prometheus.Registry) {
+func paymentsTarget(t *testing.T) (addr string) {
 	t.Helper()
 	ctx := context.Background()
 	e := testdb.SQLite(t)
 	pay := testdb.Payments[*sql.Tx]{E: e}
 	pay.Setup(t, 10, 1_000_000)
-	reg = prometheus.NewRegistry()
+	reg := prometheus.NewRegistry()
 	m, err := metrics.New(reg, metrics.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +212,7 @@ func paymentsTarget(t *testing.T) (addr string, reg *prometheus.Registry) {
 		metricsHandler.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://"), reg
+	return strings.TrimPrefix(srv.URL, "http://")
 }
 
 // checkSeriesScraped waits until every series name in want is stored by
