@@ -50,6 +50,11 @@ type Executor interface {
 	InboxFingerprints(ctx context.Context, consumer string, ids []string) (map[string][]byte, error)
 	// InboxUnclaim deletes the claims of ids for consumer.
 	InboxUnclaim(ctx context.Context, consumer string, ids []string) error
+	// InboxClaimsList returns claims of consumer in id order (bytewise),
+	// starting after afterID (empty: from the start), at most limit: what
+	// reconciliation reads to find applies the source does not explain,
+	// a page at a time.
+	InboxClaimsList(ctx context.Context, consumer, afterID string, limit int) ([]ClaimRecord, error)
 
 	// SavepointCreate, SavepointRollback and SavepointRelease manage a named
 	// savepoint. name is a plain identifier chosen by eos.
@@ -139,6 +144,12 @@ type InboxStats struct {
 	Attempts    int64
 	DeadLetters int64
 	Quarantined int64
+}
+
+// ClaimRecord is one stored claim: an id a consumer applied, and when.
+type ClaimRecord struct {
+	ID        string
+	ClaimedAt time.Time
 }
 
 // Claim is one id to claim for a consumer.

@@ -257,6 +257,11 @@ func (e countingExecutor) InboxFingerprints(ctx context.Context, consumer string
 	return e.ex.InboxFingerprints(ctx, consumer, ids)
 }
 
+func (e countingExecutor) InboxClaimsList(ctx context.Context, consumer, afterID string, limit int) ([]driver.ClaimRecord, error) {
+	e.c.add("InboxClaimsList")
+	return e.ex.InboxClaimsList(ctx, consumer, afterID, limit)
+}
+
 func (e countingExecutor) InboxUnclaim(ctx context.Context, consumer string, ids []string) error {
 	e.c.add("InboxUnclaim")
 	return e.ex.InboxUnclaim(ctx, consumer, ids)

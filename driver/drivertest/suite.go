@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +29,7 @@ func Run[TTx any](t *testing.T, newDriver func(t *testing.T) driver.Driver[TTx])
 	t.Run("Failures", func(t *testing.T) { testFailures(t, migrated(t)) })
 	t.Run("DeadLettersAndQuarantine", func(t *testing.T) { testDeadLetters(t, migrated(t)) })
 	t.Run("InboxStats", func(t *testing.T) { testInboxStats(t, migrated(t)) })
+	t.Run("InboxClaimsList", func(t *testing.T) { testInboxClaimsList(t, migrated(t)) })
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, migrated(t)) })
 	t.Run("OutboxWakeup", func(t *testing.T) { testWakeup(t, migrated(t)) })
 	t.Run("OutboxParked", func(t *testing.T) { testOutboxParked(t, migrated(t)) })
@@ -94,6 +96,54 @@ func testBeginClaim[TTx any](t *testing.T, d driver.Driver[TTx], cb driver.Claim
 				t.Fatalf("consumer %q, id %q: BeginClaim ok %v, then the ordinary claim found it new: %v", c.consumer, c.id, ok, fresh[0])
 			}
 		})
+	}
+}
+
+// testInboxClaimsList pages through one consumer's claims in bytewise id
+// order: ids that sort differently in a locale-aware collation, and
+// another consumer's claims, must not change the pages.
+func testInboxClaimsList[TTx any](t *testing.T, d driver.Driver[TTx]) {
+	ids := []string{"b", "B", "a", "a-1", "a_1", "Z", "ä", "m2", "m10"}
+	t1 := t0.Add(time.Second)
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+		if got, err := ex.InboxClaimsList(ctx, "c", "", 10); err != nil || len(got) != 0 {
+			t.Fatalf("empty: %v, %v", got, err)
+		}
+		_, err := ex.InboxClaim(ctx, "c", t0, claims(ids[:5]...))
+		must(t, err)
+		_, err = ex.InboxClaim(ctx, "c", t1, claims(ids[5:]...))
+		must(t, err)
+		_, err = ex.InboxClaim(ctx, "other", t0, claims("a0", "zz"))
+		must(t, err)
+	})
+	want := slices.Clone(ids)
+	slices.Sort(want) // Go compares strings bytewise
+	var got []string
+	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+		for after := ""; ; {
+			page, err := ex.InboxClaimsList(ctx, "c", after, 2)
+			must(t, err)
+			if len(page) > 2 {
+				t.Fatalf("page of %d rows, limit 2", len(page))
+			}
+			for _, c := range page {
+				got = append(got, c.ID)
+				at := t0
+				if slices.Contains(ids[5:], c.ID) {
+					at = t1
+				}
+				if !c.ClaimedAt.Equal(at) {
+					t.Errorf("%s claimed at %v, want %v", c.ID, c.ClaimedAt, at)
+				}
+			}
+			if len(page) < 2 {
+				break
+			}
+			after = page[len(page)-1].ID
+		}
+	})
+	if !slices.Equal(got, want) {
+		t.Fatalf("claims in pages: %q, want %q", got, want)
 	}
 }
 

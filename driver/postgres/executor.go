@@ -79,6 +79,20 @@ func (e *executor) InboxUnclaim(ctx context.Context, consumer string, ids []stri
 	return err
 }
 
+func (e *executor) InboxClaimsList(ctx context.Context, consumer, afterID string, limit int) ([]driver.ClaimRecord, error) {
+	var out []driver.ClaimRecord
+	err := e.q.query(ctx, "SELECT id, claimed_at FROM "+e.c.t.inbox+" WHERE consumer = $1 AND id > $2 ORDER BY id LIMIT $3",
+		[]any{consumer, afterID, limit}, func(scan scanFunc) error {
+			var c driver.ClaimRecord
+			if err := scan(&c.ID, &c.ClaimedAt); err != nil {
+				return err
+			}
+			out = append(out, c)
+			return nil
+		})
+	return out, err
+}
+
 func (e *executor) SavepointCreate(ctx context.Context, name string) error {
 	_, err := e.q.exec(ctx, "SAVEPOINT "+name)
 	return err

@@ -155,6 +155,25 @@ func (e *executor) InboxUnclaim(ctx context.Context, consumer string, ids []stri
 	return err
 }
 
+func (e *executor) InboxClaimsList(ctx context.Context, consumer, afterID string, limit int) ([]driver.ClaimRecord, error) {
+	rows, err := e.tx.QueryContext(ctx, "SELECT id, claimed_at FROM "+e.d.t.inbox+" WHERE consumer = ? AND id > ? ORDER BY id LIMIT ?", consumer, afterID, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []driver.ClaimRecord
+	for rows.Next() {
+		var c driver.ClaimRecord
+		var at int64
+		if err := rows.Scan(&c.ID, &at); err != nil {
+			return nil, err
+		}
+		c.ClaimedAt = fromMicros(at)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
 func (e *executor) SavepointCreate(ctx context.Context, name string) error {
 	_, err := e.tx.ExecContext(ctx, "SAVEPOINT "+name)
 	return err
