@@ -135,6 +135,11 @@ func (p *Processor[TTx]) newItems(ds []Delivery) []*item {
 	return items
 }
 
+// InvalidIDPrefix starts the ids eos makes for the records of deliveries
+// that failed validation (see DeadLetter.Invalid): they are claimed like any
+// id, but no producer sent them, which reconciliation needs to know.
+const InvalidIDPrefix = "invalid-"
+
 // invalidItem makes a delivery that failed validation a dead letter of its
 // own: a storable copy of what arrived, bounded by the limits, under an id
 // eos makes. With the transport's position the id is derived from it, so a
@@ -143,11 +148,11 @@ func (p *Processor[TTx]) newItems(ds []Delivery) []*item {
 // apply). Either way two different messages never share a record.
 func (p *Processor[TTx]) invalidItem(it *item, verr error) {
 	m := it.msg
-	id := "invalid-" + eos.NewIDAt(p.cfg.Test.Now())
+	id := InvalidIDPrefix + eos.NewIDAt(p.cfg.Test.Now())
 	if ps, ok := it.d.(Positioner); ok {
 		if pos := ps.Position(); pos != "" {
 			sum := sha256.Sum256([]byte(pos))
-			id = "invalid-" + hex.EncodeToString(sum[:16])
+			id = InvalidIDPrefix + hex.EncodeToString(sum[:16])
 		}
 	}
 	it.invalid = &arrival{err: Permanent(verr), originalID: storable.Text(m.ID, eos.MaxIDLen), payloadSize: len(m.Payload)}
