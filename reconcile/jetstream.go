@@ -83,9 +83,14 @@ func (s JetStreamSource) Scan(ctx context.Context, page int, fn func([]Entry) er
 		wait = DefaultFetchWait
 	}
 	buf := make([]Entry, 0, page)
+	// A fetch waits until it has as many messages as it asked for: ask
+	// for one first, then for no more than the consumer says are pending.
+	want := 1
 	for {
-		batch, err := cons.Fetch(page, jetstream.FetchMaxWait(wait), jetstream.FetchContext(ctx))
+		fctx, cancel := context.WithTimeout(ctx, wait)
+		batch, err := cons.Fetch(want, jetstream.FetchContext(fctx))
 		if err != nil {
+			cancel()
 			return fail(err)
 		}
 		n, done := 0, false
@@ -93,8 +98,10 @@ func (s JetStreamSource) Scan(ctx context.Context, page int, fn func([]Entry) er
 			n++
 			md, err := m.Metadata()
 			if err != nil {
+				cancel()
 				return fail(err)
 			}
+			want = int(min(uint64(page), max(md.NumPending, 1)))
 			if done || md.Sequence.Stream > last || (!s.To.IsZero() && md.Timestamp.After(s.To)) {
 				done = true
 				continue // drain the batch
@@ -107,7 +114,12 @@ func (s JetStreamSource) Scan(ctx context.Context, page int, fn func([]Entry) er
 				done = true
 			}
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+		err = batch.Error()
+		cancel()
+		if err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !(n > 0 && errors.Is(err, context.DeadlineExceeded)) {
+			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				err = fmt.Errorf("no message within %v before sequence %d", wait, last)
+			}
 			return fail(err)
 		}
 		if len(buf) > 0 {

@@ -80,7 +80,10 @@ func (s store[TTx]) claim(t *testing.T, consumer string, at time.Time, ids ...st
 	for i, id := range ids {
 		cs[i] = driver.Claim{ID: id, Fingerprint: make([]byte, eos.FingerprintSize)}
 	}
-	s.inTx(t, func(ex driver.Executor) error { _, err := ex.InboxClaim(context.Background(), consumer, at, cs); return err })
+	s.inTx(t, func(ex driver.Executor) error {
+		_, err := ex.InboxClaim(context.Background(), consumer, at, cs)
+		return err
+	})
 }
 
 // recorder is a hook keeping what it is told.
