@@ -43,6 +43,10 @@ type Config struct {
 	// scrape (see Metrics.WatchOutbox). Default DefaultOutboxStatsTimeout;
 	// negative is invalid.
 	OutboxStatsTimeout time.Duration
+	// ReconcileMemory bounds the reconciliation findings remembered so
+	// that each is counted once (see Metrics.ReconcileHook). Default
+	// DefaultReconcileMemory; negative is invalid.
+	ReconcileMemory int
 	// Test holds the clock, which gives the age of an outbox's oldest
 	// unsent row.
 	Test eos.TestConfig
@@ -58,6 +62,13 @@ func (c Config) WithDefaults() (Config, error) {
 			Reason: fmt.Sprintf("negative: %v", c.OutboxStatsTimeout)}
 	case c.OutboxStatsTimeout == 0:
 		c.OutboxStatsTimeout = DefaultOutboxStatsTimeout
+	}
+	switch {
+	case c.ReconcileMemory < 0:
+		return c, &eos.ConfigError{Field: "metrics.Config.ReconcileMemory",
+			Reason: fmt.Sprintf("negative: %d", c.ReconcileMemory)}
+	case c.ReconcileMemory == 0:
+		c.ReconcileMemory = DefaultReconcileMemory
 	}
 	c.Test = c.Test.WithDefaults()
 	for _, f := range []struct {

@@ -38,6 +38,8 @@ type Metrics struct {
 	compactErrors  prometheus.Counter
 	compactLast    prometheus.Gauge
 
+	reconcile *reconcileMetrics
+
 	consumers sync.Map // consumer name → *consumerSeries
 	topics    sync.Map // topic → *topicSeries
 }
@@ -127,6 +129,12 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 		{"eos_compact_errors_total", m.compactErrors},
 		{"eos_compact_last_success_timestamp_seconds", m.compactLast},
 	}
+	var rcs []struct {
+		name string
+		c    prometheus.Collector
+	}
+	m.reconcile, rcs = newReconcileMetrics(cfg.ReconcileMemory)
+	cs = append(cs, rcs...)
 	for i, c := range cs {
 		if err := reg.Register(c.c); err != nil {
 			for _, done := range cs[:i] {

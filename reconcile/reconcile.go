@@ -88,6 +88,7 @@ func (r *Reconciler[TTx]) pass(ctx context.Context, st *run) error {
 		st.rep.DuplicatesChecked = true
 	}
 	if r.cfg.PartialAfter > 0 {
+		st.rep.Outbox = r.cfg.Outbox
 		if err := r.partial(ctx, st); err != nil {
 			return err
 		}
