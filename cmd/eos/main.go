@@ -26,11 +26,12 @@ Usage:
   eos <command> [flags]
 
 Commands:
-  demo    run the payments scenario end to end and check it (eos demo -h)
-  torture run it repeatedly under faults and check every run (eos torture -h)
-  migrate apply, revert or list eos's schema migrations, or print their SQL (eos migrate -h)
-  version print the version of eos and of the Go that built it
-  help    show this help
+  demo      run the payments scenario end to end and check it (eos demo -h)
+  torture   run it repeatedly under faults and check every run (eos torture -h)
+  migrate   apply, revert or list eos's schema migrations, or print their SQL (eos migrate -h)
+  reconcile compare a stream with what a consumer applied (eos reconcile -h)
+  version   print the version of eos and of the Go that built it
+  help      show this help
 
 Run 'eos <command> -h' for a command's flags.
 `
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runTorture(ctx, args[1:], stdout, stderr)
 	case "migrate":
 		return runMigrate(ctx, args[1:], stdout, stderr)
+	case "reconcile":
+		return runReconcile(ctx, args[1:], stdout, stderr)
 	case "version":
 		return runVersion(args[1:], stdout, stderr)
 	case worker.Command: // hidden: the demo's and torture's child processes
@@ -64,6 +67,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "eos: unknown command %q (commands: demo, torture, migrate, version; see eos help)\n", args[0])
+	fmt.Fprintf(stderr, "eos: unknown command %q (commands: demo, torture, migrate, reconcile, version; see eos help)\n", args[0])
 	return exitUsage
 }

@@ -96,6 +96,13 @@ const (
 	metricsDir  = "metrics" // the workers' final metrics
 )
 
+// DBFile (the SQLite database) and NATSDir (the embedded NATS server's
+// store) are the files of a run's directory that eos reconcile reads.
+const (
+	DBFile  = dbFile
+	NATSDir = natsDir
+)
+
 // New prepares a run of o. Close releases what it made (on error, New
 // releases it itself).
 func New(ctx context.Context, o Options) (s *Scenario, err error) {

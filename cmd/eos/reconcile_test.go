@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite" // database/sql driver "sqlite", to tamper with the demo's database
+
+	"github.com/eoskit/eos/reconcile"
+	"github.com/eoskit/eos/torture/scenario"
+)
+
+// TestReconcileDemo runs a small demo, reconciles its orders consumer
+// (nothing found: exit 0), then deletes one inbox claim, as a lost apply
+// would leave it, and reconciles again: exit 1, the id among the missed.
+func TestReconcileDemo(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "demo")
+	runDemoJSON(t, "--dir", dir, "--orders", "200", "--workers", "1", "--seed", "7")
+
+	var rep reconcile.Report
+	if code := runJSON(t, time.Minute, &rep, "reconcile", "--dir", dir); code != exitOK {
+		t.Fatalf("finished demo: exit %d, want 0; report %+v", code, rep)
+	}
+	if rep.Consumer != "orders" || rep.Source != "jetstream:ORDERS" || rep.Applied < 200 || rep.SourceWithoutID != 1 ||
+		rep.ClaimsChecked < 200 || !rep.UnexpectedChecked || !rep.DuplicatesChecked || !rep.PartialChecked || !rep.OK() {
+		t.Fatalf("finished demo: %+v", rep)
+	}
+
+	db, err := sql.Open("sqlite", filepath.Join(dir, scenario.DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var id string
+	ctx := context.Background()
+	if err := db.QueryRowContext(ctx, "DELETE FROM eos_inbox WHERE seq = (SELECT min(seq) FROM eos_inbox WHERE consumer = 'orders' AND id NOT LIKE 'bad-%' AND id NOT LIKE 'invalid-%') RETURNING id").Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	rep = reconcile.Report{}
+	if code := runJSON(t, time.Minute, &rep, "reconcile", "--dir", dir); code != exitFailed {
+		t.Fatalf("tampered: exit %d, want 1; report %+v", code, rep)
+	}
+	if rep.Missed.Count != 1 || !slices.Equal(rep.Missed.Sample, []string{id}) || rep.Findings() != 1 {
+		t.Fatalf("tampered: missed %+v, want %s alone; report %+v", rep.Missed, id, rep)
+	}
+
+	// The same for people: the id under "missed", and the verdict.
+	r := runCmd(t, time.Minute, "reconcile", "--dir", dir)
+	if r.code != exitFailed || !strings.Contains(r.stdout, "missed          1\n    "+id+"\n") || !strings.Contains(r.stdout, "verdict: FINDINGS (1)") {
+		t.Fatalf("exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestReconcileUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"--dir", filepath.Join(t.TempDir(), "none")},
+		{"--sample", "0"},
+		{"--postgres", "postgres://localhost/db"},
+		{"--first-seq", "9", "--last-seq", "3"},
+		{"extra"},
+		{"--nats", "http://x"},
+	} {
+		if r := runCmd(t, time.Minute, append([]string{"reconcile"}, args...)...); r.code != exitUsage || !strings.HasPrefix(r.stderr, "eos reconcile: ") {
+			t.Errorf("%q: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+	}
+	if r := runCmd(t, time.Minute, "reconcile", "-h"); r.code != exitOK || !strings.Contains(r.stdout, "--partial-after") {
+		t.Errorf("-h: exit %d, stdout %q", r.code, r.stdout)
+	}
+}
