@@ -27,6 +27,11 @@
 // duplicate callback (natsjs.PublisherConfig.OnDuplicate), counts the
 // relay's publishes the broker's dedupe dropped.
 //
+// Reconciliation's findings (package reconcile: missed applies, duplicate
+// effects that got through, unexpected applies, partial commits) and its
+// runs are counted through [Metrics.ReconcileHook], added to a
+// reconcile.Config's Hooks; each finding is counted once across runs.
+//
 // The duplicate and quarantine counters carry an exemplar naming a
 // message of the batch that moved them (label message_id) and, when its
 // headers hold a W3C traceparent, its trace (label trace_id), so that a

@@ -9,7 +9,7 @@ import (
 )
 
 // Metrics holds eos's collectors, registered on one registerer. Make it
-// with New; feed it through InboxHook and RelayHook. Safe for concurrent
+// with New; feed it through InboxHook, RelayHook and ReconcileHook. Safe for concurrent
 // use.
 type Metrics struct {
 	cfg Config
