@@ -41,6 +41,10 @@ type JetStreamSource struct {
 // Name implements Source.
 func (s JetStreamSource) Name() string { return "jetstream:" + s.Stream }
 
+// Bounded implements [Bounded]: the range ends before the stream's end
+// when LastSeq or To is set.
+func (s JetStreamSource) Bounded() bool { return s.LastSeq != 0 || !s.To.IsZero() }
+
 // Scan implements Source.
 func (s JetStreamSource) Scan(ctx context.Context, page int, fn func([]Entry) error) error {
 	fail := func(err error) error { return &SourceError{Source: s.Name(), Err: err} }

@@ -109,14 +109,20 @@ func TestJetStreamSource(t *testing.T) {
 		if rep := run(reconcile.JetStreamSource{Subject: subj + ".b"}, 2); rep.SourceEntries != 3 || rep.Missed.Count != 0 || rep.SourceWithoutID != 0 {
 			t.Errorf("subject b: %+v", rep)
 		}
-		// Sequences 4..7: ids[3..6], all applied. The claims of ids[0] and
-		// ids[1] were made after every publish, inside the window (from the
-		// range's first message to the run), so they are unexpected here:
-		// a range that does not start at the stream's first message sees
-		// the applies of earlier messages claimed late.
+		// Sequences 4..7: ids[3..6], all applied. The range is bounded: the
+		// claims, all made after the last publish, fall after its window.
 		rep = run(reconcile.JetStreamSource{FirstSeq: 4, LastSeq: 7}, 10)
-		if rep.SourceEntries != 4 || rep.Missed.Count != 0 || rep.Unexpected.Count != 2 {
+		if rep.SourceEntries != 4 || rep.Missed.Count != 0 || rep.Unexpected.Count != 0 || rep.ClaimsChecked != 0 {
 			t.Errorf("sequences 4..7: %+v", rep)
+		}
+		// From sequence 4 to the end: the claims of ids[0] and ids[1] were
+		// made inside the window (from the range's first message to the
+		// run), so they are unexpected here: a range that does not start
+		// at the stream's first message sees the applies of earlier
+		// messages claimed late.
+		rep = run(reconcile.JetStreamSource{FirstSeq: 4}, 10)
+		if rep.SourceEntries != 4 || rep.SourceWithoutID != 1 || rep.Missed.Count != 0 || rep.Unexpected.Count != 2 {
+			t.Errorf("sequences 4..: %+v", rep)
 		}
 		// A time range ending before the first message holds nothing.
 		if rep := run(reconcile.JetStreamSource{To: time.Unix(1, 0)}, 10); rep.SourceEntries != 0 || rep.Missed.Count != 0 {

@@ -45,6 +45,7 @@ type run struct {
 	start    time.Time
 	seen     idSet
 	earliest time.Time // of the source's entries
+	latest   time.Time
 }
 
 // Run makes one pass and returns its report. On error the report holds
@@ -134,6 +135,9 @@ func (r *Reconciler[TTx]) sourcePage(ctx context.Context, st *run, page []Entry)
 		if !e.At.IsZero() && (st.earliest.IsZero() || e.At.Before(st.earliest)) {
 			st.earliest = e.At
 		}
+		if e.At.After(st.latest) {
+			st.latest = e.At
+		}
 		if _, dup := fresh[e.ID]; !dup {
 			fresh[e.ID] = st.seen.add(e.ID)
 			ids = append(ids, e.ID)
@@ -179,10 +183,22 @@ func (r *Reconciler[TTx]) sourcePage(ctx context.Context, st *run, page []Entry)
 // claims looks for claims in the window that the source does not hold.
 // Records of invalid deliveries (ids the inbox made) are not the source's
 // ids and are left out.
+//
+// The window opens at Config.From, or the source's first entry. It closes
+// at the run's start: any message claimed before then was stored before
+// then, so within the source's snapshot. A [Bounded] source's range may
+// end earlier: the window then closes after its last entry, since a claim
+// made later may be of a message after the range.
 func (r *Reconciler[TTx]) claims(ctx context.Context, st *run) error {
-	from := r.cfg.From
+	from, to := r.cfg.From, st.start
 	if from.IsZero() {
 		from = st.earliest
+	}
+	if b, ok := r.src.(Bounded); ok && b.Bounded() {
+		to = st.latest.Add(time.Nanosecond)
+	}
+	if st.rep.SourceEntries+st.rep.SourceWithoutID == 0 && r.cfg.From.IsZero() {
+		return nil // an empty range gives no window: nothing says which claims it should explain
 	}
 	for after := ""; ; {
 		var page []driver.ClaimRecord
@@ -193,7 +209,7 @@ func (r *Reconciler[TTx]) claims(ctx context.Context, st *run) error {
 			return err
 		}
 		for _, c := range page {
-			if c.ClaimedAt.Before(from) || !c.ClaimedAt.Before(st.start) || strings.HasPrefix(c.ID, inbox.InvalidIDPrefix) {
+			if c.ClaimedAt.Before(from) || !c.ClaimedAt.Before(to) || strings.HasPrefix(c.ID, inbox.InvalidIDPrefix) {
 				continue
 			}
 			st.rep.ClaimsChecked++

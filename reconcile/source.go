@@ -16,6 +16,14 @@ type Source interface {
 	Scan(ctx context.Context, page int, fn func([]Entry) error) error
 }
 
+// Bounded is implemented by a source whose range may end before the
+// source's end (a stream range with a last sequence or an end time):
+// claims made after its last entry are then not checked for unexpected
+// applies, since they may be of messages after the range.
+type Bounded interface {
+	Bounded() bool
+}
+
 // Entry is one message of a source.
 type Entry struct {
 	ID string // "" when the message has none

@@ -54,6 +54,8 @@ type reconcileOptions struct {
 	consumer     string
 	firstSeq     uint64
 	lastSeq      uint64
+	from, to     string
+	fromT, toT   time.Time
 	partialAfter time.Duration
 	retention    time.Duration
 	settle       time.Duration
@@ -77,6 +79,8 @@ func reconcileFlagSet(o *reconcileOptions) *flag.FlagSet {
 	fs.StringVar(&o.consumer, "consumer", payments.OrdersConsumer, "the inbox consumer to check")
 	fs.Uint64Var(&o.firstSeq, "first-seq", 0, "first stream sequence to check (0: the stream's first)")
 	fs.Uint64Var(&o.lastSeq, "last-seq", 0, "last stream sequence to check (0: the stream's last)")
+	fs.StringVar(&o.from, "from", "", "check only messages the stream stored at or after this time (RFC 3339)")
+	fs.StringVar(&o.to, "to", "", "check only messages the stream stored at or before this time (RFC 3339)")
 	fs.DurationVar(&o.partialAfter, "partial-after", time.Minute, "an outbox row unsent for longer is a partial commit (0: do not check the outbox)")
 	fs.DurationVar(&o.retention, "retention", 0, "the compactor's inbox retention: older unapplied messages are uncheckable, not missed (0: never compacted)")
 	fs.DurationVar(&o.settle, "settle", 0, "unapplied messages younger than this are pending, not missed (the consumer's lag)")
@@ -110,6 +114,21 @@ func parseReconcileFlags(args []string) (reconcileOptions, error) {
 		return o, fmt.Errorf("--last-seq %d is before --first-seq %d", o.lastSeq, o.firstSeq)
 	case o.postgres != "" && o.schema == "":
 		return o, errors.New("--postgres needs --schema: the schema of eos's tables")
+	}
+	for _, t := range []struct {
+		flag, text string
+		dst        *time.Time
+	}{{"--from", o.from, &o.fromT}, {"--to", o.to, &o.toT}} {
+		if t.text == "" {
+			continue
+		}
+		var err error
+		if *t.dst, err = time.Parse(time.RFC3339Nano, t.text); err != nil {
+			return o, fmt.Errorf("%s: want a time like 2026-01-02T15:04:05Z, got %q", t.flag, t.text)
+		}
+	}
+	if !o.fromT.IsZero() && !o.toT.IsZero() && o.toT.Before(o.fromT) {
+		return o, fmt.Errorf("--to %s is before --from %s", o.to, o.from)
 	}
 	if o.postgres != "" {
 		if u, err := url.Parse(o.postgres); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
@@ -154,7 +173,8 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fail(err)
 	}
 	defer closeJS()
-	src := reconcile.JetStreamSource{JS: js, Stream: o.stream, Subject: o.subject, FirstSeq: o.firstSeq, LastSeq: o.lastSeq}
+	src := reconcile.JetStreamSource{JS: js, Stream: o.stream, Subject: o.subject, FirstSeq: o.firstSeq, LastSeq: o.lastSeq,
+		From: o.fromT, To: o.toT}
 	last := time.Now()
 	cfg := reconcile.Config{Consumer: o.consumer, PartialAfter: o.partialAfter, Retention: o.retention, Settle: o.settle,
 		DB: st.Tables.DB, Duplicates: o.duplicates, SampleSize: o.sample,

@@ -50,6 +50,12 @@ func TestReconcileDemo(t *testing.T) {
 		t.Fatalf("tampered: missed %+v, want %s alone; report %+v", rep.Missed, id, rep)
 	}
 
+	// A time range before the demo holds nothing to miss.
+	rep = reconcile.Report{}
+	if code := runJSON(t, time.Minute, &rep, "reconcile", "--dir", dir, "--to", "2001-01-01T00:00:00Z"); code != exitOK || rep.SourceEntries != 0 {
+		t.Fatalf("range before the demo: exit %d, report %+v", code, rep)
+	}
+
 	// The same for people: the id under "missed", and the verdict.
 	r := runCmd(t, time.Minute, "reconcile", "--dir", dir)
 	if r.code != exitFailed || !strings.Contains(r.stdout, "missed          1\n    "+id+"\n") || !strings.Contains(r.stdout, "verdict: FINDINGS (1)") {
@@ -65,6 +71,8 @@ func TestReconcileUsage(t *testing.T) {
 		{"--first-seq", "9", "--last-seq", "3"},
 		{"extra"},
 		{"--nats", "http://x"},
+		{"--from", "yesterday"},
+		{"--from", "2026-01-02T00:00:00Z", "--to", "2026-01-01T00:00:00Z"},
 	} {
 		if r := runCmd(t, time.Minute, append([]string{"reconcile"}, args...)...); r.code != exitUsage || !strings.HasPrefix(r.stderr, "eos reconcile: ") {
 			t.Errorf("%q: exit %d, stderr %q", args, r.code, r.stderr)
