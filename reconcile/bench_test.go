@@ -1,0 +1,90 @@
+package reconcile_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/driver"
+	"github.com/eoskit/eos/driver/postgres"
+	"github.com/eoskit/eos/internal/testdb"
+	"github.com/eoskit/eos/internal/testdb/engines"
+	"github.com/eoskit/eos/reconcile"
+)
+
+// benchIDs is the size of the benchmarks' source and inbox.
+const benchIDs = 100_000
+
+// BenchmarkReconcile reconciles a producer table of benchIDs ids with as
+// many claims (all applied), pages of DefaultPageSize: a whole run per
+// iteration.
+func BenchmarkReconcile(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) {
+		e := testdb.SQLite(b)
+		benchReconcile(b, e.Driver, sqliteDB(e))
+	})
+	b.Run("postgres", func(b *testing.B) {
+		schema, pool := engines.PostgresSchema(b)
+		d, err := postgres.New(pool, postgres.Config{Schema: schema})
+		if err != nil {
+			b.Fatal(err)
+		}
+		testdb.Migrate(b, d.Migrator())
+		db := stdlib.OpenDBFromPool(pool)
+		b.Cleanup(func() { db.Close() })
+		benchReconcile(b, d, db)
+	})
+}
+
+func benchReconcile[TTx any](b *testing.B, d driver.Driver[TTx], db *sql.DB) {
+	ctx := context.Background()
+	at := time.Now().Add(-time.Hour)
+	if _, err := db.ExecContext(ctx, "CREATE TABLE sent (id TEXT NOT NULL PRIMARY KEY, at BIGINT NOT NULL)"); err != nil {
+		b.Fatal(err)
+	}
+	fp := make([]byte, eos.FingerprintSize)
+	for start := 0; start < benchIDs; start += 1000 {
+		var values strings.Builder
+		claims := make([]driver.Claim, 0, 1000)
+		for i := start; i < start+1000; i++ {
+			id := eos.NewIDAt(at.Add(time.Duration(i) * time.Millisecond))
+			if i > start {
+				values.WriteByte(',')
+			}
+			fmt.Fprintf(&values, "('%s', %d)", id, at.UnixMicro())
+			claims = append(claims, driver.Claim{ID: id, Fingerprint: fp})
+		}
+		if _, err := db.ExecContext(ctx, "INSERT INTO sent VALUES "+values.String()); err != nil {
+			b.Fatal(err)
+		}
+		tx, err := d.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := d.Executor(tx).InboxClaim(ctx, "c", at.Add(time.Minute), claims); err != nil {
+			b.Fatal(err)
+		}
+		if err := d.Commit(ctx, tx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r, err := reconcile.New(d, reconcile.SQLSource{DB: db, Query: "SELECT id, at FROM sent WHERE id > $1 ORDER BY id LIMIT $2"},
+		reconcile.Config{Consumer: "c", PartialAfter: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		rep, err := r.Run(ctx)
+		if err != nil || !rep.OK() || rep.Applied != benchIDs || rep.ClaimsChecked != benchIDs {
+			b.Fatalf("%+v, %v", rep, err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchIDs, "ns/id")
+}
