@@ -87,12 +87,18 @@ func (s JetStreamSource) Scan(ctx context.Context, page int, fn func([]Entry) er
 		wait = DefaultFetchWait
 	}
 	buf := make([]Entry, 0, page)
-	// A fetch waits until it has as many messages as it asked for: ask
-	// for one first, then for no more than the consumer says are pending.
-	want := 1
+	// A fetch waits until it has as many messages as it asked for: the
+	// first asks for one without waiting (none: the range is empty), the
+	// next for no more than the consumer says are pending.
+	want, first := 1, true
 	for {
 		fctx, cancel := context.WithTimeout(ctx, wait)
-		batch, err := cons.Fetch(want, jetstream.FetchContext(fctx))
+		var batch jetstream.MessageBatch
+		if first {
+			batch, err = cons.FetchNoWait(1)
+		} else {
+			batch, err = cons.Fetch(want, jetstream.FetchContext(fctx))
+		}
 		if err != nil {
 			cancel()
 			return fail(err)
@@ -136,10 +142,14 @@ func (s JetStreamSource) Scan(ctx context.Context, page int, fn func([]Entry) er
 			return nil
 		}
 		if n == 0 {
+			if first {
+				return nil
+			}
 			if ctx.Err() != nil {
 				return fail(ctx.Err())
 			}
 			return fail(fmt.Errorf("no message within %v before sequence %d", wait, last))
 		}
+		first = false
 	}
 }

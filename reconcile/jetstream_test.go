@@ -124,6 +124,11 @@ func TestJetStreamSource(t *testing.T) {
 		if rep.SourceEntries != 4 || rep.SourceWithoutID != 1 || rep.Missed.Count != 0 || rep.Unexpected.Count != 2 {
 			t.Errorf("sequences 4..: %+v", rep)
 		}
+		// A range starting after the last message holds nothing (a fetch
+		// waiting for messages that will not come would fail the run).
+		if rep := run(reconcile.JetStreamSource{From: time.Now().Add(time.Hour)}, 10); rep.SourceEntries != 0 || rep.ClaimsChecked != 0 {
+			t.Errorf("time range after the stream: %+v", rep)
+		}
 		// A time range ending before the first message holds nothing.
 		if rep := run(reconcile.JetStreamSource{To: time.Unix(1, 0)}, 10); rep.SourceEntries != 0 || rep.Missed.Count != 0 {
 			t.Errorf("time range before the stream: %+v", rep)
