@@ -11,9 +11,9 @@ import (
 // DefaultInterval is the default of RunnerConfig.Interval.
 const DefaultInterval = 5 * time.Minute
 
-// Run is one reconciliation pass: a Reconciler's Run, whatever its
+// RunFunc is one reconciliation pass: a Reconciler's Run, whatever its
 // transaction type.
-type Run func(ctx context.Context) (*Report, error)
+type RunFunc func(ctx context.Context) (*Report, error)
 
 // RunnerConfig tunes a Runner.
 type RunnerConfig struct {
@@ -61,13 +61,13 @@ func (c RunnerConfig) WithDefaults() (RunnerConfig, error) {
 // failed run is reported to the hooks and logged by the Reconciler; the
 // next one runs on schedule.
 type Runner struct {
-	run Run
+	run RunFunc
 	cfg RunnerConfig
 }
 
 // NewRunner returns a Runner of run (a Reconciler's Run method), or a
 // *eos.ConfigError.
-func NewRunner(run Run, cfg RunnerConfig) (*Runner, error) {
+func NewRunner(run RunFunc, cfg RunnerConfig) (*Runner, error) {
 	if run == nil {
 		return nil, &eos.ConfigError{Field: "reconcile.NewRunner run", Reason: "nil"}
 	}
