@@ -15,6 +15,9 @@ const (
 	DefaultPageSize     = 1000
 	DefaultSampleSize   = 20
 	DefaultMaxSourceIDs = 1 << 20 // about 40 MiB of hashes at most
+	// MaxPageSize bounds Config.PageSize: a page's ids travel as the
+	// parameters of one statement, and SQLite takes at most 32766.
+	MaxPageSize = 10_000
 )
 
 // Querier runs a query: a *sql.DB, *sql.Conn or *sql.Tx (for PostgreSQL
@@ -60,7 +63,7 @@ type Config struct {
 	Duplicates string
 
 	// PageSize bounds each read of the source, the claims and the
-	// outbox. Default DefaultPageSize.
+	// outbox. Default DefaultPageSize; at most MaxPageSize.
 	PageSize int
 	// SampleSize bounds the ids a report keeps per finding kind. Default
 	// DefaultSampleSize.
@@ -96,6 +99,8 @@ func (c Config) WithDefaults() (Config, error) {
 		return bad("Retention", fmt.Sprintf("negative: %v", c.Retention))
 	case c.Settle < 0:
 		return bad("Settle", fmt.Sprintf("negative: %v", c.Settle))
+	case c.PageSize > MaxPageSize:
+		return bad("PageSize", fmt.Sprintf("%d is above %d", c.PageSize, MaxPageSize))
 	case c.PageSize < 0 || c.SampleSize < 0 || c.MaxSourceIDs < 0:
 		return bad("PageSize", fmt.Sprintf("PageSize, SampleSize and MaxSourceIDs must not be negative: %d, %d, %d", c.PageSize, c.SampleSize, c.MaxSourceIDs))
 	case c.Duplicates != "" && c.DB == nil:

@@ -240,6 +240,7 @@ func TestConfigErrors(t *testing.T) {
 		{Consumer: "c", Duplicates: "SELECT 1"},
 		{Consumer: "c", Hooks: []reconcile.Hook{42}},
 		{Consumer: "c", PageSize: -1},
+		{Consumer: "c", PageSize: reconcile.MaxPageSize + 1},
 	} {
 		if _, err := reconcile.New(e.Driver, src, c); !errors.Is(err, eos.ErrInvalidConfig) {
 			t.Errorf("%+v: %v", c, err)
