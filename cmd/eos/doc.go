@@ -48,6 +48,18 @@
 // for a schema and table prefix, for teams that migrate with a tool of
 // their own.
 //
+//	eos reconcile [flags]
+//
+// compares a JetStream stream (headers only) with what a consumer applied
+// (its inbox claims) through package reconcile, and reports missed
+// applies, unexpected applies, duplicate effects (a --duplicates query
+// over the consumer's effects; the demo's ledger by default for its orders
+// consumer) and partial commits (outbox rows unsent past
+// --partial-after). It reads a finished demo's --dir by default, or
+// --postgres with --schema and --nats. The exit status is 0 when nothing is
+// found, 1 on any finding, 2 for bad flags, unreachable services or a
+// failed read.
+//
 //	eos version
 //
 // prints the module version this executable was built from, its VCS
