@@ -9,10 +9,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	_ "modernc.org/sqlite" // database/sql driver "sqlite", to tamper with the demo's database
 
+	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/driver"
+	"github.com/eoskit/eos/examples/payments"
+	"github.com/eoskit/eos/internal/testenv"
 	"github.com/eoskit/eos/reconcile"
 	"github.com/eoskit/eos/torture/scenario"
+	"github.com/eoskit/eos/torture/worker"
+	"github.com/eoskit/eos/transport/natsjs"
 )
 
 // TestReconcileDemo runs a small demo, reconciles its orders consumer
@@ -80,5 +88,66 @@ func TestReconcileUsage(t *testing.T) {
 	}
 	if r := runCmd(t, time.Minute, "reconcile", "-h"); r.code != exitOK || !strings.Contains(r.stdout, "--partial-after") {
 		t.Errorf("-h: exit %d, stdout %q", r.code, r.stdout)
+	}
+}
+
+// TestReconcilePostgresNATS reconciles a consumer on PostgreSQL (a fresh
+// schema) against a stream on the external NATS server: three orders
+// published, two applied.
+func TestReconcilePostgresNATS(t *testing.T) {
+	ctx := context.Background()
+	url, schema, _, _ := freshSchema(t)
+	natsURL := testenv.NATSURL(t)
+	migrateCmd(t, exitOK, "up", "--postgres", url, "--schema", schema)
+	st, err := worker.OpenStore(ctx, worker.StoreConfig{Kind: payments.Postgres, URL: url, Schema: schema}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, subject := testenv.Name("RECON_"), testenv.Name("recon.")
+	if _, _, err := natsjs.EnsureStream(ctx, js, natsjs.StreamConfig{Name: stream, Subjects: []string{subject}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { js.DeleteStream(context.Background(), stream) })
+	pub, err := natsjs.NewPublisher(js, natsjs.PublisherConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{eos.NewID(), eos.NewID(), eos.NewID()}
+	for _, id := range ids {
+		if _, err := pub.PublishMessage(ctx, subject, eos.Message{ID: id, Payload: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx, err := st.Driver.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := make([]byte, eos.FingerprintSize)
+	if _, err := st.Driver.Executor(tx).InboxClaim(ctx, "c", time.Now(), []driver.Claim{{ID: ids[0], Fingerprint: fp}, {ID: ids[2], Fingerprint: fp}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Driver.Commit(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+
+	var rep reconcile.Report
+	code := runJSON(t, time.Minute, &rep, "reconcile", "--postgres", url, "--schema", schema, "--nats", natsURL, "--stream", stream, "--consumer", "c")
+	if code != exitFailed || rep.SourceEntries != 3 || rep.Applied != 2 || !slices.Equal(rep.Missed.Sample, ids[1:2]) || rep.Findings() != 1 ||
+		rep.DuplicatesChecked || !rep.PartialChecked {
+		t.Fatalf("exit %d, report %+v", code, rep)
+	}
+	if r := runCmd(t, time.Minute, "reconcile", "--postgres", url, "--schema", schema, "--nats", natsURL, "--stream", "NO_SUCH_STREAM"); r.code != exitUsage {
+		t.Fatalf("missing stream: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
