@@ -3,7 +3,6 @@ package reconcile_test
 import (
 	"context"
 	"database/sql"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -14,25 +13,16 @@ import (
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/internal/testenv"
+	"github.com/eoskit/eos/internal/testjs"
 	"github.com/eoskit/eos/reconcile"
 	"github.com/eoskit/eos/transport/natsjs"
-	"github.com/eoskit/eos/transport/natsjs/natsembed"
 )
 
 // eachNATS runs test on an embedded server and on the external one.
 func eachNATS(t *testing.T, test func(t *testing.T, js jetstream.JetStream)) {
 	t.Run("embedded", func(t *testing.T) {
-		srv, err := natsembed.Start(natsembed.Config{Dir: filepath.Join(t.TempDir(), "nats")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(srv.Shutdown)
-		nc, err := srv.Connect()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		test(t, jetstreamOf(t, nc))
+		js, _ := testjs.Start(t)
+		test(t, js)
 	})
 	t.Run("external", func(t *testing.T) {
 		nc, err := nats.Connect(testenv.NATSURL(t))

@@ -7,10 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"time"
 
-	"github.com/eoskit/eos/internal/redact"
 	"github.com/eoskit/eos/torture/scenario"
 	"github.com/eoskit/eos/torture/worker"
 )
@@ -118,15 +116,8 @@ func parseDemoFlags(args []string) (demoOptions, error) {
 	if _, err := worker.CheckHandler(o.handler); err != nil {
 		return o, fmt.Errorf("--handler: %w", err)
 	}
-	if o.postgres != "" {
-		if u, err := url.Parse(o.postgres); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
-			return o, fmt.Errorf("--postgres: want a URL like postgres://user@host:5432/db, got %q", redact.URL(o.postgres))
-		}
-	}
-	if o.natsURL != "" {
-		if u, err := url.Parse(o.natsURL); err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" {
-			return o, fmt.Errorf("--nats: want a URL like nats://host:4222, got %q", redact.URL(o.natsURL))
-		}
+	if err := checkServiceURLs(o.postgres, o.natsURL); err != nil {
+		return o, err
 	}
 	if o.timeout == 0 {
 		o.timeout = 2*time.Minute + time.Duration(o.orders)*3*time.Millisecond + publishTime(o.orders, o.rate)

@@ -4,6 +4,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
+
+	"github.com/eoskit/eos/internal/redact"
 )
 
 // printFlags lists fs's flags as the usage texts and the docs spell them,
@@ -33,3 +36,19 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 
 // flagIndent indents a flag's description under its name.
 const flagIndent = "        "
+
+// checkServiceURLs checks the --postgres and --nats flags, each optional,
+// quoting a bad one with its secrets masked.
+func checkServiceURLs(postgres, natsURL string) error {
+	if postgres != "" {
+		if u, err := url.Parse(postgres); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+			return fmt.Errorf("--postgres: want a URL like postgres://user@host:5432/db, got %q", redact.URL(postgres))
+		}
+	}
+	if natsURL != "" {
+		if u, err := url.Parse(natsURL); err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" {
+			return fmt.Errorf("--nats: want a URL like nats://host:4222, got %q", redact.URL(natsURL))
+		}
+	}
+	return nil
+}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,15 +129,8 @@ func parseReconcileFlags(args []string) (reconcileOptions, error) {
 	if !o.fromT.IsZero() && !o.toT.IsZero() && o.toT.Before(o.fromT) {
 		return o, fmt.Errorf("--to %s is before --from %s", o.to, o.from)
 	}
-	if o.postgres != "" {
-		if u, err := url.Parse(o.postgres); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
-			return o, fmt.Errorf("--postgres: want a URL like postgres://user@host:5432/db, got %q", redact.URL(o.postgres))
-		}
-	}
-	if o.natsURL != "" {
-		if u, err := url.Parse(o.natsURL); err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" {
-			return o, fmt.Errorf("--nats: want a URL like nats://host:4222, got %q", redact.URL(o.natsURL))
-		}
+	if err := checkServiceURLs(o.postgres, o.natsURL); err != nil {
+		return o, err
 	}
 	if o.duplicates == "" && o.consumer == payments.OrdersConsumer {
 		prefix := ""
