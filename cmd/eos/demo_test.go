@@ -196,7 +196,7 @@ func TestDemoBadInputExits2WithOneLine(t *testing.T) {
 // The help spells every flag with two dashes, as the usage text and the
 // docs do.
 func TestHelpSpellsFlagsWithTwoDashes(t *testing.T) {
-	for _, c := range []struct{ command, flag string }{{"demo", "--chaos"}, {"torture", "--faults"}, {"migrate up", "--postgres"}} {
+	for _, c := range []struct{ command, flag string }{{"demo", "--chaos"}, {"torture", "--faults"}, {"migrate up", "--postgres"}, {"reconcile", "--partial-after"}} {
 		r := runCmd(t, 10*time.Second, append(strings.Fields(c.command), "-h")...)
 		if r.code != exitOK || !strings.Contains(r.stdout, "\n  "+c.flag+"\n") && !strings.Contains(r.stdout, "\n  "+c.flag+" ") {
 			t.Errorf("%s -h: exit %d, no %s in:\n%s", c.command, r.code, c.flag, r.stdout)
