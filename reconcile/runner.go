@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/eoskit/eos"
@@ -63,6 +64,19 @@ func (c RunnerConfig) WithDefaults() (RunnerConfig, error) {
 type Runner struct {
 	run RunFunc
 	cfg RunnerConfig
+
+	mu      sync.Mutex
+	last    *Report
+	lastErr error
+}
+
+// Last returns the report and error of the last run that ended (nil, nil
+// before the first), for a status page. The report is shared: read it,
+// do not change it.
+func (r *Runner) Last() (*Report, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last, r.lastErr
 }
 
 // NewRunner returns a Runner of run (a Reconciler's Run method), or a
@@ -84,8 +98,11 @@ func (r *Runner) Run(ctx context.Context) error {
 	for {
 		start := r.cfg.Test.Now()
 		rctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
-		r.run(rctx) // the Reconciler's hooks and logger take the outcome
+		rep, err := r.run(rctx) // the Reconciler's hooks and logger take the outcome
 		cancel()
+		r.mu.Lock()
+		r.last, r.lastErr = rep, err
+		r.mu.Unlock()
 		wait := r.cfg.Interval - r.cfg.Test.Now().Sub(start)
 		if ctx.Err() != nil {
 			return ctx.Err()

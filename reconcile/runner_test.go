@@ -41,6 +41,9 @@ func TestRunner(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
+	if rep, err := runner.Last(); rep != nil || err != nil {
+		t.Fatalf("Last before a run: %v, %v", rep, err)
+	}
 	go func() { done <- runner.Run(ctx) }()
 	for i := range 3 {
 		if rep := <-reports; rep.Missed.Count != 1 || rep.Missed.Sample[0] != "s4" {
@@ -56,6 +59,9 @@ func TestRunner(t *testing.T) {
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run returned %v, want context.Canceled", err)
+	}
+	if rep, err := runner.Last(); err != nil || rep == nil || rep.Missed.Count != 1 {
+		t.Fatalf("Last: %+v, %v", rep, err)
 	}
 	if rec.done != 3 || len(rec.findings) != 6 { // missed s4 and unexpected x9, each run
 		t.Fatalf("hooks: %d runs, %d findings", rec.done, len(rec.findings))
