@@ -37,7 +37,8 @@ finding, 2 for bad flags, unreachable services or a failed read.
 By default it reads a finished eos demo's files in --dir: the SQLite
 database and the embedded NATS server's store (stop the demo first: the
 files are the running server's). --postgres (with --schema) and --nats
-read real servers, e.g. a demo run with --keep.
+read real servers, e.g. a demo run with --keep (its schema is
+eos_demo_<run id>).
 
 Flags:
 `
@@ -71,7 +72,7 @@ func reconcileFlagSet(o *reconcileOptions) *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.dir, "dir", "eos-demo", "directory of the demo's files (SQLite database, embedded NATS store)")
 	fs.StringVar(&o.postgres, "postgres", "", "PostgreSQL URL (postgres://…) instead of the SQLite file in --dir")
-	fs.StringVar(&o.schema, "schema", "", "PostgreSQL schema of eos's tables (a demo's: eos_demo_<run id>)")
+	fs.StringVar(&o.schema, "schema", "", "PostgreSQL schema of eos's tables and the demo's (a demo's: eos_demo_<run id>; default: the connection's search_path)")
 	fs.StringVar(&o.natsURL, "nats", "", "NATS URL (nats://…) instead of the embedded store in --dir")
 	fs.StringVar(&o.stream, "stream", "ORDERS", "the stream the consumer reads")
 	fs.StringVar(&o.subject, "subject", "", "only the stream's messages on this subject (wildcards allowed)")
@@ -111,8 +112,8 @@ func parseReconcileFlags(args []string) (reconcileOptions, error) {
 		return o, fmt.Errorf("--sample: want 1..10000, got %d", o.sample)
 	case o.lastSeq != 0 && o.lastSeq < o.firstSeq:
 		return o, fmt.Errorf("--last-seq %d is before --first-seq %d", o.lastSeq, o.firstSeq)
-	case o.postgres != "" && o.schema == "":
-		return o, errors.New("--postgres needs --schema: the schema of eos's tables")
+	case o.postgres == "" && o.schema != "":
+		return o, errors.New("--schema: PostgreSQL only (with --postgres)")
 	}
 	for _, t := range []struct {
 		flag, text string
@@ -134,7 +135,7 @@ func parseReconcileFlags(args []string) (reconcileOptions, error) {
 	}
 	if o.duplicates == "" && o.consumer == payments.OrdersConsumer {
 		prefix := ""
-		if o.postgres != "" {
+		if o.schema != "" {
 			prefix = o.schema + "."
 		}
 		o.duplicates = fmt.Sprintf(demoDuplicates, prefix)

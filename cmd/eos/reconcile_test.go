@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	neturl "net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -75,7 +76,7 @@ func TestReconcileUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"--dir", filepath.Join(t.TempDir(), "none")},
 		{"--sample", "0"},
-		{"--postgres", "postgres://bob:hunter2@localhost/db"},
+		{"--schema", "s"},
 		{"--first-seq", "9", "--last-seq", "3"},
 		{"extra"},
 		{"--nats", "http://x"},
@@ -144,6 +145,19 @@ func TestReconcilePostgresNATS(t *testing.T) {
 	if code != exitFailed || rep.SourceEntries != 3 || rep.Applied != 2 || !slices.Equal(rep.Missed.Sample, ids[1:2]) || rep.Findings() != 1 ||
 		rep.DuplicatesChecked || !rep.PartialChecked {
 		t.Fatalf("exit %d, report %+v", code, rep)
+	}
+	// Without --schema, the connection's search_path finds the tables.
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	rep = reconcile.Report{}
+	code = runJSON(t, time.Minute, &rep, "reconcile", "--postgres", u.String(), "--nats", natsURL, "--stream", stream, "--consumer", "c")
+	if code != exitFailed || !slices.Equal(rep.Missed.Sample, ids[1:2]) || rep.Findings() != 1 {
+		t.Fatalf("search_path: exit %d, report %+v", code, rep)
 	}
 	if r := runCmd(t, time.Minute, "reconcile", "--postgres", url, "--schema", schema, "--nats", natsURL, "--stream", "NO_SUCH_STREAM"); r.code != exitUsage {
 		t.Fatalf("missing stream: exit %d, stderr %q", r.code, r.stderr)
