@@ -56,7 +56,7 @@
 // over the consumer's effects; the demo's ledger by default for its orders
 // consumer) and partial commits (outbox rows unsent past
 // --partial-after). It reads a finished demo's --dir by default, or
-// --postgres with --schema and --nats. The exit status is 0 when nothing is
+// --postgres (and --schema) and --nats. The exit status is 0 when nothing is
 // found, 1 on any finding, 2 for bad flags, unreachable services or a
 // failed read.
 //

@@ -36,7 +36,7 @@ finding, 2 for bad flags, unreachable services or a failed read.
 
 By default it reads a finished eos demo's files in --dir: the SQLite
 database and the embedded NATS server's store (stop the demo first: the
-files are the running server's). --postgres (with --schema) and --nats
+files are the running server's). --postgres (and --schema) and --nats
 read real servers, e.g. a demo run with --keep (its schema is
 eos_demo_<run id>).
 
