@@ -392,7 +392,7 @@ func (p *Processor[TTx]) settle(ctx context.Context, items []*item, res *BatchRe
 			continue // a requeued id with no dead letter to take
 		}
 		res.Results = append(res.Results, Result{ID: it.msg.ID, Outcome: it.outcome, Attempts: it.attempts, Err: it.err,
-			CreatedAt: it.msg.CreatedAt, Headers: it.msg.Headers, DeliveryCount: deliveryCount(it.d)})
+			CreatedAt: it.msg.CreatedAt, Subject: it.msg.Subject, Headers: it.msg.Headers, DeliveryCount: deliveryCount(it.d)})
 		if it.d == nil {
 			continue
 		}

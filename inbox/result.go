@@ -47,6 +47,9 @@ type Result struct {
 	Attempts  int       // handler failures so far, for Retry and DeadLettered
 	Err       error     // the handler's error, for Retry and DeadLettered
 	CreatedAt time.Time // the message's CreatedAt
+	// Subject is where the transport delivered the message (its
+	// destination, for a hook naming it in a span or a log).
+	Subject string
 	// Headers are the message's headers (its W3C traceparent, for a
 	// hook linking the outcome to a trace), shared with the message: a
 	// hook must not modify them.
