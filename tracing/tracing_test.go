@@ -30,12 +30,12 @@ type recorder struct {
 	tp  *sdktrace.TracerProvider
 }
 
-func newRecorder(t testing.TB) recorder {
+func newRecorder(t testing.TB, system string) recorder {
 	t.Helper()
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(sdktrace.AlwaysSample()))
 	t.Cleanup(func() { tp.Shutdown(context.Background()) })
-	tr, err := tracing.New(tp, tracing.Config{System: "test"})
+	tr, err := tracing.New(tp, tracing.Config{System: system})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func traceparent(sc trace.SpanContext) map[string]string {
 }
 
 func TestInjectAndContextFor(t *testing.T) {
-	r := newRecorder(t)
+	r := newRecorder(t, "test")
 	ctx, sp := r.start(context.Background(), "producer")
 	defer sp.End()
 
@@ -153,7 +153,7 @@ func TestConfig(t *testing.T) {
 // each span, its parent, its link to its batch and its times.
 func TestInboxSpans(t *testing.T) {
 	ctx := context.Background()
-	r := newRecorder(t)
+	r := newRecorder(t, "test")
 	e := testdb.SQLite(t)
 	secret := "postgres://app:hunter2@db.example/pay " + strings.Repeat("é", 2*tracing.MaxErrorLen)
 	p, err := inbox.New(e.Driver, func(ctx context.Context, tx *sql.Tx, m eos.Message) error {
@@ -262,7 +262,7 @@ func TestInboxSpans(t *testing.T) {
 // as it was.
 func TestOutboxHook(t *testing.T) {
 	ctx := context.Background()
-	r := newRecorder(t)
+	r := newRecorder(t, "test")
 	e := testdb.SQLite(t)
 	ob, err := outbox.New(e.Driver, outbox.Config{Hooks: []outbox.Hook{r.OutboxHook()}})
 	if err != nil {
@@ -328,7 +328,7 @@ func TestOutboxHookIsChecked(t *testing.T) {
 // the broker did not acknowledge has an error status.
 func TestPublisher(t *testing.T) {
 	ctx := context.Background()
-	r := newRecorder(t)
+	r := newRecorder(t, "test")
 	_, stored := r.start(ctx, "stored")
 	stored.End()
 	caller, sp := r.start(ctx, "producer")
