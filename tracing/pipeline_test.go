@@ -309,4 +309,3 @@ func checkParent(t *testing.T, s tracetest.SpanStub, parent trace.SpanContext) {
 		t.Errorf("%s (%s): parent %v/%v, want %v/%v", s.Name, attr(s, "messaging.message.id"), s.Parent.TraceID(), s.Parent.SpanID(), parent.TraceID(), parent.SpanID())
 	}
 }
-
