@@ -3,7 +3,6 @@ package tracing_test
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"testing"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/inbox"
-	"github.com/eoskit/eos/inbox/inboxtest"
 	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/tracing"
 )
@@ -45,26 +43,11 @@ func BenchmarkInbox(b *testing.B) {
 	producer.End()
 	headers := tracing.Inject(pctx, nil)
 	turn := func(name string, hooks []inbox.Hook) testdb.Turn {
-		p, err := inbox.New(e.Driver, pay.Handler, inbox.Config{Consumer: "bench", MaxBatch: batch, Hooks: hooks})
-		if err != nil {
-			b.Fatal(err)
-		}
-		return testdb.Turn{Name: name, Batch: func(ctx context.Context, ms []eos.Message) error {
-			// Fresh time-ordered ids when the turn comes: every
-			// contender's claims append at the end of the index.
-			now := time.Now()
+		return pay.HookedTurn(b, name, batch, hooks, func(ms []eos.Message) {
 			for i := range ms {
-				ms[i].ID, ms[i].CreatedAt, ms[i].Subject, ms[i].Headers = eos.NewIDAt(now), now, "orders.created", headers
+				ms[i].Subject, ms[i].Headers = "orders.created", headers
 			}
-			res, err := p.Process(ctx, inboxtest.NewDeliveries(ms...).Inbox())
-			if err != nil {
-				return err
-			}
-			if n := res.Count(inbox.Applied); n != len(ms) {
-				return fmt.Errorf("applied %d of %d", n, len(ms))
-			}
-			return nil
-		}}
+		})
 	}
 	turns := []testdb.Turn{turn("off", nil), turn("nil", []inbox.Hook{off.InboxHook()}), turn("on", []inbox.Hook{on.InboxHook()})}
 	elapsed := testdb.RunTurns(b, batch, accounts, turns)

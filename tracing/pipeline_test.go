@@ -8,21 +8,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eoskit/eos/driver"
-	"github.com/eoskit/eos/driver/postgres"
 	"github.com/eoskit/eos/driver/sqlite"
 	"github.com/eoskit/eos/examples/payments"
 	"github.com/eoskit/eos/inbox"
 	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/internal/testdb/engines"
+	"github.com/eoskit/eos/internal/testnats"
 	"github.com/eoskit/eos/outbox"
 	"github.com/eoskit/eos/transport/natsjs"
-	"github.com/eoskit/eos/transport/natsjs/natsembed"
 )
 
 // TestPipelineTrace runs the payments pipeline — a producer publishing
@@ -55,13 +53,7 @@ func openSQLite(t *testing.T) (driver.Driver[*sql.Tx], payments.Store) {
 }
 
 func openPostgres(t *testing.T) (driver.Driver[*sql.Tx], payments.Store) {
-	schema, pool := engines.PostgresSchema(t)
-	db := stdlib.OpenDBFromPool(pool)
-	t.Cleanup(func() { db.Close() })
-	d, err := postgres.NewStdlib(db, postgres.Config{Schema: schema})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, db, schema := engines.PostgresStdlibDB(t)
 	testdb.Migrate(t, d.Migrator())
 	return d, payments.Store{DB: db, Dialect: payments.Postgres, Schema: schema}
 }
@@ -78,7 +70,7 @@ func testPipelineTrace(t *testing.T, drv driver.Driver[*sql.Tx], store payments.
 	if err := store.Setup(ctx, 2, 1_000_000); err != nil {
 		t.Fatal(err)
 	}
-	js := startJetStream(t)
+	js := testnats.JetStream(t)
 	orderSub := consumer(ctx, t, js, "ORDERS", "orders.>", payments.OrdersConsumer)
 	paySub := consumer(ctx, t, js, "PAYMENTS", "payments.>", payments.PaymentsConsumer)
 	natsPub, err := natsjs.NewPublisher(js, natsjs.PublisherConfig{})
@@ -243,25 +235,6 @@ func consume(ctx context.Context, t *testing.T, p *inbox.Processor[*sql.Tx], sub
 			pending--
 		}
 	}
-}
-
-func startJetStream(t *testing.T) jetstream.JetStream {
-	t.Helper()
-	srv, err := natsembed.Start(natsembed.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
 }
 
 func consumer(ctx context.Context, t *testing.T, js jetstream.JetStream, stream, subjects, durable string) *natsjs.Subscriber {
