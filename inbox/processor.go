@@ -320,7 +320,7 @@ func (p *Processor[TTx]) runBatch(ctx context.Context, items []*item) (*BatchRes
 		}
 	}
 	res.CommittedAt = p.cfg.Test.Now()
-	res.Phases = run.phases
+	res.Phases, res.Timeline = run.phases, run.timeline
 	if p.bh != nil {
 		p.batchFailing.Store(run.handlerFailed)
 	}

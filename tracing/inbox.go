@@ -27,18 +27,16 @@ const (
 // block.
 //
 // For each committed batch it records, after the fact and with the times
-// the inbox measured, a batch span (SpanInboxBatch, from BatchResult.Started
-// to CommittedAt) with three children laid end to end from Started for
-// the phases (SpanInboxClaim, SpanInboxHandle, SpanInboxCommit: each the
-// phase's total over the batch's rounds, so with more than one round, see
-// AttrRounds, they are sums, not the moments the phases ran); and for each
-// delivery a consumer span "process <subject>" over the batch's time,
-// whose parent is the trace context the message carried (none: a new
-// trace), linked to the batch span, with its decision (AttrDecision) and
-// the messaging attributes. A delivery to retry or dead-letter carries its
-// error; a quarantined one an error status too. A batch that did not commit
-// (the store failed) makes no spans: the inbox retries it, and its spans
-// come with the commit.
+// the inbox measured, a batch span (SpanInboxBatch, over the batch's
+// BatchResult.Timeline) with a child for each phase of each round
+// (SpanInboxClaim, SpanInboxHandle, SpanInboxCommit; AttrRound says which
+// round); and for each delivery a consumer span "process <subject>" over
+// the batch's time, whose parent is the trace context the message carried
+// (none: a new trace), linked to the batch span, with its decision
+// (AttrDecision) and the messaging attributes. A delivery to retry or
+// dead-letter carries its error; a quarantined one an error status too. A
+// batch that did not commit (the store failed) makes no spans: the inbox
+// retries it, and its spans come with the commit.
 func (t *Tracing) InboxHook() inbox.Hook { return inboxHook{t} }
 
 type inboxHook struct{ t *Tracing }
@@ -51,27 +49,53 @@ func (h inboxHook) OnBatchDone(ctx context.Context, r *inbox.BatchResult) {
 		return
 	}
 	consumer := attribute.String(attrConsumerGroup, r.Consumer)
-	bctx, batch := t.tracer.Start(ctx, SpanInboxBatch, trace.WithTimestamp(r.Started),
+	start, end := r.Started, r.CommittedAt
+	if n := len(r.Timeline); n > 0 {
+		start, end = r.Timeline[0].Start, r.Timeline[n-1].End
+	}
+	bctx, batch := t.tracer.Start(ctx, SpanInboxBatch, trace.WithTimestamp(start),
 		trace.WithAttributes(t.system, consumer, attribute.String(attrOperationType, "process"),
 			attribute.Int(attrBatchCount, len(r.Results)), attribute.Int(AttrRounds, r.Rounds)))
-	at := r.Started
-	for _, ph := range [...]struct {
-		name string
-		d    time.Duration
-	}{{SpanInboxClaim, r.Phases.Claim}, {SpanInboxHandle, r.Phases.Handle}, {SpanInboxCommit, r.Phases.Commit}} {
-		_, sp := t.tracer.Start(bctx, ph.name, trace.WithTimestamp(at))
-		at = at.Add(ph.d)
-		sp.End(trace.WithTimestamp(at))
-	}
+	t.phaseSpans(bctx, r)
 	link := trace.WithLinks(trace.Link{SpanContext: batch.SpanContext()})
 	for i := range r.Results {
-		t.processSpan(ctx, r, &r.Results[i], consumer, link)
+		t.processSpan(ctx, &r.Results[i], start, end, consumer, link)
 	}
-	batch.End(trace.WithTimestamp(r.CommittedAt))
+	batch.End(trace.WithTimestamp(end))
+}
+
+var phaseSpanNames = [...]string{inbox.PhaseClaim: SpanInboxClaim, inbox.PhaseHandle: SpanInboxHandle, inbox.PhaseCommit: SpanInboxCommit}
+
+// phaseSpans records a span for each phase of each round of r, as the
+// inbox timed them; without a timeline, one per phase with the phase's
+// total, laid end to end from r.Started.
+func (t *Tracing) phaseSpans(ctx context.Context, r *inbox.BatchResult) {
+	timeline := r.Timeline
+	if len(timeline) == 0 {
+		at := r.Started
+		for _, ph := range [...]struct {
+			p inbox.Phase
+			d time.Duration
+		}{{inbox.PhaseClaim, r.Phases.Claim}, {inbox.PhaseHandle, r.Phases.Handle}, {inbox.PhaseCommit, r.Phases.Commit}} {
+			timeline = append(timeline, inbox.PhaseTime{Phase: ph.p, Start: at, End: at.Add(ph.d)})
+			at = at.Add(ph.d)
+		}
+	}
+	for _, pt := range timeline {
+		if pt.Phase < inbox.PhaseClaim || pt.Phase > inbox.PhaseCommit {
+			continue
+		}
+		opts := []trace.SpanStartOption{trace.WithTimestamp(pt.Start)}
+		if pt.Round > 0 {
+			opts = append(opts, trace.WithAttributes(attribute.Int(AttrRound, pt.Round)))
+		}
+		_, sp := t.tracer.Start(ctx, phaseSpanNames[pt.Phase], opts...)
+		sp.End(trace.WithTimestamp(pt.End))
+	}
 }
 
 // processSpan records res's consumer span.
-func (t *Tracing) processSpan(ctx context.Context, r *inbox.BatchResult, res *inbox.Result, consumer attribute.KeyValue, link trace.SpanStartOption) {
+func (t *Tracing) processSpan(ctx context.Context, res *inbox.Result, start, end time.Time, consumer attribute.KeyValue, link trace.SpanStartOption) {
 	if sc := spanContext(res.Headers); sc.IsValid() {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
@@ -89,7 +113,7 @@ func (t *Tracing) processSpan(ctx context.Context, r *inbox.BatchResult, res *in
 	if res.DeliveryCount > 0 {
 		attrs = append(attrs, attribute.Int(AttrDeliveryCount, res.DeliveryCount))
 	}
-	_, sp := t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(r.Started),
+	_, sp := t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(start),
 		link, trace.WithAttributes(attrs...))
 	switch res.Outcome {
 	case inbox.Retry, inbox.DeadLettered:
@@ -97,5 +121,5 @@ func (t *Tracing) processSpan(ctx context.Context, r *inbox.BatchResult, res *in
 	case inbox.Quarantined:
 		sp.SetStatus(codes.Error, "quarantined: the id was applied before with another payload")
 	}
-	sp.End(trace.WithTimestamp(r.CommittedAt))
+	sp.End(trace.WithTimestamp(end))
 }

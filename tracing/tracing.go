@@ -41,8 +41,11 @@ const (
 	// AttrDeliveryCount is which delivery of the message it was, when the
 	// transport says (1 for the first).
 	AttrDeliveryCount = "eos.delivery_count"
-	// AttrRounds is how many transactions an inbox batch took.
+	// AttrRounds is how many transactions an inbox batch took (1 plus
+	// one per redo after a handler failure).
 	AttrRounds = "eos.inbox.rounds"
+	// AttrRound is which of them a phase's span belongs to, from 1.
+	AttrRound = "eos.inbox.round"
 )
 
 // OpenTelemetry's messaging attributes (semantic conventions), written out
