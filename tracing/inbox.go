@@ -57,11 +57,15 @@ func (h inboxHook) OnBatchDone(ctx context.Context, r *inbox.BatchResult) {
 		trace.WithAttributes(t.system, consumer, attribute.String(attrOperationType, "process"),
 			attribute.Int(attrBatchCount, len(r.Results)), attribute.Int(AttrRounds, r.Rounds)))
 	t.phaseSpans(bctx, r)
-	link := trace.WithLinks(trace.Link{SpanContext: batch.SpanContext()})
+	// The options all consumer spans share, made once.
+	p := processOpts{consumer: consumer, end: trace.WithTimestamp(end), start: []trace.SpanStartOption{
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(start),
+		trace.WithLinks(trace.Link{SpanContext: batch.SpanContext()}), nil}}
+	var names spanNames
 	for i := range r.Results {
-		t.processSpan(ctx, &r.Results[i], start, end, consumer, link)
+		t.processSpan(ctx, &r.Results[i], names.process(r.Results[i].Subject), &p)
 	}
-	batch.End(trace.WithTimestamp(end))
+	batch.End(p.end)
 }
 
 var phaseSpanNames = [...]string{inbox.PhaseClaim: SpanInboxClaim, inbox.PhaseHandle: SpanInboxHandle, inbox.PhaseCommit: SpanInboxCommit}
@@ -94,17 +98,35 @@ func (t *Tracing) phaseSpans(ctx context.Context, r *inbox.BatchResult) {
 	}
 }
 
-// processSpan records res's consumer span.
-func (t *Tracing) processSpan(ctx context.Context, res *inbox.Result, start, end time.Time, consumer attribute.KeyValue, link trace.SpanStartOption) {
-	if sc := spanContext(res.Headers); sc.IsValid() {
-		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+// spanNames remembers the last consumer span name made: the deliveries of
+// a batch mostly share a subject.
+type spanNames struct{ subject, name string }
+
+func (n *spanNames) process(subject string) string {
+	if subject == "" {
+		return spanProcess
 	}
-	name := spanProcess
+	if subject != n.subject || n.name == "" {
+		n.subject, n.name = subject, spanProcess+" "+subject
+	}
+	return n.name
+}
+
+// processOpts are the options of a batch's consumer spans; the last of
+// start is each span's attributes.
+type processOpts struct {
+	consumer attribute.KeyValue
+	start    []trace.SpanStartOption
+	end      trace.SpanEndOption
+}
+
+// processSpan records res's consumer span.
+func (t *Tracing) processSpan(ctx context.Context, res *inbox.Result, name string, p *processOpts) {
+	ctx = remoteContext(ctx, res.Headers)
 	attrs := make([]attribute.KeyValue, 0, 9)
-	attrs = append(attrs, t.system, consumer, attribute.String(attrOperationType, "process"),
+	attrs = append(attrs, t.system, p.consumer, attribute.String(attrOperationType, "process"),
 		attribute.String(attrMessageID, res.ID), attribute.String(AttrDecision, res.Outcome.String()))
 	if res.Subject != "" {
-		name = spanProcess + " " + res.Subject
 		attrs = append(attrs, attribute.String(attrDestination, res.Subject))
 	}
 	if res.Attempts > 0 {
@@ -113,13 +135,13 @@ func (t *Tracing) processSpan(ctx context.Context, res *inbox.Result, start, end
 	if res.DeliveryCount > 0 {
 		attrs = append(attrs, attribute.Int(AttrDeliveryCount, res.DeliveryCount))
 	}
-	_, sp := t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(start),
-		link, trace.WithAttributes(attrs...))
+	p.start[len(p.start)-1] = trace.WithAttributes(attrs...)
+	_, sp := t.tracer.Start(ctx, name, p.start...)
 	switch res.Outcome {
 	case inbox.Retry, inbox.DeadLettered:
 		fail(sp, res.Err)
 	case inbox.Quarantined:
 		sp.SetStatus(codes.Error, "quarantined: the id was applied before with another payload")
 	}
-	sp.End(trace.WithTimestamp(end))
+	sp.End(p.end)
 }

@@ -43,11 +43,9 @@ func (h outboxHook) OnEnqueue(ctx context.Context, topic string, msgs []eos.Mess
 	caller := trace.SpanContextFromContext(ctx).IsValid()
 	for i := range msgs {
 		m := &msgs[i]
-		pctx := ctx
-		if sc := spanContext(m.Headers); sc.IsValid() {
-			pctx = trace.ContextWithRemoteSpanContext(ctx, sc)
-		} else if !caller {
-			continue
+		pctx := remoteContext(ctx, m.Headers)
+		if pctx == ctx && !caller {
+			continue // no trace to continue
 		}
 		sp := t.startProducer(pctx, spanCreate, "create", topic, m.ID)
 		m.Headers = withSpanContext(m.Headers, sp.SpanContext())
@@ -89,10 +87,7 @@ func (p *publisher) Publish(ctx context.Context, msgs []outbox.Envelope) (int, e
 	spans := make([]trace.Span, len(msgs))
 	out := make([]outbox.Envelope, len(msgs))
 	for i, env := range msgs {
-		pctx := ctx
-		if sc := spanContext(env.Headers); sc.IsValid() {
-			pctx = trace.ContextWithRemoteSpanContext(ctx, sc)
-		}
+		pctx := remoteContext(ctx, env.Headers)
 		spans[i] = p.t.startProducer(pctx, spanSend, "send", env.Topic, env.ID)
 		env.Headers = withSpanContext(env.Headers, spans[i].SpanContext())
 		out[i] = env

@@ -22,11 +22,7 @@ const (
 // to continue the message's trace for its own work; [Inject] then carries
 // that trace into the messages it enqueues.
 func ContextFor(ctx context.Context, m eos.Message) context.Context {
-	sc := spanContext(m.Headers)
-	if !sc.IsValid() {
-		return ctx
-	}
-	return trace.ContextWithRemoteSpanContext(ctx, sc)
+	return remoteContext(ctx, m.Headers)
 }
 
 // Inject returns headers with ctx's span context written as traceparent
@@ -49,14 +45,13 @@ func Inject(ctx context.Context, headers map[string]string) map[string]string {
 	return withSpanContext(headers, sc)
 }
 
-// spanContext extracts the span context of headers; the zero (invalid)
-// one when they carry none or a malformed one.
-func spanContext(h map[string]string) trace.SpanContext {
+// remoteContext returns ctx with the span context of headers as its
+// remote parent, or ctx itself when they carry none or a malformed one.
+func remoteContext(ctx context.Context, h map[string]string) context.Context {
 	if len(h) == 0 {
-		return trace.SpanContext{}
+		return ctx
 	}
-	ctx := propagation.TraceContext{}.Extract(context.Background(), carrier(h))
-	return trace.SpanContextFromContext(ctx)
+	return propagation.TraceContext{}.Extract(ctx, carrier(h))
 }
 
 // withSpanContext returns a copy of h carrying sc, or h when sc is not
