@@ -68,8 +68,6 @@ func (h inboxHook) OnBatchDone(ctx context.Context, r *inbox.BatchResult) {
 	batch.End(p.end)
 }
 
-var phaseSpanNames = [...]string{inbox.PhaseClaim: SpanInboxClaim, inbox.PhaseHandle: SpanInboxHandle, inbox.PhaseCommit: SpanInboxCommit}
-
 // phaseSpans records a span for each phase of each round of r, as the
 // inbox timed them; without a timeline, one per phase with the phase's
 // total, laid end to end from r.Started.
@@ -86,16 +84,29 @@ func (t *Tracing) phaseSpans(ctx context.Context, r *inbox.BatchResult) {
 		}
 	}
 	for _, pt := range timeline {
-		if pt.Phase < inbox.PhaseClaim || pt.Phase > inbox.PhaseCommit {
+		name := phaseSpanName(pt.Phase)
+		if name == "" {
 			continue
 		}
 		opts := []trace.SpanStartOption{trace.WithTimestamp(pt.Start)}
 		if pt.Round > 0 {
 			opts = append(opts, trace.WithAttributes(attribute.Int(AttrRound, pt.Round)))
 		}
-		_, sp := t.tracer.Start(ctx, phaseSpanNames[pt.Phase], opts...)
+		_, sp := t.tracer.Start(ctx, name, opts...)
 		sp.End(trace.WithTimestamp(pt.End))
 	}
+}
+
+func phaseSpanName(p inbox.Phase) string {
+	switch p {
+	case inbox.PhaseClaim:
+		return SpanInboxClaim
+	case inbox.PhaseHandle:
+		return SpanInboxHandle
+	case inbox.PhaseCommit:
+		return SpanInboxCommit
+	}
+	return ""
 }
 
 // spanNames remembers the last consumer span name made: the deliveries of
