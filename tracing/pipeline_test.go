@@ -18,7 +18,7 @@ import (
 	"github.com/eoskit/eos/inbox"
 	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/internal/testdb/engines"
-	"github.com/eoskit/eos/internal/testnats"
+	"github.com/eoskit/eos/internal/testjs"
 	"github.com/eoskit/eos/outbox"
 	"github.com/eoskit/eos/transport/natsjs"
 )
@@ -70,7 +70,7 @@ func testPipelineTrace(t *testing.T, drv driver.Driver[*sql.Tx], store payments.
 	if err := store.Setup(ctx, 2, 1_000_000); err != nil {
 		t.Fatal(err)
 	}
-	js := testnats.JetStream(t)
+	js, _ := testjs.Start(t)
 	orderSub := consumer(ctx, t, js, "ORDERS", "orders.>", payments.OrdersConsumer)
 	paySub := consumer(ctx, t, js, "PAYMENTS", "payments.>", payments.PaymentsConsumer)
 	natsPub, err := natsjs.NewPublisher(js, natsjs.PublisherConfig{})
