@@ -25,7 +25,10 @@
 //     consumer span "process <subject>" under the message's trace context,
 //     linked to the batch span, with the inbox's decision as the
 //     attribute eos.decision (applied, duplicate, quarantined,
-//     dead_lettered, retry).
+//     dead_lettered, retry); a store failure that stalls the inbox is a
+//     span of its own;
+//   - [Tracing.RelayHook] in outbox.RelayConfig.Hooks: the relay's failures
+//     and parked rows as spans.
 //
 // The inbox's spans are recorded when the batch has committed, with the
 // times the inbox measured (inbox.BatchResult), so tracing adds nothing to

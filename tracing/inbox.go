@@ -23,8 +23,8 @@ const (
 )
 
 // InboxHook returns the hook that traces an inbox: add it to
-// inbox.Config.Hooks. It implements inbox.BatchDoneHook and does not
-// block.
+// inbox.Config.Hooks. It implements inbox.BatchDoneHook and
+// inbox.ErrorHook, and does not block.
 //
 // For each committed batch it records, after the fact and with the times
 // the inbox measured, a batch span (SpanInboxBatch, over the batch's
@@ -36,7 +36,8 @@ const (
 // (AttrDecision) and the messaging attributes. A delivery to retry or
 // dead-letter carries its error; a quarantined one an error status too. A
 // batch that did not commit (the store failed) makes no spans: the inbox
-// retries it, and its spans come with the commit.
+// retries it, and its spans come with the commit; each such failure is a
+// span SpanInboxError of its own, with the step (AttrOp) and the error.
 func (t *Tracing) InboxHook() inbox.Hook { return inboxHook{t} }
 
 type inboxHook struct{ t *Tracing }

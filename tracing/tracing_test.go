@@ -369,3 +369,56 @@ func TestPublisher(t *testing.T) {
 		t.Errorf("published with %v, want its send span %v", sc.SpanID(), sends["1"].SpanContext.SpanID())
 	}
 }
+
+// TestErrorSpans: a store failure the inbox reports, and a row the relay
+// parks (on SQLite, its publisher refusing the row for good), are spans
+// with the step and the error, redacted.
+func TestErrorSpans(t *testing.T) {
+	ctx := context.Background()
+	r := newRecorder(t, "test")
+	r.InboxHook().(inbox.ErrorHook).OnError(ctx, "orders", "inbox.claim", errors.New("dial postgres://app:hunter2@db/x: refused"))
+
+	e := testdb.SQLite(t)
+	ob, err := outbox.New(e.Driver, outbox.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := e.Driver.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.Enqueue(ctx, tx, "charges", eos.Message{ID: "too-big", Payload: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Driver.Commit(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	pub := outboxtest.NewPublisher()
+	pub.FailNext(0, fmt.Errorf("%w: larger than the broker takes", outbox.ErrUnpublishable))
+	relay, err := outbox.NewRelay(e.Driver, r.Publisher(pub), outbox.RelayConfig{Hooks: []outbox.Hook{r.RelayHook()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := relay.Forward(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	in := r.spans(tracing.SpanInboxError)
+	if len(in) != 1 || attr(in[0], tracing.AttrOp) != "inbox.claim" || attr(in[0], "messaging.consumer.group.name") != "orders" ||
+		in[0].Status.Code.String() != "Error" || strings.Contains(in[0].Status.Description, "hunter2") {
+		t.Errorf("inbox error spans %+v", in)
+	}
+	var parked []tracetest.SpanStub
+	for _, s := range r.spans(tracing.SpanRelayError) {
+		if attr(s, tracing.AttrOp) == "outbox.park" {
+			parked = append(parked, s)
+		}
+	}
+	if len(parked) != 1 || attr(parked[0], "messaging.message.id") != "too-big" || attr(parked[0], "messaging.destination.name") != "charges" ||
+		!strings.Contains(parked[0].Status.Description, "larger than the broker takes") {
+		t.Errorf("parked row spans %+v", parked)
+	}
+	if send := r.spans("send charges"); len(send) != 1 || send[0].Status.Code.String() != "Error" {
+		t.Errorf("send spans %+v, want one failed", send)
+	}
+}
