@@ -299,7 +299,7 @@ func (p *Processor[TTx]) runBatch(ctx context.Context, items []*item) (*BatchRes
 	}
 	res := &BatchResult{Consumer: p.cfg.Consumer, Started: p.cfg.Test.Now()}
 	isolate := false
-	run := &batchRun{}
+	run := &batchRun{timeline: make([]PhaseTime, 0, 3)} // three phases a round; more rounds are rare
 	// A batch handler that failed in the last batch starts under a
 	// savepoint: with failures in most batches, the first call without
 	// one would only be thrown away.
