@@ -96,6 +96,20 @@ func TestInjectAndContextFor(t *testing.T) {
 		t.Fatalf("ContextFor with header TraceParent: %v", sc)
 	}
 
+	// A tracestate travels with it.
+	ts, err := trace.ParseTraceState("vendor=abc,other=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withState := trace.ContextWithSpanContext(context.Background(), sp.SpanContext().WithTraceState(ts))
+	h = tracing.Inject(withState, nil)
+	if h[tracing.HeaderTracestate] != "vendor=abc,other=1" {
+		t.Errorf("Inject wrote tracestate %q", h[tracing.HeaderTracestate])
+	}
+	if got := trace.SpanContextFromContext(tracing.ContextFor(context.Background(), eos.Message{Headers: h})); got.TraceState().Get("vendor") != "abc" {
+		t.Errorf("ContextFor read tracestate %q", got.TraceState())
+	}
+
 	for _, bad := range []string{"", "garbage", "00-00000000000000000000000000000000-0000000000000001-01", strings.Repeat("x", 9000)} {
 		base := context.Background()
 		if got := tracing.ContextFor(base, eos.Message{Headers: map[string]string{"traceparent": bad}}); got != base {
