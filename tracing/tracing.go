@@ -82,8 +82,8 @@ func (c Config) WithDefaults() (Config, error) {
 }
 
 // Tracing makes the spans of eos's components from the TracerProvider it
-// was given, through hooks ([Tracing.InboxHook], [Tracing.OutboxHook]) and
-// a Publisher wrapper ([Tracing.Publisher]). Without a TracerProvider it
+// was given, through hooks ([Tracing.InboxHook], [Tracing.OutboxHook],
+// [Tracing.RelayHook]) and a Publisher wrapper ([Tracing.Publisher]). Without a TracerProvider it
 // makes none, and its hooks return at once; a nil *Tracing behaves the
 // same.
 type Tracing struct {

@@ -146,7 +146,15 @@ func TestOff(t *testing.T) {
 		if msgs[0].Headers != nil {
 			t.Errorf("OnEnqueue with tracing off set headers %v", msgs[0].Headers)
 		}
-		tr.InboxHook().(inbox.BatchDoneHook).OnBatchDone(context.Background(), &inbox.BatchResult{Results: []inbox.Result{{ID: "a"}}})
+		res := &inbox.BatchResult{Results: []inbox.Result{{ID: "a", Headers: map[string]string{tracing.HeaderTraceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}}}
+		inboxHook, outboxHook := tr.InboxHook().(inbox.BatchDoneHook), tr.OutboxHook().(outbox.EnqueueHook)
+		ctx := context.Background()
+		if n := testing.AllocsPerRun(100, func() {
+			inboxHook.OnBatchDone(ctx, res)
+			outboxHook.OnEnqueue(ctx, "t", msgs)
+		}); n != 0 {
+			t.Errorf("the hooks with tracing off allocate %v times a call", n)
+		}
 	}
 }
 
