@@ -401,20 +401,7 @@ func TestErrorSpans(t *testing.T) {
 	r.InboxHook().(inbox.ErrorHook).OnError(ctx, "orders", "inbox.claim", errors.New("dial postgres://app:hunter2@db/x: refused"))
 
 	e := testdb.SQLite(t)
-	ob, err := outbox.New(e.Driver, outbox.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tx, err := e.Driver.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ob.Enqueue(ctx, tx, "charges", eos.Message{ID: "too-big", Payload: []byte("x")}); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Driver.Commit(ctx, tx); err != nil {
-		t.Fatal(err)
-	}
+	testdb.Enqueue(t, e, nil, "charges", true, eos.Message{ID: "too-big", Payload: []byte("x")})
 	pub := outboxtest.NewPublisher()
 	pub.FailNext(0, fmt.Errorf("%w: larger than the broker takes", outbox.ErrUnpublishable))
 	relay, err := outbox.NewRelay(e.Driver, r.Publisher(pub), outbox.RelayConfig{Hooks: []outbox.Hook{r.RelayHook()}})
