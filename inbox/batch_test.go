@@ -323,4 +323,28 @@ func TestBatchPhases(t *testing.T) {
 	if sum := ph.Claim + ph.Handle + ph.Commit; sum > took {
 		t.Errorf("phases sum to %v, more than the %v the batch took", sum, took)
 	}
+
+	// The timeline: each phase of each round in order, one after the
+	// other, adding up to the phases.
+	var want []string
+	for round := 1; round <= 2; round++ {
+		for _, p := range []inbox.Phase{inbox.PhaseClaim, inbox.PhaseHandle, inbox.PhaseCommit} {
+			want = append(want, fmt.Sprintf("%d:%v", round, p))
+		}
+	}
+	var got []string
+	sums := map[inbox.Phase]time.Duration{}
+	for i, pt := range res.Timeline {
+		got = append(got, fmt.Sprintf("%d:%v", pt.Round, pt.Phase))
+		sums[pt.Phase] += pt.End.Sub(pt.Start)
+		if pt.Start.Before(start) || pt.End.Before(pt.Start) || (i > 0 && pt.Round == res.Timeline[i-1].Round && !pt.Start.Equal(res.Timeline[i-1].End)) {
+			t.Errorf("timeline[%d] %v–%v: not after the batch's start %v and the phase before it", i, pt.Start, pt.End, start)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("timeline %v, want %v", got, want)
+	}
+	if sums[inbox.PhaseClaim] != ph.Claim || sums[inbox.PhaseHandle] != ph.Handle || sums[inbox.PhaseCommit] != ph.Commit {
+		t.Errorf("timeline sums %v, phases %+v", sums, ph)
+	}
 }

@@ -84,16 +84,7 @@ func paymentsTurn[TTx any](b *testing.B, pay testdb.Payments[TTx], mode string, 
 	if err != nil {
 		b.Fatal(err)
 	}
-	return testdb.Turn{Name: mode, Batch: func(ctx context.Context, ms []eos.Message) error {
-		res, err := p.Process(ctx, inboxtest.NewDeliveries(ms...).Inbox())
-		if err != nil {
-			return err
-		}
-		if n := res.Count(inbox.Applied); n != len(ms) {
-			return fmt.Errorf("applied %d of %d", n, len(ms))
-		}
-		return nil
-	}}
+	return testdb.InboxTurn(mode, p, nil)
 }
 
 func setupPayments[TTx any](b *testing.B, e *testdb.Engine[TTx]) testdb.Payments[TTx] {

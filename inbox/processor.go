@@ -304,7 +304,7 @@ func (p *Processor[TTx]) runBatch(ctx context.Context, items []*item) (*BatchRes
 	}
 	res := &BatchResult{Consumer: p.cfg.Consumer, Started: p.cfg.Test.Now()}
 	isolate := false
-	run := &batchRun{}
+	run := &batchRun{timeline: make([]PhaseTime, 0, 3)} // three phases a round; more rounds are rare
 	// A batch handler that failed in the last batch starts under a
 	// savepoint: with failures in most batches, the first call without
 	// one would only be thrown away.
@@ -325,7 +325,7 @@ func (p *Processor[TTx]) runBatch(ctx context.Context, items []*item) (*BatchRes
 		}
 	}
 	res.CommittedAt = p.cfg.Test.Now()
-	res.Phases = run.phases
+	res.Phases, res.Timeline = run.phases, run.timeline
 	if p.bh != nil {
 		p.batchFailing.Store(run.handlerFailed)
 	}
@@ -397,7 +397,7 @@ func (p *Processor[TTx]) settle(ctx context.Context, items []*item, res *BatchRe
 			continue // a requeued id with no dead letter to take
 		}
 		res.Results = append(res.Results, Result{ID: it.msg.ID, Outcome: it.outcome, Attempts: it.attempts, Err: it.err,
-			CreatedAt: it.msg.CreatedAt, Headers: it.msg.Headers, DeliveryCount: deliveryCount(it.d)})
+			CreatedAt: it.msg.CreatedAt, Subject: it.msg.Subject, Headers: it.msg.Headers, DeliveryCount: deliveryCount(it.d)})
 		if it.d == nil {
 			continue
 		}

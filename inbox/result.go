@@ -47,6 +47,9 @@ type Result struct {
 	Attempts  int       // handler failures so far, for Retry and DeadLettered
 	Err       error     // the handler's error, for Retry and DeadLettered
 	CreatedAt time.Time // the message's CreatedAt
+	// Subject is where the transport delivered the message (its
+	// destination, for a hook naming it in a span or a log).
+	Subject string
 	// Headers are the message's headers (its W3C traceparent, for a
 	// hook linking the outcome to a trace), shared with the message: a
 	// hook must not modify them.
@@ -73,6 +76,39 @@ type BatchResult struct {
 	SettleErrors int
 	// Phases is where the batch's time went, over all its rounds.
 	Phases Phases
+	// Timeline is when each phase of each round ran, in order, on the
+	// wall clock (not Config.Test.Now): what a trace of the batch shows.
+	Timeline []PhaseTime
+}
+
+// Phase names a part of a batch's round (see [Phases]).
+type Phase int
+
+// The phases of a round, in the order they run.
+const (
+	PhaseClaim Phase = iota + 1
+	PhaseHandle
+	PhaseCommit
+)
+
+func (p Phase) String() string {
+	switch p {
+	case PhaseClaim:
+		return "claim"
+	case PhaseHandle:
+		return "handle"
+	case PhaseCommit:
+		return "commit"
+	}
+	return "unknown"
+}
+
+// PhaseTime is when one phase of one round of a batch ran. A round that
+// ended early has no phase after the one it ended in.
+type PhaseTime struct {
+	Phase      Phase
+	Round      int // from 1
+	Start, End time.Time
 }
 
 // Phases splits a batch's time by what the inbox was doing, measured on

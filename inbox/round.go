@@ -48,6 +48,8 @@ type batchRun struct {
 	// handlerFailed is set when a call of the batch handler fails.
 	handlerFailed bool
 	phases        Phases
+	round         int         // the current round, from 1
+	timeline      []PhaseTime // each phase of each round so far
 }
 
 // round runs one transaction over items, with a savepoint around each
@@ -60,13 +62,15 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bo
 	r := &round[TTx]{p: p, items: items, savepoints: savepoints, run: run, now: p.cfg.Test.Now()}
 	// The time from start is the current phase's; a round that ends early
 	// counts its rollback in the phase it ended in.
-	start, phase := time.Now(), &run.phases.Claim
-	next := func(to *time.Duration) {
+	run.round++
+	start, phase, kind := time.Now(), &run.phases.Claim, PhaseClaim
+	next := func(to *time.Duration, toKind Phase) {
 		now := time.Now()
 		*phase += now.Sub(start)
-		start, phase = now, to
+		run.timeline = append(run.timeline, PhaseTime{Phase: kind, Round: run.round, Start: start, End: now})
+		start, phase, kind = now, to, toKind
 	}
-	defer func() { next(nil) }()
+	defer func() { next(nil, 0) }()
 	requeued, failed := r.reset()
 	begun, err := r.begin(ctx, len(requeued) == 0 && !failed)
 	if err != nil {
@@ -96,9 +100,9 @@ func (p *Processor[TTx]) round(ctx context.Context, items []*item, savepoints bo
 	if err := r.classify(ctx); err != nil {
 		return false, err
 	}
-	next(&run.phases.Handle)
+	next(&run.phases.Handle, PhaseHandle)
 	redo, err := r.apply(ctx)
-	next(&run.phases.Commit)
+	next(&run.phases.Commit, PhaseCommit)
 	if redo || err != nil {
 		return false, err
 	}

@@ -3,7 +3,6 @@ package metrics_test
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"testing"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/inbox"
-	"github.com/eoskit/eos/inbox/inboxtest"
 	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/metrics"
 )
@@ -53,24 +51,7 @@ func benchInbox(b *testing.B, onFirst bool) {
 		b.Fatal(err)
 	}
 	turn := func(name string, hooks []inbox.Hook) testdb.Turn {
-		p, err := inbox.New(e.Driver, pay.Handler, inbox.Config{Consumer: "bench", MaxBatch: batch, Hooks: hooks})
-		if err != nil {
-			b.Fatal(err)
-		}
-		return testdb.Turn{Name: name, Batch: func(ctx context.Context, ms []eos.Message) error {
-			now := time.Now()
-			for i := range ms {
-				ms[i].ID, ms[i].CreatedAt = eos.NewIDAt(now), now
-			}
-			res, err := p.Process(ctx, inboxtest.NewDeliveries(ms...).Inbox())
-			if err != nil {
-				return err
-			}
-			if n := res.Count(inbox.Applied); n != len(ms) {
-				return fmt.Errorf("applied %d of %d", n, len(ms))
-			}
-			return nil
-		}}
+		return pay.HookedTurn(b, name, batch, hooks, nil)
 	}
 	off, on := 0, 1
 	turns := []testdb.Turn{turn("off", nil), turn("on", []inbox.Hook{m.InboxHook()})}

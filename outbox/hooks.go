@@ -9,10 +9,12 @@ import (
 	"github.com/eoskit/eos/driver"
 )
 
-// Hook is a value the Relay tells what it does: anything implementing one
-// or more of the hook interfaces of this package ([ForwardedHook],
-// [ErrorHook]). NewRelay checks each hook once and refuses one that
-// implements none. Hooks must not block.
+// Hook is a value the Relay or the Outbox tells what it does: anything
+// implementing one or more of the hook interfaces of this package. A
+// Relay's hooks ([RelayConfig.Hooks]) implement [ForwardedHook] or
+// [ErrorHook], an Outbox's ([Config.Hooks]) [EnqueueHook]; NewRelay and New
+// check each hook once and refuse one that implements none of theirs.
+// Hooks must not block.
 //
 // New kinds of hook come as new interfaces, so a hook written today keeps
 // compiling and working when they are added.
@@ -31,6 +33,18 @@ type ForwardedHook interface {
 // topic.
 type ErrorHook interface {
 	OnError(ctx context.Context, op string, err error)
+}
+
+// EnqueueHook is shown the messages of each Enqueue before they are
+// validated and stored, with their ID and CreatedAt filled in, and may
+// change them: tracing stamps the caller's trace context into their
+// Headers. msgs is Enqueue's own copy of the caller's slice, but a
+// message's Headers map is still the caller's: a hook that changes headers
+// must set a new map, not write into the old one. What the hook leaves is
+// validated like the rest, so a header it adds must keep the message within
+// the limits.
+type EnqueueHook interface {
+	OnEnqueue(ctx context.Context, topic string, msgs []eos.Message)
 }
 
 // ForwardedFunc adapts a function to a ForwardedHook.
@@ -66,6 +80,20 @@ func newHooks(field string, hs []Hook) (hooks, error) {
 		if !known {
 			return hooks{}, &eos.ConfigError{Field: fmt.Sprintf("%s[%d]", field, i), Reason: fmt.Sprintf("%T implements no hook interface (ForwardedHook, ErrorHook)", h)}
 		}
+	}
+	return out, nil
+}
+
+// enqueueHooks returns the EnqueueHooks of hs, or a *eos.ConfigError
+// naming the first hook that is not one.
+func enqueueHooks(field string, hs []Hook) ([]EnqueueHook, error) {
+	var out []EnqueueHook
+	for i, h := range hs {
+		e, ok := h.(EnqueueHook)
+		if !ok {
+			return nil, &eos.ConfigError{Field: fmt.Sprintf("%s[%d]", field, i), Reason: fmt.Sprintf("%T is not an EnqueueHook", h)}
+		}
+		out = append(out, e)
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"time"
 
@@ -14,6 +15,9 @@ import (
 type Config struct {
 	// Limits bound enqueued messages. Default eos.Limits{}.
 	Limits eos.Limits
+	// Hooks are shown each Enqueue's messages before they are stored; see
+	// [EnqueueHook]. Default none.
+	Hooks []Hook
 	// Test holds the clock, for tests.
 	Test eos.TestConfig
 }
@@ -24,14 +28,18 @@ func (c Config) WithDefaults() (Config, error) {
 	if err := c.Limits.Check(); err != nil {
 		return c, err
 	}
+	if _, err := enqueueHooks("outbox.Config.Hooks", c.Hooks); err != nil {
+		return c, err
+	}
 	c.Test = c.Test.WithDefaults()
 	return c, nil
 }
 
 // Outbox enqueues messages in the caller's transaction.
 type Outbox[TTx any] struct {
-	drv driver.Driver[TTx]
-	cfg Config
+	drv   driver.Driver[TTx]
+	cfg   Config
+	hooks []EnqueueHook
 }
 
 // New returns an Outbox writing through drv.
@@ -43,7 +51,8 @@ func New[TTx any](drv driver.Driver[TTx], cfg Config) (*Outbox[TTx], error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Outbox[TTx]{drv: drv, cfg: cfg}, nil
+	hs, _ := enqueueHooks("", cfg.Hooks) // checked by WithDefaults
+	return &Outbox[TTx]{drv: drv, cfg: cfg, hooks: hs}, nil
 }
 
 // MaxTopicLen is the longest topic accepted.
@@ -82,6 +91,7 @@ func CheckTopic(topic string) error {
 // stored: topic says where it goes, and the relay hands it to the Publisher
 // with Subject set to topic. All messages are validated before anything is
 // written; the first invalid one is reported as a *eos.ValidationError.
+// The Config's hooks see the messages before they are validated.
 func (o *Outbox[TTx]) Enqueue(ctx context.Context, tx TTx, topic string, msgs ...eos.Message) error {
 	if err := CheckTopic(topic); err != nil {
 		return err
@@ -90,14 +100,18 @@ func (o *Outbox[TTx]) Enqueue(ctx context.Context, tx TTx, topic string, msgs ..
 		return nil
 	}
 	now := o.cfg.Test.Now()
+	if len(o.hooks) > 0 {
+		msgs = slices.Clone(msgs)
+		for i := range msgs {
+			fillIn(&msgs[i], now)
+		}
+		for _, h := range o.hooks {
+			h.OnEnqueue(ctx, topic, msgs)
+		}
+	}
 	rows := make([]driver.OutboxRow, len(msgs))
 	for i, m := range msgs {
-		if m.ID == "" {
-			m.ID = eos.NewIDAt(now)
-		}
-		if m.CreatedAt.IsZero() {
-			m.CreatedAt = now
-		}
+		fillIn(&m, now)
 		if err := o.cfg.Limits.Validate(m); err != nil {
 			return err
 		}
@@ -108,6 +122,16 @@ func (o *Outbox[TTx]) Enqueue(ctx context.Context, tx TTx, topic string, msgs ..
 		return &eos.StoreError{Op: "outbox.enqueue", Err: err}
 	}
 	return nil
+}
+
+// fillIn gives m an ID and a CreatedAt if it has none.
+func fillIn(m *eos.Message, now time.Time) {
+	if m.ID == "" {
+		m.ID = eos.NewIDAt(now)
+	}
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = now
+	}
 }
 
 // Stats describes the rows waiting in the outbox.

@@ -27,20 +27,7 @@ func enqueue[TTx any](t *testing.T, e *testdb.Engine[TTx], ob *outbox.Outbox[TTx
 // is set and rolls back otherwise.
 func enqueueOn[TTx any](t *testing.T, e *testdb.Engine[TTx], ob *outbox.Outbox[TTx], topic string, commit bool, msgs ...eos.Message) {
 	t.Helper()
-	ctx := context.Background()
-	tx, err := e.Driver.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Driver.Rollback(ctx, tx)
-	if err := ob.Enqueue(ctx, tx, topic, msgs...); err != nil {
-		t.Fatal(err)
-	}
-	if commit {
-		if err := e.Driver.Commit(ctx, tx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testdb.Enqueue(t, e, ob, topic, commit, msgs...)
 }
 
 // newOutbox and newRelay fail t on a constructor error.

@@ -14,6 +14,7 @@ import (
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/inbox"
 	"github.com/eoskit/eos/outbox"
+	"github.com/eoskit/eos/tracing"
 )
 
 // OrderBatchHandler applies orders set-based: the inbox.BatchHandler of
@@ -22,6 +23,10 @@ import (
 // claims — and so are its permanent failures, but a batch of any size costs
 // four statements: which accounts exist, the ledger rows, the debits summed
 // per account, the charges.
+//
+// Each charge continues its order's trace, if the order carries one: the
+// handler has one ctx for the whole batch, so it derives the charge's
+// trace headers from each message (tracing.ContextFor, tracing.Inject).
 //
 // On PostgreSQL the first statement locks the batch's accounts in account
 // order (SELECT … ORDER BY id FOR UPDATE), so concurrent batches wait for
@@ -96,6 +101,7 @@ func (h *OrderBatchHandler) Close() error {
 type batchOrder struct {
 	Order
 	created time.Time
+	trace   map[string]string // the charge's trace headers; nil when the order has none
 }
 
 // Handle is an inbox.BatchHandler[*sql.Tx]. It rejects (Batch.Reject) what
@@ -122,7 +128,9 @@ func (h *OrderBatchHandler) Handle(ctx context.Context, tx *sql.Tx, b *inbox.Bat
 		if created.IsZero() {
 			created = now
 		}
-		orders = append(orders, batchOrder{Order: o, created: created})
+		// The charge continues the order's trace, if it carries one.
+		trace := tracing.Inject(tracing.ContextFor(ctx, m), nil)
+		orders = append(orders, batchOrder{Order: o, created: created, trace: trace})
 		at = append(at, i)
 	}
 	if len(orders) == 0 {
@@ -160,7 +168,7 @@ func (h *OrderBatchHandler) Handle(ctx context.Context, tx *sql.Tx, b *inbox.Bat
 		if err != nil {
 			return fmt.Errorf("payments: charge %s: %w", o.ID, err)
 		}
-		charges[j] = eos.Message{ID: ChargeID(o.ID), Key: o.Account, Payload: payload, CreatedAt: o.created}
+		charges[j] = eos.Message{ID: ChargeID(o.ID), Key: o.Account, Payload: payload, CreatedAt: o.created, Headers: o.trace}
 	}
 	if err := h.ob.Enqueue(ctx, tx, h.topic, charges...); err != nil {
 		return fmt.Errorf("payments: enqueue %d charges: %w", len(charges), err)

@@ -11,6 +11,7 @@ import (
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/inbox"
 	"github.com/eoskit/eos/outbox"
+	"github.com/eoskit/eos/tracing"
 )
 
 // Consumer names of the scenario's inboxes.
@@ -63,7 +64,13 @@ func (h *OrderHandler) Close() error { return errors.Join(h.debit.Close(), h.led
 // Handle is an inbox.Handler[*sql.Tx]. A malformed order, one whose
 // order_id is not its message id, or one for an unknown account fails
 // permanently (dead-lettered at once); a database error fails this attempt.
+//
+// The handler continues the order's trace (tracing.ContextFor), if it
+// carries one, for its own work and into the charge it enqueues
+// (tracing.Inject): the charge's publish and payment are in the order's
+// trace.
 func (h *OrderHandler) Handle(ctx context.Context, tx *sql.Tx, m eos.Message) error {
+	ctx = tracing.ContextFor(ctx, m)
 	o, err := ParseOrder(m.Payload)
 	if err != nil {
 		return inbox.Permanent(err)
@@ -94,7 +101,7 @@ func (h *OrderHandler) Handle(ctx context.Context, tx *sql.Tx, m eos.Message) er
 	}
 	// The charge keeps the order's creation time, so the payment side can
 	// measure from the order, end to end.
-	charge := eos.Message{ID: ChargeID(o.ID), Key: o.Account, Payload: payload, CreatedAt: created}
+	charge := eos.Message{ID: ChargeID(o.ID), Key: o.Account, Payload: payload, CreatedAt: created, Headers: tracing.Inject(ctx, nil)}
 	if err := h.ob.Enqueue(ctx, tx, h.topic, charge); err != nil {
 		return fmt.Errorf("payments: enqueue charge %s: %w", o.ID, err)
 	}

@@ -7,8 +7,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver"
 	"github.com/eoskit/eos/driver/sqlite"
+	"github.com/eoskit/eos/outbox"
 )
 
 // Engine is a migrated driver on an isolated database, with the means for
@@ -164,5 +166,32 @@ func Migrate(t testing.TB, m driver.Migrator) {
 	t.Helper()
 	if _, err := m.Up(context.Background()); err != nil {
 		t.Fatalf("migrate: %v", err)
+	}
+}
+
+// Enqueue enqueues msgs on topic through ob (nil: an outbox of e with the
+// default configuration) in a transaction of its own, and commits it if
+// commit is set (else rolls it back).
+func Enqueue[TTx any](t testing.TB, e *Engine[TTx], ob *outbox.Outbox[TTx], topic string, commit bool, msgs ...eos.Message) {
+	t.Helper()
+	ctx := context.Background()
+	if ob == nil {
+		var err error
+		if ob, err = outbox.New(e.Driver, outbox.Config{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx, err := e.Driver.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Driver.Rollback(ctx, tx)
+	if err := ob.Enqueue(ctx, tx, topic, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if commit {
+		if err := e.Driver.Commit(ctx, tx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -2,10 +2,13 @@ package testdb
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/inbox/inboxtest"
 )
 
 // Turn is one contender of [TakeTurns]: Batch processes messages in one
@@ -31,6 +34,50 @@ func (p Payments[TTx]) Turn(name string, begin func(ctx context.Context, ms []eo
 		}
 		return p.E.Driver.Commit(ctx, tx)
 	}}
+}
+
+// InboxTurn is a contender that processes its messages through p as
+// first deliveries and fails unless every one is applied. prepare, if not
+// nil, changes the messages first, when the turn comes (fresh
+// time-ordered ids, so that every contender's claims append at the end of
+// the index).
+func InboxTurn[TTx any](name string, p *inbox.Processor[TTx], prepare func(ms []eos.Message)) Turn {
+	return Turn{Name: name, Batch: func(ctx context.Context, ms []eos.Message) error {
+		if prepare != nil {
+			prepare(ms)
+		}
+		res, err := p.Process(ctx, inboxtest.NewDeliveries(ms...).Inbox())
+		if err != nil {
+			return err
+		}
+		if n := res.Count(inbox.Applied); n != len(ms) {
+			return fmt.Errorf("applied %d of %d", n, len(ms))
+		}
+		return nil
+	}}
+}
+
+// HookedTurn is the InboxTurn of a per-message processor with the
+// payments handler, consumer "bench", batches of up to batch and hooks,
+// that gives its messages fresh time-ordered ids and the current time as
+// CreatedAt when the turn comes, then hands them to prepare (if not nil).
+// Contenders with different hooks on one consumer thus all append at the
+// end of the inbox table's index.
+func (p Payments[TTx]) HookedTurn(tb testing.TB, name string, batch int, hooks []inbox.Hook, prepare func(ms []eos.Message)) Turn {
+	tb.Helper()
+	proc, err := inbox.New(p.E.Driver, p.Handler, inbox.Config{Consumer: "bench", MaxBatch: batch, Hooks: hooks})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return InboxTurn(name, proc, func(ms []eos.Message) {
+		now := time.Now()
+		for i := range ms {
+			ms[i].ID, ms[i].CreatedAt = eos.NewIDAt(now), now
+		}
+		if prepare != nil {
+			prepare(ms)
+		}
+	})
 }
 
 // TakeTurns gives each turn b.N new payments messages (UUIDv7 ids, over

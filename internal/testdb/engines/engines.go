@@ -82,13 +82,7 @@ func NewPostgres(t testing.TB) *postgres.Driver {
 // schema.
 func NewPostgresStdlib(t testing.TB) *postgres.StdlibDriver {
 	t.Helper()
-	schema, pool := PostgresSchema(t)
-	db := stdlib.OpenDBFromPool(pool)
-	t.Cleanup(func() { db.Close() })
-	d, err := postgres.NewStdlib(db, postgres.Config{Schema: schema})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, _, _ := PostgresStdlibDB(t)
 	return d
 }
 
@@ -103,6 +97,16 @@ func Postgres(t testing.TB) *testdb.Engine[pgx.Tx] {
 // PostgresStdlib returns a migrated database/sql engine on a fresh schema.
 func PostgresStdlib(t testing.TB) *testdb.Engine[*sql.Tx] {
 	t.Helper()
+	d, db, _ := PostgresStdlibDB(t)
+	testdb.Migrate(t, d.Migrator())
+	return testdb.SQLEngine("postgres-stdlib", d, db)
+}
+
+// PostgresStdlibDB returns an unmigrated database/sql driver on a fresh
+// schema, with its database handle and the schema's name (for tables of
+// the test's own beside eos's).
+func PostgresStdlibDB(t testing.TB) (*postgres.StdlibDriver, *sql.DB, string) {
+	t.Helper()
 	schema, pool := PostgresSchema(t)
 	db := stdlib.OpenDBFromPool(pool)
 	t.Cleanup(func() { db.Close() })
@@ -110,8 +114,7 @@ func PostgresStdlib(t testing.TB) *testdb.Engine[*sql.Tx] {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testdb.Migrate(t, d.Migrator())
-	return testdb.SQLEngine("postgres-stdlib", d, db)
+	return d, db, schema
 }
 
 // Each runs a generic test on every engine: SQLite, PostgreSQL through pgx
