@@ -39,8 +39,9 @@ type Config struct {
 	// NoExemplars leaves the duplicate and quarantine counters without
 	// exemplars. Default false: exemplars on.
 	NoExemplars bool
-	// OutboxStatsTimeout bounds each read of an outbox's stats made for a
-	// scrape (see Metrics.WatchOutbox). Default DefaultOutboxStatsTimeout;
+	// OutboxStatsTimeout bounds each read of an outbox's stats, or of a
+	// broker consumer's lag, made for a scrape (see Metrics.WatchOutbox
+	// and Metrics.WatchConsumer). Default DefaultOutboxStatsTimeout;
 	// negative is invalid.
 	OutboxStatsTimeout time.Duration
 	// ReconcileMemory bounds the reconciliation findings remembered so
