@@ -1,0 +1,5 @@
+package serve_test
+
+import "database/sql"
+
+type sqlTx = sql.Tx

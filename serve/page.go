@@ -1,0 +1,101 @@
+package serve
+
+import (
+	_ "embed"
+	"fmt"
+	"html/template"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+//go:embed page.html
+var pageText string
+
+// pageTemplate renders a Status; html/template escapes every value.
+var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
+	"num":     formatNumber,
+	"raw":     rawNumber,
+	"seconds": formatSeconds,
+	"nonzero": func(v *float64) bool { return v != nil && *v != 0 },
+	"time":    func(t time.Time) string { return t.Format("2006-01-02 15:04:05Z") },
+	"refresh": func(d time.Duration) int { return max(1, int(d.Round(time.Second)/time.Second)) },
+}).Parse(pageText))
+
+// pageData is what the template sees.
+type pageData struct {
+	Status
+	Refresh time.Duration
+	Recent  int
+}
+
+func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	var b strings.Builder
+	if err := pageTemplate.Execute(&b, pageData{Status: h.Status(r.Context()), Refresh: h.cfg.Refresh, Recent: h.cfg.Recent}); err != nil {
+		h.cfg.Logger.Error("serve: rendering the status page", "error", err)
+		http.Error(w, "rendering the status page failed", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Write([]byte(b.String()))
+}
+
+// rawNumber is v as /metrics would write it ("" when absent): the page's
+// data-value attributes, which a test compares with /metrics.
+func rawNumber(v *float64) string {
+	if v == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*v, 'g', -1, 64)
+}
+
+// formatNumber is v for people: whole numbers grouped by thousands, others
+// to three significant digits, "–" when absent.
+func formatNumber(v *float64) string {
+	if v == nil {
+		return "–"
+	}
+	x := *v
+	if x != math.Trunc(x) || math.Abs(x) >= 1e15 {
+		return strconv.FormatFloat(x, 'g', 3, 64)
+	}
+	s := strconv.FormatInt(int64(math.Abs(x)), 10)
+	var b strings.Builder
+	if x < 0 {
+		b.WriteByte('-')
+	}
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteString("\u202f") // narrow no-break space
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// formatSeconds is a duration in seconds for people.
+func formatSeconds(v *float64) string {
+	if v == nil || math.IsNaN(*v) {
+		return "–"
+	}
+	s := *v
+	switch {
+	case s == 0:
+		return "0"
+	case s < 1:
+		return fmt.Sprintf("%.3g ms", s*1000)
+	case s < 120:
+		return fmt.Sprintf("%.3g s", s)
+	}
+	return time.Duration(s * float64(time.Second)).Round(time.Second).String()
+}

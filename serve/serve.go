@@ -1,0 +1,99 @@
+package serve
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Handler serves eos's operator endpoints; see the package documentation.
+// Safe for concurrent use.
+type Handler struct {
+	cfg     Config
+	token   [sha256.Size]byte // of cfg.Token, compared in constant time
+	metrics http.Handler
+}
+
+// New returns the handler cfg describes, or a *eos.ConfigError.
+func New(cfg Config) (*Handler, error) {
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{cfg: cfg, token: sha256.Sum256([]byte(cfg.Token))}
+	h.metrics = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{
+		EnableOpenMetrics: true, // exemplars are exposed in OpenMetrics only
+		ErrorHandling:     promhttp.ContinueOnError,
+		ErrorLog:          promLogger{cfg.Logger},
+	})
+	return h, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	if path == "/healthz" {
+		h.healthz(w, r)
+		return
+	}
+	if !h.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="eos"`)
+		http.Error(w, "unauthorized: send Authorization: Bearer <token>", http.StatusUnauthorized)
+		return
+	}
+	switch path {
+	case "":
+		// Mounted at a prefix without its slash (StripPrefix("/eos") and
+		// a request for /eos): the page's relative links need the slash.
+		http.Redirect(w, r, redirectTarget(r), http.StatusMovedPermanently)
+	case "/":
+		h.page(w, r)
+	case "/status.json":
+		h.statusJSON(w, r)
+	case "/metrics":
+		h.metrics.ServeHTTP(w, r)
+	case "/readyz":
+		h.readyz(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// redirectTarget is the request's own path with a slash added: the path
+// as the client sent it (before any StripPrefix), which RequestURI keeps.
+func redirectTarget(r *http.Request) string {
+	p, q, _ := strings.Cut(r.RequestURI, "?")
+	if !strings.HasPrefix(p, "/") {
+		p = "/" // an absolute-form request URI: send it to the root
+	}
+	target := p + "/"
+	if q != "" {
+		target += "?" + q
+	}
+	return target
+}
+
+// authorized reports whether r may see the endpoints: no token is set, or
+// r carries it as a bearer token.
+func (h *Handler) authorized(r *http.Request) bool {
+	if h.cfg.Token == "" {
+		return true
+	}
+	scheme, given, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	// Hashes of equal length: the comparison reveals neither the token's
+	// length nor where the first difference lies.
+	sum := sha256.Sum256([]byte(strings.TrimSpace(given)))
+	return subtle.ConstantTimeCompare(sum[:], h.token[:]) == 1
+}
+
+func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write([]byte("ok\n"))
+}
