@@ -26,7 +26,6 @@ import (
 
 const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
-
 // newFixture runs a batch through a real inbox: three orders applied, one
 // poison (dead-lettered, its error holding a password), then m1 again
 // (duplicate, with a trace) and m2 with another payload (quarantined); and
@@ -81,7 +80,9 @@ func newFixture(t *testing.T) (*prometheus.Registry, *inbox.Processor[*sqlTx]) {
 	if err := m.WatchOutbox("orders", ob.Stats); err != nil {
 		t.Fatal(err)
 	}
-	lag := func(context.Context) (metrics.ConsumerStats, error) { return metrics.ConsumerStats{Pending: 7, AckPending: 3}, nil }
+	lag := func(context.Context) (metrics.ConsumerStats, error) {
+		return metrics.ConsumerStats{Pending: 7, AckPending: 3}, nil
+	}
 	if err := m.WatchConsumer("orders", "test", lag); err != nil {
 		t.Fatal(err)
 	}
