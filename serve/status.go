@@ -40,6 +40,10 @@ type ConsumerStatus struct {
 	StoreErrors  *float64 `json:"store_errors"`
 	InFlight     *float64 `json:"in_flight"` // delivered, not acknowledged (eos_consumer_ack_pending_messages)
 	Lag          *float64 `json:"lag"`       // not delivered yet (eos_consumer_pending_messages)
+	// The rows the store keeps now (metrics.Metrics.WatchInbox).
+	Claims         *float64 `json:"claims"`
+	DeadLettersNow *float64 `json:"dead_letters_now"`
+	QuarantineNow  *float64 `json:"quarantine_now"`
 }
 
 // OutboxStatus is one outbox's backlog.
@@ -128,7 +132,8 @@ func (h *Handler) Status(ctx context.Context) Status {
 // consumerMetrics are the metrics with a consumer label the page shows.
 var consumerMetrics = []string{"eos_inbox_messages_total", "eos_duplicates_suppressed_total", "eos_quarantined_total",
 	"eos_dead_lettered_total", "eos_reprocessed_total", "eos_dedupe_store_errors_total",
-	"eos_consumer_ack_pending_messages", "eos_consumer_pending_messages"}
+	"eos_consumer_ack_pending_messages", "eos_consumer_pending_messages", "eos_inbox_claims", "eos_inbox_dead_letters",
+	"eos_inbox_quarantine"}
 
 // consumers lists every consumer the metrics or the Config name.
 func (h *Handler) consumers(fams familyMap) []ConsumerStatus {
@@ -142,15 +147,18 @@ func (h *Handler) consumers(fams familyMap) []ConsumerStatus {
 	for _, n := range names {
 		l := map[string]string{"consumer": n}
 		out = append(out, ConsumerStatus{
-			Name:         n,
-			Applied:      fams.sum("eos_inbox_messages_total", map[string]string{"consumer": n, "outcome": "applied"}),
-			Duplicates:   fams.sum("eos_duplicates_suppressed_total", l),
-			Quarantined:  fams.sum("eos_quarantined_total", l),
-			DeadLettered: fams.sum("eos_dead_lettered_total", l),
-			Reprocessed:  fams.sum("eos_reprocessed_total", l),
-			StoreErrors:  fams.sum("eos_dedupe_store_errors_total", l),
-			InFlight:     fams.sum("eos_consumer_ack_pending_messages", l),
-			Lag:          fams.sum("eos_consumer_pending_messages", l),
+			Name:           n,
+			Applied:        fams.sum("eos_inbox_messages_total", map[string]string{"consumer": n, "outcome": "applied"}),
+			Duplicates:     fams.sum("eos_duplicates_suppressed_total", l),
+			Quarantined:    fams.sum("eos_quarantined_total", l),
+			DeadLettered:   fams.sum("eos_dead_lettered_total", l),
+			Reprocessed:    fams.sum("eos_reprocessed_total", l),
+			StoreErrors:    fams.sum("eos_dedupe_store_errors_total", l),
+			InFlight:       fams.sum("eos_consumer_ack_pending_messages", l),
+			Lag:            fams.sum("eos_consumer_pending_messages", l),
+			Claims:         fams.sum("eos_inbox_claims", l),
+			DeadLettersNow: fams.sum("eos_inbox_dead_letters", l),
+			QuarantineNow:  fams.sum("eos_inbox_quarantine", l),
 		})
 	}
 	return out

@@ -7,8 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
+	"github.com/eoskit/eos/serve"
+	"github.com/eoskit/eos/torture/observe"
 	"github.com/eoskit/eos/torture/scenario"
 	"github.com/eoskit/eos/torture/worker"
 )
@@ -59,6 +62,10 @@ type demoOptions struct {
 	// workerMetrics: the workers export their metrics to the harness
 	// (off: to measure what that costs).
 	workerMetrics bool
+	// --serve, --serve-linger, --token-file
+	serve       string
+	serveLinger time.Duration
+	tokenFile   string
 }
 
 func demoFlagSet(o *demoOptions) *flag.FlagSet {
@@ -79,6 +86,11 @@ func demoFlagSet(o *demoOptions) *flag.FlagSet {
 	fs.BoolVar(&o.verbose, "verbose", false, "workers log at info level, to stderr as well as DIR/workers.log (default: warnings, to the file only)")
 	handlerFlag(fs, &o.handler)
 	fs.BoolVar(&o.workerMetrics, "worker-metrics", true, "workers export their metrics to the harness, which sums them (false: to measure their cost)")
+	fs.StringVar(&o.serve, "serve", "", "serve the run's status page, /metrics, /healthz and /readyz on this address during the run "+
+		"(e.g. 127.0.0.1:9464; beyond loopback only with a token; see eos serve -h)")
+	fs.DurationVar(&o.serveLinger, "serve-linger", 0, "with --serve: keep serving this long after the report, the run's store and broker open "+
+		"(an interrupt stops it sooner and keeps the report's exit status)")
+	tokenFlag(fs, &o.tokenFile)
 	return fs
 }
 
@@ -112,6 +124,10 @@ func parseDemoFlags(args []string) (demoOptions, error) {
 		return o, fmt.Errorf("--rate: negative (%d)", o.rate)
 	case o.timeout < 0:
 		return o, fmt.Errorf("--timeout: negative (%s)", o.timeout)
+	case o.serveLinger < 0:
+		return o, fmt.Errorf("--serve-linger: negative (%s)", o.serveLinger)
+	case o.serveLinger > 0 && o.serve == "":
+		return o, errors.New("--serve-linger: needs --serve")
 	}
 	if _, err := worker.CheckHandler(o.handler); err != nil {
 		return o, fmt.Errorf("--handler: %w", err)
@@ -150,6 +166,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return printUsage(stdout, demoUsage, demoFlagSet(&demoOptions{}))
 	}
+	var token string
+	if err == nil && o.serve != "" {
+		if token, err = readToken(o.tokenFile); err == nil {
+			err = serve.RequireToken(o.serve, token)
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "eos demo: %s (see eos demo -h)\n", oneLine(err))
 		return exitUsage
@@ -158,15 +180,28 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	so.Stderr = stderr
 	bar := newProgressBar(stderr, "eos demo: ")
 	so.OnProgress = bar.update
-	res, code, err := checkedRun(ctx, so)
+	s, err := scenario.New(ctx, so)
+	if err != nil {
+		bar.finish()
+		return demoError(ctx, stderr, err, exitUsage)
+	}
+	defer s.Close()
+	var status *observe.Server
+	if o.serve != "" {
+		if status, err = startStatus(s, o.serve, token, stderr); err != nil {
+			bar.finish()
+			return demoError(ctx, stderr, err, exitUsage)
+		}
+		defer status.Close(context.Background())
+		fmt.Fprintf(stderr, "eos demo: status page at %s\n", status.URL())
+	}
+	res, err := s.Run(ctx)
 	bar.finish()
 	if err != nil {
-		if ctx.Err() != nil {
-			fmt.Fprintln(stderr, "eos demo: interrupted")
-			return exitSignaled
-		}
-		fmt.Fprintf(stderr, "eos demo: %s\n", oneLine(err))
-		return code
+		return demoError(ctx, stderr, err, exitFailed)
+	}
+	if status != nil {
+		res.StatusURL = status.URL()
 	}
 	out := stdout
 	if o.json {
@@ -179,7 +214,51 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitFailed
 		}
 	}
+	if status != nil {
+		linger(ctx, status, o.serveLinger, stderr)
+	}
 	return reportCode(res.OK, len(res.Failures) > 0, res.Incomplete)
+}
+
+// demoError reports a run that could not be made or checked.
+func demoError(ctx context.Context, stderr io.Writer, err error, code int) int {
+	if ctx.Err() != nil {
+		fmt.Fprintln(stderr, "eos demo: interrupted")
+		return exitSignaled
+	}
+	fmt.Fprintf(stderr, "eos demo: %s\n", oneLine(err))
+	return code
+}
+
+// startStatus serves the run's status page, /metrics and probes on addr
+// (--serve).
+func startStatus(s *scenario.Scenario, addr, token string, stderr io.Writer) (*observe.Server, error) {
+	obs, err := s.Observe(observe.Config{Token: token, Logger: worker.NewLogger(stderr, slog.LevelWarn)})
+	if err != nil {
+		return nil, err
+	}
+	srv, err := observe.Listen(addr, token, obs.Handler)
+	if err != nil {
+		return nil, fmt.Errorf("--serve: %w", err)
+	}
+	return srv, nil
+}
+
+// linger keeps the status page up after the report for d (--serve-linger),
+// or until ctx ends (an interrupt), whichever comes first: the run's
+// final numbers stay there to read or scrape.
+func linger(ctx context.Context, srv *observe.Server, d time.Duration, stderr io.Writer) {
+	if d <= 0 {
+		return
+	}
+	fmt.Fprintf(stderr, "eos demo: serving %s for %s more (interrupt to stop)\n", srv.URL(), d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-srv.Done():
+	}
 }
 
 // checkedRun sets up the run of so, runs and checks it. The exit code
@@ -205,6 +284,12 @@ func printDemo(w io.Writer, res *scenario.Result, orders int) {
 	fmt.Fprintf(w, "eos demo: payments, %d orders, %s + %s, chaos %v, seed %d\n",
 		orders, res.Store, res.Broker, res.Chaos, res.Seed)
 	fmt.Fprintf(w, "  order workers: %d, %s handler\n", res.Workers, res.Handler)
+	if res.Store == "postgres" || res.Broker == "nats" {
+		fmt.Fprintf(w, "  run id: %s (eos serve --run %s watches it)\n", res.RunID, res.RunID)
+	}
+	if res.StatusURL != "" {
+		fmt.Fprintf(w, "  status page: %s\n", res.StatusURL)
+	}
 	printRun(w, res.Run)
 	for _, d := range res.DeadLetters {
 		printWrapped(w, "  dead letter ", fmt.Sprintf("%s/%s: %s", d.Consumer, d.ID, d.Error))

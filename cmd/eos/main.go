@@ -28,6 +28,7 @@ Usage:
 Commands:
   demo      run the payments scenario end to end and check it (eos demo -h)
   torture   run it repeatedly under faults and check every run (eos torture -h)
+  serve     serve the status page, /metrics and probes of a demo's pipeline (eos serve -h)
   migrate   apply, revert or list eos's schema migrations, or print their SQL (eos migrate -h)
   reconcile compare a stream with what a consumer applied (eos reconcile -h)
   version   print the version of eos and of the Go that built it
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runMigrate(ctx, args[1:], stdout, stderr)
 	case "reconcile":
 		return runReconcile(ctx, args[1:], stdout, stderr)
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr)
 	case "version":
 		return runVersion(args[1:], stdout, stderr)
 	case worker.Command: // hidden: the demo's and torture's child processes
@@ -67,6 +70,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "eos: unknown command %q (commands: demo, torture, migrate, reconcile, version; see eos help)\n", args[0])
+	fmt.Fprintf(stderr, "eos: unknown command %q (commands: demo, torture, serve, migrate, reconcile, version; see eos help)
+", args[0])
 	return exitUsage
 }

@@ -79,4 +79,11 @@ type Setup struct {
 	// Rate is the producer's orders per second; 0: unthrottled, and then
 	// the p50/p99 measure how long orders waited in the backlog.
 	Rate int `json:"rate"`
+	// RunID names the run's PostgreSQL schema (RunSchema) and, on an
+	// external NATS server, its streams (RunTopology): what eos serve
+	// --run takes to watch the run.
+	RunID string `json:"run_id"`
+	// StatusURL is where the run's status page was served (eos demo
+	// --serve); empty otherwise. The caller sets it.
+	StatusURL string `json:"status_url,omitempty"`
 }

@@ -348,7 +348,7 @@ func (s *Scenario) check(ctx context.Context, rn *running, incomplete bool) (*Re
 		res.BrokerRestarts = s.broker.Restarts()
 	}
 	res.Setup = Setup{Store: string(s.storeCfg.Kind), Broker: "nats-embedded", Workers: s.opts.Workers, Handler: s.opts.Handler, Chaos: s.opts.Chaos,
-		Rate: s.opts.Rate}
+		Rate: s.opts.Rate, RunID: s.runID}
 	if s.broker == nil {
 		res.Broker = "nats"
 	}

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -180,7 +179,7 @@ func (s *Scenario) Topology() worker.Topology { return s.topo }
 // scenario's.
 func (s *Scenario) openStore(ctx context.Context) (err error) {
 	if s.opts.Postgres != "" {
-		s.storeCfg = worker.StoreConfig{Kind: payments.Postgres, URL: s.opts.Postgres, Schema: "eos_demo_" + s.runID}
+		s.storeCfg = worker.StoreConfig{Kind: payments.Postgres, URL: s.opts.Postgres, Schema: RunSchema(s.runID)}
 	} else {
 		s.storeCfg = worker.StoreConfig{Kind: payments.SQLite, Path: filepath.Join(s.dir, dbFile)}
 	}
@@ -207,8 +206,7 @@ func (s *Scenario) openBroker(ctx context.Context) (err error) {
 			return fmt.Errorf("cannot connect to NATS at %s: %w", redact.URL(o.NATSURL), err)
 		}
 		s.natsURL = o.NATSURL
-		s.topo = worker.Topology{OrdersStream: "ORDERS_" + strings.ToUpper(s.runID), PaymentsStream: "PAYMENTS_" + strings.ToUpper(s.runID),
-			Base: "eosdemo." + s.runID}
+		s.topo = RunTopology(s.runID)
 	} else {
 		if s.broker, err = faults.StartBroker(natsembed.Config{Dir: filepath.Join(s.dir, natsDir)}); err != nil {
 			return fmt.Errorf("start the embedded NATS server: %w", err)
@@ -224,7 +222,7 @@ func (s *Scenario) openBroker(ctx context.Context) (err error) {
 		if err != nil {
 			return fmt.Errorf("connect to the embedded NATS server: %w", err)
 		}
-		s.topo = worker.Topology{OrdersStream: "ORDERS", PaymentsStream: "PAYMENTS", Base: "demo"}
+		s.topo = EmbeddedTopology
 	}
 	if s.js, err = jetstream.New(s.nc); err != nil {
 		return err

@@ -26,3 +26,18 @@ func ConsumerStats(cons jetstream.Consumer) func(ctx context.Context) (inbox.Sou
 		return inbox.SourceStats{Pending: int64(info.NumPending), AckPending: int64(info.NumAckPending)}, nil
 	}
 }
+
+// DurableStats is ConsumerStats for the durable consumer named durable on
+// stream, looked up at each call: it works before the consumer exists
+// (an error until then) and after it is made again, for a process that
+// watches consumers others provision.
+func DurableStats(js jetstream.JetStream, stream, durable string) func(ctx context.Context) (inbox.SourceStats, error) {
+	return func(ctx context.Context) (inbox.SourceStats, error) {
+		cons, err := js.Consumer(ctx, stream, durable) // one consumer info request
+		if err != nil {
+			return inbox.SourceStats{}, err
+		}
+		info := cons.CachedInfo()
+		return inbox.SourceStats{Pending: int64(info.NumPending), AckPending: int64(info.NumAckPending)}, nil
+	}
+}

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eoskit/eos/examples/payments"
+	"github.com/eoskit/eos/internal/redact"
+	"github.com/eoskit/eos/torture/observe"
+	"github.com/eoskit/eos/torture/scenario"
+	"github.com/eoskit/eos/torture/worker"
+	"github.com/eoskit/eos/transport/natsjs/natsembed"
+)
+
+const serveUsage = `Usage: eos serve [flags]
+
+Serves the status of a demo's pipeline over HTTP, watching it from
+outside: / (a status page that reloads itself), /status.json (its data),
+/metrics (Prometheus, OpenMetrics with exemplars), /healthz (the process
+is up) and /readyz (the store and the broker answer). It reads the
+outbox's backlog, the broker consumers' lag, and the dead letters and
+quarantined messages through eos's admin API.
+
+The store and broker flags are the demo's: by default the SQLite database
+in --dir, and an embedded NATS server started over --dir's files (a
+finished run: the demo's own server must not be running). A run on
+PostgreSQL (--postgres) or an external NATS server (--nats) names its
+schema and streams after its run id (the demo's report shows it): pass it
+as --run. To watch a run live on the embedded server, run the demo with
+--serve instead.
+
+Listening beyond loopback needs a bearer token (--token-file, or the
+environment variable EOS_SERVE_TOKEN): every route but /healthz then asks
+for "Authorization: Bearer <token>".
+
+Flags:
+`
+
+// serveOptions are eos serve's flags.
+type serveOptions struct {
+	dir       string
+	postgres  string
+	natsURL   string
+	run       string
+	addr      string
+	tokenFile string
+}
+
+// DefaultServeAddr is where eos serve listens by default: loopback only.
+const DefaultServeAddr = "127.0.0.1:9464"
+
+// tokenEnv carries the bearer token when no --token-file is given.
+const tokenEnv = "EOS_SERVE_TOKEN"
+
+func serveFlagSet(o *serveOptions) *flag.FlagSet {
+	fs := flag.NewFlagSet("eos serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.dir, "dir", "eos-demo", "the demo's directory (its SQLite database and embedded NATS server's files)")
+	fs.StringVar(&o.postgres, "postgres", "", "PostgreSQL URL (postgres://…) of a demo run on PostgreSQL; needs --run")
+	fs.StringVar(&o.natsURL, "nats", "", "NATS URL (nats://…) of a demo run on an external server; needs --run")
+	fs.StringVar(&o.run, "run", "", "the run id of a demo on PostgreSQL or external NATS (its report shows it)")
+	fs.StringVar(&o.addr, "addr", DefaultServeAddr, "address to listen on; beyond loopback only with a token")
+	tokenFlag(fs, &o.tokenFile)
+	return fs
+}
+
+// tokenFlag defines --token-file.
+func tokenFlag(fs *flag.FlagSet, file *string) {
+	fs.StringVar(file, "token-file", "", "file holding the bearer token of the status endpoints (default: $"+tokenEnv+")")
+}
+
+func parseServeFlags(args []string) (serveOptions, error) {
+	var o serveOptions
+	fs := serveFlagSet(&o)
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	case (o.postgres != "" || o.natsURL != "") && o.run == "":
+		return o, errors.New("--run: required with --postgres or --nats (the demo's report shows the run id)")
+	case o.run != "" && !validRunID(o.run):
+		return o, fmt.Errorf("--run: want the demo's run id (lower-case hex), got %q", o.run)
+	case o.postgres == "" && o.dir == "":
+		return o, errors.New("--dir: empty")
+	}
+	if o.postgres != "" {
+		if u, err := url.Parse(o.postgres); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+			return o, fmt.Errorf("--postgres: want a URL like postgres://user@host:5432/db, got %q", redact.URL(o.postgres))
+		}
+	}
+	if o.natsURL != "" {
+		if u, err := url.Parse(o.natsURL); err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" {
+			return o, fmt.Errorf("--nats: want a URL like nats://host:4222, got %q", redact.URL(o.natsURL))
+		}
+	}
+	return o, nil
+}
+
+// validRunID reports whether id looks like a run id (what the schema and
+// stream names are made of).
+func validRunID(id string) bool {
+	if len(id) == 0 || len(id) > 32 {
+		return false
+	}
+	for _, c := range id {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// maxTokenFile bounds what --token-file reads.
+const maxTokenFile = 4096
+
+// readToken returns the bearer token: the first line of file, or
+// $EOS_SERVE_TOKEN when file is empty; "" when neither is set. Its errors
+// never hold the token.
+func readToken(file string) (string, error) {
+	if file == "" {
+		return strings.TrimSpace(os.Getenv(tokenEnv)), nil
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	if len(b) > maxTokenFile {
+		return "", fmt.Errorf("--token-file %s: longer than %d bytes", file, maxTokenFile)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	tok := strings.TrimSpace(line)
+	if tok == "" {
+		return "", fmt.Errorf("--token-file %s: empty", file)
+	}
+	return tok, nil
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parseServeFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return printUsage(stdout, serveUsage, serveFlagSet(&serveOptions{}))
+	}
+	if err == nil {
+		err = o.serve(ctx, stderr)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "eos serve: %s\n", oneLine(err))
+		return exitUsage
+	}
+	return exitOK
+}
+
+// serve opens the pipeline, serves its status until ctx ends, and closes
+// everything.
+func (o serveOptions) serve(ctx context.Context, stderr io.Writer) error {
+	token, err := readToken(o.tokenFile)
+	if err != nil {
+		return err
+	}
+	p, closeAll, err := o.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	obs, err := observe.New(p, observe.Config{Token: token, Title: "eos serve", Logger: worker.NewLogger(stderr, slog.LevelWarn)})
+	if err != nil {
+		return err
+	}
+	srv, err := observe.Listen(o.addr, token, obs.Handler)
+	if err != nil {
+		return err
+	}
+	scheduleReconcile(ctx, p, obs)
+	fmt.Fprintf(stderr, "eos serve: status page at %s (interrupt to stop)\n", srv.URL())
+	select {
+	case <-ctx.Done():
+	case err := <-srv.Done():
+		return err
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Close(sctx)
+}
+
+// scheduleReconcile is where a scheduled reconciliation of the pipeline
+// joins eos serve: package reconcile compares the ORDERS stream with what
+// the orders consumer applied, every so often, and adds its findings to
+// eos_missed_apply_total and eos_partial_commits_total on obs.Registry
+// (obs.Metrics), which the page and /metrics show. Not wired yet.
+func scheduleReconcile(context.Context, observe.Pipeline, *observe.Observer) {}
+
+// open connects to the store and the broker the flags name; closeAll
+// releases them.
+func (o serveOptions) open(ctx context.Context) (p observe.Pipeline, closeAll func(), err error) {
+	var closers []func()
+	closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+	sc := worker.StoreConfig{Kind: payments.SQLite, Path: scenario.StorePath(o.dir)}
+	if o.postgres != "" {
+		sc = worker.StoreConfig{Kind: payments.Postgres, URL: o.postgres, Schema: scenario.RunSchema(o.run)}
+	} else if _, err := os.Stat(sc.Path); err != nil {
+		return p, closeAll, fmt.Errorf("--dir %s: no demo database: %w", o.dir, err)
+	}
+	if p.Store, err = worker.OpenStore(ctx, sc, 2); err != nil {
+		return p, closeAll, err
+	}
+	closers = append(closers, func() { p.Store.Close() })
+
+	var nc *nats.Conn
+	if o.natsURL != "" {
+		p.Topology = scenario.RunTopology(o.run)
+		if nc, err = nats.Connect(o.natsURL, nats.Name("eos-serve"), nats.MaxReconnects(-1), nats.Timeout(5*time.Second)); err != nil {
+			return p, closeAll, fmt.Errorf("cannot connect to NATS at %s: %w", redact.URL(o.natsURL), err)
+		}
+	} else {
+		p.Topology = scenario.EmbeddedTopology
+		dir := scenario.NATSDir(o.dir)
+		if _, err := os.Stat(dir); err != nil {
+			return p, closeAll, fmt.Errorf("--dir %s: no embedded NATS files: %w", o.dir, err)
+		}
+		srv, err := natsembed.Start(natsembed.Config{Dir: dir})
+		if err != nil {
+			return p, closeAll, fmt.Errorf("start the embedded NATS server over %s: %w", dir, err)
+		}
+		closers = append(closers, srv.Shutdown)
+		if nc, err = srv.Connect(); err != nil {
+			return p, closeAll, err
+		}
+	}
+	closers = append(closers, nc.Close)
+	p.JetStream, err = jetstream.New(nc)
+	return p, closeAll, err
+}

@@ -1,0 +1,89 @@
+package metrics
+
+import (
+	"context"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/inbox"
+)
+
+// InboxStatsFunc reads the rows an inbox keeps for one consumer: an
+// inbox.Processor's Stats method, whatever its transaction type.
+type InboxStatsFunc func(ctx context.Context) (inbox.Stats, error)
+
+// WatchInbox registers, on m's registerer, gauges of the rows one
+// consumer's inbox keeps, labelled consumer: eos_inbox_claims (dedupe
+// records), eos_inbox_dead_letters and eos_inbox_quarantine (the rows
+// there now, where eos_dead_lettered_total and eos_quarantined_total count
+// arrivals since the process started), with eos_inbox_stats_errors_total.
+// They are read at scrape time through stats (pass an inbox.Processor's
+// Stats), within Config.OutboxStatsTimeout; a read that fails counts an
+// error and leaves the gauges out of that scrape. Being the store's, they
+// are the same from any process: watch a consumer in one of them, such
+// as eos serve, which sees no batch of its own.
+//
+// Each read counts the consumer's claims: its cost grows with the claims
+// kept (see compact for their retention). A second WatchInbox of the same
+// consumer on one registry returns a *RegisterError; an empty consumer or
+// a nil stats, a *eos.ConfigError.
+func (m *Metrics) WatchInbox(consumer string, stats InboxStatsFunc) error {
+	switch {
+	case consumer == "":
+		return &eos.ConfigError{Field: "metrics.WatchInbox consumer", Reason: "empty"}
+	case stats == nil:
+		return &eos.ConfigError{Field: "metrics.WatchInbox stats", Reason: "nil"}
+	}
+	label := prometheus.Labels{"consumer": consumer}
+	desc := func(metric, help string) *prometheus.Desc { return prometheus.NewDesc(metric, help, nil, label) }
+	c := &inboxCollector{
+		m:     m,
+		stats: stats,
+		claims: desc("eos_inbox_claims",
+			"Dedupe records the inbox keeps for the consumer: ids claimed and not compacted."),
+		dead: desc("eos_inbox_dead_letters",
+			"Dead letters of the consumer in the store now, waiting to be requeued or discarded."),
+		quarantine: desc("eos_inbox_quarantine",
+			"Quarantined deliveries of the consumer in the store now."),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "eos_inbox_stats_errors_total",
+			Help:        "Reads of an inbox's stored rows for a scrape that failed or timed out; the gauges were left out.",
+			ConstLabels: label}),
+	}
+	if err := m.reg.Register(c); err != nil {
+		return &RegisterError{Metric: "eos_inbox_claims{consumer=" + consumer + "}", Err: err}
+	}
+	return nil
+}
+
+// inboxCollector reads one consumer's stored rows at each scrape.
+type inboxCollector struct {
+	m                        *Metrics
+	stats                    InboxStatsFunc
+	claims, dead, quarantine *prometheus.Desc
+	errors                   prometheus.Counter
+}
+
+// Describe implements prometheus.Collector.
+func (c *inboxCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.claims
+	ch <- c.dead
+	ch <- c.quarantine
+	c.errors.Describe(ch)
+}
+
+// Collect implements prometheus.Collector.
+func (c *inboxCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.m.cfg.OutboxStatsTimeout)
+	st, err := c.stats(ctx)
+	cancel()
+	if err != nil {
+		c.errors.Inc()
+		ch <- c.errors
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.claims, prometheus.GaugeValue, float64(st.Claims))
+	ch <- prometheus.MustNewConstMetric(c.dead, prometheus.GaugeValue, float64(st.DeadLetters))
+	ch <- prometheus.MustNewConstMetric(c.quarantine, prometheus.GaugeValue, float64(st.Quarantined))
+	ch <- c.errors
+}

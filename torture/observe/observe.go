@@ -1,0 +1,126 @@
+package observe
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"log/slog"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/examples/payments"
+	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/metrics"
+	"github.com/eoskit/eos/outbox"
+	"github.com/eoskit/eos/serve"
+	"github.com/eoskit/eos/torture/worker"
+	"github.com/eoskit/eos/transport/natsjs"
+)
+
+// Pipeline is what a run of the demo consists of, seen from outside: its
+// database and its broker.
+type Pipeline struct {
+	Store     *worker.Store
+	JetStream jetstream.JetStream
+	Topology  worker.Topology
+}
+
+// Config configures an Observer.
+type Config struct {
+	// Token, when set, is the bearer token of the endpoints (serve.Config.Token).
+	Token string
+	// Extra is gathered beside the Observer's own metrics: the workers'
+	// inbox and relay metrics. Nil: none.
+	Extra prometheus.Gatherer
+	// Title heads the status page. Default "eos demo".
+	Title  string
+	Logger *slog.Logger
+}
+
+// OutboxName is the outbox label of the demo's one outbox: the order
+// workers enqueue the charges there.
+const OutboxName = "orders"
+
+// Observer holds what it registered and the handler serving it.
+type Observer struct {
+	// Registry holds the Observer's own collectors. A scheduled
+	// reconciliation (package reconcile) registers its counters here, or
+	// on Metrics, and they show on the page and /metrics with the rest.
+	Registry *prometheus.Registry
+	// Metrics is eos's metrics on Registry: the outbox and consumer
+	// watches are registered; its inbox and relay series stay empty here
+	// (the workers have their own, in Config.Extra).
+	Metrics *metrics.Metrics
+	// Handler serves /metrics, /healthz, /readyz and the status page.
+	Handler *serve.Handler
+}
+
+// errReadOnly is the handler of the Observer's processors, which only
+// read the admin tables and never run.
+var errReadOnly = errors.New("observe: a read-only processor handles nothing")
+
+// New watches p: the outbox's backlog, the orders and payments consumers'
+// lag and stored rows (claims, dead letters, quarantine), and lists their
+// dead letters and quarantined messages; readiness is the store and the
+// broker answering.
+func New(p Pipeline, cfg Config) (*Observer, error) {
+	if cfg.Title == "" {
+		cfg.Title = "eos demo"
+	}
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Config{})
+	if err != nil {
+		return nil, err
+	}
+	ob, err := outbox.New(p.Store.Driver, outbox.Config{})
+	if err != nil {
+		return nil, err
+	}
+	if err := m.WatchOutbox(OutboxName, ob.Stats); err != nil {
+		return nil, err
+	}
+	t := p.Topology
+	refuse := func(context.Context, *sql.Tx, eos.Message) error { return errReadOnly }
+	var consumers []serve.Consumer
+	for _, c := range []struct{ consumer, stream, durable string }{
+		{payments.OrdersConsumer, t.OrdersStream, worker.OrdersDurable},
+		{payments.PaymentsConsumer, t.PaymentsStream, worker.PaymentsDurable},
+	} {
+		if err := m.WatchConsumer(c.consumer, natsjs.TransportName, natsjs.DurableStats(p.JetStream, c.stream, c.durable)); err != nil {
+			return nil, err
+		}
+		proc, err := inbox.New(p.Store.Driver, refuse, inbox.Config{Consumer: c.consumer})
+		if err != nil {
+			return nil, err
+		}
+		if err := m.WatchInbox(c.consumer, proc.Stats); err != nil {
+			return nil, err
+		}
+		consumers = append(consumers, serve.Consumer{Name: c.consumer, Admin: proc})
+	}
+	var g prometheus.Gatherer = reg
+	if cfg.Extra != nil {
+		g = prometheus.Gatherers{reg, cfg.Extra}
+	}
+	db := p.Store.Tables.DB
+	h, err := serve.New(serve.Config{
+		Gatherer:  g,
+		Consumers: consumers,
+		Token:     cfg.Token,
+		Title:     cfg.Title,
+		Logger:    cfg.Logger,
+		Checks: []serve.Check{
+			{Name: "store", Func: db.PingContext},
+			{Name: "broker", Func: func(ctx context.Context) error {
+				_, err := p.JetStream.AccountInfo(ctx)
+				return err
+			}},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Observer{Registry: reg, Metrics: m, Handler: h}, nil
+}

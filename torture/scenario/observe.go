@@ -1,0 +1,44 @@
+package scenario
+
+import (
+	"path/filepath"
+	"strings"
+
+	"github.com/eoskit/eos/torture/observe"
+	"github.com/eoskit/eos/torture/worker"
+)
+
+// StorePath is where a run in dir keeps its SQLite database.
+func StorePath(dir string) string { return filepath.Join(dir, dbFile) }
+
+// NATSDir is where a run in dir keeps the embedded NATS server's files.
+func NATSDir(dir string) string { return filepath.Join(dir, natsDir) }
+
+// EmbeddedTopology is the streams of a run on the embedded NATS server,
+// which has the server to itself.
+var EmbeddedTopology = worker.Topology{OrdersStream: "ORDERS", PaymentsStream: "PAYMENTS", Base: "demo"}
+
+// RunTopology is the streams of run runID on an external NATS server,
+// named after the run so that runs sharing a server do not meet.
+func RunTopology(runID string) worker.Topology {
+	return worker.Topology{OrdersStream: "ORDERS_" + strings.ToUpper(runID), PaymentsStream: "PAYMENTS_" + strings.ToUpper(runID),
+		Base: "eosdemo." + runID}
+}
+
+// RunSchema is the PostgreSQL schema of run runID.
+func RunSchema(runID string) string { return "eos_demo_" + runID }
+
+// Pipeline is the run's database and broker, for an observer
+// (observe.New): the harness's own connections to them.
+func (s *Scenario) Pipeline() observe.Pipeline {
+	return observe.Pipeline{Store: s.st, JetStream: s.js, Topology: s.topo}
+}
+
+// Observe returns the status handler of the run (eos demo --serve) over
+// its database and broker, with cfg.Extra gathered beside them.
+func (s *Scenario) Observe(cfg observe.Config) (*observe.Observer, error) {
+	// The workers' own metrics (inbox and relay counters, latency) join
+	// here: cfg.Extra = prometheus.Gatherers{cfg.Extra, <the run's
+	// workers' Gatherer>} once the scenario gathers them.
+	return observe.New(s.Pipeline(), cfg)
+}
