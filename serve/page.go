@@ -59,15 +59,18 @@ func rawNumber(v *float64) string {
 	return strconv.FormatFloat(*v, 'g', -1, 64)
 }
 
+// none marks a value without a series.
+const none = template.HTML(`<span class="none">–</span>`)
+
 // formatNumber is v for people: whole numbers grouped by thousands, others
-// to three significant digits, "–" when absent.
-func formatNumber(v *float64) string {
+// to three significant digits, a muted "–" when absent.
+func formatNumber(v *float64) template.HTML {
 	if v == nil {
-		return "–"
+		return none
 	}
 	x := *v
 	if x != math.Trunc(x) || math.Abs(x) >= 1e15 {
-		return strconv.FormatFloat(x, 'g', 3, 64)
+		return template.HTML(strconv.FormatFloat(x, 'g', 3, 64)) // digits, '.', 'e', '+', '-' only
 	}
 	s := strconv.FormatInt(int64(math.Abs(x)), 10)
 	var b strings.Builder
@@ -80,22 +83,26 @@ func formatNumber(v *float64) string {
 		}
 		b.WriteRune(c)
 	}
-	return b.String()
+	return template.HTML(b.String()) // digits and spaces only
 }
 
-// formatSeconds is a duration in seconds for people.
-func formatSeconds(v *float64) string {
-	if v == nil || math.IsNaN(*v) {
-		return "–"
+// formatSeconds is a duration in seconds for people, a muted "–" when
+// absent.
+func formatSeconds(v *float64) template.HTML {
+	if v == nil || math.IsNaN(*v) || math.IsInf(*v, 0) {
+		return none
 	}
 	s := *v
+	var out string
 	switch {
 	case s == 0:
-		return "0"
+		out = "0"
 	case s < 1:
-		return fmt.Sprintf("%.3g ms", s*1000)
+		out = fmt.Sprintf("%.3g ms", s*1000)
 	case s < 120:
-		return fmt.Sprintf("%.3g s", s)
+		out = fmt.Sprintf("%.3g s", s)
+	default:
+		out = time.Duration(s * float64(time.Second)).Round(time.Second).String()
 	}
-	return time.Duration(s * float64(time.Second)).Round(time.Second).String()
+	return template.HTML(template.HTMLEscapeString(out))
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/eoskit/eos/examples/payments"
 	"github.com/eoskit/eos/internal/redact"
+	"github.com/eoskit/eos/serve"
 	"github.com/eoskit/eos/torture/observe"
 	"github.com/eoskit/eos/torture/scenario"
 	"github.com/eoskit/eos/torture/worker"
@@ -174,6 +175,9 @@ func (o serveOptions) serve(ctx context.Context, stderr io.Writer) error {
 	token, err := readToken(o.tokenFile)
 	if err != nil {
 		return err
+	}
+	if err := serve.RequireToken(o.addr, token); err != nil {
+		return err // before opening anything: the rule is the first thing said
 	}
 	p, closeAll, err := o.open(ctx)
 	if err != nil {
