@@ -25,7 +25,12 @@
 // (in-flight deliveries, stalls), read from inbox.Processor.Activity without
 // the store. [Metrics.BrokerDuplicate], given to a publisher as its
 // duplicate callback (natsjs.PublisherConfig.OnDuplicate), counts the
-// relay's publishes the broker's dedupe dropped.
+// relay's publishes the broker's dedupe dropped. A broker consumer's lag
+// ([Metrics.WatchConsumer]: messages not delivered yet, and delivered but
+// not acknowledged) and the rows an inbox keeps ([Metrics.WatchInboxStore]:
+// claims, dead letters, quarantine) are read at scrape time as well, from
+// the broker and the store: any process can watch them, even one that
+// consumes nothing.
 //
 // Reconciliation's findings (package reconcile: missed applies, duplicate
 // effects that got through, unexpected applies, partial commits) and its

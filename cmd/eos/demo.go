@@ -40,6 +40,9 @@ server with their files in --dir. --postgres and --nats use real servers
 (a fresh schema and fresh streams per run, removed afterwards unless
 --keep).
 
+--serve ADDR serves the run's status page, /metrics, /healthz and /readyz
+during the run (see eos serve -h); the report says where.
+
 Flags:
 `
 

@@ -40,6 +40,14 @@
 // conservation of money, charges per order, and the SLIs. The exit status
 // is 1 when a run loses, duplicates or breaks conservation.
 //
+//	eos serve [--dir DIR | --postgres URL --run ID] [--nats URL] [--addr HOST:PORT] [--token-file FILE]
+//
+// serves the status of a demo's pipeline, watched from outside (package
+// serve over torture/observe): a status page, status.json, /metrics,
+// /healthz and /readyz. eos demo --serve ADDR serves the same during a
+// run (--serve-linger keeps it up after the report). Beyond loopback both
+// need a bearer token (--token-file or EOS_SERVE_TOKEN).
+//
 //	eos migrate up|down|status (--sqlite PATH | --postgres URL)
 //	eos migrate sql --engine sqlite|postgres
 //
