@@ -336,3 +336,75 @@ func copyFile(t *testing.T, from, to string) {
 		t.Errorf("copying the screenshot to %s: %v", to, err)
 	}
 }
+
+// statusOf fetches and decodes url's status.json.
+func statusOf(t *testing.T, url string) serve.Status {
+	t.Helper()
+	var st serve.Status
+	if err := json.Unmarshal([]byte(httpGet(t, url+"status.json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// claims returns each consumer's claims in st.
+func claims(st serve.Status) map[string]float64 {
+	out := map[string]float64{}
+	for _, c := range st.Consumers {
+		if c.Claims != nil {
+			out[c.Name] = *c.Claims
+		}
+	}
+	return out
+}
+
+// TestServeExternalRun runs a demo on PostgreSQL and NATS with --serve and
+// a linger, and while it lingers watches the run with eos serve --run
+// (the run id its report prints): both pages must show the same numbers.
+func TestServeExternalRun(t *testing.T) {
+	pg, natsURL := testenv.PostgresURL(t), testenv.NATSURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	demoCtx, stopDemo := context.WithCancel(ctx)
+	defer stopDemo()
+	stdout, stderr := newWatch(`(?m)^verdict: (\w+)`, `run id: ([0-9a-f]+)`), newWatch(`status page at (http://\S+)`)
+	done := make(chan int, 1)
+	go func() {
+		done <- run(demoCtx, []string{"demo", "--orders", "300", "--workers", "2", "--dir", t.TempDir(), "--timeout", "90s",
+			"--postgres", pg, "--nats", natsURL, "--serve", "127.0.0.1:0", "--serve-linger", "10m"}, strings.NewReader(""), stdout, stderr)
+	}()
+	demoURL := await(ctx, t, stderr, 0, done, "status page address")
+	if v := await(ctx, t, stdout, 0, done, "verdict"); v != "OK" {
+		t.Fatalf("verdict %s; report:\n%s", v, stdout)
+	}
+	runID := await(ctx, t, stdout, 1, done, "run id")
+
+	serveCtx, stopServe := context.WithCancel(ctx)
+	defer stopServe()
+	serveErr := newWatch(`status page at (http://\S+)`)
+	served := make(chan int, 1)
+	go func() {
+		served <- run(serveCtx, []string{"serve", "--postgres", pg, "--nats", natsURL, "--run", runID, "--addr", "127.0.0.1:0"},
+			strings.NewReader(""), io.Discard, serveErr)
+	}()
+	serveURL := await(ctx, t, serveErr, 0, served, "eos serve's address")
+	if rd := httpGet(t, serveURL+"readyz"); !strings.Contains(rd, `"ready": true`) {
+		t.Errorf("eos serve /readyz: %s", rd)
+	}
+	fromDemo, fromServe := statusOf(t, demoURL), statusOf(t, serveURL)
+	dc, sc := claims(fromDemo), claims(fromServe)
+	if dc["orders"] < 300 || dc["payments"] < 300 || dc["orders"] != sc["orders"] || dc["payments"] != sc["payments"] {
+		t.Errorf("claims: demo's page %v, eos serve's %v; want the same, every order claimed", dc, sc)
+	}
+	if len(fromServe.DeadLetters) != 2 || fromServe.DeadLetters[0].Total != fromDemo.DeadLetters[0].Total || fromServe.DeadLetters[0].Total == 0 {
+		t.Errorf("dead letters: demo's page %+v, eos serve's %+v", fromDemo.DeadLetters, fromServe.DeadLetters)
+	}
+	stopServe()
+	if code := <-served; code != exitOK {
+		t.Errorf("eos serve exit %d, stderr %s", code, serveErr)
+	}
+	stopDemo()
+	if code := <-done; code != exitOK {
+		t.Errorf("demo exit %d", code)
+	}
+}
