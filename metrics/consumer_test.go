@@ -13,9 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/internal/testjs"
 	"github.com/eoskit/eos/metrics"
 	"github.com/eoskit/eos/transport/natsjs"
-	"github.com/eoskit/eos/transport/natsjs/natsembed"
 )
 
 var consumerNames = []string{"eos_consumer_pending_messages", "eos_consumer_ack_pending_messages", "eos_consumer_stats_errors_total"}
@@ -40,20 +40,7 @@ eos_consumer_stats_errors_total{consumer="orders",transport="natsjs"} %d
 func TestWatchConsumer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := natsembed.Start(natsembed.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, _ := testjs.Start(t)
 	if _, _, err := natsjs.EnsureStream(ctx, js, natsjs.StreamConfig{Name: "S", Subjects: []string{"s.>"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 // inbox.Processor's Stats method, whatever its transaction type.
 type InboxStatsFunc func(ctx context.Context) (inbox.Stats, error)
 
-// WatchInbox registers, on m's registerer, gauges of the rows one
+// WatchInboxStore registers, on m's registerer, gauges of the rows one
 // consumer's inbox keeps, labelled consumer: eos_inbox_claims (dedupe
 // records), eos_inbox_dead_letters and eos_inbox_quarantine (the rows
 // there now, where eos_dead_lettered_total and eos_quarantined_total count
@@ -25,15 +25,16 @@ type InboxStatsFunc func(ctx context.Context) (inbox.Stats, error)
 // as eos serve, which sees no batch of its own.
 //
 // Each read counts the consumer's claims: its cost grows with the claims
-// kept (see compact for their retention). A second WatchInbox of the same
-// consumer on one registry returns a *RegisterError; an empty consumer or
-// a nil stats, a *eos.ConfigError.
-func (m *Metrics) WatchInbox(consumer string, stats InboxStatsFunc) error {
+// kept (see compact for their retention). WatchInbox, in contrast, reads
+// what one processor is doing, from memory. A second WatchInboxStore of
+// the same consumer on one registry returns a *RegisterError; an empty
+// consumer or a nil stats, a *eos.ConfigError.
+func (m *Metrics) WatchInboxStore(consumer string, stats InboxStatsFunc) error {
 	switch {
 	case consumer == "":
-		return &eos.ConfigError{Field: "metrics.WatchInbox consumer", Reason: "empty"}
+		return &eos.ConfigError{Field: "metrics.WatchInboxStore consumer", Reason: "empty"}
 	case stats == nil:
-		return &eos.ConfigError{Field: "metrics.WatchInbox stats", Reason: "nil"}
+		return &eos.ConfigError{Field: "metrics.WatchInboxStore stats", Reason: "nil"}
 	}
 	label := prometheus.Labels{"consumer": consumer}
 	desc := func(metric, help string) *prometheus.Desc { return prometheus.NewDesc(metric, help, nil, label) }

@@ -16,9 +16,9 @@ import (
 	"github.com/eoskit/eos/metrics"
 )
 
-// TestWatchInbox reads a real inbox's rows: three claims, of which one a
+// TestWatchInboxStore reads a real inbox's rows: three claims, of which one a
 // dead letter, and a quarantined delivery; then a failing read.
-func TestWatchInbox(t *testing.T) {
+func TestWatchInboxStore(t *testing.T) {
 	ctx := context.Background()
 	e := testdb.SQLite(t)
 	pay := testdb.Payments[*sql.Tx]{E: e}
@@ -41,7 +41,7 @@ func TestWatchInbox(t *testing.T) {
 		}
 		return p.Stats(ctx)
 	}
-	if err := m.WatchInbox("pay", stats); err != nil {
+	if err := m.WatchInboxStore("pay", stats); err != nil {
 		t.Fatal(err)
 	}
 	inboxtest.Process(ctx, t, p, testdb.Message("m1", "a1", 1), testdb.Message("m2", "a2", 2), testdb.Message("poison", "a3", 3))
@@ -70,14 +70,14 @@ eos_inbox_quarantine{consumer="pay"} 1` + help + `eos_inbox_stats_errors_total{c
 `), names...); err != nil {
 		t.Errorf("failing read: %v", err)
 	}
-	if err := m.WatchInbox("pay", stats); !errors.Is(err, metrics.ErrRegister) {
-		t.Errorf("second WatchInbox: %v, want ErrRegister", err)
+	if err := m.WatchInboxStore("pay", stats); !errors.Is(err, metrics.ErrRegister) {
+		t.Errorf("second WatchInboxStore: %v, want ErrRegister", err)
 	}
 	var ce *eos.ConfigError
-	if err := m.WatchInbox("", stats); !errors.As(err, &ce) {
+	if err := m.WatchInboxStore("", stats); !errors.As(err, &ce) {
 		t.Errorf("empty consumer: %v", err)
 	}
-	if err := m.WatchInbox("x", nil); !errors.As(err, &ce) {
+	if err := m.WatchInboxStore("x", nil); !errors.As(err, &ce) {
 		t.Errorf("nil stats: %v", err)
 	}
 }

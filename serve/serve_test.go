@@ -86,6 +86,9 @@ func newFixture(t *testing.T) (*prometheus.Registry, *inbox.Processor[*sqlTx]) {
 	if err := m.WatchConsumer("orders", "test", lag); err != nil {
 		t.Fatal(err)
 	}
+	if err := m.WatchInbox("orders", p.Activity); err != nil {
+		t.Fatal(err)
+	}
 	return reg, p
 }
 
@@ -290,7 +293,9 @@ func TestMetricsAndStatusAgree(t *testing.T) {
 		{"duplicates", c.Duplicates, val("eos_duplicates_suppressed_total", orders)},
 		{"quarantined", c.Quarantined, val("eos_quarantined_total", orders)},
 		{"dead_lettered", c.DeadLettered, val("eos_dead_lettered_total", orders)},
-		{"in_flight", c.InFlight, val("eos_consumer_ack_pending_messages", orders)},
+		{"unacked", c.Unacked, val("eos_consumer_ack_pending_messages", orders)},
+		{"in_flight", c.InFlight, val("eos_inbox_in_flight_messages", orders)},
+		{"stalled", c.Stalled, val("eos_inbox_stalled", orders)},
 		{"lag", c.Lag, val("eos_consumer_pending_messages", orders)},
 	} {
 		if f.got == nil || *f.got != f.want {
@@ -298,8 +303,9 @@ func TestMetricsAndStatusAgree(t *testing.T) {
 		}
 	}
 	// And the values themselves, so that agreeing on nothing fails.
-	if *c.Applied != 3 || *c.Duplicates != 1 || *c.Quarantined != 1 || *c.DeadLettered != 1 || *c.Lag != 7 || *c.InFlight != 3 {
-		t.Errorf("consumer %+v: want 3 applied, 1 duplicate, 1 quarantined, 1 dead-lettered, lag 7, 3 in flight", c)
+	if *c.Applied != 3 || *c.Duplicates != 1 || *c.Quarantined != 1 || *c.DeadLettered != 1 || *c.Lag != 7 || *c.Unacked != 3 ||
+		*c.InFlight != 0 || *c.Stalled != 0 {
+		t.Errorf("consumer %+v: want 3 applied, 1 duplicate, 1 quarantined, 1 dead-lettered, lag 7, 3 unacked, none in flight, not stalled", c)
 	}
 	if len(st.Outboxes) != 1 || *st.Outboxes[0].Unsent != 2 || *st.Outboxes[0].Unsent != val("eos_outbox_unsent", nil) {
 		t.Errorf("outboxes %+v: want orders with 2 unsent", st.Outboxes)

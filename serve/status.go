@@ -38,8 +38,12 @@ type ConsumerStatus struct {
 	DeadLettered *float64 `json:"dead_lettered"`
 	Reprocessed  *float64 `json:"reprocessed"`
 	StoreErrors  *float64 `json:"store_errors"`
-	InFlight     *float64 `json:"in_flight"` // delivered, not acknowledged (eos_consumer_ack_pending_messages)
-	Lag          *float64 `json:"lag"`       // not delivered yet (eos_consumer_pending_messages)
+	// Stalled: 1 while a processor retries a batch after a store failure
+	// (eos_inbox_stalled, summed over the processes that report it).
+	Stalled  *float64 `json:"stalled"`
+	InFlight *float64 `json:"in_flight"` // held by the inbox, not settled (eos_inbox_in_flight_messages)
+	Unacked  *float64 `json:"unacked"`   // delivered by the broker, not acknowledged (eos_consumer_ack_pending_messages)
+	Lag      *float64 `json:"lag"`       // not delivered yet (eos_consumer_pending_messages)
 	// The rows the store keeps now (metrics.Metrics.WatchInbox).
 	Claims         *float64 `json:"claims"`
 	DeadLettersNow *float64 `json:"dead_letters_now"`
@@ -132,7 +136,7 @@ func (h *Handler) Status(ctx context.Context) Status {
 // consumerMetrics are the metrics with a consumer label the page shows.
 var consumerMetrics = []string{"eos_inbox_messages_total", "eos_duplicates_suppressed_total", "eos_quarantined_total",
 	"eos_dead_lettered_total", "eos_reprocessed_total", "eos_dedupe_store_errors_total",
-	"eos_consumer_ack_pending_messages", "eos_consumer_pending_messages", "eos_inbox_claims", "eos_inbox_dead_letters",
+	"eos_consumer_ack_pending_messages", "eos_consumer_pending_messages", "eos_inbox_stalled", "eos_inbox_in_flight_messages", "eos_inbox_claims", "eos_inbox_dead_letters",
 	"eos_inbox_quarantine"}
 
 // consumers lists every consumer the metrics or the Config name.
@@ -154,7 +158,9 @@ func (h *Handler) consumers(fams familyMap) []ConsumerStatus {
 			DeadLettered:   fams.sum("eos_dead_lettered_total", l),
 			Reprocessed:    fams.sum("eos_reprocessed_total", l),
 			StoreErrors:    fams.sum("eos_dedupe_store_errors_total", l),
-			InFlight:       fams.sum("eos_consumer_ack_pending_messages", l),
+			Stalled:        fams.sum("eos_inbox_stalled", l),
+			InFlight:       fams.sum("eos_inbox_in_flight_messages", l),
+			Unacked:        fams.sum("eos_consumer_ack_pending_messages", l),
 			Lag:            fams.sum("eos_consumer_pending_messages", l),
 			Claims:         fams.sum("eos_inbox_claims", l),
 			DeadLettersNow: fams.sum("eos_inbox_dead_letters", l),

@@ -138,7 +138,8 @@ func expected(t *testing.T, metricsText string) map[string]float64 {
 	perConsumer := map[string]string{
 		"eos_duplicates_suppressed_total": "duplicates", "eos_quarantined_total": "quarantined",
 		"eos_dead_lettered_total": "dead_lettered", "eos_reprocessed_total": "reprocessed",
-		"eos_dedupe_store_errors_total": "store_errors", "eos_consumer_ack_pending_messages": "in_flight",
+		"eos_dedupe_store_errors_total": "store_errors", "eos_consumer_ack_pending_messages": "unacked",
+		"eos_inbox_in_flight_messages": "in_flight", "eos_inbox_stalled": "stalled",
 		"eos_consumer_pending_messages": "lag", "eos_inbox_claims": "claims", "eos_inbox_dead_letters": "dead_letters_now",
 		"eos_inbox_quarantine": "quarantine_now",
 	}
@@ -258,7 +259,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	dom := chromium(ctx, t, exe, url, "--dump-dom")
 	want, got := expected(t, metricsText), shown(t, dom)
 	for _, key := range []string{"consumer:orders:claims", "consumer:orders:dead_letters_now", "consumer:payments:claims",
-		"consumer:orders:lag", "consumer:orders:in_flight", "outbox:orders:unsent"} {
+		"consumer:orders:lag", "consumer:orders:unacked", "outbox:orders:unsent"} {
 		if _, ok := got[key]; !ok {
 			t.Errorf("the page shows no %s", key)
 		}

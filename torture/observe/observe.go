@@ -95,7 +95,7 @@ func New(p Pipeline, cfg Config) (*Observer, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := m.WatchInbox(c.consumer, proc.Stats); err != nil {
+		if err := m.WatchInboxStore(c.consumer, proc.Stats); err != nil {
 			return nil, err
 		}
 		consumers = append(consumers, serve.Consumer{Name: c.consumer, Admin: proc})
