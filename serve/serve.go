@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -64,12 +65,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // redirectTarget is the request's own path with a slash added: the path
 // as the client sent it (before any StripPrefix), which RequestURI keeps.
+// It always starts with exactly one slash, so that it never names another
+// host ("//host/…").
 func redirectTarget(r *http.Request) string {
-	p, q, _ := strings.Cut(r.RequestURI, "?")
-	if !strings.HasPrefix(p, "/") {
-		p = "/" // an absolute-form request URI: send it to the root
+	var p, q string
+	if u, err := url.ParseRequestURI(r.RequestURI); err == nil {
+		p, q = u.EscapedPath(), u.RawQuery
 	}
-	target := p + "/"
+	target := "/" + strings.TrimLeft(p, "/")
+	if !strings.HasSuffix(target, "/") {
+		target += "/"
+	}
 	if q != "" {
 		target += "?" + q
 	}

@@ -369,6 +369,18 @@ func TestUnderPrefix(t *testing.T) {
 	if w.Code != http.StatusMovedPermanently || w.Header().Get("Location") != "/eos/?x=1" {
 		t.Errorf("/eos: %d to %q, want a redirect to /eos/?x=1", w.Code, w.Header().Get("Location"))
 	}
+	// Never to another host: a request whose stripped path is empty
+	// however its URI was spelled.
+	for uri, want := range map[string]string{"//evil.example": "/evil.example/", "http://evil.example": "/",
+		"http://evil.example//x.example": "/x.example/"} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RequestURI, r.URL.Path = uri, ""
+		w := httptest.NewRecorder()
+		newHandler(t, serve.Config{Gatherer: reg}).ServeHTTP(w, r)
+		if got := w.Header().Get("Location"); got != want {
+			t.Errorf("request URI %q: redirect to %q, want %q", uri, got, want)
+		}
+	}
 }
 
 func TestLoopback(t *testing.T) {
