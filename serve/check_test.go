@@ -3,9 +3,13 @@ package serve_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eoskit/eos/serve"
 	"github.com/eoskit/eos/service"
@@ -51,4 +55,41 @@ func TestServiceCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("stopped", "stopped")
+}
+
+// TestMaxConcurrent: with one slot taken by a request stuck in a check,
+// another request waits its turn, and gives up with 503 when it ends
+// first; /healthz needs no slot.
+func TestMaxConcurrent(t *testing.T) {
+	entered, release := make(chan struct{}, 2), make(chan struct{})
+	h := newHandler(t, serve.Config{Gatherer: prometheus.NewRegistry(), MaxConcurrent: 1, CheckTimeout: time.Minute,
+		Checks: []serve.Check{{Name: "slow", Func: func(context.Context) error {
+			entered <- struct{}{}
+			<-release
+			return nil
+		}}}})
+	first := make(chan int, 1)
+	go func() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		first <- w.Code
+	}()
+	<-entered
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/status.json", nil).WithContext(ctx))
+	if w.Code != http.StatusServiceUnavailable {
+		t.Errorf("second request while the slot is taken: %d, want 503", w.Code)
+	}
+	if res := get(t, h, "/healthz", ""); res.StatusCode != http.StatusOK {
+		t.Errorf("/healthz while the slot is taken: %d", res.StatusCode)
+	}
+	close(release)
+	if code := <-first; code != http.StatusOK {
+		t.Errorf("first request: %d", code)
+	}
+	if len(entered) != 0 {
+		t.Error("the waiting request ran the check")
+	}
 }

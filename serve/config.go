@@ -22,6 +22,10 @@ const (
 	// dead letters and quarantined messages per consumer.
 	MaxRecent    = 100
 	DefaultTitle = "eos"
+	// DefaultMaxConcurrent is the default of Config.MaxConcurrent.
+	DefaultMaxConcurrent = 4
+	// MaxMaxConcurrent bounds Config.MaxConcurrent.
+	MaxMaxConcurrent = 1024
 )
 
 // CheckFunc is one readiness check: nil when what it checks is ready. It
@@ -75,6 +79,11 @@ type Config struct {
 	// lists per consumer (the oldest first). Default DefaultRecent, at
 	// most MaxRecent.
 	Recent int
+	// MaxConcurrent bounds the requests that read the store and the
+	// broker at once (/, /status.json, /metrics, /readyz): a reloading
+	// page open in many tabs, or a flood, waits its turn instead of piling
+	// reads on the database. Default DefaultMaxConcurrent.
+	MaxConcurrent int
 	// Title heads the status page. Default DefaultTitle.
 	Title string
 	// Logger receives what the handler could not read. Default
@@ -120,6 +129,9 @@ func (c Config) WithDefaults() (Config, error) {
 		return c, err
 	}
 	if err := config.Int("serve.Config.Recent", &c.Recent, DefaultRecent, MaxRecent); err != nil {
+		return c, err
+	}
+	if err := config.Int("serve.Config.MaxConcurrent", &c.MaxConcurrent, DefaultMaxConcurrent, MaxMaxConcurrent); err != nil {
 		return c, err
 	}
 	if c.Title == "" {

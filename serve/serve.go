@@ -16,6 +16,8 @@ type Handler struct {
 	cfg     Config
 	token   [sha256.Size]byte // of cfg.Token, compared in constant time
 	metrics http.Handler
+	slots   chan struct{} // one per request reading the store or the broker (Config.MaxConcurrent)
+	routes  map[string]http.HandlerFunc
 }
 
 // New returns the handler cfg describes, or a *eos.ConfigError.
@@ -24,12 +26,13 @@ func New(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{cfg: cfg, token: sha256.Sum256([]byte(cfg.Token))}
+	h := &Handler{cfg: cfg, token: sha256.Sum256([]byte(cfg.Token)), slots: make(chan struct{}, cfg.MaxConcurrent)}
 	h.metrics = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{
 		EnableOpenMetrics: true, // exemplars are exposed in OpenMetrics only
 		ErrorHandling:     promhttp.ContinueOnError,
 		ErrorLog:          promLogger{cfg.Logger},
 	})
+	h.routes = map[string]http.HandlerFunc{"/": h.page, "/status.json": h.statusJSON, "/metrics": h.metrics.ServeHTTP, "/readyz": h.readyz}
 	return h, nil
 }
 
@@ -45,22 +48,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unauthorized: send Authorization: Bearer <token>", http.StatusUnauthorized)
 		return
 	}
-	switch path {
-	case "":
+	if path == "" {
 		// Mounted at a prefix without its slash (StripPrefix("/eos") and
 		// a request for /eos): the page's relative links need the slash.
 		http.Redirect(w, r, redirectTarget(r), http.StatusMovedPermanently)
-	case "/":
-		h.page(w, r)
-	case "/status.json":
-		h.statusJSON(w, r)
-	case "/metrics":
-		h.metrics.ServeHTTP(w, r)
-	case "/readyz":
-		h.readyz(w, r)
-	default:
-		http.NotFound(w, r)
+		return
 	}
+	route, ok := h.routes[path]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	// Every other route reads the store or the broker: MaxConcurrent at
+	// once, the others wait their turn.
+	select {
+	case h.slots <- struct{}{}:
+		defer func() { <-h.slots }()
+	case <-r.Context().Done():
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return
+	}
+	route(w, r)
 }
 
 // redirectTarget is the request's own path with a slash added: the path

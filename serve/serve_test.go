@@ -416,6 +416,7 @@ func TestConfigErrors(t *testing.T) {
 		"nil admin":      {Gatherer: reg, Consumers: []serve.Consumer{{Name: "a"}}},
 		"negative":       {Gatherer: reg, CheckTimeout: -time.Second},
 		"recent too big": {Gatherer: reg, Recent: serve.MaxRecent + 1},
+		"concurrency":    {Gatherer: reg, MaxConcurrent: -1},
 	} {
 		var ce *eos.ConfigError
 		if _, err := serve.New(cfg); !errors.As(err, &ce) {
