@@ -34,12 +34,12 @@ outbox's backlog, the broker consumers' lag, and the dead letters and
 quarantined messages through eos's admin API.
 
 The store and broker flags are the demo's: by default the SQLite database
-in --dir, and an embedded NATS server started over --dir's files (a
-finished run: the demo's own server must not be running). A run on
-PostgreSQL (--postgres) or an external NATS server (--nats) names its
-schema and streams after its run id (the demo's report shows it): pass it
-as --run. To watch a run live on the embedded server, run the demo with
---serve instead.
+in --dir, and the run's embedded NATS server while the run is live (its
+address is in DIR/nats.url), or one started over the run's files once it
+has ended. A run on PostgreSQL (--postgres) or an external NATS server
+(--nats) names its schema and streams after its run id (the demo's report
+shows it): pass it as --run. eos demo --serve serves the same during the
+run, from the demo itself.
 
 Listening beyond loopback needs a bearer token (--token-file, or the
 environment variable EOS_SERVE_TOKEN): every route but /healthz then asks
@@ -67,7 +67,7 @@ const tokenEnv = "EOS_SERVE_TOKEN"
 func serveFlagSet(o *serveOptions) *flag.FlagSet {
 	fs := flag.NewFlagSet("eos serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&o.dir, "dir", "eos-demo", "the demo's directory (its SQLite database and embedded NATS server's files)")
+	fs.StringVar(&o.dir, "dir", "eos-demo", "the demo's directory (its SQLite database, and its embedded NATS server's address or files)")
 	fs.StringVar(&o.postgres, "postgres", "", "PostgreSQL URL (postgres://…) of a demo run on PostgreSQL; needs --run")
 	fs.StringVar(&o.natsURL, "nats", "", "NATS URL (nats://…) of a demo run on an external server; needs --run")
 	fs.StringVar(&o.run, "run", "", "the run id of a demo on PostgreSQL or external NATS (its report shows it)")
@@ -204,6 +204,23 @@ func (o serveOptions) serve(ctx context.Context, stderr io.Writer) error {
 	return srv.Close(sctx)
 }
 
+// liveBrokerURL returns the client URL of the embedded NATS server of a
+// live run in dir, or "" when none is live.
+func liveBrokerURL(dir string) (string, error) {
+	b, err := os.ReadFile(scenario.BrokerURLFile(dir))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("--dir: %w", err)
+	}
+	u := strings.TrimSpace(string(b))
+	if pu, err := url.Parse(u); err != nil || pu.Scheme != "nats" || len(u) > 256 {
+		return "", fmt.Errorf("--dir: %s does not hold a NATS URL", scenario.BrokerURLFile(dir))
+	}
+	return u, nil
+}
+
 // scheduleReconcile is where a scheduled reconciliation of the pipeline
 // joins eos serve: package reconcile compares the ORDERS stream with what
 // the orders consumer applied, every so often, and adds its findings to
@@ -241,6 +258,15 @@ func (o serveOptions) open(ctx context.Context) (p observe.Pipeline, closeAll fu
 		p.Topology = scenario.RunTopology(o.run)
 		if nc, err = nats.Connect(o.natsURL, nats.Name("eos-serve"), nats.MaxReconnects(-1), nats.Timeout(5*time.Second)); err != nil {
 			return p, closeAll, fmt.Errorf("cannot connect to NATS at %s: %w", redact.URL(o.natsURL), err)
+		}
+	} else if live, err := liveBrokerURL(o.dir); err != nil {
+		return p, closeAll, err
+	} else if live != "" {
+		// The run is live: its own server, never a second one over its files.
+		p.Topology = scenario.EmbeddedTopology
+		if nc, err = nats.Connect(live, nats.Name("eos-serve"), nats.MaxReconnects(-1), nats.Timeout(5*time.Second)); err != nil {
+			return p, closeAll, fmt.Errorf("the demo in %s looks live (%s) but its NATS server does not answer "+
+				"(a killed run leaves that file: remove it to serve the run's files): %w", o.dir, scenario.BrokerURLFile(o.dir), err)
 		}
 	} else {
 		p.Topology = scenario.EmbeddedTopology

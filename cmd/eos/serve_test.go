@@ -231,7 +231,8 @@ func findChromium(t *testing.T) string {
 // status page in headless Chromium once the run is over (its numbers then
 // stay put) and checks each number the page shows against /metrics
 // fetched at the same state; it keeps a screenshot. Then it watches the
-// same directory with eos serve, whose /readyz and numbers must agree.
+// same directory with eos serve, while the run lingers and once it ended,
+// whose /readyz and numbers must agree.
 func TestStatusPageInChromium(t *testing.T) {
 	exe := findChromium(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -294,12 +295,20 @@ func TestStatusPageInChromium(t *testing.T) {
 		copyFile(t, shot, filepath.Join(art, "status.png"))
 	}
 
+	// eos serve over the live run's directory (its server, through
+	// DIR/nats.url), then over the ended run's (a server of its own).
+	serveDir(ctx, t, dir, "live", got)
 	stopDemo() // ends the linger: the report's status stays
 	if code := <-done; code != exitOK {
 		t.Fatalf("demo exit %d, want 0 after an interrupted linger", code)
 	}
+	serveDir(ctx, t, dir, "ended", got)
+}
 
-	// eos serve over the finished run's directory.
+// serveDir runs eos serve --dir dir and checks that it is ready and shows
+// the claims the demo's page showed.
+func serveDir(ctx context.Context, t *testing.T, dir, when string, page map[string]float64) {
+	t.Helper()
 	serveCtx, stopServe := context.WithCancel(ctx)
 	defer stopServe()
 	serveErr := newWatch(`status page at (http://\S+)`)
@@ -307,20 +316,17 @@ func TestStatusPageInChromium(t *testing.T) {
 	go func() {
 		served <- run(serveCtx, []string{"serve", "--dir", dir, "--addr", "127.0.0.1:0"}, strings.NewReader(""), io.Discard, serveErr)
 	}()
-	url = await(ctx, t, serveErr, 0, served, "eos serve's address")
+	url := await(ctx, t, serveErr, 0, served, "eos serve's address")
 	if rd := httpGet(t, url+"readyz"); !strings.Contains(rd, `"ready": true`) {
-		t.Errorf("eos serve /readyz: %s", rd)
+		t.Errorf("eos serve, run %s: /readyz %s", when, rd)
 	}
-	var st serve.Status
-	if err := json.Unmarshal([]byte(httpGet(t, url+"status.json")), &st); err != nil {
-		t.Fatal(err)
-	}
-	if len(st.Consumers) != 2 || st.Consumers[0].Claims == nil || *st.Consumers[0].Claims != got["consumer:orders:claims"] {
-		t.Errorf("eos serve: consumers %+v; want orders with %g claims, as the demo's page showed", st.Consumers, got["consumer:orders:claims"])
+	c := claims(statusOf(t, url))
+	if len(c) != 2 || c["orders"] != page["consumer:orders:claims"] || c["payments"] != page["consumer:payments:claims"] {
+		t.Errorf("eos serve, run %s: claims %v; want those the demo's page showed (%v)", when, c, page)
 	}
 	stopServe()
 	if code := <-served; code != exitOK {
-		t.Errorf("eos serve exit %d, stderr %s", code, serveErr)
+		t.Errorf("eos serve, run %s: exit %d, stderr %s", when, code, serveErr)
 	}
 }
 

@@ -1,8 +1,12 @@
 package scenario
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/eoskit/eos/torture/internal/private"
 
 	"github.com/eoskit/eos/torture/observe"
 	"github.com/eoskit/eos/torture/worker"
@@ -13,6 +17,33 @@ func StorePath(dir string) string { return filepath.Join(dir, dbFile) }
 
 // NATSDir is where a run in dir keeps the embedded NATS server's files.
 func NATSDir(dir string) string { return filepath.Join(dir, natsDir) }
+
+// brokerURLFile names the file that holds the embedded server's client
+// URL while a run is live.
+const brokerURLFile = "nats.url"
+
+// BrokerURLFile is the file in a run's directory that holds the client URL
+// of the run's embedded NATS server while the run is live: eos serve --dir
+// connects there rather than starting a second server over the same files.
+// The run removes it when it closes (a killed run leaves it behind, and
+// the URL then refuses connections).
+func BrokerURLFile(dir string) string { return filepath.Join(dir, brokerURLFile) }
+
+// writeBrokerURL writes the embedded server's URL to BrokerURLFile.
+func (s *Scenario) writeBrokerURL() error {
+	f, err := private.Create(BrokerURLFile(s.dir), true)
+	if err == nil {
+		_, err = fmt.Fprintln(f, s.natsURL)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		os.Remove(BrokerURLFile(s.dir))
+		return fmt.Errorf("--dir: %w", err)
+	}
+	return nil
+}
 
 // EmbeddedTopology is the streams of a run on the embedded NATS server,
 // which has the server to itself.

@@ -212,6 +212,9 @@ func (s *Scenario) openBroker(ctx context.Context) (err error) {
 			return fmt.Errorf("start the embedded NATS server: %w", err)
 		}
 		s.natsURL = s.broker.ClientURL()
+		if err := s.writeBrokerURL(); err != nil {
+			return err
+		}
 		if o.BrokerRestart {
 			// Over TCP with reconnects: the server goes away and comes back.
 			s.nc, err = nats.Connect(s.natsURL, nats.Name("eos-demo"), nats.MaxReconnects(-1),
@@ -312,7 +315,7 @@ func prepareDir(dir string) error {
 			return fmt.Errorf("--dir %s is not empty and was not made by eos demo; name a new directory", dir)
 		}
 		for _, name := range []string{dbFile, dbFile + "-wal", dbFile + "-shm", dbFile + worker.LockSuffix, providerFile, providerFile + "-wal",
-			providerFile + "-shm", natsDir, WorkersLog, intentsFile, metricsDir} {
+			providerFile + "-shm", natsDir, brokerURLFile, WorkersLog, intentsFile, metricsDir} {
 			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
 				return fmt.Errorf("--dir: clearing the last run: %w", err)
 			}
@@ -379,6 +382,7 @@ func (s *Scenario) Close() {
 	}
 	if s.broker != nil {
 		s.broker.Shutdown()
+		os.Remove(BrokerURLFile(s.dir))
 	}
 	if s.st != nil {
 		if s.schemaUp && !s.opts.Keep {
