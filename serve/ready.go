@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eoskit/eos/internal/redact"
 	"github.com/eoskit/eos/internal/storable"
@@ -36,6 +39,33 @@ func ServiceCheck(svc interface{ Health() service.Health }) CheckFunc {
 			return fmt.Errorf("%w: %s: %w", ErrNotReady, msg, h.Err)
 		}
 		return fmt.Errorf("%w: %s", ErrNotReady, msg)
+	}
+}
+
+// StalledCheck returns a readiness check over the metrics g gathers: not
+// ready while eos_inbox_stalled is above 0 for a consumer (a processor
+// retrying a batch after a store failure; metrics.Metrics.WatchInbox
+// exports it), the error naming those consumers and matching ErrNotReady.
+// For a process that watches inboxes running elsewhere; in the process
+// that runs them, ServiceCheck reads the same without gathering. A Gather
+// that fails is not ready either.
+func StalledCheck(g prometheus.Gatherer) CheckFunc {
+	return func(context.Context) error {
+		mfs, err := g.Gather()
+		if err != nil {
+			return err
+		}
+		fams := families(mfs)
+		var stalled []string
+		for _, c := range fams.labelValues("consumer", "eos_inbox_stalled") {
+			if v := fams.sum("eos_inbox_stalled", map[string]string{"consumer": c}); v != nil && *v > 0 {
+				stalled = append(stalled, fmt.Sprintf("%s (%g processes)", c, *v))
+			}
+		}
+		if len(stalled) > 0 {
+			return fmt.Errorf("%w: stalled on the store: %s", ErrNotReady, strings.Join(stalled, ", "))
+		}
+		return nil
 	}
 }
 

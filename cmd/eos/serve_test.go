@@ -268,6 +268,11 @@ func TestStatusPageInChromium(t *testing.T) {
 	if got["consumer:orders:claims"] < 2000 || got["consumer:payments:claims"] < 2000 || got["consumer:orders:dead_letters_now"] == 0 {
 		t.Errorf("page: %v; want every order claimed by both consumers, and the malformed orders dead-lettered", got)
 	}
+	// The workers' counters, summed (no fault: every worker handed in its
+	// final values).
+	if got["consumer:orders:applied"] != 2000 || got["consumer:payments:applied"] != 2000 || got["sli:eos_duplicate_effects_total"] != 0 {
+		t.Errorf("page: %v; want 2000 orders applied and charged, no duplicate effect", got)
+	}
 	for key, v := range got {
 		if strings.HasPrefix(key, "latency:") {
 			continue // estimated from the buckets: checked in package serve

@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"log/slog"
+	"slices"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/examples/payments"
@@ -32,11 +34,37 @@ type Config struct {
 	// Token, when set, is the bearer token of the endpoints (serve.Config.Token).
 	Token string
 	// Extra is gathered beside the Observer's own metrics: the workers'
-	// inbox and relay metrics. Nil: none.
+	// inbox and relay metrics (scenario.Scenario.Gatherer), less those
+	// the Observer reads itself (ownFamilies); its eos_inbox_stalled joins
+	// the readiness checks. Nil: none.
 	Extra prometheus.Gatherer
 	// Title heads the status page. Default "eos demo".
 	Title  string
 	Logger *slog.Logger
+}
+
+// ownFamilies are the metrics the Observer reads itself, from the store
+// and the broker, at every scrape (WatchOutbox, WatchConsumer,
+// WatchInboxStore). Its registry gives only these (its metrics.Metrics
+// registers others, which stay at zero here), and Config.Extra gives all
+// but these (the relay worker exports the outbox's gauges too, while it
+// lives): the two never give the same series.
+var ownFamilies = map[string]bool{
+	"eos_outbox_unsent": true, "eos_outbox_oldest_unsent_seconds": true, "eos_outbox_parked": true, "eos_outbox_stats_errors_total": true,
+	"eos_consumer_pending_messages": true, "eos_consumer_ack_pending_messages": true, "eos_consumer_stats_errors_total": true,
+	"eos_inbox_claims": true, "eos_inbox_dead_letters": true, "eos_inbox_quarantine": true, "eos_inbox_stats_errors_total": true,
+}
+
+// filtered is a Gatherer keeping the families keep says.
+type filtered struct {
+	g    prometheus.Gatherer
+	keep func(name string) bool
+}
+
+// Gather implements prometheus.Gatherer.
+func (f filtered) Gather() ([]*dto.MetricFamily, error) {
+	mfs, err := f.g.Gather()
+	return slices.DeleteFunc(mfs, func(mf *dto.MetricFamily) bool { return !f.keep(mf.GetName()) }), err
 }
 
 // OutboxName is the outbox label of the demo's one outbox: the order
@@ -100,24 +128,27 @@ func New(p Pipeline, cfg Config) (*Observer, error) {
 		}
 		consumers = append(consumers, serve.Consumer{Name: c.consumer, Admin: proc})
 	}
-	var g prometheus.Gatherer = reg
-	if cfg.Extra != nil {
-		g = prometheus.Gatherers{reg, cfg.Extra}
-	}
+	var g prometheus.Gatherer = filtered{reg, func(name string) bool { return ownFamilies[name] }}
 	db := p.Store.Tables.DB
+	checks := []serve.Check{
+		{Name: "store", Func: db.PingContext},
+		{Name: "broker", Func: func(ctx context.Context) error {
+			_, err := p.JetStream.AccountInfo(ctx)
+			return err
+		}},
+	}
+	if cfg.Extra != nil {
+		extra := filtered{cfg.Extra, func(name string) bool { return !ownFamilies[name] }}
+		g = prometheus.Gatherers{g, extra}
+		checks = append(checks, serve.Check{Name: "inboxes not stalled", Func: serve.StalledCheck(extra)})
+	}
 	h, err := serve.New(serve.Config{
 		Gatherer:  g,
 		Consumers: consumers,
 		Token:     cfg.Token,
 		Title:     cfg.Title,
 		Logger:    cfg.Logger,
-		Checks: []serve.Check{
-			{Name: "store", Func: db.PingContext},
-			{Name: "broker", Func: func(ctx context.Context) error {
-				_, err := p.JetStream.AccountInfo(ctx)
-				return err
-			}},
-		},
+		Checks:    checks,
 	})
 	if err != nil {
 		return nil, err

@@ -66,10 +66,11 @@ func (s *Scenario) Pipeline() observe.Pipeline {
 }
 
 // Observe returns the status handler of the run (eos demo --serve) over
-// its database and broker, with cfg.Extra gathered beside them.
+// its database and broker, with the workers' metrics (Gatherer) beside
+// them unless cfg.Extra names another Gatherer.
 func (s *Scenario) Observe(cfg observe.Config) (*observe.Observer, error) {
-	// The workers' own metrics (inbox and relay counters, latency) join
-	// here: cfg.Extra = prometheus.Gatherers{cfg.Extra, <the run's
-	// workers' Gatherer>} once the scenario gathers them.
+	if cfg.Extra == nil {
+		cfg.Extra = s.Gatherer() // the workers' inbox and relay metrics, summed
+	}
 	return observe.New(s.Pipeline(), cfg)
 }
