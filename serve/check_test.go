@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/metrics"
 	"github.com/eoskit/eos/serve"
 	"github.com/eoskit/eos/service"
 )
@@ -91,5 +93,27 @@ func TestMaxConcurrent(t *testing.T) {
 	}
 	if len(entered) != 0 {
 		t.Error("the waiting request ran the check")
+	}
+}
+
+// TestStalledCheck reads eos_inbox_stalled as metrics.WatchInbox exports
+// it: ready while no processor is stalled.
+func TestStalledCheck(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a inbox.Activity
+	if err := m.WatchInbox("orders", func() inbox.Activity { return a }); err != nil {
+		t.Fatal(err)
+	}
+	check := serve.StalledCheck(reg)
+	if err := check(context.Background()); err != nil {
+		t.Errorf("nothing stalled: %v", err)
+	}
+	a.Stalled = 1
+	if err := check(context.Background()); !errors.Is(err, serve.ErrNotReady) || !strings.Contains(err.Error(), "orders") {
+		t.Errorf("orders stalled: %v, want ErrNotReady naming orders", err)
 	}
 }

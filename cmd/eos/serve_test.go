@@ -286,6 +286,9 @@ func TestStatusPageInChromium(t *testing.T) {
 			t.Errorf("/metrics has %s, the page does not show it", key)
 		}
 	}
+	if st := statusOf(t, url); len(st.Errors) > 0 || !st.Readiness.Ready {
+		t.Errorf("status after the run: errors %q, readiness %+v; want none, ready", st.Errors, st.Readiness)
+	}
 	if !strings.Contains(dom, "invalid order") {
 		t.Error("the page lists no dead letter with its error")
 	}
