@@ -54,7 +54,7 @@ func TestPrometheusScrapesEos(t *testing.T) {
 // (with a message_id) are stored, no page-level alert is active
 // (quarantined and dead-lettered messages are tickets), and every query of
 // the dashboards, rules and runbooks runs. The target is any address: the
-// test's own here, eos demo --serve's once it exists.
+// test's own here, a demo run's status endpoint in TestPrometheusScrapesDemo.
 type scrapeCheck struct {
 	Target    string // host:port serving /metrics
 	Recorded  []string
