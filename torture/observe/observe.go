@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,9 +35,9 @@ type Config struct {
 	// Token, when set, is the bearer token of the endpoints (serve.Config.Token).
 	Token string
 	// Extra is gathered beside the Observer's own metrics: the workers'
-	// inbox and relay metrics (scenario.Scenario.Gatherer), less those
-	// the Observer reads itself (ownFamilies); its eos_inbox_stalled joins
-	// the readiness checks. Nil: none.
+	// inbox and relay metrics (scenario.Scenario.Gatherer), merged so
+	// that no family comes twice (see merged); its eos_inbox_stalled
+	// joins the readiness checks. Nil: none.
 	Extra prometheus.Gatherer
 	// Title heads the status page. Default "eos demo".
 	Title  string
@@ -45,26 +46,35 @@ type Config struct {
 
 // ownFamilies are the metrics the Observer reads itself, from the store
 // and the broker, at every scrape (WatchOutbox, WatchConsumer,
-// WatchInboxStore). Its registry gives only these (its metrics.Metrics
-// registers others, which stay at zero here), and Config.Extra gives all
-// but these (the relay worker exports the outbox's gauges too, while it
-// lives): the two never give the same series.
+// WatchInboxStore): Config.Extra's are left out (the relay worker exports
+// the outbox's gauges too, while it lives).
 var ownFamilies = map[string]bool{
 	"eos_outbox_unsent": true, "eos_outbox_oldest_unsent_seconds": true, "eos_outbox_parked": true, "eos_outbox_stats_errors_total": true,
 	"eos_consumer_pending_messages": true, "eos_consumer_ack_pending_messages": true, "eos_consumer_stats_errors_total": true,
 	"eos_inbox_claims": true, "eos_inbox_dead_letters": true, "eos_inbox_quarantine": true, "eos_inbox_stats_errors_total": true,
 }
 
-// filtered is a Gatherer keeping the families keep says.
-type filtered struct {
-	g    prometheus.Gatherer
-	keep func(name string) bool
-}
+// merged gathers the Observer's registry and the workers' metrics so that
+// no family comes twice: the families of ownFamilies from the Observer,
+// every other family from the workers when they have it (the Observer's
+// metrics.Metrics registers the inbox's and relay's families too, which
+// the Observer does not feed), else from the Observer (what a scheduled
+// reconciliation adds there, say).
+type merged struct{ own, extra prometheus.Gatherer }
 
 // Gather implements prometheus.Gatherer.
-func (f filtered) Gather() ([]*dto.MetricFamily, error) {
-	mfs, err := f.g.Gather()
-	return slices.DeleteFunc(mfs, func(mf *dto.MetricFamily) bool { return !f.keep(mf.GetName()) }), err
+func (m merged) Gather() ([]*dto.MetricFamily, error) {
+	own, ownErr := m.own.Gather()
+	extra, extraErr := m.extra.Gather()
+	extra = slices.DeleteFunc(extra, func(mf *dto.MetricFamily) bool { return ownFamilies[mf.GetName()] })
+	fromExtra := map[string]bool{}
+	for _, mf := range extra {
+		fromExtra[mf.GetName()] = true
+	}
+	own = slices.DeleteFunc(own, func(mf *dto.MetricFamily) bool { return fromExtra[mf.GetName()] })
+	out := append(own, extra...)
+	slices.SortFunc(out, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
+	return out, errors.Join(ownErr, extraErr)
 }
 
 // OutboxName is the outbox label of the demo's one outbox: the order
@@ -128,7 +138,7 @@ func New(p Pipeline, cfg Config) (*Observer, error) {
 		}
 		consumers = append(consumers, serve.Consumer{Name: c.consumer, Admin: proc})
 	}
-	var g prometheus.Gatherer = filtered{reg, func(name string) bool { return ownFamilies[name] }}
+	var g prometheus.Gatherer = reg
 	db := p.Store.Tables.DB
 	checks := []serve.Check{
 		{Name: "store", Func: db.PingContext},
@@ -138,9 +148,8 @@ func New(p Pipeline, cfg Config) (*Observer, error) {
 		}},
 	}
 	if cfg.Extra != nil {
-		extra := filtered{cfg.Extra, func(name string) bool { return !ownFamilies[name] }}
-		g = prometheus.Gatherers{g, extra}
-		checks = append(checks, serve.Check{Name: "inboxes not stalled", Func: serve.StalledCheck(extra)})
+		g = merged{own: reg, extra: cfg.Extra}
+		checks = append(checks, serve.Check{Name: "inboxes not stalled", Func: serve.StalledCheck(cfg.Extra)})
 	}
 	h, err := serve.New(serve.Config{
 		Gatherer:  g,
