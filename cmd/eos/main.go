@@ -70,7 +70,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "eos: unknown command %q (commands: demo, torture, serve, migrate, reconcile, version; see eos help)
-", args[0])
+	fmt.Fprintf(stderr, "eos: unknown command %q (commands: demo, torture, serve, migrate, reconcile, version; see eos help)\n", args[0])
 	return exitUsage
 }

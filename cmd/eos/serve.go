@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -242,7 +243,7 @@ func (o serveOptions) open(ctx context.Context) (p observe.Pipeline, closeAll fu
 			closeAll()
 		}
 	}()
-	sc := worker.StoreConfig{Kind: payments.SQLite, Path: scenario.StorePath(o.dir)}
+	sc := worker.StoreConfig{Kind: payments.SQLite, Path: filepath.Join(o.dir, scenario.DBFile)}
 	if o.postgres != "" {
 		sc = worker.StoreConfig{Kind: payments.Postgres, URL: o.postgres, Schema: scenario.RunSchema(o.run)}
 	} else if _, err := os.Stat(sc.Path); err != nil {
@@ -270,7 +271,7 @@ func (o serveOptions) open(ctx context.Context) (p observe.Pipeline, closeAll fu
 		}
 	} else {
 		p.Topology = scenario.EmbeddedTopology
-		dir := scenario.NATSDir(o.dir)
+		dir := filepath.Join(o.dir, scenario.NATSDir)
 		if _, err := os.Stat(dir); err != nil {
 			return p, closeAll, fmt.Errorf("--dir %s: no embedded NATS files: %w", o.dir, err)
 		}

@@ -12,12 +12,6 @@ import (
 	"github.com/eoskit/eos/torture/worker"
 )
 
-// StorePath is where a run in dir keeps its SQLite database.
-func StorePath(dir string) string { return filepath.Join(dir, dbFile) }
-
-// NATSDir is where a run in dir keeps the embedded NATS server's files.
-func NATSDir(dir string) string { return filepath.Join(dir, natsDir) }
-
 // brokerURLFile names the file that holds the embedded server's client
 // URL while a run is live.
 const brokerURLFile = "nats.url"
