@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eoskit/eos/internal/promtest"
 	"github.com/eoskit/eos/internal/testenv"
 	"github.com/eoskit/eos/torture/observe"
 	"github.com/eoskit/eos/torture/scenario"
@@ -72,7 +74,7 @@ func TestPrometheusScrapesDemo(t *testing.T) {
 	// Whatever the run produced by the first scrape: the checks wait for
 	// the series the target announces, and the counters exist once the
 	// workers took their first batch.
-	scrapeCheck{
+	prom := scrapeCheck{
 		Target: strings.TrimSuffix(strings.TrimPrefix(srv.URL(), "http://"), "/"),
 		Recorded: []string{
 			"eos:inbox_applied:rate5m", "eos:inbox_messages:rate5m", "eos:end_to_end_seconds:p99_rate5m",
@@ -89,4 +91,44 @@ func TestPrometheusScrapesDemo(t *testing.T) {
 		t.Errorf("the run failed its checks: %v (incomplete: %s)", r.res.Failures, r.res.IncompleteReason)
 	}
 	t.Logf("run: %d applied, %d kills, %d duplicates suppressed", r.res.Applied, r.res.Kills, r.res.DuplicatesSuppressed)
+	checkReconciled(ctx, t, prom, obs)
+}
+
+// checkReconciled reconciles the finished run as eos demo --serve does
+// (eos serve, on a schedule) and waits for Prometheus to see the
+// reconciliation's SLIs at zero and the burn rates they feed recorded,
+// with still no page-level alert.
+func checkReconciled(ctx context.Context, t *testing.T, prom *promtest.Server, obs *observe.Observer) {
+	t.Helper()
+	reps, err := obs.Reconcile(ctx, observe.ReconcileConfig{PartialAfter: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reps {
+		if !r.OK() {
+			t.Errorf("reconcile %s: %d findings: %+v", r.Consumer, r.Findings(), r)
+		}
+	}
+	for _, expr := range []string{
+		`eos_missed_apply_total{consumer="orders"}`, `eos_missed_apply_total{consumer="payments"}`,
+		`eos_duplicate_effects_total{consumer="orders"}`, `eos_partial_commits_total{outbox="orders"}`,
+		`eos:missed_applies:burn_rate5m{consumer="orders"}`, `eos:duplicate_effects:burn_rate5m{consumer="orders"}`,
+	} {
+		err := promtest.Eventually(ctx, func(ctx context.Context) error {
+			got, err := prom.Query(ctx, expr)
+			switch {
+			case err != nil:
+				return err
+			case len(got) == 0:
+				return fmt.Errorf("%w: %s has no sample", promtest.ErrNotYet, expr)
+			case got[0].Value != 0:
+				return fmt.Errorf("%s = %v on a correct run, want 0", expr, got[0].Value)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	checkNoPage(ctx, t, prom)
 }

@@ -61,7 +61,9 @@ type scrapeCheck struct {
 	Exemplars []string
 }
 
-func (c scrapeCheck) run(t *testing.T) {
+// run makes the checks and returns the Prometheus, which keeps scraping
+// until the test ends.
+func (c scrapeCheck) run(t *testing.T) *promtest.Server {
 	t.Helper()
 	var ruleFiles []string
 	for _, f := range deploy.RuleFiles() {
@@ -91,6 +93,7 @@ func (c scrapeCheck) run(t *testing.T) {
 		have[r] = true
 	}
 	checkQueriesRun(ctx, t, prom, queries(t), have)
+	return prom
 }
 
 // targetSeries reads a target's metrics (text format) and returns the

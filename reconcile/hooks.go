@@ -33,6 +33,12 @@ type DoneHook interface {
 	ReconcileDone(r *Report, err error)
 }
 
+// DoneFunc adapts a function to a DoneHook.
+type DoneFunc func(r *Report, err error)
+
+// ReconcileDone calls f.
+func (f DoneFunc) ReconcileDone(r *Report, err error) { f(r, err) }
+
 type hooks struct {
 	finding []FindingHook
 	done    []DoneHook

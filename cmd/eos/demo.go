@@ -189,9 +189,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return demoError(ctx, stderr, err, exitUsage)
 	}
 	defer s.Close()
-	var status *observe.Server
+	var (
+		status *observe.Server
+		obs    *observe.Observer
+	)
 	if o.serve != "" {
-		if status, err = startStatus(s, o.serve, token, stderr); err != nil {
+		if obs, status, err = startStatus(s, o.serve, token, stderr); err != nil {
 			bar.finish()
 			return demoError(ctx, stderr, err, exitUsage)
 		}
@@ -205,6 +208,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if status != nil {
 		res.StatusURL = status.URL()
+		reconcileRun(ctx, obs, stderr)
 	}
 	out := stdout
 	if o.json {
@@ -235,16 +239,33 @@ func demoError(ctx context.Context, stderr io.Writer, err error, code int) int {
 
 // startStatus serves the run's status page, /metrics and probes on addr
 // (--serve).
-func startStatus(s *scenario.Scenario, addr, token string, stderr io.Writer) (*observe.Server, error) {
+func startStatus(s *scenario.Scenario, addr, token string, stderr io.Writer) (*observe.Observer, *observe.Server, error) {
 	obs, err := s.Observe(observe.Config{Token: token, Logger: worker.NewLogger(stderr, slog.LevelWarn)})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	srv, err := observe.Listen(addr, token, obs.Handler)
 	if err != nil {
-		return nil, fmt.Errorf("--serve: %w", err)
+		return nil, nil, fmt.Errorf("--serve: %w", err)
 	}
-	return srv, nil
+	return obs, srv, nil
+}
+
+// reconcileRun reconciles the finished run once, as eos serve does on a
+// schedule, so that the served page and /metrics show its findings
+// (eos_missed_apply_total and the rest, at zero on a correct run). The
+// demo's own checks stay the verdict; a finding or a failure here is
+// reported on stderr.
+func reconcileRun(ctx context.Context, obs *observe.Observer, stderr io.Writer) {
+	reps, err := obs.Reconcile(ctx, observe.ReconcileConfig{PartialAfter: time.Minute})
+	for _, r := range reps {
+		if r != nil && !r.OK() {
+			fmt.Fprintf(stderr, "eos demo: reconcile %s: %d findings (see the status page, or eos reconcile)\n", r.Consumer, r.Findings())
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "eos demo: %s\n", oneLine(err))
+	}
 }
 
 // linger keeps the status page up after the report for d (--serve-linger),

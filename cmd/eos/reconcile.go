@@ -19,6 +19,7 @@ import (
 	"github.com/eoskit/eos/examples/payments"
 	"github.com/eoskit/eos/internal/redact"
 	"github.com/eoskit/eos/reconcile"
+	"github.com/eoskit/eos/torture/observe"
 	"github.com/eoskit/eos/torture/scenario"
 	"github.com/eoskit/eos/torture/worker"
 	"github.com/eoskit/eos/transport/natsjs/natsembed"
@@ -63,9 +64,6 @@ type reconcileOptions struct {
 	sample       int
 	json         bool
 }
-
-// demoDuplicates finds orders the demo's ledger applied more than once.
-const demoDuplicates = "SELECT order_id, count(*) FROM %sledger GROUP BY order_id HAVING count(*) > 1"
 
 func reconcileFlagSet(o *reconcileOptions) *flag.FlagSet {
 	fs := flag.NewFlagSet("eos reconcile", flag.ContinueOnError)
@@ -134,11 +132,7 @@ func parseReconcileFlags(args []string) (reconcileOptions, error) {
 		return o, err
 	}
 	if o.duplicates == "" && o.consumer == payments.OrdersConsumer {
-		prefix := ""
-		if o.schema != "" {
-			prefix = o.schema + "."
-		}
-		o.duplicates = fmt.Sprintf(demoDuplicates, prefix)
+		o.duplicates = observe.DuplicatesQuery(o.schema)
 	}
 	return o, nil
 }

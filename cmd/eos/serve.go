@@ -18,6 +18,7 @@ import (
 
 	"github.com/eoskit/eos/examples/payments"
 	"github.com/eoskit/eos/internal/redact"
+	"github.com/eoskit/eos/reconcile"
 	"github.com/eoskit/eos/serve"
 	"github.com/eoskit/eos/torture/observe"
 	"github.com/eoskit/eos/torture/scenario"
@@ -42,6 +43,15 @@ has ended. A run on PostgreSQL (--postgres) or an external NATS server
 shows it): pass it as --run. eos demo --serve serves the same during the
 run, from the demo itself.
 
+Every --reconcile-every it reconciles the pipeline (package reconcile):
+the ORDERS and PAYMENTS streams against what their consumers claimed,
+the ledger for orders applied twice, the outbox for rows unsent past
+--partial-after. Findings feed eos_missed_apply_total,
+eos_duplicate_effects_total, eos_unexpected_applies_total and
+eos_partial_commits_total, each finding counted once; messages younger
+than --reconcile-settle are pending, not missed. eos reconcile does one
+such pass and prints it.
+
 Listening beyond loopback needs a bearer token (--token-file, or the
 environment variable EOS_SERVE_TOKEN): every route but /healthz then asks
 for "Authorization: Bearer <token>".
@@ -57,6 +67,10 @@ type serveOptions struct {
 	run       string
 	addr      string
 	tokenFile string
+
+	reconcileEvery  time.Duration
+	reconcileSettle time.Duration
+	partialAfter    time.Duration
 }
 
 // DefaultServeAddr is where eos serve listens by default: loopback only.
@@ -73,6 +87,11 @@ func serveFlagSet(o *serveOptions) *flag.FlagSet {
 	fs.StringVar(&o.natsURL, "nats", "", "NATS URL (nats://…) of a demo run on an external server; needs --run")
 	fs.StringVar(&o.run, "run", "", "the run id of a demo on PostgreSQL or external NATS (its report shows it)")
 	fs.StringVar(&o.addr, "addr", DefaultServeAddr, "address to listen on; beyond loopback only with a token")
+	fs.DurationVar(&o.reconcileEvery, "reconcile-every", 5*time.Minute, "reconcile the pipeline this often (0: never)")
+	fs.DurationVar(&o.reconcileSettle, "reconcile-settle", time.Minute,
+		"when reconciling, unapplied messages younger than this are pending, not missed (the consumers' lag)")
+	fs.DurationVar(&o.partialAfter, "partial-after", 5*time.Minute,
+		"when reconciling, an outbox row unsent for longer is a partial commit (0: do not check the outbox)")
 	tokenFlag(fs, &o.tokenFile)
 	return fs
 }
@@ -97,18 +116,12 @@ func parseServeFlags(args []string) (serveOptions, error) {
 		return o, fmt.Errorf("--run: want the demo's run id (lower-case hex), got %q", o.run)
 	case o.postgres == "" && o.dir == "":
 		return o, errors.New("--dir: empty")
+	case o.reconcileEvery < 0 || o.reconcileSettle < 0 || o.partialAfter < 0:
+		return o, errors.New("--reconcile-every, --reconcile-settle and --partial-after must not be negative")
+	case o.reconcileEvery > 0 && o.reconcileEvery < time.Second:
+		return o, fmt.Errorf("--reconcile-every: at least 1s, got %s", o.reconcileEvery)
 	}
-	if o.postgres != "" {
-		if u, err := url.Parse(o.postgres); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
-			return o, fmt.Errorf("--postgres: want a URL like postgres://user@host:5432/db, got %q", redact.URL(o.postgres))
-		}
-	}
-	if o.natsURL != "" {
-		if u, err := url.Parse(o.natsURL); err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" {
-			return o, fmt.Errorf("--nats: want a URL like nats://host:4222, got %q", redact.URL(o.natsURL))
-		}
-	}
-	return o, nil
+	return o, checkServiceURLs(o.postgres, o.natsURL)
 }
 
 // validRunID reports whether id looks like a run id (what the schema and
@@ -193,7 +206,14 @@ func (o serveOptions) serve(ctx context.Context, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	scheduleReconcile(ctx, p, obs)
+	if o.reconcileEvery > 0 {
+		rc := observe.ReconcileConfig{Settle: o.reconcileSettle, PartialAfter: o.partialAfter,
+			Hooks: []reconcile.Hook{reconcile.DoneFunc(func(r *reconcile.Report, err error) { printReconciled(stderr, r, err) })}}
+		if err := obs.ScheduleReconcile(ctx, rc, o.reconcileEvery); err != nil {
+			srv.Close(context.Background())
+			return err
+		}
+	}
 	fmt.Fprintf(stderr, "eos serve: status page at %s (interrupt to stop)\n", srv.URL())
 	select {
 	case <-ctx.Done():
@@ -222,12 +242,18 @@ func liveBrokerURL(dir string) (string, error) {
 	return u, nil
 }
 
-// scheduleReconcile is where a scheduled reconciliation of the pipeline
-// joins eos serve: package reconcile compares the ORDERS stream with what
-// the orders consumer applied, every so often, and adds its findings to
-// eos_missed_apply_total and eos_partial_commits_total on obs.Registry
-// (obs.Metrics), which the page and /metrics show. Not wired yet.
-func scheduleReconcile(context.Context, observe.Pipeline, *observe.Observer) {}
+// printReconciled writes one line about a scheduled reconciliation.
+func printReconciled(w io.Writer, r *reconcile.Report, err error) {
+	switch {
+	case err != nil:
+		fmt.Fprintf(w, "eos serve: reconcile %s failed: %s\n", r.Consumer, oneLine(err))
+	case r.OK():
+		fmt.Fprintf(w, "eos serve: reconciled %s: ok (%d messages, %d pending)\n", r.Consumer, r.SourceEntries, r.Pending)
+	default:
+		fmt.Fprintf(w, "eos serve: reconciled %s: %d findings (missed %d, unexpected %d, duplicates %d, partial commits %d)\n",
+			r.Consumer, r.Findings(), r.Missed.Count, r.Unexpected.Count, r.Duplicates.Count, r.Partial.Count)
+	}
+}
 
 // open connects to the store and the broker the flags name; closeAll
 // releases them.

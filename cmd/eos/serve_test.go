@@ -313,18 +313,31 @@ func TestStatusPageInChromium(t *testing.T) {
 	serveDir(ctx, t, dir, "ended", got)
 }
 
-// serveDir runs eos serve --dir dir and checks that it is ready and shows
-// the claims the demo's page showed.
+// serveDir runs eos serve --dir dir and checks that it is ready, shows
+// the claims the demo's page showed, and that its first scheduled
+// reconciliation (at once) finds nothing and is exported.
 func serveDir(ctx context.Context, t *testing.T, dir, when string, page map[string]float64) {
 	t.Helper()
 	serveCtx, stopServe := context.WithCancel(ctx)
 	defer stopServe()
-	serveErr := newWatch(`status page at (http://\S+)`)
+	serveErr := newWatch(`status page at (http://\S+)`, `reconciled orders: (\w+)`, `reconciled payments: (\w+)`)
 	served := make(chan int, 1)
 	go func() {
 		served <- run(serveCtx, []string{"serve", "--dir", dir, "--addr", "127.0.0.1:0"}, strings.NewReader(""), io.Discard, serveErr)
 	}()
 	url := await(ctx, t, serveErr, 0, served, "eos serve's address")
+	for i, consumer := range []string{"orders", "payments"} {
+		if r := await(ctx, t, serveErr, i+1, served, "reconciliation of "+consumer); r != "ok" {
+			t.Errorf("eos serve, run %s: reconciled %s: %s; output:\n%s", when, consumer, r, serveErr)
+		}
+	}
+	for _, series := range []string{`eos_missed_apply_total{consumer="orders"} 0`, `eos_missed_apply_total{consumer="payments"} 0`,
+		`eos_duplicate_effects_total{consumer="orders"} 0`, `eos_partial_commits_total{outbox="orders"} 0`,
+		`eos_reconcile_runs_total{consumer="orders",result="ok"} 1`} {
+		if m := httpGet(t, url+"metrics"); !strings.Contains(m, series) {
+			t.Errorf("eos serve, run %s: /metrics has no %s", when, series)
+		}
+	}
 	if rd := httpGet(t, url+"readyz"); !strings.Contains(rd, `"ready": true`) {
 		t.Errorf("eos serve, run %s: /readyz %s", when, rd)
 	}

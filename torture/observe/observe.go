@@ -93,6 +93,9 @@ type Observer struct {
 	Metrics *metrics.Metrics
 	// Handler serves /metrics, /healthz, /readyz and the status page.
 	Handler *serve.Handler
+
+	pipeline Pipeline
+	log      *slog.Logger
 }
 
 // errReadOnly is the handler of the Observer's processors, which only
@@ -162,5 +165,9 @@ func New(p Pipeline, cfg Config) (*Observer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Observer{Registry: reg, Metrics: m, Handler: h}, nil
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Observer{Registry: reg, Metrics: m, Handler: h, pipeline: p, log: log}, nil
 }
