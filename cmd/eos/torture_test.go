@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,11 +23,34 @@ func runTortureJSON(t *testing.T, args ...string) tortureResult {
 	// A run ends when the pipeline is idle; the bound only stops a stuck
 	// one. It is generous: a loaded machine (load 5 on 2 vCPUs) needed over
 	// 60 s for 1,500 events with every fault, all applied in the end.
-	args = append([]string{"torture", "--timeout", "150s", "--dir", filepath.Join(t.TempDir(), "torture")}, args...)
+	dir := filepath.Join(t.TempDir(), "torture")
+	args = append([]string{"torture", "--timeout", "150s", "--dir", dir}, args...)
 	if code := runJSON(t, 4*time.Minute, &res, args...); code != exitOK {
 		t.Errorf("exit code %d, want 0; failures: %v", code, res.Total.Failures)
+		logProducerStacks(t, dir)
 	}
 	return res
+}
+
+// logProducerStacks logs the producer's goroutines of each run that timed
+// out (the harness dumps every goroutine then, in the run's directory,
+// which the test's temp dir takes away): what a stuck producer waits on.
+func logProducerStacks(t *testing.T, dir string) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "run-*", "goroutines.txt"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var keep []string
+		for _, g := range strings.Split(string(b), "\n\n") {
+			if strings.Contains(g, "torture/producer") {
+				keep = append(keep, g)
+			}
+		}
+		t.Logf("%s, the producer's goroutines:\n%s", f, strings.Join(keep, "\n\n"))
+	}
 }
 
 // checkTorture asserts the invariants of every run and that the faults
