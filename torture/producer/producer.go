@@ -252,7 +252,12 @@ func (p *Producer) publishWithoutID(ctx context.Context, b payments.BadInput) er
 	msg.Header.Set(natsjs.HeaderKey, b.Message.Key)
 	msg.Header.Set(natsjs.HeaderCreatedAt, time.Now().UTC().Format(time.RFC3339Nano))
 	return p.retry(ctx, func() error {
-		_, err := p.cfg.JetStream.PublishMsg(ctx, msg)
+		// Bounded as the Publisher bounds its own: a reply lost on a
+		// connection gone silent (a blackhole) must not hold the
+		// producer until the run's deadline.
+		pctx, cancel := context.WithTimeout(ctx, natsjs.DefaultAckTimeout)
+		defer cancel()
+		_, err := p.cfg.JetStream.PublishMsg(pctx, msg)
 		return err
 	})
 }

@@ -450,6 +450,32 @@ func TestPublishWithoutAck(t *testing.T) {
 	}
 }
 
+// TestPublishMessageWithoutAck: a synchronous publish (PublishMessage,
+// and Publish with Window 1) gives up after AckTimeout even when the
+// caller's context lasts much longer: a reply that never comes must not
+// hold a producer or a relay until its context ends.
+func TestPublishMessageWithoutAck(t *testing.T) {
+	js := embedded(t, "acked.>")
+	sub, err := js.Conn().SubscribeSync("silent.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	pub, err := NewPublisher(js, PublisherConfig{AckTimeout: 200 * time.Millisecond, Window: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // a hundred AckTimeouts
+	defer cancel()
+	if _, err := pub.PublishMessage(ctx, "silent.a", eos.Message{ID: "1"}); !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+		t.Errorf("PublishMessage: %v (caller's context: %v); want its own deadline exceeded, the caller's alive", err, ctx.Err())
+	}
+	n, err := pub.Publish(ctx, []outbox.Envelope{{Topic: "acked.a", Message: eos.Message{ID: "2"}}, {Topic: "silent.a", Message: eos.Message{ID: "3"}}})
+	if n != 1 || err == nil || ctx.Err() != nil {
+		t.Errorf("Publish, window 1: %d acknowledged, %v (caller's context: %v); want 1, then no ack", n, err, ctx.Err())
+	}
+}
+
 // TestFailPublishAckLost arms the lost-PubAck point once: the Publisher
 // reports the message unacknowledged although the broker stored it, and
 // the caller's retry is dropped by the broker's dedupe.

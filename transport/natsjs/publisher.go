@@ -124,6 +124,7 @@ type Result struct {
 
 // PublishMessage validates m, publishes it synchronously and returns the
 // broker's answer; a duplicate is reported in the Result, not as an error.
+// It waits at most AckTimeout for the answer, however long ctx lasts.
 func (p *Publisher) PublishMessage(ctx context.Context, subject string, m eos.Message) (Result, error) {
 	if err := eos.Validate(m); err != nil {
 		return Result{}, err
@@ -132,6 +133,11 @@ func (p *Publisher) PublishMessage(ctx context.Context, subject string, m eos.Me
 }
 
 func (p *Publisher) publish(ctx context.Context, subject string, m eos.Message) (Result, error) {
+	// Bounded by AckTimeout whatever ctx's deadline: a request whose
+	// reply never comes (a connection gone silent, a responder that is not
+	// JetStream) would otherwise hold the caller until ctx ends.
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.AckTimeout)
+	defer cancel()
 	ack, err := p.js.PublishMsg(ctx, toNATS(subject, m))
 	if err == nil {
 		err = p.cfg.Test.Failpoints.Eval(FailPublishAckLost)
