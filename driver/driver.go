@@ -118,9 +118,95 @@ type Executor interface {
 	// deleted, in seq order.
 	OutboxParkedDelete(ctx context.Context, seqs []int64) ([]ParkedOutboxRow, error)
 
+	// DedupeClaim claims a dedupe key (package dedupe) in one statement, so
+	// that of concurrent claims of one key exactly one wins. It inserts a
+	// leased record (generation 1) for p, or takes the existing record over
+	// (generation + 1, p's fingerprint, token and times; result cleared)
+	// when that record is past its expiry, or has p's fingerprint and is
+	// released or leased with a lease that ended by p.Now. It returns the
+	// record as it stands after the call and whether this call claimed it.
+	DedupeClaim(ctx context.Context, p DedupeClaimParams) (rec DedupeRecord, claimed bool, err error)
+	// DedupeComplete stores p.Result in the record leased to p's token and
+	// generation, ends the lease and sets the record's expiry. It reports
+	// false, changing nothing, when there is no such leased record or it
+	// is past its expiry (the caller is fenced).
+	DedupeComplete(ctx context.Context, p DedupeCompleteParams) (bool, error)
+	// DedupeRelease ends the lease of p's token and generation without a
+	// result (the key may be claimed again), as DedupeComplete does.
+	DedupeRelease(ctx context.Context, p DedupeReleaseParams) (bool, error)
+	// DedupeRenew moves the end of the lease of p's token and generation
+	// to p.LeaseExpires, when that lease has not ended by p.Now; false
+	// otherwise.
+	DedupeRenew(ctx context.Context, p DedupeRenewParams) (bool, error)
+
 	// Compact deletes up to limit rows of what older than before and
 	// reports how many it deleted.
 	Compact(ctx context.Context, what Compactable, before time.Time, limit int) (int64, error)
+}
+
+// DedupeState is the state of a dedupe record.
+type DedupeState string
+
+const (
+	DedupeLeased    DedupeState = "leased"    // held by Token until LeaseExpires
+	DedupeCompleted DedupeState = "completed" // done; Result is stored
+	DedupeReleased  DedupeState = "released"  // given up without a result
+)
+
+// DedupeRecord is one dedupe key's record. Scope and key are any bytes
+// (drivers store them as bytes, compared bytewise).
+type DedupeRecord struct {
+	State       DedupeState
+	Fingerprint []byte
+	// Token is the current lease's owner, "" unless State is DedupeLeased.
+	Token      string
+	Generation int64
+	// LeaseExpires is when the lease ends (DedupeLeased).
+	LeaseExpires time.Time
+	// Result and CompletedAt are set when State is DedupeCompleted.
+	Result      []byte
+	CompletedAt time.Time
+	// Expires is when the record may be deleted, its key then being free:
+	// never before LeaseExpires.
+	Expires time.Time
+}
+
+// DedupeClaimParams are the arguments of Executor.DedupeClaim.
+type DedupeClaimParams struct {
+	Scope, Key  string
+	Fingerprint []byte
+	Token       string
+	// Now is the caller's clock; LeaseExpires and Expires are those of
+	// the record if this call claims it.
+	Now, LeaseExpires, Expires time.Time
+}
+
+// DedupeFence names the lease a call acts for.
+type DedupeFence struct {
+	Scope, Key string
+	Token      string
+	Generation int64
+}
+
+// DedupeCompleteParams are the arguments of Executor.DedupeComplete.
+type DedupeCompleteParams struct {
+	DedupeFence
+	Result []byte
+	// Now is when the result is stored (CompletedAt); Expires is the
+	// record's new expiry.
+	Now, Expires time.Time
+}
+
+// DedupeReleaseParams are the arguments of Executor.DedupeRelease.
+type DedupeReleaseParams struct {
+	DedupeFence
+	Now, Expires time.Time
+}
+
+// DedupeRenewParams are the arguments of Executor.DedupeRenew.
+type DedupeRenewParams struct {
+	DedupeFence
+	Now, LeaseExpires, Expires time.Time
 }
 
 // Compactable names a kind of row the compactor deletes.
@@ -134,6 +220,10 @@ const (
 	CompactQuarantine Compactable = "quarantine"
 	// CompactDeadLetters: dead letters, by the time they were dead-lettered.
 	CompactDeadLetters Compactable = "dead_letters"
+	// CompactDedupe: dedupe records (package dedupe) past their own
+	// expiry, which each record carries from when it was written: before
+	// is the current time, not a retention horizon.
+	CompactDedupe Compactable = "dedupe"
 )
 
 // InboxStats are the counts of one consumer's rows (see Executor.InboxStats).

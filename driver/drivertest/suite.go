@@ -35,6 +35,9 @@ func Run[TTx any](t *testing.T, newDriver func(t *testing.T) driver.Driver[TTx])
 	t.Run("OutboxParked", func(t *testing.T) { testOutboxParked(t, migrated(t)) })
 	t.Run("OutboxParkedBacklog", func(t *testing.T) { testOutboxParkedBacklog(t, migrated(t)) })
 	t.Run("Compact", func(t *testing.T) { testCompact(t, migrated(t)) })
+	t.Run("Dedupe", func(t *testing.T) { testDedupe(t, migrated(t)) })
+	t.Run("DedupeConcurrent", func(t *testing.T) { testDedupeConcurrent(t, migrated(t)) })
+	t.Run("DedupeCompact", func(t *testing.T) { testDedupeCompact(t, migrated(t)) })
 	t.Run("BeginClaim", func(t *testing.T) {
 		d := migrated(t)
 		cb, ok := d.(driver.ClaimBeginner[TTx])
@@ -757,23 +760,7 @@ func testCompact[TTx any](t *testing.T, d driver.Driver[TTx]) {
 		_, err = ex.FailureRecord(ctx, "c", "f", "x", t0)
 		must(t, err)
 	})
-	var total int64
-	for {
-		var n int64
-		inTx(t, d, func(ctx context.Context, ex driver.Executor) {
-			var err error
-			n, err = ex.Compact(ctx, driver.CompactInbox, t0.Add(time.Minute), 10)
-			must(t, err)
-		})
-		if n > 10 {
-			t.Fatalf("compacted %d rows with limit 10", n)
-		}
-		if n == 0 {
-			break
-		}
-		total += n
-	}
-	if total != 25 {
+	if total := compactAll(t, d, driver.CompactInbox, t0.Add(time.Minute)); total != 25 {
 		t.Fatalf("compacted %d, want 25", total)
 	}
 	inTx(t, d, func(ctx context.Context, ex driver.Executor) {
@@ -813,4 +800,26 @@ func testCompact[TTx any](t *testing.T, d driver.Driver[TTx]) {
 			t.Fatalf("after compaction: quarantine %+v, dead letters %+v", ql, dls)
 		}
 	})
+}
+
+// compactAll compacts what before before in rounds of at most 10 rows
+// until a round deletes none, and returns how many rows it deleted.
+func compactAll[TTx any](t *testing.T, d driver.Driver[TTx], what driver.Compactable, before time.Time) int64 {
+	t.Helper()
+	var total int64
+	for {
+		var n int64
+		inTx(t, d, func(ctx context.Context, ex driver.Executor) {
+			var err error
+			n, err = ex.Compact(ctx, what, before, 10)
+			must(t, err)
+		})
+		if n > 10 {
+			t.Fatalf("compacted %d %s rows with limit 10", n, what)
+		}
+		if n == 0 {
+			return total
+		}
+		total += n
+	}
 }
