@@ -115,6 +115,10 @@ func New[TTx any](drv driver.Driver[TTx], cfg Config) (*Compactor[TTx], error) {
 // Stats counts the rows one pass deleted.
 type Stats struct {
 	Inbox, Failures, Outbox, Quarantine, DeadLetters int64
+	// Dedupe counts records of package dedupe's SQL store past their
+	// expiry (each carries the retention of the dedupe.Config it was
+	// written with: Retention does not apply to them).
+	Dedupe int64
 }
 
 // Compact runs one pass: it deletes expired rows batch by batch until none
@@ -138,6 +142,7 @@ func (c *Compactor[TTx]) compact(ctx context.Context, now time.Time) (Stats, err
 		{driver.CompactFailures, now.Add(-c.cfg.Retention), &st.Failures},
 		{driver.CompactOutbox, now.Add(-c.cfg.OutboxRetention), &st.Outbox},
 		{driver.CompactQuarantine, now.Add(-c.cfg.QuarantineRetention), &st.Quarantine},
+		{driver.CompactDedupe, now, &st.Dedupe},
 	}
 	if c.cfg.DeadLetterRetention > 0 {
 		jobs = append(jobs, job{driver.CompactDeadLetters, now.Add(-c.cfg.DeadLetterRetention), &st.DeadLetters})
@@ -184,7 +189,7 @@ func (c *Compactor[TTx]) Run(ctx context.Context) error {
 			c.cfg.Logger.ErrorContext(ctx, "eos compact: pass failed", "error", err)
 		} else if st != (Stats{}) {
 			c.cfg.Logger.InfoContext(ctx, "eos compact: pass done", "inbox", st.Inbox, "failures", st.Failures, "outbox", st.Outbox,
-				"quarantine", st.Quarantine, "dead_letters", st.DeadLetters)
+				"quarantine", st.Quarantine, "dead_letters", st.DeadLetters, "dedupe", st.Dedupe)
 		}
 		select {
 		case <-ctx.Done():

@@ -221,8 +221,8 @@ const (
 	// CompactDeadLetters: dead letters, by the time they were dead-lettered.
 	CompactDeadLetters Compactable = "dead_letters"
 	// CompactDedupe: dedupe records (package dedupe) past their own
-	// expiry, which each record carries from when it was written: before
-	// is the current time, not a retention horizon.
+	// expiry (Expires ≤ before), which each record carries from when it
+	// was written: before is the current time, not a retention horizon.
 	CompactDedupe Compactable = "dedupe"
 )
 

@@ -17,12 +17,12 @@ type compactHook struct{ m *Metrics }
 var _ compact.PassHook = compactHook{}
 
 // Values of eos_compact_deleted_rows_total's kind label.
-var compactKinds = []string{"inbox", "failures", "outbox", "quarantine", "dead_letters"}
+var compactKinds = []string{"inbox", "failures", "outbox", "quarantine", "dead_letters", "dedupe"}
 
 // OnPass implements compact.PassHook.
 func (h compactHook) OnPass(_ context.Context, p compact.Pass) {
 	d := p.Deleted
-	for i, n := range []int64{d.Inbox, d.Failures, d.Outbox, d.Quarantine, d.DeadLetters} {
+	for i, n := range []int64{d.Inbox, d.Failures, d.Outbox, d.Quarantine, d.DeadLetters, d.Dedupe} {
 		if n > 0 {
 			h.m.compactDeleted.WithLabelValues(compactKinds[i]).Add(float64(n))
 		}
@@ -38,7 +38,7 @@ func (h compactHook) OnPass(_ context.Context, p compact.Pass) {
 func newCompactCollectors(m *Metrics) {
 	m.compactDeleted = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eos_compact_deleted_rows_total",
 		Help: "Rows the compactor deleted, by kind: inbox (dedupe records), failures (attempt counters), outbox (sent rows), " +
-			"quarantine, dead_letters."}, []string{"kind"})
+			"quarantine, dead_letters, dedupe (package dedupe's records past their expiry)."}, []string{"kind"})
 	m.compactErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "eos_compact_errors_total",
 		Help: "Compaction passes that failed on the store; the next pass retries."})
 	m.compactLast = prometheus.NewGauge(prometheus.GaugeOpts{Name: "eos_compact_last_success_timestamp_seconds",

@@ -53,7 +53,7 @@ func testCompact[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 		t.Fatal("a pass over a store that is down did not fail")
 	}
 	expect := fmt.Sprintf(`
-# HELP eos_compact_deleted_rows_total Rows the compactor deleted, by kind: inbox (dedupe records), failures (attempt counters), outbox (sent rows), quarantine, dead_letters.
+# HELP eos_compact_deleted_rows_total Rows the compactor deleted, by kind: inbox (dedupe records), failures (attempt counters), outbox (sent rows), quarantine, dead_letters, dedupe (package dedupe's records past their expiry).
 # TYPE eos_compact_deleted_rows_total counter
 eos_compact_deleted_rows_total{kind="inbox"} 30
 # HELP eos_compact_errors_total Compaction passes that failed on the store; the next pass retries.

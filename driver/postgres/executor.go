@@ -277,7 +277,7 @@ func (e *executor) Compact(ctx context.Context, what driver.Compactable, before 
 	case driver.CompactDeadLetters:
 		table, cond = e.c.t.deadLetters, "at < $1"
 	case driver.CompactDedupe:
-		table, cond = e.c.t.dedupe, "expires_at < $1"
+		table, cond = e.c.t.dedupe, "expires_at <= $1"
 	default:
 		return 0, fmt.Errorf("postgres: unknown compactable %q", what)
 	}

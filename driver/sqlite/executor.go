@@ -368,7 +368,7 @@ func (e *executor) Compact(ctx context.Context, what driver.Compactable, before 
 	case driver.CompactDeadLetters:
 		q = "DELETE FROM " + e.d.t.deadLetters + " WHERE (consumer, id) IN (SELECT consumer, id FROM " + e.d.t.deadLetters + " WHERE at < ?1 LIMIT ?2)"
 	case driver.CompactDedupe:
-		q = "DELETE FROM " + e.d.t.dedupe + " WHERE (scope, key) IN (SELECT scope, key FROM " + e.d.t.dedupe + " WHERE expires_at < ?1 ORDER BY expires_at LIMIT ?2)"
+		q = "DELETE FROM " + e.d.t.dedupe + " WHERE (scope, key) IN (SELECT scope, key FROM " + e.d.t.dedupe + " WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)"
 	default:
 		return 0, fmt.Errorf("sqlite: unknown compactable %q", what)
 	}
