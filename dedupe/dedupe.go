@@ -14,15 +14,21 @@ import (
 type Store interface {
 	// Claim tries to take key in scope for a lease of the given duration
 	// (> 0). See Status for the outcomes. An expired lease of another
-	// owner is taken over: the new lease has a greater generation.
+	// owner, or a released key, is taken over when the fingerprint is the
+	// same: the new lease has a greater generation. A record past its
+	// retention is as if absent: its key is claimed afresh, with any
+	// fingerprint.
 	Claim(ctx context.Context, scope, key string, fingerprint []byte, lease time.Duration) (Claim, error)
 	// Complete stores result for the lease's key and ends the lease: later
 	// claims get Completed with this result. ErrFenced when l is not the
-	// current lease (expired and taken over, released, or completed).
+	// current lease (expired and taken over, released, or completed). A
+	// lease that expired but was not taken over may still complete: no one
+	// else ran the work.
 	Complete(ctx context.Context, l Lease, result []byte) error
 	// Release gives the key up without a result, so that a retry may claim
-	// it again (the request failed in a way worth retrying). ErrFenced as
-	// for Complete.
+	// it again (the request failed in a way worth retrying); the key stays
+	// bound to its fingerprint until its record expires. ErrFenced as for
+	// Complete.
 	Release(ctx context.Context, l Lease) error
 	// Renew extends the lease to the given duration from now and returns
 	// it with its new expiry. ErrFenced as for Complete, and when the lease
