@@ -357,6 +357,26 @@ func (e countingExecutor) OutboxParkedDelete(ctx context.Context, seqs []int64) 
 	return e.ex.OutboxParkedDelete(ctx, seqs)
 }
 
+func (e countingExecutor) DedupeClaim(ctx context.Context, p driver.DedupeClaimParams) (driver.DedupeRecord, bool, error) {
+	e.c.add("DedupeClaim")
+	return e.ex.DedupeClaim(ctx, p)
+}
+
+func (e countingExecutor) DedupeComplete(ctx context.Context, p driver.DedupeCompleteParams) (bool, error) {
+	e.c.add("DedupeComplete")
+	return e.ex.DedupeComplete(ctx, p)
+}
+
+func (e countingExecutor) DedupeRelease(ctx context.Context, p driver.DedupeReleaseParams) (bool, error) {
+	e.c.add("DedupeRelease")
+	return e.ex.DedupeRelease(ctx, p)
+}
+
+func (e countingExecutor) DedupeRenew(ctx context.Context, p driver.DedupeRenewParams) (bool, error) {
+	e.c.add("DedupeRenew")
+	return e.ex.DedupeRenew(ctx, p)
+}
+
 func (e countingExecutor) Compact(ctx context.Context, what driver.Compactable, before time.Time, limit int) (int64, error) {
 	e.c.add("Compact")
 	return e.ex.Compact(ctx, what, before, limit)
