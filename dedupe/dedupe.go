@@ -85,7 +85,9 @@ type Claim struct {
 // Lease is a claim on a key, fenced: Token is random per claim, and
 // Generation grows by one at each claim of the key (a takeover included),
 // so a stale holder is told apart from the current one even if tokens were
-// to repeat.
+// to repeat. A record removed after its retention takes its generation
+// with it (the next claim starts at 1 again): there the token alone tells
+// the holders apart, which is why stores check both.
 type Lease struct {
 	Scope, Key string
 	Token      string
