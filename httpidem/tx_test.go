@@ -34,7 +34,7 @@ func testTx[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 		t.Fatal(err)
 	}
 	fp := &failpoint.Set{}
-	m, err := httpidem.NewTx(store, e.Driver, httpidem.Config{Scope: tenantScope, Required: true, Test: eos.TestConfig{Failpoints: fp}})
+	m, err := httpidem.NewTx(store, e.Driver, httpidem.Config{Scope: tenantScope, Required: true, Logger: testLogger(t), Test: eos.TestConfig{Failpoints: fp}})
 	if err != nil {
 		t.Fatal(err)
 	}
