@@ -1,11 +1,16 @@
 package httpidem_test
 
 import (
+	"context"
+	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/dedupe"
+	"github.com/eoskit/eos/dedupe/redisstore"
 	"github.com/eoskit/eos/driver/postgres"
 	"github.com/eoskit/eos/driver/sqlite"
 	"github.com/eoskit/eos/internal/testdb"
@@ -25,6 +30,9 @@ func stores() []storeCase {
 	out := []storeCase{{"sqlite", openSQLite}}
 	if testenv.Wanted("EOS_TEST_POSTGRES_URL") {
 		out = append(out, storeCase{"postgres", openPostgres})
+	}
+	if testenv.Wanted("EOS_TEST_REDIS_URL") {
+		out = append(out, storeCase{"redis", openRedis})
 	}
 	return out
 }
@@ -61,4 +69,28 @@ func TestMiddleware(t *testing.T) {
 	for _, s := range stores() {
 		t.Run(s.name, func(t *testing.T) { runAll(t, s.open) })
 	}
+}
+
+// openRedis opens a store under a fresh prefix of the test server, its
+// keys deleted when t ends.
+func openRedis(t testing.TB, now func() time.Time) (dedupe.Store, func()) {
+	opt, err := redis.ParseURL(testenv.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(opt)
+	prefix := testenv.Name("eos_httpidem_") + ":"
+	t.Cleanup(func() {
+		ctx := context.Background()
+		if keys, err := c.Keys(ctx, prefix+"*").Result(); err == nil && len(keys) > 0 {
+			c.Del(ctx, keys...)
+		}
+		c.Close()
+	})
+	s, err := redisstore.New(context.Background(), c, redisstore.Config{Dedupe: storeConfig(now), Prefix: prefix,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, func() { c.Close() } // a closed client fails every call
 }
