@@ -66,12 +66,13 @@ func tenantScope(r *http.Request) (string, error) {
 type app struct {
 	runs  sync.Map // path → *atomic.Int64
 	block chan struct{}
+	gate  chan struct{}
 	// entered receives once per run of /slow, before it blocks on block.
 	entered chan struct{}
 }
 
 func newApp() *app {
-	return &app{block: make(chan struct{}), entered: make(chan struct{}, 128)}
+	return &app{block: make(chan struct{}), gate: make(chan struct{}), entered: make(chan struct{}, 128)}
 }
 
 func (a *app) count(path string) *atomic.Int64 {
@@ -89,6 +90,10 @@ func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.entered <- struct{}{}
 		if n == 1 {
 			<-a.block
+		}
+	case "/gate": // the first run waits for the gate to open
+		if n == 1 {
+			<-a.gate
 		}
 	case "/flaky": // fails the first time, then works
 		if n == 1 {
@@ -345,18 +350,24 @@ func testWaitThenReplay(t *testing.T, open openStore) {
 }
 
 // testConcurrentOnce: 100 concurrent requests with one key run the handler
-// exactly once; every other one is told so (409) or replayed.
+// exactly once; every other one is told so (409) or replayed. The first
+// run holds on until half of the others were answered, so that at least
+// those met the key held.
 func testConcurrentOnce(t *testing.T, open openStore) {
 	s := newServer(t, open, httpidem.Config{})
-	q := req{path: "/v1/charges", key: `"c1"`, body: `{"amount":1}`}
+	q := req{path: "/gate", key: `"c1"`, body: `{"amount":1}`}
 	const n = 100
 	answers := make([]answer, n)
 	var wg sync.WaitGroup
+	var answered atomic.Int64
 	start := make(chan struct{})
 	for i := range n {
 		wg.Go(func() {
 			<-start
 			answers[i] = q.do(t, s.url)
+			if answered.Add(1) == n/2 {
+				close(s.app.gate)
+			}
 		})
 	}
 	close(start)
@@ -376,7 +387,7 @@ func testConcurrentOnce(t *testing.T, open openStore) {
 			t.Fatalf("unexpected answer %d %s", a.status, a.body)
 		}
 	}
-	if runs := s.app.Runs("/v1/charges"); runs != 1 || fresh != 1 {
+	if runs := s.app.Runs(q.path); runs != 1 || fresh != 1 || conflicts < n/2 {
 		t.Fatalf("%d runs, %d fresh answers (%d replays, %d conflicts): want exactly one", runs, fresh, replays, conflicts)
 	}
 	for _, a := range answers {
