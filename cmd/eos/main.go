@@ -31,6 +31,7 @@ Commands:
   serve     serve the status page, /metrics and probes of a demo's pipeline (eos serve -h)
   migrate   apply, revert or list eos's schema migrations, or print their SQL (eos migrate -h)
   reconcile compare a stream with what a consumer applied (eos reconcile -h)
+  provider  serve a payment-provider simulator on the Idempotency-Key middleware (eos provider -h)
   version   print the version of eos and of the Go that built it
   help      show this help
 
@@ -62,6 +63,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runReconcile(ctx, args[1:], stdout, stderr)
 	case "serve":
 		return runServe(ctx, args[1:], stdout, stderr)
+	case "provider":
+		return runProvider(ctx, args[1:], stdout, stderr)
 	case "version":
 		return runVersion(args[1:], stdout, stderr)
 	case worker.Command: // hidden: the demo's and torture's child processes
@@ -70,6 +73,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "eos: unknown command %q (commands: demo, torture, serve, migrate, reconcile, version; see eos help)\n", args[0])
+	fmt.Fprintf(stderr, "eos: unknown command %q (commands: demo, torture, serve, migrate, reconcile, provider, version; see eos help)\n", args[0])
 	return exitUsage
 }
