@@ -68,6 +68,14 @@
 // found, 1 on any finding, 2 for bad flags, unreachable services or a
 // failed read.
 //
+//	eos provider --store sqlite:///path.db|postgres://…|redis://… [--addr HOST:PORT]
+//
+// serves a payment-provider simulator built on the Idempotency-Key
+// middleware (package httpidem, the simulator in torture/provider): POST
+// /v1/charges with a key runs once, its retries are replayed, the key
+// with another body is refused (422); GET /v1/charges lists the charges.
+// Over SQLite and PostgreSQL each charge commits with its key.
+//
 //	eos version
 //
 // prints the module version this executable was built from, its VCS
