@@ -18,30 +18,10 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/dedupe"
+	"github.com/eoskit/eos/dedupe/dedupetest"
 	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/httpidem"
 )
-
-// clock is the stores' injected clock: tests move it past a lease instead
-// of waiting for it.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // openStore opens a fresh, empty store whose clock is now, and returns it
 // with a function that breaks it (closes its connections).
@@ -190,13 +170,13 @@ func (a answer) problem(t testing.TB, status int, typ string) {
 type server struct {
 	url   string
 	app   *app
-	clock *clock
+	clock *dedupetest.Clock
 	store dedupe.Store
 }
 
 func newServer(t testing.TB, open openStore, cfg httpidem.Config) *server {
 	t.Helper()
-	c := newClock()
+	c := dedupetest.NewClock()
 	store, _ := open(t, c.Now)
 	if cfg.Scope == nil {
 		cfg.Scope = tenantScope
@@ -469,7 +449,7 @@ func mustRequest(t testing.TB, url string, q req) *http.Request {
 
 // testStoreDown: with the store failing, the handler never runs: 503.
 func testStoreDown(t *testing.T, open openStore) {
-	c := newClock()
+	c := dedupetest.NewClock()
 	store, breakStore := open(t, c.Now)
 	m, err := httpidem.New(store, httpidem.Config{Scope: tenantScope, Logger: testLogger(t)})
 	if err != nil {

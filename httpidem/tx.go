@@ -62,15 +62,84 @@ func NewTx[TTx any](store TxStore[TTx], drv driver.Driver[TTx], cfg Config) (*Tx
 // the same rule.
 func (m *TxMiddleware[TTx]) Handler(h TxHandler[TTx]) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a, ok := m.c.admit(w, r)
-		switch {
-		case !ok:
-		case a == nil:
-			m.runUnkeyed(w, r, h)
-		default:
-			m.runKeyed(w, a, h)
+		if a, ok := m.c.admit(w, r); ok {
+			m.run(w, r, a, h)
 		}
 	})
+}
+
+// held is the key a keyed transaction holds, its lease renewed while the
+// handler runs; nil for an unkeyed transaction, on which its methods do
+// nothing.
+type held struct {
+	c       *core
+	rn      *renewal
+	lease   dedupe.Lease
+	stopped bool
+}
+
+// stop ends the renewals.
+func (k *held) stop() {
+	if k != nil && !k.stopped {
+		k.lease, k.stopped = k.rn.stop(), true
+	}
+}
+
+// release gives the key up, so that a retry runs the handler again.
+func (k *held) release(ctx context.Context) {
+	if k != nil {
+		k.stop()
+		k.c.release(ctx, k.lease)
+	}
+}
+
+// attrs names the key in logs.
+func (k *held) attrs() []any {
+	if k == nil {
+		return nil
+	}
+	return []any{"scope", k.lease.Scope, "key", k.lease.Key}
+}
+
+// run runs h in a transaction of its own; a, when not nil, is the claim
+// the request holds.
+func (m *TxMiddleware[TTx]) run(w http.ResponseWriter, r *http.Request, a *admitted, h TxHandler[TTx]) {
+	c := m.c
+	ctx, lost := context.WithCancelCause(r.Context())
+	defer lost(nil)
+	var k *held
+	if a != nil {
+		r = a.r
+		k = &held{c: c, rn: c.renew(ctx, a.lease, lost)}
+	}
+	tx, err := m.drv.Begin(ctx)
+	if err != nil {
+		k.release(ctx)
+		c.log.ErrorContext(ctx, "httpidem: store failure", append(k.attrs(), "op", "begin", "err", err)...)
+		problemStore().write(w)
+		return
+	}
+	t := txRun[TTx]{m: m, tx: tx}
+	cw := newCapture(w, c.cfg.MaxResult, false)
+	returned := false
+	defer func() {
+		if !returned { // a panic: roll back, give the key up, let net/http see it
+			t.rollback(ctx)
+			k.release(ctx)
+		}
+	}()
+	herr := h(cw, r.WithContext(ctx), tx)
+	returned = true
+	k.stop()
+	if k != nil && c.cfg.Test.Failpoints.Eval(fpBeforeComplete) != nil {
+		t.rollback(ctx)
+		panic(http.ErrAbortHandler)
+	}
+	if p := m.finish(ctx, t, k, cw, herr); p != nil {
+		p.write(w)
+		return
+	}
+	cw.send()
 }
 
 // txRun is one handler's transaction.
@@ -87,125 +156,51 @@ func (t txRun[TTx]) rollback(ctx context.Context) {
 	}
 }
 
-func (m *TxMiddleware[TTx]) runKeyed(w http.ResponseWriter, a *admitted, h TxHandler[TTx]) {
+// finish ends the transaction: with a response the policy stores, it
+// stores it in the transaction (CompleteTx, when keyed) and commits;
+// otherwise it rolls back and releases the key. It returns the problem to
+// answer instead of the handler's response, or nil.
+func (m *TxMiddleware[TTx]) finish(ctx context.Context, t txRun[TTx], k *held, cw *capture, herr error) *Problem {
 	c := m.c
-	ctx, lost := context.WithCancelCause(a.r.Context())
-	defer lost(nil)
-	rn := c.renew(ctx, a.lease, lost)
-	tx, err := m.drv.Begin(ctx)
-	if err != nil {
-		c.release(ctx, rn.stop())
-		c.storeFailed(ctx, "begin", a.lease.Scope, a.lease.Key, err)
-		problemStore().write(w)
-		return
-	}
-	t := txRun[TTx]{m: m, tx: tx}
-	cw := newCapture(w, c.cfg.MaxResult, false)
-	returned := false
-	defer func() {
-		if !returned {
-			t.rollback(ctx)
-			c.release(ctx, rn.stop())
-		}
-	}()
-	herr := h(cw, a.r.WithContext(ctx), tx)
-	returned = true
-	l := rn.stop()
-	if c.cfg.Test.Failpoints.Eval(fpBeforeComplete) != nil {
-		t.rollback(ctx)
-		panic(http.ErrAbortHandler)
-	}
-	if p := m.commitKeyed(ctx, t, l, cw, herr); p != nil {
-		p.write(w)
-		return
-	}
-	cw.send()
-}
-
-// commitKeyed ends the keyed transaction: CompleteTx and commit when the
-// response is to be stored, rollback and release otherwise. It returns the
-// problem to answer instead of the handler's response, or nil.
-func (m *TxMiddleware[TTx]) commitKeyed(ctx context.Context, t txRun[TTx], l dedupe.Lease, cw *capture, herr error) *Problem {
-	c := m.c
-	status := cw.statusCode()
+	done := herr == nil && !cw.overflow && c.cfg.Policy.Store(cw.statusCode())
 	var result []byte
-	if herr == nil && !cw.overflow && c.cfg.Policy.Store(status) {
+	if done && k != nil {
 		result = cw.stored(c.cfg.Policy.Headers).encode()
 	}
 	switch {
 	case herr != nil:
 		t.rollback(ctx)
-		c.release(ctx, l)
-		c.log.ErrorContext(ctx, "httpidem: the handler failed; rolled back", "scope", l.Scope, "key", l.Key, "err", herr)
+		k.release(ctx)
+		c.log.ErrorContext(ctx, "httpidem: the handler failed; rolled back", append(k.attrs(), "err", herr)...)
 		return problemUnprocessed("The handler failed; nothing was committed. Retrying the request is safe.")
 	case cw.overflow || len(result) > c.cfg.MaxResult:
 		t.rollback(ctx)
-		c.release(ctx, l)
-		c.log.ErrorContext(ctx, "httpidem: the response is larger than MaxResult; rolled back", "scope", l.Scope, "key", l.Key)
+		k.release(ctx)
+		c.log.ErrorContext(ctx, "httpidem: the response is larger than MaxResult; rolled back", k.attrs()...)
 		return problemUnprocessed("The response is too large to store; nothing was committed.")
-	case result == nil: // not stored by the policy: not done
+	case !done: // a status the policy does not store: not done
 		t.rollback(ctx)
-		c.release(ctx, l)
+		k.release(ctx)
 		return nil
 	}
-	if err := m.store.CompleteTx(ctx, t.tx, l, result); err != nil {
-		t.rollback(ctx)
-		if errors.Is(err, dedupe.ErrFenced) {
-			c.log.ErrorContext(ctx, "httpidem: the key was taken over while the handler ran; rolled back (raise Config.Lease)", "scope", l.Scope, "key", l.Key)
-			return problemInProgress(time.Second)
+	if k != nil {
+		if err := m.store.CompleteTx(ctx, t.tx, k.lease, result); err != nil {
+			t.rollback(ctx)
+			if errors.Is(err, dedupe.ErrFenced) {
+				c.log.ErrorContext(ctx, "httpidem: the key was taken over while the handler ran; rolled back (raise Config.Lease)", k.attrs()...)
+				return problemInProgress(time.Second)
+			}
+			k.release(ctx)
+			c.log.ErrorContext(ctx, "httpidem: store failure", append(k.attrs(), "op", "complete", "err", err)...)
+			return problemStore()
 		}
-		c.release(ctx, l)
-		c.storeFailed(ctx, "complete", l.Scope, l.Key, err)
-		return problemStore()
 	}
 	if err := m.drv.Commit(ctx, t.tx); err != nil {
 		// Maybe committed: then the key is completed and Release is fenced;
 		// if not, releasing lets a retry run at once.
-		c.release(ctx, l)
-		c.storeFailed(ctx, "commit", l.Scope, l.Key, err)
+		k.release(ctx)
+		c.log.ErrorContext(ctx, "httpidem: store failure", append(k.attrs(), "op", "commit", "err", err)...)
 		return problemStore()
 	}
 	return nil
-}
-
-// runUnkeyed runs h in a transaction without a key: committed when the
-// policy would store its response, rolled back otherwise.
-func (m *TxMiddleware[TTx]) runUnkeyed(w http.ResponseWriter, r *http.Request, h TxHandler[TTx]) {
-	c := m.c
-	ctx := r.Context()
-	tx, err := m.drv.Begin(ctx)
-	if err != nil {
-		c.log.ErrorContext(ctx, "httpidem: begin failed", "err", err)
-		problemStore().write(w)
-		return
-	}
-	t := txRun[TTx]{m: m, tx: tx}
-	cw := newCapture(w, c.cfg.MaxResult, false)
-	returned := false
-	defer func() {
-		if !returned {
-			t.rollback(ctx)
-		}
-	}()
-	herr := h(cw, r, tx)
-	returned = true
-	switch {
-	case herr != nil:
-		t.rollback(ctx)
-		c.log.ErrorContext(ctx, "httpidem: the handler failed; rolled back", "err", herr)
-		problemUnprocessed("The handler failed; nothing was committed.").write(w)
-	case cw.overflow:
-		t.rollback(ctx)
-		problemUnprocessed("The response is too large; nothing was committed.").write(w)
-	case !c.cfg.Policy.Store(cw.statusCode()):
-		t.rollback(ctx)
-		cw.send()
-	default:
-		if err := m.drv.Commit(ctx, tx); err != nil {
-			c.log.ErrorContext(ctx, "httpidem: commit failed", "err", err)
-			problemStore().write(w)
-			return
-		}
-		cw.send()
-	}
 }

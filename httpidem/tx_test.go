@@ -14,6 +14,7 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/dedupe"
+	"github.com/eoskit/eos/dedupe/dedupetest"
 	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/httpidem"
 	"github.com/eoskit/eos/internal/testdb"
@@ -28,7 +29,7 @@ func TestTx(t *testing.T) {
 
 func testTx[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	e.Script(t, "CREATE TABLE charges (id TEXT PRIMARY KEY, amount BIGINT NOT NULL)")
-	clk := newClock()
+	clk := dedupetest.NewClock()
 	store, err := dedupe.NewSQL(e.Driver, dedupe.Config{Test: eos.TestConfig{Now: clk.Now}})
 	if err != nil {
 		t.Fatal(err)
