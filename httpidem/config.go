@@ -18,6 +18,9 @@ const (
 	// DefaultLease is how long a claim holds a key before another request
 	// may take it over; the middleware renews it while the handler runs.
 	DefaultLease = time.Minute
+	// MinLease is the shortest Config.Lease: renewed every third of it,
+	// a shorter one would keep the store busy renewing.
+	MinLease = 3 * time.Millisecond
 	// DefaultMaxBody bounds the body read to fingerprint a request (1 MiB).
 	DefaultMaxBody = 1 << 20
 	// DefaultMaxResult bounds a stored response: the store's default
@@ -124,6 +127,9 @@ func (c Config) WithDefaults() (Config, error) {
 		config.DurationField{Name: "Wait", P: &c.Wait},
 	); err != nil {
 		return c, err
+	}
+	if c.Lease < MinLease {
+		return c, &eos.ConfigError{Field: "httpidem.Config.Lease", Reason: fmt.Sprintf("%v, want at least %v", c.Lease, MinLease)}
 	}
 	switch {
 	case c.MaxBody < 0:

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/eoskit/eos"
 )
@@ -23,6 +24,7 @@ func TestConfigWithDefaults(t *testing.T) {
 	for name, bad := range map[string]Config{
 		"no scope":       {},
 		"negative lease": {Scope: scope, Lease: -1},
+		"tiny lease":     {Scope: scope, Lease: time.Millisecond},
 		"negative wait":  {Scope: scope, Wait: -1},
 		"negative body":  {Scope: scope, MaxBody: -1},
 		"huge result":    {Scope: scope, MaxResult: 65 << 20},

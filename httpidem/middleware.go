@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/eoskit/eos"
@@ -216,56 +217,84 @@ func (c *core) storeFailed(ctx context.Context, op, scope, key string, err error
 	c.log.ErrorContext(ctx, "httpidem: store failure", "op", op, "scope", scope, "key", key, "err", err)
 }
 
-// renewal keeps a lease alive while a handler runs.
+// renewal keeps a lease alive while a handler runs: a timer that renews
+// the lease every third of it. A timer, not a goroutine: most handlers end
+// long before the first renewal, and a goroutine per request would cost
+// them its scheduling.
 type renewal struct {
-	stopc  chan struct{}
-	done   chan struct{}
+	c      *core
+	lost   context.CancelCauseFunc
+	ctx    context.Context // the renewals'; cancelled by stop
 	cancel context.CancelFunc
-	lease  dedupe.Lease // the goroutine's until done is closed
+
+	mu       sync.Mutex
+	timer    *time.Timer
+	lease    dedupe.Lease
+	stopped  bool
+	inflight chan struct{} // closed when the renewal under way ends
 }
 
-// renew renews l every third of the lease until stop. When the store
-// says the lease is no longer the key's (ErrFenced), lost is called with
-// ErrLeaseLost: the handler's work is to be abandoned. Other errors are
-// logged and retried at the next tick: the lease may still be live.
+// renew starts renewing l. When the store says the lease is no longer the
+// key's (ErrFenced), lost is called with ErrLeaseLost: the handler's work
+// is to be abandoned. Other errors are logged and retried at the next
+// tick: the lease may still be live.
 func (c *core) renew(ctx context.Context, l dedupe.Lease, lost context.CancelCauseFunc) *renewal {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	rn := &renewal{stopc: make(chan struct{}), done: make(chan struct{}), cancel: cancel, lease: l}
-	go func() {
-		defer close(rn.done)
-		t := time.NewTicker(c.cfg.Lease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-rn.stopc:
-				return
-			case <-t.C:
-			}
-			nl, err := c.store.Renew(ctx, rn.lease, c.cfg.Lease)
-			switch {
-			case ctx.Err() != nil:
-				return
-			case errors.Is(err, dedupe.ErrFenced):
-				c.log.ErrorContext(ctx, "httpidem: the key's lease was taken over while the handler ran", "scope", l.Scope, "key", l.Key)
-				lost(ErrLeaseLost)
-				return
-			case err != nil:
-				c.log.WarnContext(ctx, "httpidem: renewing the key's lease failed", "scope", l.Scope, "key", l.Key, "err", err)
-			default:
-				rn.lease = nl
-			}
-		}
-	}()
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	rn := &renewal{c: c, lost: lost, ctx: rctx, cancel: cancel, lease: l}
+	rn.mu.Lock()
+	rn.timer = time.AfterFunc(c.cfg.Lease/3, rn.tick)
+	rn.mu.Unlock()
 	return rn
 }
 
+func (rn *renewal) tick() {
+	rn.mu.Lock()
+	if rn.stopped {
+		rn.mu.Unlock()
+		return
+	}
+	done := make(chan struct{})
+	rn.inflight = done
+	l := rn.lease
+	rn.mu.Unlock()
+	defer close(done)
+
+	c := rn.c
+	nl, err := c.store.Renew(rn.ctx, l, c.cfg.Lease)
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	switch {
+	case rn.ctx.Err() != nil:
+		return
+	case errors.Is(err, dedupe.ErrFenced):
+		c.log.ErrorContext(rn.ctx, "httpidem: the key's lease was taken over while the handler ran", "scope", l.Scope, "key", l.Key)
+		rn.lost(ErrLeaseLost)
+		return
+	case err != nil:
+		c.log.WarnContext(rn.ctx, "httpidem: renewing the key's lease failed", "scope", l.Scope, "key", l.Key, "err", err)
+	default:
+		rn.lease = nl
+	}
+	if !rn.stopped {
+		rn.timer.Reset(c.cfg.Lease / 3)
+	}
+}
+
 // stop ends the renewals and returns the lease as last renewed. A renewal
-// in flight is cancelled, not awaited: on SQLite it may be queued behind
+// under way is cancelled, then awaited: on SQLite it may be queued behind
 // the handler's own transaction, which commits only after stop.
 func (rn *renewal) stop() dedupe.Lease {
-	close(rn.stopc)
+	rn.mu.Lock()
+	rn.stopped = true
+	rn.timer.Stop()
+	done := rn.inflight
+	rn.mu.Unlock()
 	rn.cancel()
-	<-rn.done
+	if done != nil {
+		<-done
+	}
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
 	return rn.lease
 }
 

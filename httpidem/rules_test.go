@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -47,12 +48,14 @@ type app struct {
 	runs  sync.Map // path → *atomic.Int64
 	block chan struct{}
 	gate  chan struct{}
+	// causes receives why /hold's context ended.
+	causes chan error
 	// entered receives once per run of /slow, before it blocks on block.
 	entered chan struct{}
 }
 
 func newApp() *app {
-	return &app{block: make(chan struct{}), gate: make(chan struct{}), entered: make(chan struct{}, 128)}
+	return &app{block: make(chan struct{}), gate: make(chan struct{}), causes: make(chan error, 1), entered: make(chan struct{}, 128)}
 }
 
 func (a *app) count(path string) *atomic.Int64 {
@@ -74,6 +77,12 @@ func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/gate": // the first run waits for the gate to open
 		if n == 1 {
 			<-a.gate
+		}
+	case "/hold": // the first run holds on until its context ends
+		if n == 1 {
+			a.entered <- struct{}{}
+			<-r.Context().Done()
+			a.causes <- context.Cause(r.Context())
 		}
 	case "/flaky": // fails the first time, then works
 		if n == 1 {
@@ -436,6 +445,26 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), nil))
 }
 
+// testLeaseLost: a lease that expires while the handler runs, and that a
+// retry takes over, cannot be renewed: the handler's context ends with
+// ErrLeaseLost, and its response is not stored.
+func testLeaseLost(t *testing.T, open openStore) {
+	s := newServer(t, open, httpidem.Config{Lease: 30 * time.Millisecond}) // renewed every 10ms
+	q := req{path: "/hold", key: `"l1"`}
+	firstc := make(chan answer, 1)
+	go func() { firstc <- q.do(t, s.url) }()
+	<-s.app.entered
+	s.clock.Advance(time.Minute)
+	second := q.do(t, s.url) // takes the key over and runs
+	if cause := <-s.app.causes; !errors.Is(cause, httpidem.ErrLeaseLost) {
+		t.Fatalf("the first handler's context ended with %v, want ErrLeaseLost", cause)
+	}
+	<-firstc
+	if third := q.do(t, s.url); second.status != 201 || !third.replayed() || !bytes.Equal(third.body, second.body) {
+		t.Fatalf("second %d %s, third %d %s: want the new owner's response stored", second.status, second.body, third.status, third.body)
+	}
+}
+
 func mustRequest(t testing.TB, url string, q req) *http.Request {
 	r, err := http.NewRequestWithContext(context.Background(), http.MethodPost, url+q.path, strings.NewReader(q.body))
 	if err != nil {
@@ -476,6 +505,7 @@ func runAll(t *testing.T, open openStore) {
 		"ConcurrentOnce": testConcurrentOnce,
 		"CrashThenRetry": testCrashThenRetry,
 		"StaleOwner":     testStaleOwner,
+		"LeaseLost":      testLeaseLost,
 		"StoreDown":      testStoreDown,
 	} {
 		t.Run(name, func(t *testing.T) { f(t, open) })
