@@ -110,7 +110,7 @@ func (c *core) admit(w http.ResponseWriter, r *http.Request) (*admitted, bool) {
 	}
 	if err != nil {
 		var sp *Problem
-		if !errors.As(err, &sp) {
+		if !errors.As(err, &sp) || sp.Status < 400 || sp.Status > 599 {
 			c.log.ErrorContext(r.Context(), "httpidem: no scope for the request", "err", err)
 			sp = problemUnprocessed("The request's scope could not be determined.")
 		}
@@ -125,7 +125,12 @@ func (c *core) admit(w http.ResponseWriter, r *http.Request) (*admitted, bool) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	fp := Fingerprint(r.Method, c.cfg.Route(r), body, r.Header, c.cfg.FingerprintHeaders)
 	cl, err := c.claim(r.Context(), scope, key, fp)
-	if err != nil {
+	switch {
+	case errors.Is(err, dedupe.ErrInvalid): // the scope is over the store's bound: the server's fault
+		c.log.ErrorContext(r.Context(), "httpidem: the store refuses the request's scope", "err", err)
+		problemUnprocessed("The request's scope could not be used.").write(w)
+		return nil, false
+	case err != nil:
 		c.storeFailed(r.Context(), "claim", scope, key, err)
 		problemStore().write(w)
 		return nil, false

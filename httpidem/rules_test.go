@@ -250,6 +250,7 @@ func testRules(t *testing.T, open openStore) {
 		{name: "255 characters: accepted", req: req{path: "/v1/charges", key: `"` + strings.Repeat("k", 255) + `"`}, status: 201, runs: 3},
 		{name: "GET passes through", req: req{method: "GET", path: "/v1/charges", noKey: true}, status: 201, runs: 4},
 		{name: "no tenant: the scope's problem", req: req{path: "/v1/charges", key: `"k9"`, tenant: " "}, status: 401, problem: "about:blank", runs: 4},
+		{name: "a scope over the store's bound: 500, not run", req: req{path: "/v1/charges", key: `"k9"`, tenant: strings.Repeat("t", 600)}, status: 500, problem: httpidem.ProblemUnprocessed, runs: 4},
 		{name: "5xx is sent", req: req{path: "/flaky", key: `"k2"`}, status: 503, runs: 1},
 		{name: "5xx released the key: the retry runs", req: req{path: "/flaky", key: `"k2"`}, status: 201, runs: 2},
 		{name: "then it is replayed", req: req{path: "/flaky", key: `"k2"`}, status: 201, replay: true, runs: 2},
