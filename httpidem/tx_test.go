@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,5 +117,29 @@ func testTx[TTx any](t *testing.T, e *testdb.Engine[TTx]) {
 	}
 	if got := q.do(t, ts.URL); !got.replayed() || rows("/crash") != 1 {
 		t.Fatalf("retry: replayed=%v rows=%d", got.replayed(), rows("/crash"))
+	}
+
+	// 100 concurrent requests with one key commit one row. (On SQLite they
+	// queue for its one connection behind the first one's transaction, and
+	// find its response stored.)
+	q = req{path: "/many", key: `"t5"`, body: body}
+	var wg sync.WaitGroup
+	answers := make([]answer, 100)
+	for i := range answers {
+		wg.Go(func() { answers[i] = q.do(t, ts.URL) })
+	}
+	wg.Wait()
+	fresh := 0
+	for _, a := range answers {
+		switch {
+		case a.status == 201 && !a.replayed():
+			fresh++
+		case a.status == 201 || a.status == 409:
+		default:
+			t.Fatalf("concurrent: %d %s", a.status, a.body)
+		}
+	}
+	if n := rows("/many"); n != 1 || fresh != 1 {
+		t.Fatalf("100 concurrent requests: %d rows, %d fresh answers; want 1", n, fresh)
 	}
 }
