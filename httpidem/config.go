@@ -79,6 +79,9 @@ type Config struct {
 	MaxResult int
 	// Policy decides which responses are stored and what of them.
 	Policy Policy
+	// Hooks observe each request's outcome (metrics.HTTPIdemHook feeds
+	// Prometheus from them).
+	Hooks []Hook
 	// Logger, default slog.Default().
 	Logger *slog.Logger
 	// Test holds failpoints: "httpidem.before_complete" (the process dies
@@ -155,6 +158,10 @@ func (c Config) WithDefaults() (Config, error) {
 	}
 	c.Policy.Headers = headers
 	c.FingerprintHeaders = slices.Clone(c.FingerprintHeaders)
+	if err := checkHooks(c.Hooks); err != nil {
+		return c, &eos.ConfigError{Field: "httpidem.Config.Hooks", Reason: err.Error()}
+	}
+	c.Hooks = slices.Clone(c.Hooks)
 	c.Logger = config.Logger(c.Logger)
 	c.Test = c.Test.WithDefaults()
 	return c, nil

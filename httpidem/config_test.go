@@ -29,6 +29,7 @@ func TestConfigWithDefaults(t *testing.T) {
 		"negative body":  {Scope: scope, MaxBody: -1},
 		"huge result":    {Scope: scope, MaxResult: 65 << 20},
 		"set-cookie":     {Scope: scope, Policy: Policy{Headers: []string{"set-cookie"}}},
+		"not a hook":     {Scope: scope, Hooks: []Hook{42}},
 	} {
 		var ce *eos.ConfigError
 		if _, err := bad.WithDefaults(); !errors.As(err, &ce) || !errors.Is(err, eos.ErrInvalidConfig) {

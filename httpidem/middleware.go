@@ -98,6 +98,7 @@ func (c *core) admit(w http.ResponseWriter, r *http.Request) (*admitted, bool) {
 	}
 	key, p := c.key(r)
 	if p != nil {
+		c.observe(r.Context(), OutcomeRefused, nil)
 		p.write(w)
 		return nil, false
 	}
@@ -114,11 +115,13 @@ func (c *core) admit(w http.ResponseWriter, r *http.Request) (*admitted, bool) {
 			c.log.ErrorContext(r.Context(), "httpidem: no scope for the request", "err", err)
 			sp = problemUnprocessed("The request's scope could not be determined.")
 		}
+		c.observe(r.Context(), OutcomeRefused, nil)
 		sp.write(w)
 		return nil, false
 	}
 	body, p := c.readBody(r)
 	if p != nil {
+		c.observe(r.Context(), OutcomeRefused, nil)
 		p.write(w)
 		return nil, false
 	}
@@ -128,10 +131,12 @@ func (c *core) admit(w http.ResponseWriter, r *http.Request) (*admitted, bool) {
 	switch {
 	case errors.Is(err, dedupe.ErrInvalid): // the scope is over the store's bound: the server's fault
 		c.log.ErrorContext(r.Context(), "httpidem: the store refuses the request's scope", "err", err)
+		c.observe(r.Context(), OutcomeRefused, nil)
 		problemUnprocessed("The request's scope could not be used.").write(w)
 		return nil, false
 	case err != nil:
 		c.storeFailed(r.Context(), "claim", scope, key, err)
+		c.observe(r.Context(), OutcomeStoreError, err)
 		problemStore().write(w)
 		return nil, false
 	}
@@ -142,16 +147,21 @@ func (c *core) admit(w http.ResponseWriter, r *http.Request) (*admitted, bool) {
 		resp, err := decodeResponse(cl.Result)
 		if err != nil {
 			c.log.ErrorContext(r.Context(), "httpidem: a stored response does not decode", "scope", scope, "key", key, "err", err)
+			c.observe(r.Context(), OutcomeStoreError, err)
 			problemStore().write(w)
 			return nil, false
 		}
+		c.observe(r.Context(), OutcomeReplayed, nil)
 		replay(w, resp)
 	case dedupe.Mismatch:
+		c.observe(r.Context(), OutcomeMismatch, nil)
 		problemKeyReused().write(w)
 	case dedupe.InProgress:
+		c.observe(r.Context(), OutcomeInProgress, nil)
 		problemInProgress(cl.RetryAfter).write(w)
 	default:
 		c.log.ErrorContext(r.Context(), "httpidem: the store answered an unknown status", "status", cl.Status.String())
+		c.observe(r.Context(), OutcomeStoreError, nil)
 		problemStore().write(w)
 	}
 	return nil, false

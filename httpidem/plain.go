@@ -25,6 +25,7 @@ func (c *core) runPlain(w http.ResponseWriter, a *admitted, next http.Handler) {
 	defer func() {
 		if !returned { // a panic: give the key up, let net/http see the panic
 			c.release(ctx, rn.stop())
+			c.observe(ctx, OutcomeReleased, nil)
 		}
 	}()
 	next.ServeHTTP(cw, a.r.WithContext(ctx))
@@ -38,9 +39,11 @@ func (c *core) runPlain(w http.ResponseWriter, a *admitted, next http.Handler) {
 	case cw.overflow: // sent already
 		c.log.WarnContext(ctx, "httpidem: a response larger than MaxResult was sent, not stored; the key is released", "scope", l.Scope, "key", l.Key)
 		c.release(ctx, l)
+		c.observe(ctx, OutcomeReleased, nil)
 		return
 	case !c.cfg.Policy.Store(status):
 		c.release(ctx, l)
+		c.observe(ctx, OutcomeReleased, nil)
 		cw.send()
 		return
 	}
@@ -48,6 +51,7 @@ func (c *core) runPlain(w http.ResponseWriter, a *admitted, next http.Handler) {
 	if len(result) > c.cfg.MaxResult {
 		c.log.WarnContext(ctx, "httpidem: a response larger than MaxResult was sent, not stored; the key is released", "scope", l.Scope, "key", l.Key, "bytes", len(result))
 		c.release(ctx, l)
+		c.observe(ctx, OutcomeReleased, nil)
 		cw.send()
 		return
 	}
@@ -64,12 +68,16 @@ func (c *core) complete(ctx context.Context, l dedupe.Lease, result []byte) {
 	err := c.store.Complete(ctx, l, result)
 	switch {
 	case err == nil:
+		c.observe(ctx, OutcomeStored, nil)
 	case errors.Is(err, dedupe.ErrResultTooLarge):
 		c.log.WarnContext(ctx, "httpidem: the store refused the response as too large; the key is released", "scope", l.Scope, "key", l.Key, "bytes", len(result))
 		c.release(ctx, l)
+		c.observe(ctx, OutcomeReleased, nil)
 	case errors.Is(err, dedupe.ErrFenced):
 		c.log.ErrorContext(ctx, "httpidem: the key was taken over while the handler ran: its response is not stored and the handler may have run twice (raise Config.Lease)", "scope", l.Scope, "key", l.Key)
+		c.observe(ctx, OutcomeFenced, err)
 	default:
 		c.log.ErrorContext(ctx, "httpidem: storing the response failed; a retry after the lease expires runs the handler again", "scope", l.Scope, "key", l.Key, "err", err)
+		c.observe(ctx, OutcomeStoreError, err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -177,10 +178,29 @@ func (a answer) problem(t testing.TB, status int, typ string) {
 
 // server serves app behind a middleware over a fresh store.
 type server struct {
-	url   string
-	app   *app
-	clock *dedupetest.Clock
-	store dedupe.Store
+	url      string
+	app      *app
+	clock    *dedupetest.Clock
+	store    dedupe.Store
+	outcomes *outcomes
+}
+
+// outcomes is a hook recording the middleware's outcomes.
+type outcomes struct {
+	mu  sync.Mutex
+	all []httpidem.Outcome
+}
+
+func (o *outcomes) OnOutcome(_ context.Context, oc httpidem.Outcome, _ error) {
+	o.mu.Lock()
+	o.all = append(o.all, oc)
+	o.mu.Unlock()
+}
+
+func (o *outcomes) list() []httpidem.Outcome {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.all)
 }
 
 func newServer(t testing.TB, open openStore, cfg httpidem.Config) *server {
@@ -196,6 +216,8 @@ func newServer(t testing.TB, open openStore, cfg httpidem.Config) *server {
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
 	}
+	oc := &outcomes{}
+	cfg.Hooks = append(cfg.Hooks, oc)
 	m, err := httpidem.New(store, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +234,7 @@ func newServer(t testing.TB, open openStore, cfg httpidem.Config) *server {
 			close(a.block)
 		}
 	})
-	return &server{url: ts.URL, app: a, clock: c, store: store}
+	return &server{url: ts.URL, app: a, clock: c, store: store, outcomes: oc}
 }
 
 // testRules runs the draft's rules, as a table of requests, each sent in
@@ -260,7 +282,11 @@ func testRules(t *testing.T, open openStore) {
 		{name: "and not stored: the retry runs", req: req{path: "/big", key: `"k4"`}, status: 200, runs: 2},
 	}
 	for i, st := range steps {
+		before := len(s.outcomes.list())
 		got := st.req.do(t, s.url)
+		if oc, want := s.outcomes.list()[before:], stepOutcome(st.req, st.problem, st.status, st.replay); !slices.Equal(oc, want) {
+			t.Fatalf("step %d (%s): outcomes %v, want %v", i, st.name, oc, want)
+		}
 		if st.problem != "" {
 			got.problem(t, st.status, st.problem)
 		} else if got.status != st.status {
@@ -285,6 +311,26 @@ func testRules(t *testing.T, open openStore) {
 			}
 		}
 	}
+}
+
+// stepOutcome is the outcome the hooks are told of a step of testRules.
+func stepOutcome(q req, problem string, status int, replayed bool) []httpidem.Outcome {
+	var o httpidem.Outcome
+	switch {
+	case q.method == http.MethodGet:
+		return []httpidem.Outcome{}
+	case problem == httpidem.ProblemKeyReused:
+		o = httpidem.OutcomeMismatch
+	case problem != "":
+		o = httpidem.OutcomeRefused
+	case replayed:
+		o = httpidem.OutcomeReplayed
+	case q.path == "/big" || status >= 500:
+		o = httpidem.OutcomeReleased
+	default:
+		o = httpidem.OutcomeStored
+	}
+	return []httpidem.Outcome{o}
 }
 
 // testPanicReleases: a handler panic gives the key up.

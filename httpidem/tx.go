@@ -93,6 +93,13 @@ func (k *held) release(ctx context.Context) {
 	}
 }
 
+// observe tells the hooks the outcome of a keyed request.
+func (k *held) observe(ctx context.Context, o Outcome, err error) {
+	if k != nil {
+		k.c.observe(ctx, o, err)
+	}
+}
+
 // attrs names the key in logs.
 func (k *held) attrs() []any {
 	if k == nil {
@@ -115,6 +122,7 @@ func (m *TxMiddleware[TTx]) run(w http.ResponseWriter, r *http.Request, a *admit
 	tx, err := m.drv.Begin(ctx)
 	if err != nil {
 		k.release(ctx)
+		k.observe(ctx, OutcomeStoreError, err)
 		c.log.ErrorContext(ctx, "httpidem: store failure", append(k.attrs(), "op", "begin", "err", err)...)
 		problemStore().write(w)
 		return
@@ -126,6 +134,7 @@ func (m *TxMiddleware[TTx]) run(w http.ResponseWriter, r *http.Request, a *admit
 		if !returned { // a panic: roll back, give the key up, let net/http see it
 			t.rollback(ctx)
 			k.release(ctx)
+			k.observe(ctx, OutcomeReleased, nil)
 		}
 	}()
 	herr := h(cw, r.WithContext(ctx), tx)
@@ -171,16 +180,19 @@ func (m *TxMiddleware[TTx]) finish(ctx context.Context, t txRun[TTx], k *held, c
 	case herr != nil:
 		t.rollback(ctx)
 		k.release(ctx)
+		k.observe(ctx, OutcomeReleased, nil)
 		c.log.ErrorContext(ctx, "httpidem: the handler failed; rolled back", append(k.attrs(), "err", herr)...)
 		return problemUnprocessed("The handler failed; nothing was committed. Retrying the request is safe.")
 	case cw.overflow || len(result) > c.cfg.MaxResult:
 		t.rollback(ctx)
 		k.release(ctx)
+		k.observe(ctx, OutcomeReleased, nil)
 		c.log.ErrorContext(ctx, "httpidem: the response is larger than MaxResult; rolled back", k.attrs()...)
 		return problemUnprocessed("The response is too large to store; nothing was committed.")
 	case !done: // a status the policy does not store: not done
 		t.rollback(ctx)
 		k.release(ctx)
+		k.observe(ctx, OutcomeReleased, nil)
 		return nil
 	}
 	if k != nil {
@@ -188,9 +200,11 @@ func (m *TxMiddleware[TTx]) finish(ctx context.Context, t txRun[TTx], k *held, c
 			t.rollback(ctx)
 			if errors.Is(err, dedupe.ErrFenced) {
 				c.log.ErrorContext(ctx, "httpidem: the key was taken over while the handler ran; rolled back (raise Config.Lease)", k.attrs()...)
+				k.observe(ctx, OutcomeFenced, err)
 				return problemInProgress(time.Second)
 			}
 			k.release(ctx)
+			k.observe(ctx, OutcomeStoreError, err)
 			c.log.ErrorContext(ctx, "httpidem: store failure", append(k.attrs(), "op", "complete", "err", err)...)
 			return problemStore()
 		}
@@ -199,8 +213,10 @@ func (m *TxMiddleware[TTx]) finish(ctx context.Context, t txRun[TTx], k *held, c
 		// Maybe committed: then the key is completed and Release is fenced;
 		// if not, releasing lets a retry run at once.
 		k.release(ctx)
+		k.observe(ctx, OutcomeStoreError, err)
 		c.log.ErrorContext(ctx, "httpidem: store failure", append(k.attrs(), "op", "commit", "err", err)...)
 		return problemStore()
 	}
+	k.observe(ctx, OutcomeStored, nil)
 	return nil
 }
