@@ -12,6 +12,7 @@ import (
 
 	"github.com/eoskit/eos/compact"
 	"github.com/eoskit/eos/driver"
+	"github.com/eoskit/eos/httpidem"
 	"github.com/eoskit/eos/inbox"
 	"github.com/eoskit/eos/metrics"
 	"github.com/eoskit/eos/outbox"
@@ -109,6 +110,7 @@ func exportedSeries(t *testing.T) exported {
 	ch := m.CompactHook().(compact.PassHook)
 	ch.OnPass(ctx, compact.Pass{Deleted: compact.Stats{Inbox: 1, Failures: 1, Outbox: 1, Quarantine: 1, DeadLetters: 1}, Ended: now})
 	ch.OnPass(ctx, compact.Pass{Err: errors.New("store down")})
+	m.HTTPIdemHook("api").(httpidem.OutcomeHook).OnOutcome(ctx, httpidem.OutcomeStored, nil)
 	rch := m.ReconcileHook()
 	for _, k := range []reconcile.Kind{reconcile.Missed, reconcile.Unexpected, reconcile.Duplicate, reconcile.Partial} {
 		rch.(reconcile.FindingHook).ReconcileFinding(reconcile.Finding{Kind: k, Consumer: "pay", Outbox: "orders", ID: "1"})

@@ -9,7 +9,8 @@ import (
 )
 
 // Metrics holds eos's collectors, registered on one registerer. Make it
-// with New; feed it through InboxHook, RelayHook and ReconcileHook. Safe
+// with New; feed it through InboxHook, RelayHook, ReconcileHook, CompactHook and
+// HTTPIdemHook. Safe
 // for concurrent use.
 type Metrics struct {
 	cfg Config
@@ -37,6 +38,8 @@ type Metrics struct {
 	compactDeleted *prometheus.CounterVec // kind
 	compactErrors  prometheus.Counter
 	compactLast    prometheus.Gauge
+
+	httpidem *prometheus.CounterVec // name, outcome
 
 	reconcile *reconcileMetrics
 
@@ -103,6 +106,7 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 		"Publishes the broker acknowledged as duplicates of a message it already held (its dedupe dropped the copy): "+
 			"a re-publish after a relay crash, or a retry after a lost ack.", "topic")
 	newCompactCollectors(m)
+	newHTTPIdemCollectors(m)
 
 	cs := []struct {
 		name string
@@ -128,6 +132,7 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 		{"eos_compact_deleted_rows_total", m.compactDeleted},
 		{"eos_compact_errors_total", m.compactErrors},
 		{"eos_compact_last_success_timestamp_seconds", m.compactLast},
+		{"eos_httpidem_requests_total", m.httpidem},
 	}
 	var rcs []struct {
 		name string
