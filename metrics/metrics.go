@@ -9,9 +9,8 @@ import (
 )
 
 // Metrics holds eos's collectors, registered on one registerer. Make it
-// with New; feed it through InboxHook, RelayHook, ReconcileHook, CompactHook and
-// HTTPIdemHook. Safe
-// for concurrent use.
+// with New; feed it through InboxHook, RelayHook, ReconcileHook,
+// CompactHook and HTTPIdemHook. Safe for concurrent use.
 type Metrics struct {
 	cfg Config
 	reg prometheus.Registerer // for the collectors added later (WatchOutbox)
