@@ -1,0 +1,34 @@
+// Package kafka is the Kafka transport of eos, on franz-go.
+//
+//   - [Publisher] implements outbox.Publisher over an idempotent client
+//     (one with idempotence disabled is refused): each message carries its
+//     id in the Eos-Id header and its key as the record key, so a key's
+//     messages share a partition and keep their order; Publish hands all of
+//     its messages to the client, which batches them per partition, and
+//     waits a bounded time for the acks. Failures no retry can fix (too
+//     large, unknown topic, refused) wrap outbox.ErrUnpublishable.
+//   - [Subscriber] implements inbox.Source in a consumer group. The offset
+//     of a record is committed to Kafka only once the inbox acked it, that
+//     is after its transaction committed, and only up to the first record
+//     of its partition not yet acked. Each Fetch hands out records of one
+//     partition. A revoked partition's acked offsets are committed in the
+//     revoke; its deliveries still in flight settle nothing (ErrRevoked).
+//   - [EnsureTopic] creates a topic.
+//
+// # Message mapping
+//
+// eos.Message.ID travels as the Eos-Id header, Key as the record key,
+// CreatedAt as the Eos-Created-At header (RFC 3339, nanoseconds) and the
+// record timestamp; other headers travel as they are. Application headers
+// named Eos-Id or Eos-Created-At (any case) are neither sent nor received.
+// A delivered message carries its topic as eos.Message.Subject.
+//
+// # What Kafka does not do for us
+//
+// Kafka has no dedupe by message id: the idempotent producer drops only the
+// client's own retries of a produce. A re-publish by the relay (it crashed
+// after the produce, before marking the rows sent) is stored again, and the
+// consumer's inbox suppresses it by its id. Kafka has no per-message nack
+// or ack wait either; the Subscriber provides both from memory while it
+// holds the partition (see SubscriberConfig.AckWait).
+package kafka

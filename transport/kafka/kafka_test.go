@@ -1,0 +1,114 @@
+package kafka_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/internal/testenv"
+	"github.com/eoskit/eos/transport/kafka"
+	"github.com/eoskit/eos/transport/transporttest"
+)
+
+// broker is a Kafka to test against: an in-process kfake cluster, or the
+// real cluster of EOS_TEST_KAFKA_BROKERS.
+type broker struct {
+	addrs []string
+	fake  *kfake.Cluster // nil on a real cluster
+}
+
+// newFake starts a kfake cluster of one broker, closed when t ends.
+func newFake(t testing.TB, opts ...kfake.Opt) *broker {
+	t.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return &broker{addrs: c.ListenAddrs(), fake: c}
+}
+
+// realBrokers returns the brokers of EOS_TEST_KAFKA_BROKERS, or skips t.
+// Unlike the other services it is not required by EOS_TEST_REQUIRE_SERVICES:
+// kfake runs the same tests in process.
+func realBrokers(t testing.TB) *broker {
+	v := os.Getenv("EOS_TEST_KAFKA_BROKERS")
+	if v == "" {
+		t.Skip("EOS_TEST_KAFKA_BROKERS not set: the suite ran on kfake only")
+	}
+	return &broker{addrs: strings.Split(v, ",")}
+}
+
+// client returns a client of b, closed when t ends.
+func (b *broker) client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(b.addrs...)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// topic creates a fresh topic of n partitions.
+func (b *broker) topic(t testing.TB, n int32) string {
+	t.Helper()
+	name := testenv.Name("eos-test-")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := kafka.EnsureTopic(ctx, b.client(t), kafka.TopicConfig{Name: name, Partitions: n}); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// subscriber joins group on topic, and leaves when t ends.
+func (b *broker) subscriber(t testing.TB, group, topic string, cfg kafka.SubscriberConfig) *kafka.Subscriber {
+	t.Helper()
+	cfg.Brokers, cfg.Group, cfg.Topics = b.addrs, group, []string{topic}
+	s, err := kafka.NewSubscriber(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (b *broker) publisher(t testing.TB) *kafka.Publisher {
+	t.Helper()
+	p, err := kafka.NewPublisher(b.client(t), kafka.PublisherConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// harness is the conformance harness on b: a topic of one partition (the
+// suite checks the order of one topic), a group of its own.
+func (b *broker) harness(t *testing.T) *transporttest.Harness {
+	topic := b.topic(t, 1)
+	group := testenv.Name("g-")
+	return &transporttest.Harness{
+		Publisher: b.publisher(t),
+		Topic:     topic,
+		NewSource: func(t *testing.T) inbox.Source {
+			return b.subscriber(t, group, topic, kafka.SubscriberConfig{AckWait: time.Second})
+		},
+		AckWait: time.Second,
+	}
+}
+
+func TestConformanceKfake(t *testing.T) {
+	transporttest.Run(t, func(t *testing.T) *transporttest.Harness { return newFake(t).harness(t) })
+}
+
+func TestConformanceRealCluster(t *testing.T) {
+	b := realBrokers(t)
+	transporttest.Run(t, b.harness)
+}
