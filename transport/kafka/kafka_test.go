@@ -2,7 +2,10 @@ package kafka_test
 
 import (
 	"context"
+	"net"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,17 +24,41 @@ import (
 type broker struct {
 	addrs []string
 	fake  *kfake.Cluster // nil on a real cluster
+	opts  []kfake.Opt    // the fake's, to restart it
 }
 
-// newFake starts a kfake cluster of one broker, closed when t ends.
+// newFake starts a kfake cluster of one broker that keeps its data in a
+// directory of t's, closed when t ends.
 func newFake(t testing.TB, opts ...kfake.Opt) *broker {
 	t.Helper()
-	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
+	b := &broker{opts: append([]kfake.Opt{kfake.NumBrokers(1), kfake.DataDir(t.TempDir())}, opts...)}
+	b.start(t, b.opts...)
+	t.Cleanup(func() { b.fake.Close() })
+	return b
+}
+
+func (b *broker) start(t testing.TB, opts ...kfake.Opt) {
+	t.Helper()
+	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.Close)
-	return &broker{addrs: c.ListenAddrs(), fake: c}
+	b.fake, b.addrs = c, c.ListenAddrs()
+}
+
+// restart stops the fake and starts it again on its data and port.
+func (b *broker) restart(t *testing.T) {
+	t.Helper()
+	_, port, err := net.SplitHostPort(b.addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.fake.Close()
+	b.start(t, append(slices.Clone(b.opts), kfake.Ports(p))...)
 }
 
 // realBrokers returns the brokers of EOS_TEST_KAFKA_BROKERS, or skips t.
@@ -93,6 +120,10 @@ func (b *broker) publisher(t testing.TB) *kafka.Publisher {
 // suite checks the order of one topic), a group of its own.
 func (b *broker) harness(t *testing.T) *transporttest.Harness {
 	topic := b.topic(t, 1)
+	var restart func(*testing.T)
+	if b.fake != nil {
+		restart = b.restart
+	}
 	group := testenv.Name("g-")
 	return &transporttest.Harness{
 		Publisher: b.publisher(t),
@@ -101,6 +132,7 @@ func (b *broker) harness(t *testing.T) *transporttest.Harness {
 			return b.subscriber(t, group, topic, kafka.SubscriberConfig{AckWait: time.Second})
 		},
 		AckWait: time.Second,
+		Restart: restart,
 	}
 }
 
