@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -142,6 +143,17 @@ type Executor interface {
 	// Compact deletes up to limit rows of what older than before and
 	// reports how many it deleted.
 	Compact(ctx context.Context, what Compactable, before time.Time, limit int) (int64, error)
+
+	// OffsetsGet returns the stored offsets of consumer on topic: for each
+	// partition with a row, the offset of the next record to apply.
+	OffsetsGet(ctx context.Context, consumer, topic string) (map[int32]int64, error)
+	// OffsetsAdvance moves stored offsets of consumer, each a compare and
+	// set: an advance applies only if its partition's row holds From (or,
+	// with From = OffsetNone, has no row yet). When one does not, it returns
+	// an error wrapping ErrOffsetConflict and the caller must roll back:
+	// another consumer applied those records since From was read (the
+	// partition moved to it in a rebalance).
+	OffsetsAdvance(ctx context.Context, consumer string, advances []OffsetAdvance) error
 }
 
 // DedupeState is the state of a dedupe record.
@@ -208,6 +220,23 @@ type DedupeRenewParams struct {
 	DedupeFence
 	Now, LeaseExpires, Expires time.Time
 }
+
+// OffsetNone is OffsetAdvance.From for a partition without a stored offset.
+const OffsetNone int64 = -1
+
+// OffsetAdvance is one stored offset moved (see Executor.OffsetsAdvance).
+type OffsetAdvance struct {
+	Topic     string
+	Partition int32
+	// From is the offset the row must hold, or OffsetNone for no row.
+	From int64
+	// To is the offset of the next record to apply after this batch.
+	To int64
+}
+
+// ErrOffsetConflict is wrapped by Executor.OffsetsAdvance when a stored
+// offset is not the one expected: the transaction must not commit.
+var ErrOffsetConflict = errors.New("eos: stored offset moved by another consumer")
 
 // Compactable names a kind of row the compactor deletes.
 type Compactable string

@@ -381,3 +381,13 @@ func (e countingExecutor) Compact(ctx context.Context, what driver.Compactable, 
 	e.c.add("Compact")
 	return e.ex.Compact(ctx, what, before, limit)
 }
+
+func (e countingExecutor) OffsetsGet(ctx context.Context, consumer, topic string) (map[int32]int64, error) {
+	e.c.add("OffsetsGet")
+	return e.ex.OffsetsGet(ctx, consumer, topic)
+}
+
+func (e countingExecutor) OffsetsAdvance(ctx context.Context, consumer string, advances []driver.OffsetAdvance) error {
+	e.c.add("OffsetsAdvance")
+	return e.ex.OffsetsAdvance(ctx, consumer, advances)
+}

@@ -38,6 +38,7 @@ func Run[TTx any](t *testing.T, newDriver func(t *testing.T) driver.Driver[TTx])
 	t.Run("Dedupe", func(t *testing.T) { testDedupe(t, migrated(t)) })
 	t.Run("DedupeConcurrent", func(t *testing.T) { testDedupeConcurrent(t, migrated(t)) })
 	t.Run("DedupeCompact", func(t *testing.T) { testDedupeCompact(t, migrated(t)) })
+	t.Run("Offsets", func(t *testing.T) { testOffsets(t, migrated(t)) })
 	t.Run("BeginClaim", func(t *testing.T) {
 		d := migrated(t)
 		cb, ok := d.(driver.ClaimBeginner[TTx])

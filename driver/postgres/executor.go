@@ -287,3 +287,39 @@ func (e *executor) Compact(ctx context.Context, what driver.Compactable, before 
 // headerText returns headers as JSON text, "" (stored as NULL) when there
 // are none.
 func headerText(h map[string]string) string { return string(sqlutil.EncodeHeaders(h)) }
+
+func (e *executor) OffsetsGet(ctx context.Context, consumer, topic string) (map[int32]int64, error) {
+	out := map[int32]int64{}
+	err := e.q.query(ctx, "SELECT partition, next FROM "+e.c.t.offsets+" WHERE consumer = $1 AND topic = $2",
+		[]any{consumer, topic}, func(scan scanFunc) error {
+			var p int32
+			var next int64
+			if err := scan(&p, &next); err != nil {
+				return err
+			}
+			out[p] = next
+			return nil
+		})
+	return out, err
+}
+
+func (e *executor) OffsetsAdvance(ctx context.Context, consumer string, advances []driver.OffsetAdvance) error {
+	for _, a := range advances {
+		var n int64
+		var err error
+		if a.From == driver.OffsetNone {
+			n, err = e.q.exec(ctx, "INSERT INTO "+e.c.t.offsets+" (consumer, topic, partition, next) VALUES ($1, $2, $3, $4)"+
+				" ON CONFLICT (consumer, topic, partition) DO NOTHING", consumer, a.Topic, a.Partition, a.To)
+		} else {
+			n, err = e.q.exec(ctx, "UPDATE "+e.c.t.offsets+" SET next = $1, updated_at = now() WHERE consumer = $2 AND topic = $3 AND partition = $4 AND next = $5",
+				a.To, consumer, a.Topic, a.Partition, a.From)
+		}
+		if err != nil {
+			return err
+		}
+		if n != 1 {
+			return fmt.Errorf("postgres: consumer %q, %s/%d: no longer at offset %d: %w", consumer, a.Topic, a.Partition, a.From, driver.ErrOffsetConflict)
+		}
+	}
+	return nil
+}

@@ -86,7 +86,7 @@ func hash(s string) uint64 {
 }
 
 type tables struct {
-	inbox, failures, quarantine, deadLetters, outbox, dedupe, migrations string
+	inbox, failures, quarantine, deadLetters, outbox, dedupe, offsets, migrations string
 }
 
 // core is what the two drivers share: every statement runs through a [tx].
@@ -103,7 +103,7 @@ type core struct {
 func newCore(cfg Config, begin func(context.Context) (tx, error), dial func(context.Context) (*pgx.Conn, error)) (*core, error) {
 	c := &core{cfg: cfg, begin: begin, dial: dial, t: tables{
 		inbox: cfg.qualify("inbox"), failures: cfg.qualify("inbox_failures"), quarantine: cfg.qualify("inbox_quarantine"),
-		deadLetters: cfg.qualify("dead_letters"), outbox: cfg.qualify("outbox"), dedupe: cfg.qualify("dedupe"),
+		deadLetters: cfg.qualify("dead_letters"), outbox: cfg.qualify("outbox"), dedupe: cfg.qualify("dedupe"), offsets: cfg.qualify("offsets"),
 		migrations: cfg.qualify("migrations"),
 	}}
 	c.lockKey = int64(hash(c.t.migrations))

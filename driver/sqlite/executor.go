@@ -378,3 +378,49 @@ func (e *executor) Compact(ctx context.Context, what driver.Compactable, before 
 	}
 	return res.RowsAffected()
 }
+
+func (e *executor) OffsetsGet(ctx context.Context, consumer, topic string) (map[int32]int64, error) {
+	rows, err := e.tx.QueryContext(ctx, "SELECT partition, next FROM "+e.d.t.offsets+" WHERE consumer = ? AND topic = ?", consumer, topic)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[int32]int64{}
+	for rows.Next() {
+		var p int32
+		var next int64
+		if err := rows.Scan(&p, &next); err != nil {
+			return nil, err
+		}
+		out[p] = next
+	}
+	return out, rows.Err()
+}
+
+func (e *executor) OffsetsAdvance(ctx context.Context, consumer string, advances []driver.OffsetAdvance) error {
+	now := micros(time.Now())
+	for _, a := range advances {
+		var res sql.Result
+		var err error
+		if a.From == driver.OffsetNone {
+			res, err = e.tx.ExecContext(ctx, "INSERT INTO "+e.d.t.offsets+" (consumer, topic, partition, next, updated_at) VALUES (?, ?, ?, ?, ?)"+
+				" ON CONFLICT (consumer, topic, partition) DO NOTHING", consumer, a.Topic, a.Partition, a.To, now)
+		} else {
+			res, err = e.tx.ExecContext(ctx, "UPDATE "+e.d.t.offsets+" SET next = ?, updated_at = ? WHERE consumer = ? AND topic = ? AND partition = ? AND next = ?",
+				a.To, now, consumer, a.Topic, a.Partition, a.From)
+		}
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != 1 {
+			return offsetConflict(consumer, a)
+		}
+	}
+	return nil
+}
+
+func offsetConflict(consumer string, a driver.OffsetAdvance) error {
+	return fmt.Errorf("sqlite: consumer %q, %s/%d: no longer at offset %d: %w", consumer, a.Topic, a.Partition, a.From, driver.ErrOffsetConflict)
+}

@@ -183,7 +183,7 @@ func (p *prepared) close() {
 var _ driver.Driver[*sql.Tx] = (*Driver)(nil)
 
 type tables struct {
-	inbox, failures, quarantine, deadLetters, outbox, dedupe, migrations string
+	inbox, failures, quarantine, deadLetters, outbox, dedupe, offsets, migrations string
 }
 
 // Open opens (creating if needed) the database file at path and checks that
@@ -237,7 +237,7 @@ func open(ctx context.Context, path string, cfg Config, openDB func(dsn string) 
 	p := cfg.Prefix
 	d := &Driver{db: db, cfg: cfg, wl: wl, t: tables{
 		inbox: p + "inbox", failures: p + "inbox_failures", quarantine: p + "inbox_quarantine",
-		deadLetters: p + "dead_letters", outbox: p + "outbox", dedupe: p + "dedupe", migrations: p + "migrations",
+		deadLetters: p + "dead_letters", outbox: p + "outbox", dedupe: p + "dedupe", offsets: p + "offsets", migrations: p + "migrations",
 	}}
 	migs, err := migrations(cfg)
 	if err != nil {
