@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"os"
 	"slices"
@@ -143,4 +144,17 @@ func TestConformanceKfake(t *testing.T) {
 func TestConformanceRealCluster(t *testing.T) {
 	b := realBrokers(t)
 	transporttest.Run(t, b.harness)
+}
+
+// testLogger logs to t, and nowhere once t has ended (a member may log
+// while it stops).
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
