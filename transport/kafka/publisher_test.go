@@ -64,9 +64,8 @@ func TestPublishTimeoutIsNotUnpublishable(t *testing.T) {
 	}
 	// The broker holds every produce request until the test ends.
 	release := make(chan struct{})
-	b.fake.ControlKey(0, func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-		b.fake.KeepControl()
-		<-release
+	b.fake.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		b.fake.SleepControl(func() { <-release })
 		return nil, nil, false
 	})
 	defer close(release)
