@@ -13,6 +13,12 @@
 //     of its partition not yet acked. Each Fetch hands out records of one
 //     partition. A revoked partition's acked offsets are committed in the
 //     revoke; its deliveries still in flight settle nothing (ErrRevoked).
+//   - [Stream] is stream mode: for a member that owns partitions, the offset
+//     of the next record to apply is stored in the database by the
+//     transaction that applies the records (driver.Executor.OffsetsAdvance,
+//     a compare and set), and a member assigned a partition starts at its
+//     stored offset. A member that lost its partition without noticing (a
+//     zombie) fails the compare and set and rolls back. No per-id rows.
 //   - [EnsureTopic] creates a topic.
 //
 // # Message mapping
