@@ -44,6 +44,10 @@ type StreamConfig struct {
 	// Retry is the backoff after a batch failed (handler, store, or an
 	// offset another member moved). Default 10ms doubling to 5s.
 	RetryInitial, RetryMax time.Duration
+	// LagCommitInterval is how often the stored offsets are also committed
+	// to Kafka, for lag monitors (the Stream never reads them back while
+	// offsets are stored). Default 1s.
+	LagCommitInterval time.Duration
 	// OnBatch, if set, is called after each transaction with its outcome.
 	OnBatch func(StreamBatch)
 	// Logger receives failures. Default slog.Default().
@@ -68,6 +72,7 @@ const (
 	DefaultStreamMaxBatch = 256
 	DefaultRetryInitial   = 10 * time.Millisecond
 	DefaultRetryMax       = 5 * time.Second
+	DefaultLagCommit      = time.Second
 )
 
 // WithDefaults returns a copy of c with the defaults applied, or a
@@ -95,7 +100,8 @@ func (c StreamConfig) WithDefaults() (StreamConfig, error) {
 	}
 	return c, config.Durations("kafka.StreamConfig.",
 		config.DurationField{Name: "RetryInitial", P: &c.RetryInitial, Default: DefaultRetryInitial},
-		config.DurationField{Name: "RetryMax", P: &c.RetryMax, Default: DefaultRetryMax})
+		config.DurationField{Name: "RetryMax", P: &c.RetryMax, Default: DefaultRetryMax},
+		config.DurationField{Name: "LagCommitInterval", P: &c.LagCommitInterval, Default: DefaultLagCommit})
 }
 
 // Stream consumes partitions in stream mode: the offset of the next record
@@ -113,8 +119,8 @@ func (c StreamConfig) WithDefaults() (StreamConfig, error) {
 // records are read again from the stored offset, so every record has one
 // effect. Rebalances wait while a member applies what it polled
 // (kgo.BlockRebalanceOnPoll), so only a member stalled past the rebalance
-// timeout becomes a zombie. Offsets are also committed to Kafka after each
-// poll, for lag monitors only.
+// timeout becomes a zombie. Offsets are also committed to Kafka every
+// LagCommitInterval, for lag monitors only.
 //
 // A batch that fails (handler error, store outage) is read again after a
 // backoff, forever: a record its handler always refuses stops its
@@ -162,6 +168,7 @@ func (s *Stream[TTx]) Run(ctx context.Context) error {
 	}
 	defer cl.CloseAllowingRebalance()
 	retry := backoff.Policy{Initial: s.cfg.RetryInitial, Max: s.cfg.RetryMax}
+	var lagCommitted time.Time
 	for failures := 0; ; {
 		fs := cl.PollRecords(ctx, s.cfg.MaxBatch)
 		if ctx.Err() != nil {
@@ -178,7 +185,10 @@ func (s *Stream[TTx]) Run(ctx context.Context) error {
 				failed = true
 			}
 		})
-		s.commitToKafka(cl)
+		if now := time.Now(); now.Sub(lagCommitted) >= s.cfg.LagCommitInterval {
+			s.commitToKafka(cl)
+			lagCommitted = now
+		}
 		cl.AllowRebalance()
 		if !failed {
 			failures = 0

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -241,15 +242,26 @@ func (s *Subscriber) onCommitted(_ *kgo.Client, req *kmsg.OffsetCommitRequest, r
 			slog.String("group", s.cfg.Group), slog.Any("error", err))
 		return
 	}
+	sent := map[partKey]int64{}
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			sent[partKey{t.Topic, p.Partition}] = p.Offset
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, t := range resp.Topics {
-		for j, p := range t.Partitions {
-			if p.ErrorCode != 0 || i >= len(req.Topics) || j >= len(req.Topics[i].Partitions) {
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			k := partKey{t.Topic, p.Partition}
+			o, ok := sent[k]
+			if p.ErrorCode != 0 {
+				s.cfg.Logger.Warn("eos kafka: offset commit refused; the records are delivered again after a rebalance",
+					slog.String("group", s.cfg.Group), slog.String("topic", k.topic), slog.Int("partition", int(k.part)),
+					slog.Any("error", kerr.ErrorForCode(p.ErrorCode)))
 				continue
 			}
-			if st := s.parts[partKey{t.Topic, p.Partition}]; st != nil {
-				st.committed = req.Topics[i].Partitions[j].Offset
+			if st := s.parts[k]; ok && st != nil {
+				st.committed = o
 			}
 		}
 	}
