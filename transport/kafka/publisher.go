@@ -69,8 +69,12 @@ func NewPublisher(cl *kgo.Client, cfg PublisherConfig) (*Publisher, error) {
 }
 
 // Publish implements outbox.Publisher. It hands every message to the
-// client at once (the client batches them per partition) and waits at most
-// ProduceTimeout for the acks.
+// client at once (ProduceSync: the client batches them per partition and,
+// the caller waiting, does not linger) and waits at most ProduceTimeout for
+// the acks. When the wait times out it reports none acknowledged: the
+// client tells the outcome of each record only once all are done, and the
+// relay's retry of records that were stored lands as copies the inbox
+// suppresses.
 //
 // Messages of one key go to one partition in publish order; the idempotent
 // producer keeps that order through the client's retries. A failure that
@@ -84,27 +88,27 @@ func (p *Publisher) Publish(ctx context.Context, msgs []outbox.Envelope) (int, e
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.ProduceTimeout)
 	defer cancel()
-	type result struct {
-		i   int
-		err error
-	}
-	// Buffered for all: a promise never waits for a Publish that returned.
-	done := make(chan result, len(msgs))
+	recs := make([]*kgo.Record, len(msgs))
+	index := make(map[*kgo.Record]int, len(msgs))
 	for i, e := range msgs {
-		p.cl.Produce(ctx, toRecord(e.Topic, e.Message), func(_ *kgo.Record, err error) { done <- result{i, err} })
+		recs[i] = toRecord(e.Topic, e.Message)
+		index[recs[i]] = i
 	}
+	// Buffered: the produce never waits for a Publish that returned.
+	done := make(chan kgo.ProduceResults, 1)
+	go func() { done <- p.cl.ProduceSync(ctx, recs...) }()
 	errs := make([]error, len(msgs))
 	pending := make([]bool, len(msgs))
-	for i := range pending {
-		pending[i] = true
-	}
-	for left := len(msgs); left > 0; left-- {
-		select {
-		case r := <-done:
-			pending[r.i], errs[r.i] = false, r.err
-		case <-ctx.Done():
-			return report(msgs, errs, pending, ctx.Err())
+	select {
+	case res := <-done:
+		for _, r := range res {
+			errs[index[r.Record]] = r.Err
 		}
+	case <-ctx.Done():
+		for i := range pending {
+			pending[i] = true
+		}
+		return report(msgs, errs, pending, ctx.Err())
 	}
 	return report(msgs, errs, pending, nil)
 }
