@@ -216,8 +216,8 @@ func TestMigrateSQLiteScript(t *testing.T) {
 	if _, err := db.Exec(up); err != nil {
 		t.Fatalf("the up script: %v", err)
 	}
-	if n := tables(); n != 6 {
-		t.Errorf("%d app_ tables after the up script, want 6 (inbox, failures, quarantine, dead letters, outbox, dedupe)", n)
+	if n := tables(); n != 7 {
+		t.Errorf("%d app_ tables after the up script, want 7 (inbox, failures, quarantine, dead letters, outbox, dedupe, offsets)", n)
 	}
 	if _, err := db.Exec("SELECT expires_at FROM app_dedupe"); err != nil {
 		t.Errorf("the last migration's column: %v", err)
