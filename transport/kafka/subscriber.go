@@ -41,6 +41,14 @@ type SubscriberConfig struct {
 	// the last two Fetches is never redelivered while its partition stays
 	// here, however long its batch takes. Default 30s.
 	AckWait time.Duration
+	// MaxHeld bounds the records a partition holds in memory: polled and not
+	// yet acked, from its first record not acked. Past it the Subscriber
+	// stops fetching the partition until acks bring it under half of it,
+	// so a record that stays unacked (a batch stalled on the store, a
+	// message nacked again and again) does not make it buffer the rest of
+	// the partition. A poll can add up to the inbox's MaxBatch more.
+	// Default 10000.
+	MaxHeld int
 	// CommitTimeout bounds each offset commit. Default 10s.
 	CommitTimeout time.Duration
 	// ID gives each delivered record its eos id. Default: the Eos-Id
@@ -54,6 +62,7 @@ type SubscriberConfig struct {
 const (
 	DefaultAckWait       = 30 * time.Second
 	DefaultCommitTimeout = 10 * time.Second
+	DefaultMaxHeld       = 10000
 )
 
 // WithDefaults returns a copy of c with the defaults applied, or a
@@ -72,6 +81,9 @@ func (c SubscriberConfig) WithDefaults() (SubscriberConfig, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if err := config.Int("kafka.SubscriberConfig.MaxHeld", &c.MaxHeld, DefaultMaxHeld, 1<<24); err != nil {
+		return c, err
 	}
 	return c, config.Durations("kafka.SubscriberConfig.",
 		config.DurationField{Name: "AckWait", P: &c.AckWait, Default: DefaultAckWait},
@@ -127,7 +139,10 @@ type partition struct {
 	handed    int      // entries[:handed] were handed out at least once
 	next      int64    // offset after the last record polled
 	committed int64    // last offset committed (-1: none by us)
+	paused    bool     // holding MaxHeld records: not fetched until acks free half
 }
+
+func (p *partition) tps() map[string][]int32 { return map[string][]int32{p.topic: {p.part}} }
 
 // entry is one record polled, until it is acked and its offset committed.
 type entry struct {
@@ -211,6 +226,11 @@ func (s *Subscriber) drop(ps map[string][]int32, marked bool) map[string]map[int
 			}
 			st.revoked = true
 			delete(s.parts, k)
+			if st.paused {
+				// A pause outlives the assignment: the partition would not
+				// be fetched when it comes back.
+				s.cl.ResumeFetchPartitions(st.tps())
+			}
 			if o, ok := st.commitPoint(); marked && ok {
 				addOffset(out, k, o)
 			}
@@ -409,6 +429,10 @@ func (s *Subscriber) poll(ctx context.Context, max int) error {
 		}
 		st.entries = append(st.entries, &entry{rec: r, msg: fromRecord(r, s.cfg.ID)})
 		st.next = r.Offset + 1
+		if !st.paused && len(st.entries) >= s.cfg.MaxHeld {
+			st.paused = true
+			s.cl.PauseFetchPartitions(st.tps())
+		}
 	})
 	return nil
 }
@@ -475,6 +499,10 @@ func (s *Subscriber) settle(d *Delivery, ack bool, delay time.Duration) error {
 	if n > 0 {
 		st.entries = slices.Delete(st.entries, 0, n)
 		st.handed -= n
+		if st.paused && len(st.entries) <= s.cfg.MaxHeld/2 {
+			st.paused = false
+			s.cl.ResumeFetchPartitions(st.tps())
+		}
 		select {
 		case s.commitCh <- struct{}{}:
 		default:

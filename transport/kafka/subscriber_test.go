@@ -128,3 +128,50 @@ func position(t testing.TB, d inbox.Delivery) (int32, int64) {
 	}
 	return int32(p), off
 }
+
+// A partition whose first record stays unacked is not buffered past
+// MaxHeld (plus one poll); acks resume it.
+func TestMaxHeldPausesPartition(t *testing.T) {
+	b := newFake(t)
+	topic, group := b.topic(t, 1), testenv.Name("g-")
+	const n, maxHeld, batch = 300, 40, 10
+	want := publishN(t, b, topic, n, 4)
+	s := b.subscriber(t, group, topic, kafka.SubscriberConfig{MaxHeld: maxHeld})
+	var held []inbox.Delivery
+	for {
+		// Nothing more comes once the partition is paused: the fetch
+		// times out. (A slow broker ends it early, which the bound
+		// below does not mind.)
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		ds, err := s.Fetch(ctx, batch, 0)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, ds...)
+		if len(held) > maxHeld+batch {
+			t.Fatalf("%d records handed out with none acked, MaxHeld %d", len(held), maxHeld)
+		}
+	}
+	if len(held) == 0 {
+		t.Fatal("nothing fetched")
+	}
+	ctx := context.Background()
+	for _, d := range held {
+		delete(want, d.Message().ID)
+		if err := d.Ack(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for len(want) > 0 {
+		for _, d := range fetch(t, s, batch) {
+			delete(want, d.Message().ID)
+			if err := d.Ack(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
