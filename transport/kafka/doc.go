@@ -19,6 +19,10 @@
 //     a compare and set), and a member assigned a partition starts at its
 //     stored offset. A member that lost its partition without noticing (a
 //     zombie) fails the compare and set and rolls back. No per-id rows.
+//   - [Pipeline] is Kafka → Kafka: consume, transform and produce inside
+//     Kafka transactions (franz-go's GroupTransactSession), the output and
+//     the consumed offsets committed together, for pipelines that never
+//     touch a database.
 //   - [EnsureTopic] creates a topic.
 //
 // # Message mapping

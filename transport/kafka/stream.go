@@ -78,22 +78,11 @@ const (
 // WithDefaults returns a copy of c with the defaults applied, or a
 // *eos.ConfigError naming the first invalid field.
 func (c StreamConfig) WithDefaults() (StreamConfig, error) {
-	switch {
-	case len(c.Brokers) == 0:
-		return c, &eos.ConfigError{Field: "kafka.StreamConfig.Brokers", Reason: "empty"}
-	case c.Group == "":
-		return c, &eos.ConfigError{Field: "kafka.StreamConfig.Group", Reason: "empty"}
-	case len(c.Topics) == 0:
-		return c, &eos.ConfigError{Field: "kafka.StreamConfig.Topics", Reason: "empty"}
+	if err := groupDefaults("kafka.StreamConfig.", c.Brokers, c.Group, c.Topics, &c.ID, &c.Logger); err != nil {
+		return c, err
 	}
 	if c.Consumer == "" {
 		c.Consumer = c.Group
-	}
-	if c.ID == nil {
-		c.ID = HeaderIDFunc(HeaderID)
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
 	}
 	if err := config.Int("kafka.StreamConfig.MaxBatch", &c.MaxBatch, DefaultStreamMaxBatch, 1<<20); err != nil {
 		return c, err

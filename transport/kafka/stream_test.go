@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -69,8 +70,57 @@ func runStreamStoppable(t testing.TB, drv driver.Driver[pgx.Tx], mk func(stop co
 	if err != nil {
 		t.Fatal(err)
 	}
+	return goMember(ctx, cancel, s.Run)
+}
+
+// crew is the members of a test's group, started and stopped under one
+// lock: none starts after stop (a start scheduled by a handler may come
+// late).
+type crew struct {
+	mu      sync.Mutex
+	members []*member
+	stopped bool
+}
+
+// add starts a member with start unless the crew was stopped.
+func (c *crew) add(start func() *member) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.stopped {
+		c.members = append(c.members, start())
+	}
+}
+
+// await waits for done, failing t after a minute with progress().
+func (c *crew) await(t testing.TB, done <-chan struct{}, progress func() string) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Errorf("after a minute: %s", progress())
+	}
+}
+
+// stop stops every member and returns how many ran and what their Runs
+// returned other than context.Canceled.
+func (c *crew) stop() (int, []error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopped = true
+	var errs []error
+	for _, m := range c.members {
+		m.cancel()
+		if err := <-m.done; !errors.Is(err, context.Canceled) {
+			errs = append(errs, err)
+		}
+	}
+	return len(c.members), errs
+}
+
+// goMember runs run(ctx) until cancel.
+func goMember(ctx context.Context, cancel context.CancelFunc, run func(context.Context) error) *member {
 	m := &member{cancel: cancel, done: make(chan error, 1)}
-	go func() { m.done <- s.Run(ctx) }()
+	go func() { m.done <- run(ctx) }()
 	return m
 }
 
@@ -98,15 +148,14 @@ func TestStreamRebalancesOneEffectPerRecord(t *testing.T) {
 	ids := payments(t, b, topic, 0, n)
 
 	var (
-		mu        sync.Mutex
-		members   []*member
+		c         crew
 		batches   atomic.Int64 // begun
 		committed atomic.Int64 // records of committed batches
 		conflicts atomic.Int64
 		done      = make(chan struct{})
 		doneOnce  sync.Once
 	)
-	var start func() *member
+	var start func()
 	onBatch := func(sb kafka.StreamBatch) {
 		switch {
 		case sb.Err == nil:
@@ -131,33 +180,24 @@ func TestStreamRebalancesOneEffectPerRecord(t *testing.T) {
 			return apply(ctx, tx, msgs)
 		}
 	}
-	start = func() *member {
-		mu.Lock()
-		defer mu.Unlock()
-		m := runStreamStoppable(t, e.Driver, handler, kafka.StreamConfig{
-			Brokers: b.addrs, Group: group, Topics: []string{topic}, MaxBatch: 50, OnBatch: onBatch,
+	start = func() {
+		c.add(func() *member {
+			return runStreamStoppable(t, e.Driver, handler, kafka.StreamConfig{
+				Brokers: b.addrs, Group: group, Topics: []string{topic}, MaxBatch: 50, OnBatch: onBatch,
+			})
 		})
-		members = append(members, m)
-		return m
 	}
 	start()
-	select {
-	case <-done:
-	case <-time.After(60 * time.Second):
-		t.Errorf("after 60s, %d of %d records applied", committed.Load(), n)
-	}
-	mu.Lock()
-	ms := members
-	mu.Unlock()
-	for _, m := range ms {
-		m.cancel()
-		<-m.done
+	c.await(t, done, func() string { return fmt.Sprintf("%d of %d records applied", committed.Load(), n) })
+	ran, errs := c.stop()
+	if len(errs) > 0 {
+		t.Errorf("Run: %v", errs)
 	}
 	if got := committed.Load(); got != n {
 		t.Errorf("committed batches hold %d records, want %d", got, n)
 	}
-	if len(ms) != 4 {
-		t.Errorf("%d members ran, want 4 (the schedule did not run through)", len(ms))
+	if ran != 4 {
+		t.Errorf("%d members ran, want 4 (the schedule did not run through)", ran)
 	}
 	t.Logf("%d batches begun, %d compare-and-set conflicts", batches.Load(), conflicts.Load())
 	pay.CheckExactlyOnce(t, ids, streamAccounts, streamBalance)

@@ -68,19 +68,8 @@ const (
 // WithDefaults returns a copy of c with the defaults applied, or a
 // *eos.ConfigError naming the first invalid field.
 func (c SubscriberConfig) WithDefaults() (SubscriberConfig, error) {
-	switch {
-	case len(c.Brokers) == 0:
-		return c, &eos.ConfigError{Field: "kafka.SubscriberConfig.Brokers", Reason: "empty"}
-	case c.Group == "":
-		return c, &eos.ConfigError{Field: "kafka.SubscriberConfig.Group", Reason: "empty"}
-	case len(c.Topics) == 0:
-		return c, &eos.ConfigError{Field: "kafka.SubscriberConfig.Topics", Reason: "empty"}
-	}
-	if c.ID == nil {
-		c.ID = HeaderIDFunc(HeaderID)
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
+	if err := groupDefaults("kafka.SubscriberConfig.", c.Brokers, c.Group, c.Topics, &c.ID, &c.Logger); err != nil {
+		return c, err
 	}
 	if err := config.Int("kafka.SubscriberConfig.MaxHeld", &c.MaxHeld, DefaultMaxHeld, 1<<24); err != nil {
 		return c, err
@@ -88,6 +77,27 @@ func (c SubscriberConfig) WithDefaults() (SubscriberConfig, error) {
 	return c, config.Durations("kafka.SubscriberConfig.",
 		config.DurationField{Name: "AckWait", P: &c.AckWait, Default: DefaultAckWait},
 		config.DurationField{Name: "CommitTimeout", P: &c.CommitTimeout, Default: DefaultCommitTimeout})
+}
+
+// groupDefaults checks the consumer group fields every config of the
+// package has (prefix names the config) and sets the defaults of its id
+// function and logger.
+func groupDefaults(prefix string, brokers []string, group string, topics []string, id *IDFunc, logger **slog.Logger) error {
+	switch {
+	case len(brokers) == 0:
+		return &eos.ConfigError{Field: prefix + "Brokers", Reason: "empty"}
+	case group == "":
+		return &eos.ConfigError{Field: prefix + "Group", Reason: "empty"}
+	case len(topics) == 0:
+		return &eos.ConfigError{Field: prefix + "Topics", Reason: "empty"}
+	}
+	if *id == nil {
+		*id = HeaderIDFunc(HeaderID)
+	}
+	if *logger == nil {
+		*logger = slog.Default()
+	}
+	return nil
 }
 
 // ErrRevoked is returned by a Delivery's Ack or Nack once its partition was
