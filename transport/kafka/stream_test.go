@@ -261,3 +261,49 @@ func TestStreamZombieCommitRefused(t *testing.T) {
 	}
 	pay.CheckExactlyOnce(t, append(first, second...), streamAccounts, streamBalance)
 }
+
+// countingFlaky is a Flaky driver that signals once its Begin has failed
+// three times.
+type countingFlaky struct {
+	*testdb.Flaky[pgx.Tx]
+	failed atomic.Int64
+	down3  chan struct{}
+}
+
+func (f *countingFlaky) Begin(ctx context.Context) (pgx.Tx, error) {
+	tx, err := f.Flaky.Begin(ctx)
+	if err != nil && f.failed.Add(1) == 3 {
+		close(f.down3)
+	}
+	return tx, err
+}
+
+// The store is down when the member is assigned its partitions (it cannot
+// read the stored offsets) and when it applies: once it is back, every
+// record is applied once.
+func TestStreamStoreOutage(t *testing.T) {
+	b := newFake(t)
+	topic, group := b.topic(t, 3), testenv.Name("g-")
+	e := engines.Postgres(t)
+	pay := testdb.Payments[pgx.Tx]{E: e}
+	pay.Setup(t, streamAccounts, streamBalance)
+	ids := payments(t, b, topic, 0, 300)
+	drv := &countingFlaky{Flaky: &testdb.Flaky[pgx.Tx]{Driver: e.Driver}, down3: make(chan struct{})}
+	drv.Down.Store(true)
+	var applied atomic.Int64
+	done := make(chan struct{})
+	m := runStream(t, drv, applyAll(pay), kafka.StreamConfig{
+		Brokers: b.addrs, Group: group, Topics: []string{topic},
+		OnBatch: func(sb kafka.StreamBatch) {
+			if sb.Err == nil && applied.Add(int64(sb.Records)) == 300 {
+				close(done)
+			}
+		},
+	})
+	defer m.stop(t)
+	<-drv.down3
+	drv.Down.Store(false)
+	var c crew
+	c.await(t, done, func() string { return fmt.Sprintf("%d of 300 applied", applied.Load()) })
+	pay.CheckExactlyOnce(t, ids, streamAccounts, streamBalance)
+}
