@@ -118,3 +118,63 @@ func TestPipelineOneOutputPerRecord(t *testing.T) {
 	}
 	t.Logf("%d transforms, %d aborted transactions", calls.Load(), aborted.Load())
 }
+
+// A second member with the same TransactionalID fences the first: the
+// first's transaction cannot commit, and its Run ends with the error; no
+// output of it is visible.
+func TestPipelineFencedByTransactionalID(t *testing.T) {
+	b := newFake(t)
+	in, out, group := b.topic(t, 1), b.topic(t, 1), testenv.Name("g-")
+	publishN(t, b, in, 10, 1)
+	txid := testenv.Name("tx-")
+	inTransform, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	first, err := kafka.NewPipeline(func(ctx context.Context, msgs []eos.Message) ([]outbox.Envelope, error) {
+		once.Do(func() { close(inTransform) })
+		<-release
+		envs := make([]outbox.Envelope, len(msgs))
+		for i, m := range msgs {
+			envs[i] = outbox.Envelope{Topic: out, Message: eos.Message{ID: "zombie-" + m.ID}}
+		}
+		return envs, nil
+	}, kafka.PipelineConfig{Brokers: b.addrs, Group: group, Topics: []string{in}, TransactionalID: txid, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- first.Run(context.Background()) }()
+	<-inTransform
+	// The same transactional id, as a restarted member would have it:
+	// initializing it bumps the producer epoch.
+	cl := b.client(t, kgo.TransactionalID(txid))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: out, Value: []byte("new owner")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	err = <-errc
+	t.Logf("the fenced member: %v", err)
+	if err == nil || errors.Is(err, context.Canceled) {
+		t.Fatalf("the fenced member's Run: %v, want the fencing error", err)
+	}
+	r := b.client(t, kgo.ConsumeTopics(out), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	for seen := false; !seen; {
+		fs := r.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(rec *kgo.Record) {
+			if string(rec.Value) != "new owner" {
+				t.Errorf("a record of the fenced member is visible: %q", rec.Headers)
+			}
+			seen = true
+		})
+	}
+}
