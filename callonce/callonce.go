@@ -116,10 +116,14 @@ func (c *Caller) run(ctx context.Context, l dedupe.Lease, call Func) (Result, er
 	}
 }
 
+// finishTimeout bounds Complete and Release, which run even when Do's
+// context has ended.
+const finishTimeout = 10 * time.Second
+
 // complete records r. It runs even when ctx has ended since the call
 // returned: a definitive answer is worth keeping, it spares a call.
 func (c *Caller) complete(ctx context.Context, l dedupe.Lease, r Result) error {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Lease/3)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	return c.store.Complete(cctx, l, encode(r))
 }
@@ -129,7 +133,7 @@ func (c *Caller) complete(ctx context.Context, l dedupe.Lease, r Result) error {
 // ended (a worker shutting down releases what it holds); a failure leaves
 // the lease to expire.
 func (c *Caller) release(ctx context.Context, l dedupe.Lease) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Lease/3)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	if err := c.store.Release(rctx, l); err != nil {
 		c.cfg.Logger.Warn("callonce: release after unknown outcomes failed; the lease will expire", "scope", l.Scope, "key", l.Key, "err", err)
