@@ -46,8 +46,10 @@ func New(store dedupe.Store, cfg Config) (*Caller, error) {
 //
 // A Failed result is returned with a nil error (it is definitive;
 // Result.Err makes it one). The errors: *InProgressError, *MismatchError,
-// *UnknownOutcomeError, ErrLeaseLost, a store failure (wrapping it: a store
-// that cannot answer is never read as "not called yet"), or ctx's error.
+// *UnknownOutcomeError, ErrLeaseLost, dedupe.ErrResultTooLarge (the answer
+// is over the store's bound; the key is released), a store failure
+// (wrapping it: a store that cannot answer is never read as "not called
+// yet"), or ctx's error. call must not be nil.
 func (c *Caller) Do(ctx context.Context, scope, key string, fingerprint []byte, call Func) (Result, error) {
 	if err := CheckKey(key); err != nil {
 		return Result{}, err
@@ -97,6 +99,11 @@ func (c *Caller) run(ctx context.Context, l dedupe.Lease, call Func) (Result, er
 				return Result{}, err
 			}
 			if err := c.complete(ctx, cur, r); err != nil {
+				if errors.Is(err, dedupe.ErrResultTooLarge) {
+					// Retrying would get the same answer: give the key
+					// up now rather than block it for the lease.
+					c.release(ctx, cur)
+				}
 				return Result{}, fmt.Errorf("callonce: record %s/%s: %w", l.Scope, l.Key, err)
 			}
 			return r, nil

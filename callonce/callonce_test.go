@@ -367,3 +367,30 @@ func TestConfigRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestResultTooLarge: an answer over the store's bound is an error, and the
+// key is released at once (retrying would get the same answer).
+func TestResultTooLarge(t *testing.T) {
+	ctx := context.Background()
+	store, err := dedupe.NewSQL(testdb.SQLite(t).Driver, dedupe.Config{MaxResultSize: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := callonce.New(store, callonce.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	big := func(context.Context, string) callonce.Outcome {
+		calls++
+		return callonce.Done(bytes.Repeat([]byte("x"), 100))
+	}
+	for i := range 2 {
+		if _, err := c.Do(ctx, "s", "k", fp, big); !errors.Is(err, dedupe.ErrResultTooLarge) {
+			t.Fatalf("Do %d: %v, want ErrResultTooLarge", i, err)
+		}
+	}
+	if calls != 2 {
+		t.Fatalf("%d calls, want 2: the key is released, not held for the lease", calls)
+	}
+}

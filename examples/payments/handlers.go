@@ -11,6 +11,7 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/callonce"
+	"github.com/eoskit/eos/dedupe"
 	"github.com/eoskit/eos/inbox"
 	"github.com/eoskit/eos/outbox"
 	"github.com/eoskit/eos/tracing"
@@ -215,7 +216,7 @@ func (h *PaymentHandler) Handle(ctx context.Context, tx *sql.Tx, m eos.Message) 
 	}
 	r, err := h.stage.Result(m)
 	switch {
-	case errors.Is(err, callonce.ErrMismatch):
+	case errors.Is(err, callonce.ErrMismatch), errors.Is(err, dedupe.ErrResultTooLarge):
 		return inbox.Permanent(err)
 	case err != nil:
 		return fmt.Errorf("payments: charge %s: %w", c.OrderID, err)
