@@ -13,14 +13,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/callonce"
 	"github.com/eoskit/eos/dedupe"
+	"github.com/eoskit/eos/dedupe/redisstore"
 	"github.com/eoskit/eos/driver"
 	"github.com/eoskit/eos/examples/payments"
 	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/internal/testdb/engines"
+	"github.com/eoskit/eos/internal/testenv"
 )
 
 // clock is a settable clock shared by a store and its callers.
@@ -51,22 +55,53 @@ type env struct {
 // forEachStore runs test on the SQL store over SQLite and over
 // PostgreSQL, each with its own clock.
 func forEachStore(t *testing.T, test func(t *testing.T, e *env)) {
-	for _, engine := range []struct {
-		name string
-		drv  func(t *testing.T) driver.Driver[*sql.Tx]
-	}{
-		{"sqlite", func(t *testing.T) driver.Driver[*sql.Tx] { return testdb.SQLite(t).Driver }},
-		{"postgres", func(t *testing.T) driver.Driver[*sql.Tx] { return engines.PostgresStdlib(t).Driver }},
-	} {
-		t.Run(engine.name, func(t *testing.T) {
-			c := newClock()
-			store, err := dedupe.NewSQL(engine.drv(t), dedupe.Config{Test: eos.TestConfig{Now: c.Now}})
+	sqlStore := func(drv func(t *testing.T) driver.Driver[*sql.Tx]) func(*testing.T, dedupe.Config) dedupe.Store {
+		return func(t *testing.T, cfg dedupe.Config) dedupe.Store {
+			s, err := dedupe.NewSQL(drv(t), cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			test(t, &env{clock: c, store: store})
+			return s
+		}
+	}
+	for _, backend := range []struct {
+		name string
+		new  func(*testing.T, dedupe.Config) dedupe.Store
+	}{
+		{"sqlite", sqlStore(func(t *testing.T) driver.Driver[*sql.Tx] { return testdb.SQLite(t).Driver })},
+		{"postgres", sqlStore(func(t *testing.T) driver.Driver[*sql.Tx] { return engines.PostgresStdlib(t).Driver })},
+		{"redis", redisStore},
+	} {
+		t.Run(backend.name, func(t *testing.T) {
+			c := newClock()
+			test(t, &env{clock: c, store: backend.new(t, dedupe.Config{Test: eos.TestConfig{Now: c.Now}})})
 		})
 	}
+}
+
+// redisStore is a store on EOS_TEST_REDIS_URL under a key prefix of t's
+// own, whose keys are deleted when t ends.
+func redisStore(t *testing.T, cfg dedupe.Config) dedupe.Store {
+	t.Helper()
+	opt, err := redis.ParseURL(testenv.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := redis.NewClient(opt)
+	prefix := testenv.Name("eos:callonce:") + ":"
+	t.Cleanup(func() {
+		ctx := context.Background()
+		it := rc.Scan(ctx, 0, prefix+"*", 100).Iterator()
+		for it.Next(ctx) {
+			rc.Del(ctx, it.Val())
+		}
+		rc.Close()
+	})
+	s, err := redisstore.New(context.Background(), rc, redisstore.Config{Dedupe: cfg, Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func sqliteStore(t *testing.T) dedupe.Store {
