@@ -55,23 +55,7 @@ type env struct {
 // forEachStore runs test on the SQL store over SQLite and over
 // PostgreSQL, each with its own clock.
 func forEachStore(t *testing.T, test func(t *testing.T, e *env)) {
-	sqlStore := func(drv func(t *testing.T) driver.Driver[*sql.Tx]) func(*testing.T, dedupe.Config) dedupe.Store {
-		return func(t *testing.T, cfg dedupe.Config) dedupe.Store {
-			s, err := dedupe.NewSQL(drv(t), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		}
-	}
-	for _, backend := range []struct {
-		name string
-		new  func(*testing.T, dedupe.Config) dedupe.Store
-	}{
-		{"sqlite", sqlStore(func(t *testing.T) driver.Driver[*sql.Tx] { return testdb.SQLite(t).Driver })},
-		{"postgres", sqlStore(func(t *testing.T) driver.Driver[*sql.Tx] { return engines.PostgresStdlib(t).Driver })},
-		{"redis", redisStore},
-	} {
+	for _, backend := range backends() {
 		t.Run(backend.name, func(t *testing.T) {
 			c := newClock()
 			test(t, &env{clock: c, store: backend.new(t, dedupe.Config{Test: eos.TestConfig{Now: c.Now}})})
@@ -79,9 +63,34 @@ func forEachStore(t *testing.T, test func(t *testing.T, e *env)) {
 	}
 }
 
+type backend struct {
+	name string
+	new  func(testing.TB, dedupe.Config) dedupe.Store
+}
+
+// backends are the dedupe stores: SQL over SQLite and over PostgreSQL,
+// and Redis.
+func backends() []backend {
+	return []backend{
+		{"sqlite", sqlStore(func(t testing.TB) driver.Driver[*sql.Tx] { return testdb.SQLite(t).Driver })},
+		{"postgres", sqlStore(func(t testing.TB) driver.Driver[*sql.Tx] { return engines.PostgresStdlib(t).Driver })},
+		{"redis", redisStore},
+	}
+}
+
+func sqlStore(drv func(t testing.TB) driver.Driver[*sql.Tx]) func(testing.TB, dedupe.Config) dedupe.Store {
+	return func(t testing.TB, cfg dedupe.Config) dedupe.Store {
+		s, err := dedupe.NewSQL(drv(t), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+}
+
 // redisStore is a store on EOS_TEST_REDIS_URL under a key prefix of t's
 // own, whose keys are deleted when t ends.
-func redisStore(t *testing.T, cfg dedupe.Config) dedupe.Store {
+func redisStore(t testing.TB, cfg dedupe.Config) dedupe.Store {
 	t.Helper()
 	opt, err := redis.ParseURL(testenv.RedisURL(t))
 	if err != nil {
