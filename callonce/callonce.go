@@ -58,55 +58,65 @@ func (c *Caller) Do(ctx context.Context, scope, key string, fingerprint []byte, 
 	if err != nil {
 		return Result{}, fmt.Errorf("callonce: claim %s/%s: %w", scope, key, err)
 	}
+	r, claimed, err := c.answer(scope, key, cl)
+	if !claimed {
+		return r, err
+	}
+	r, cur, err := c.run(c.keep(ctx, cl.Lease), call)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := c.record(ctx, cur, r); err != nil {
+		return Result{}, err
+	}
+	return r, nil
+}
+
+// answer turns a claim into Do's answer, or reports that the caller holds
+// the key (claimed) and must call.
+func (c *Caller) answer(scope, key string, cl dedupe.Claim) (r Result, claimed bool, err error) {
 	switch cl.Status {
 	case dedupe.Completed:
 		r, err := decode(cl.Result)
 		if err != nil {
-			return Result{}, fmt.Errorf("%w (%s/%s)", err, scope, key)
+			return Result{}, false, fmt.Errorf("%w (%s/%s)", err, scope, key)
 		}
 		r.Replayed = true
-		return r, nil
+		return r, false, nil
 	case dedupe.InProgress:
-		return Result{}, &InProgressError{Scope: scope, Key: key, RetryAfter: cl.RetryAfter}
+		return Result{}, false, &InProgressError{Scope: scope, Key: key, RetryAfter: cl.RetryAfter}
 	case dedupe.Mismatch:
-		return Result{}, &MismatchError{Scope: scope, Key: key}
+		return Result{}, false, &MismatchError{Scope: scope, Key: key}
 	case dedupe.Claimed:
-		return c.run(ctx, cl.Lease, call)
+		return Result{}, true, nil
 	}
-	return Result{}, fmt.Errorf("callonce: claim %s/%s: unexpected status %v", scope, key, cl.Status)
+	return Result{}, false, fmt.Errorf("callonce: claim %s/%s: unexpected status %v", scope, key, cl.Status)
 }
 
-// run calls under the lease l until a definitive outcome, at most
-// MaxAttempts times, and records it.
-func (c *Caller) run(ctx context.Context, l dedupe.Lease, call Func) (Result, error) {
-	k := c.keep(ctx, l)
+// run calls under k's lease until a definitive outcome, at most
+// MaxAttempts times, and returns it with the lease as last renewed, for
+// the caller to record. It stops k.
+func (c *Caller) run(k *keeper, call Func) (Result, dedupe.Lease, error) {
+	ctx, l := k.parent, k.l
 	resumed := l.Generation > 1
 	var last error
 	for attempt := 1; ; attempt++ {
 		if err := c.cfg.Test.Failpoints.Eval(FailBeforeCall); err != nil {
 			k.abandon()
-			return Result{}, err
+			return Result{}, dedupe.Lease{}, err
 		}
 		out := call(k.ctx, l.Key)
 		if err := c.cfg.Test.Failpoints.Eval(FailAfterCall); err != nil {
 			k.abandon()
-			return Result{}, err
+			return Result{}, dedupe.Lease{}, err
 		}
 		if out.status != 0 {
 			r := Result{Status: out.status, Value: out.value, Reason: reason(out.reason), Attempts: attempt, Resumed: resumed}
 			cur, err := k.stop()
 			if err != nil {
-				return Result{}, err
+				return Result{}, dedupe.Lease{}, err
 			}
-			if err := c.complete(ctx, cur, r); err != nil {
-				if errors.Is(err, dedupe.ErrResultTooLarge) {
-					// Retrying would get the same answer: give the key
-					// up now rather than block it for the lease.
-					c.release(ctx, cur)
-				}
-				return Result{}, fmt.Errorf("callonce: record %s/%s: %w", l.Scope, l.Key, err)
-			}
-			return r, nil
+			return r, cur, nil
 		}
 		last = out.err
 		if attempt >= c.cfg.MaxAttempts || !c.retry.Sleep(k.ctx, attempt) {
@@ -116,11 +126,30 @@ func (c *Caller) run(ctx context.Context, l dedupe.Lease, call Func) (Result, er
 			}
 			uerr := &UnknownOutcomeError{Scope: l.Scope, Key: l.Key, Attempts: attempt, Err: last}
 			if err != nil {
-				return Result{}, errors.Join(uerr, err)
+				return Result{}, dedupe.Lease{}, errors.Join(uerr, err)
 			}
-			return Result{}, uerr
+			return Result{}, dedupe.Lease{}, uerr
 		}
 	}
+}
+
+// record stores r under l, or returns why not.
+func (c *Caller) record(ctx context.Context, l dedupe.Lease, r Result) error {
+	return c.recorded(ctx, l, c.complete(ctx, l, r))
+}
+
+// recorded is the error of the completion of l (err), as Do returns it.
+// An answer over the store's bound releases the key: retrying would get
+// the same answer, so the key is given up now rather than blocked for the
+// lease.
+func (c *Caller) recorded(ctx context.Context, l dedupe.Lease, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, dedupe.ErrResultTooLarge) {
+		c.release(ctx, l)
+	}
+	return fmt.Errorf("callonce: record %s/%s: %w", l.Scope, l.Key, err)
 }
 
 // finishTimeout bounds Complete and Release, which run even when Do's
@@ -151,6 +180,7 @@ func (c *Caller) release(ctx context.Context, l dedupe.Lease) {
 // when the lease is lost: fenced by the store, or not renewed before the
 // local estimate of its expiry.
 type keeper struct {
+	parent context.Context // Do's
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -162,7 +192,7 @@ type keeper struct {
 }
 
 func (c *Caller) keep(ctx context.Context, l dedupe.Lease) *keeper {
-	k := &keeper{l: l, done: make(chan struct{})}
+	k := &keeper{parent: ctx, l: l, done: make(chan struct{})}
 	k.ctx, k.cancel = context.WithCancel(ctx)
 	k.wg.Add(1)
 	go func() {

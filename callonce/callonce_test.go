@@ -52,8 +52,7 @@ type env struct {
 	store dedupe.Store
 }
 
-// forEachStore runs test on the SQL store over SQLite and over
-// PostgreSQL, each with its own clock.
+// forEachStore runs test on each backend, each with its own clock.
 func forEachStore(t *testing.T, test func(t *testing.T, e *env)) {
 	for _, backend := range backends() {
 		t.Run(backend.name, func(t *testing.T) {
@@ -69,12 +68,27 @@ type backend struct {
 }
 
 // backends are the dedupe stores: SQL over SQLite and over PostgreSQL,
-// and Redis.
+// each also batched (callonce.Batched: a Stage claims and completes its
+// batches in one transaction each), and Redis.
 func backends() []backend {
 	return []backend{
 		{"sqlite", sqlStore(func(t testing.TB) driver.Driver[*sql.Tx] { return testdb.SQLite(t).Driver })},
 		{"postgres", sqlStore(func(t testing.TB) driver.Driver[*sql.Tx] { return engines.PostgresStdlib(t).Driver })},
+		{"sqlite-batched", sqlBatched(func(t testing.TB) driver.Driver[*sql.Tx] { return testdb.SQLite(t).Driver })},
+		{"postgres-batched", sqlBatched(func(t testing.TB) driver.Driver[*sql.Tx] { return engines.PostgresStdlib(t).Driver })},
 		{"redis", redisStore},
+	}
+}
+
+// sqlBatched is the SQL store as a callonce.BatchStore.
+func sqlBatched(drv func(t testing.TB) driver.Driver[*sql.Tx]) func(testing.TB, dedupe.Config) dedupe.Store {
+	return func(t testing.TB, cfg dedupe.Config) dedupe.Store {
+		d := drv(t)
+		s, err := dedupe.NewSQL(d, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return callonce.Batched(d, s)
 	}
 }
 

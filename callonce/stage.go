@@ -1,11 +1,15 @@
 package callonce
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/dedupe"
 	"github.com/eoskit/eos/inbox"
 )
 
@@ -70,41 +74,133 @@ func (s *Stage) Prepare(ctx context.Context, ds []inbox.Delivery) []inbox.Delive
 }
 
 func (s *Stage) prepare(ctx context.Context, into *ring, ds []inbox.Delivery) []inbox.Delivery {
-	results := make(map[string]staged, len(ds))
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, s.c.cfg.Concurrency)
+	var ids []string
+	var calls []Call
+	seen := make(map[string]bool, len(ds))
 	for _, d := range ds {
 		m := d.Message()
 		call, ok := s.plan(m)
-		if !ok {
-			continue
-		}
-		mu.Lock()
-		_, dup := results[m.ID]
-		if !dup {
-			results[m.ID] = staged{err: ErrNotStaged}
-		}
-		mu.Unlock()
-		if dup {
+		if !ok || seen[m.ID] {
 			continue // one call per id and batch: a redelivery in the same batch
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			r, err := s.c.Do(ctx, call.Scope, call.Key, call.Fingerprint, call.Func)
-			mu.Lock()
-			results[m.ID] = staged{r, err}
-			mu.Unlock()
-		}()
+		seen[m.ID] = true
+		ids = append(ids, m.ID)
+		calls = append(calls, call)
 	}
-	wg.Wait()
+	out := make([]staged, len(calls))
+	if bs, ok := s.c.store.(BatchStore); ok {
+		s.c.doMany(ctx, bs, calls, out)
+	} else {
+		s.c.each(ctx, len(calls), func(i int) {
+			c := calls[i]
+			out[i].r, out[i].err = s.c.Do(ctx, c.Scope, c.Key, c.Fingerprint, c.Func)
+		})
+	}
+	results := make(map[string]staged, len(calls))
+	for i, id := range ids {
+		results[id] = out[i]
+	}
 	s.mu.Lock()
 	into.batches[into.next] = results
 	into.next = (into.next + 1) % keptBatches
 	s.mu.Unlock()
 	return ds
+}
+
+// each runs f(0..n-1), up to Config.Concurrency at once, and waits for all.
+func (c *Caller) each(ctx context.Context, n int, f func(i int)) {
+	sem := make(chan struct{}, c.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// doMany is Do for each call, with the claims in one transaction of bs and
+// the completions in another. Keys are claimed in order, so that two
+// workers' batches lock them in one order.
+func (c *Caller) doMany(ctx context.Context, bs BatchStore, calls []Call, out []staged) {
+	order := make([]int, len(calls))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		return cmp.Or(cmp.Compare(calls[a].Scope, calls[b].Scope), cmp.Compare(calls[a].Key, calls[b].Key))
+	})
+	var keys []Key
+	var idx []int
+	for _, i := range order {
+		if err := CheckKey(calls[i].Key); err != nil {
+			out[i].err = err
+			continue
+		}
+		keys = append(keys, Key{Scope: calls[i].Scope, Key: calls[i].Key, Fingerprint: calls[i].Fingerprint})
+		idx = append(idx, i)
+	}
+	if len(keys) == 0 {
+		return
+	}
+	claims, errs, err := bs.ClaimMany(ctx, keys, c.cfg.Lease)
+	if err != nil {
+		for _, i := range idx {
+			out[i].err = fmt.Errorf("callonce: claim %s/%s: %w", calls[i].Scope, calls[i].Key, err)
+		}
+		return
+	}
+	var run []int // indexes into idx of the keys this batch holds
+	for j, i := range idx {
+		switch r, claimed, err := c.answer(calls[i].Scope, calls[i].Key, claims[j]); {
+		case errs[j] != nil:
+			out[i].err = errs[j]
+		case claimed:
+			run = append(run, j)
+		default:
+			out[i] = staged{r, err}
+		}
+	}
+	// Every lease is renewed from now on, also while its call waits for
+	// its turn.
+	keepers := make([]*keeper, len(run))
+	for n, j := range run {
+		keepers[n] = c.keep(ctx, claims[j].Lease)
+	}
+	leases := make([]dedupe.Lease, len(run))
+	c.each(ctx, len(run), func(n int) {
+		i := idx[run[n]]
+		out[i].r, leases[n], out[i].err = c.run(keepers[n], calls[i].Func)
+	})
+	var done []int // indexes into run of the definitive answers to record
+	var dl []dedupe.Lease
+	var results [][]byte
+	for n, j := range run {
+		if out[idx[j]].err == nil {
+			done = append(done, n)
+			dl = append(dl, leases[n])
+			results = append(results, encode(out[idx[j]].r))
+		}
+	}
+	if len(done) == 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	cerrs, err := bs.CompleteMany(cctx, dl, results)
+	for k, n := range done {
+		i := idx[run[n]]
+		e := err
+		if e == nil {
+			e = cerrs[k]
+		}
+		if e = c.recorded(ctx, dl[k], e); e != nil {
+			out[i] = staged{err: e}
+		}
+	}
 }
 
 // Result returns the result of m's call, made by Prepare: its definitive
