@@ -40,7 +40,7 @@ func TestPaymentHandlerChargesOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		caller, err := callonce.New(store, callonce.Config{MaxAttempts: 2, RetryDelay: 1, MaxRetryDelay: 1})
+		caller, err := callonce.New(callonce.Batched(e.drv, store), callonce.Config{MaxAttempts: 2, RetryDelay: 1, MaxRetryDelay: 1})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -289,12 +289,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ev *supervisor.Emitt
 			return err
 		}
 		// The provider calls are claimed and recorded in the worker's own
-		// database, next to its inbox.
+		// database, next to its inbox, a batch's in one transaction.
 		calls, err := dedupe.NewSQL(st.Driver, dedupe.Config{Test: test})
 		if err != nil {
 			return err
 		}
-		caller, err := callonce.New(calls, callonce.Config{Lease: chargeLease, Logger: log, Test: test})
+		caller, err := callonce.New(callonce.Batched(st.Driver, calls), callonce.Config{Lease: chargeLease, Logger: log, Test: test})
 		if err != nil {
 			return err
 		}
