@@ -41,4 +41,8 @@
 // A redelivery, or a batch the inbox redoes, finds the result recorded and
 // does not call again; a failed Do is handed to the handler as an error,
 // so the inbox's retry and dead-letter policy applies to it.
+//
+// Over a BatchStore (Batched makes one of the SQL store), a Stage claims
+// a batch's keys in one transaction and records their answers in another,
+// rather than two transactions per call.
 package callonce
