@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/eoskit/eos/callonce"
+	"github.com/eoskit/eos/dedupe"
 	"github.com/eoskit/eos/driver"
 	"github.com/eoskit/eos/driver/sqlite"
 	"github.com/eoskit/eos/examples/payments"
@@ -146,7 +148,15 @@ func testPipelineTrace(t *testing.T, drv driver.Driver[*sql.Tx], store payments.
 	if err != nil {
 		t.Fatal(err)
 	}
-	ph, err := payments.NewPaymentHandler(ctx, store, client)
+	calls, err := dedupe.NewSQL(drv, dedupe.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller, err := callonce.New(calls, callonce.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ph, err := payments.NewPaymentHandler(ctx, store, client, caller)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +165,7 @@ func testPipelineTrace(t *testing.T, drv driver.Driver[*sql.Tx], store payments.
 	if err != nil {
 		t.Fatal(err)
 	}
-	consume(ctx, t, payInbox, paySub, nil, map[string]inbox.Outcome{"charge-ord-1": inbox.Applied, "charge-ord-2": inbox.Applied}, nil)
+	consume(ctx, t, payInbox, ph.Source(paySub), nil, map[string]inbox.Outcome{"charge-ord-1": inbox.Applied, "charge-ord-2": inbox.Applied}, nil)
 
 	// Each order's trace, step by step.
 	spans := r.exp.GetSpans()
@@ -202,7 +212,7 @@ func (d ackLost) Ack(ctx context.Context) error { return d.Delivery.Nack(ctx, 0)
 // consume fetches from sub and processes through p, each delivery through
 // wrap if given, until the outcomes of first and then of again were seen
 // (again: of later deliveries of the same ids).
-func consume(ctx context.Context, t *testing.T, p *inbox.Processor[*sql.Tx], sub *natsjs.Subscriber, wrap func(inbox.Delivery) inbox.Delivery, first, again map[string]inbox.Outcome) {
+func consume(ctx context.Context, t *testing.T, p *inbox.Processor[*sql.Tx], sub inbox.Source, wrap func(inbox.Delivery) inbox.Delivery, first, again map[string]inbox.Outcome) {
 	t.Helper()
 	seen := map[string]int{}
 	pending := len(first) + len(again)

@@ -8,11 +8,14 @@
 //	producer ──ORDERS──▶ order workers (inbox "orders")
 //	                       tx{claim, debit account, ledger row, outbox charge}
 //	relay ◀──outbox──┘
-//	  └──PAYMENTS──▶ payment worker (inbox "payments")
-//	                       tx{claim, POST /v1/charges (Idempotency-Key), payments row}
-//	                                   │
+//	  └──PAYMENTS──▶ payment worker: stage, before the transaction:
+//	                   callonce: claim charge id, POST /v1/charges
+//	                   (Idempotency-Key: the charge id), record the answer
+//	                                   │          │
+//	                                   │          ▼
+//	                                   │   provider simulator (own idempotency records)
 //	                                   ▼
-//	                    provider simulator (own idempotency records)
+//	                 inbox "payments" tx{claim, payments row (the recorded answer)}
 //
 // The package holds the parts of the scenario; eos demo and eos torture
 // (torture/scenario) wire them to processes, a broker and a database, and
@@ -35,10 +38,16 @@
 // # The external effect
 //
 // An inbox handler must not have effects outside its transaction, because a
-// batch may run it again after a rollback. The payment handler calls the
-// provider anyway, and that is safe for one reason: the call carries the
-// order id as its Idempotency-Key, so the provider turns every repetition
-// (a redone batch, a redelivery after a crash between the call and the
-// commit) into a replay of the first answer. The provider's idempotency
-// record is the dedupe record of the external side.
+// batch may run it again after a rollback. So the payment worker does not
+// call the provider in its handler: [PaymentHandler.Source] wraps the
+// inbox's source with a callonce.Stage, which makes each charge's call
+// before the batch's transaction, through a callonce.Caller: the charge's
+// message id is claimed in a dedupe store (one caller at a time), sent as
+// the Idempotency-Key, retried with the same key while the answer is
+// unknown (a timeout, a 5xx), and the provider's answer is recorded. The
+// handler then writes the recorded answer in the inbox's transaction. A
+// redelivery, or a redone batch, finds the answer recorded and makes no
+// call; a worker that dies between the call and the record leaves a claim
+// that expires, and the next owner calls with the same key, which the
+// provider replays.
 package payments

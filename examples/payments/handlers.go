@@ -2,6 +2,7 @@ package payments
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/callonce"
+	"github.com/eoskit/eos/dedupe"
 	"github.com/eoskit/eos/inbox"
 	"github.com/eoskit/eos/outbox"
 	"github.com/eoskit/eos/tracing"
@@ -108,40 +111,101 @@ func (h *OrderHandler) Handle(ctx context.Context, tx *sql.Tx, m eos.Message) er
 	return nil
 }
 
-// PaymentHandler charges applied orders at the provider: the inbox handler
-// of the "payments" consumer. It calls the provider with the order id as
-// Idempotency-Key, then records the provider's charge id in the inbox's
-// transaction. The call is outside the transaction, and safe to repeat
-// because of the key: a rolled-back batch or a redelivery calls again and
-// gets the first answer replayed.
+// ChargeScope is the dedupe scope of the payment worker's provider calls.
+const ChargeScope = "payments/charges"
+
+// PaymentHandler charges applied orders at the provider: the stage and the
+// inbox handler of the "payments" consumer.
+//
+// The charge is not made in the handler. Before the inbox's transaction,
+// the stage (Source, or Prepare before Processor.Process) makes each
+// charge's call through a callonce.Caller: claimed under the charge's
+// message id, sent with that id as Idempotency-Key, retried with the same
+// key while its outcome is unknown, and recorded with the provider's
+// answer. Then the handler, in the inbox's transaction, records the
+// recorded answer (the provider's charge id) in the payments table. A
+// redelivery, or a batch the inbox redoes, finds the answer recorded and
+// does not call the provider again.
 type PaymentHandler struct {
 	client *ProviderClient
+	stage  *callonce.Stage
 	now    func() time.Time
 	record *sql.Stmt
 }
 
-// NewPaymentHandler prepares the handler's statement on s.
-func NewPaymentHandler(ctx context.Context, s Store, client *ProviderClient) (*PaymentHandler, error) {
+// NewPaymentHandler prepares the handler's statement on s; calls makes the
+// provider calls (its store: dedupe.NewSQL over the same database is the
+// natural choice).
+func NewPaymentHandler(ctx context.Context, s Store, client *ProviderClient, calls *callonce.Caller) (*PaymentHandler, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	if client == nil {
-		return nil, errors.New("payments: NewPaymentHandler: nil client")
+	if client == nil || calls == nil {
+		return nil, errors.New("payments: NewPaymentHandler: nil client or caller")
 	}
 	st, err := s.DB.PrepareContext(ctx, "INSERT INTO "+s.table("payments")+
 		" (order_id, charge_id, account, amount, created_us, paid_us) VALUES ($1, $2, $3, $4, $5, $6)")
 	if err != nil {
 		return nil, fmt.Errorf("payments: prepare payment record: %w", err)
 	}
-	return &PaymentHandler{client: client, now: time.Now, record: st}, nil
+	h := &PaymentHandler{client: client, now: time.Now, record: st}
+	h.stage = callonce.NewStage(calls, h.plan)
+	return h, nil
 }
 
 // Close releases the prepared statement.
 func (h *PaymentHandler) Close() error { return h.record.Close() }
 
-// Handle is an inbox.Handler[*sql.Tx]. A malformed charge or a request the
-// provider rejects (4xx) fails permanently; a provider or network failure
-// fails this attempt, to be retried with the same key.
+// Source wraps the payments inbox's source: the charges of each batch are
+// made before the batch is handed to the inbox.
+func (h *PaymentHandler) Source(src inbox.Source) inbox.Source { return h.stage.Source(src) }
+
+// Prepare makes the charges of ds before they are passed to
+// Processor.Process, and returns ds.
+func (h *PaymentHandler) Prepare(ctx context.Context, ds []inbox.Delivery) []inbox.Delivery {
+	return h.stage.Prepare(ctx, ds)
+}
+
+// plan is the provider call of a charge message; none for a malformed one,
+// which Handle dead-letters.
+func (h *PaymentHandler) plan(m eos.Message) (callonce.Call, bool) {
+	c, err := ParseCharge(m.Payload)
+	if err != nil || m.ID != ChargeID(c.OrderID) {
+		return callonce.Call{}, false
+	}
+	canon, err := json.Marshal(c)
+	if err != nil {
+		return callonce.Call{}, false
+	}
+	sum := sha256.Sum256(canon)
+	return callonce.Call{Scope: ChargeScope, Key: m.ID, Fingerprint: sum[:], Func: h.charge(c)}, true
+}
+
+// charge classifies the provider's answers: a charge (replayed or not) is
+// Done; a 4xx other than 408 and 429 is Failed; anything else (a network
+// error, a timeout, a 5xx) may have charged, and is Unknown.
+func (h *PaymentHandler) charge(c Charge) callonce.Func {
+	return func(ctx context.Context, key string) callonce.Outcome {
+		res, err := h.client.ChargeWithKey(ctx, key, c)
+		var pe *ProviderError
+		switch {
+		case err == nil:
+			v, err := json.Marshal(res)
+			if err != nil {
+				return callonce.Unknown(err)
+			}
+			return callonce.Done(v)
+		case errors.As(err, &pe) && !pe.Temporary():
+			return callonce.Failed(nil, pe.Error())
+		}
+		return callonce.Unknown(err)
+	}
+}
+
+// Handle is an inbox.Handler[*sql.Tx]. A malformed charge, or one the
+// provider refused (4xx), fails permanently; a charge whose call has no
+// definitive answer yet (unknown outcome, in progress elsewhere, a store
+// failure) fails this attempt, to be made again with the same key.
 func (h *PaymentHandler) Handle(ctx context.Context, tx *sql.Tx, m eos.Message) error {
 	c, err := ParseCharge(m.Payload)
 	if err != nil {
@@ -150,13 +214,18 @@ func (h *PaymentHandler) Handle(ctx context.Context, tx *sql.Tx, m eos.Message) 
 	if want := ChargeID(c.OrderID); m.ID != want {
 		return inbox.Permanent(&InputError{What: "charge", Reason: fmt.Sprintf("message id %q is not %q", m.ID, want)})
 	}
-	res, err := h.client.Charge(ctx, c)
-	if err != nil {
-		var pe *ProviderError
-		if errors.As(err, &pe) && !pe.Temporary() {
-			return inbox.Permanent(err)
-		}
-		return err
+	r, err := h.stage.Result(m)
+	switch {
+	case errors.Is(err, callonce.ErrMismatch), errors.Is(err, dedupe.ErrResultTooLarge):
+		return inbox.Permanent(err)
+	case err != nil:
+		return fmt.Errorf("payments: charge %s: %w", c.OrderID, err)
+	case r.Status != callonce.Succeeded:
+		return inbox.Permanent(r.Err())
+	}
+	var res ChargeResult
+	if err := json.Unmarshal(r.Value, &res); err != nil || res.ChargeID == "" {
+		return inbox.Permanent(fmt.Errorf("payments: charge %s: recorded answer %q unreadable", c.OrderID, r.Value))
 	}
 	now := h.now()
 	created := m.CreatedAt

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/callonce"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite" for the provider's records
 )
@@ -154,7 +155,7 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, apiError{"use POST"})
 		return
 	}
-	key := r.Header.Get("Idempotency-Key")
+	key := idempotencyKey(r.Header.Get("Idempotency-Key"))
 	if key == "" {
 		writeJSON(w, http.StatusBadRequest, apiError{"missing Idempotency-Key header"})
 		return
@@ -190,6 +191,30 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(ReplayedHeader, "true")
 	}
 	writeJSON(w, status, res)
+}
+
+// idempotencyKey reads the header's value: the IETF draft's Structured
+// Field string ("key", with \" and \\ escapes), or, as many payment APIs
+// take it, the bare key. A malformed quoted value is no key.
+func idempotencyKey(v string) string {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+		return v
+	}
+	var b strings.Builder
+	for i := 1; i < len(v)-1; i++ {
+		switch c := v[i]; {
+		case c == '\\':
+			if i++; i == len(v)-1 || (v[i] != '"' && v[i] != '\\') {
+				return ""
+			}
+			b.WriteByte(v[i])
+		case c == '"':
+			return ""
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // charge executes c under key, or replays the stored answer, in one
@@ -330,6 +355,13 @@ func NewProviderClient(baseURL string, hc *http.Client) (*ProviderClient, error)
 // Charge asks the provider to execute c, with c.OrderID as the
 // Idempotency-Key. A non-2xx answer is a *ProviderError.
 func (c *ProviderClient) Charge(ctx context.Context, ch Charge) (ChargeResult, error) {
+	return c.ChargeWithKey(ctx, ch.OrderID, ch)
+}
+
+// ChargeWithKey asks the provider to execute ch, with key as the
+// Idempotency-Key (callonce.SetHeader). A non-2xx answer is a
+// *ProviderError.
+func (c *ProviderClient) ChargeWithKey(ctx context.Context, key string, ch Charge) (ChargeResult, error) {
 	body, err := json.Marshal(ch)
 	if err != nil {
 		return ChargeResult{}, err
@@ -339,7 +371,7 @@ func (c *ProviderClient) Charge(ctx context.Context, ch Charge) (ChargeResult, e
 		return ChargeResult{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", ch.OrderID)
+	callonce.SetHeader(req, key)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return ChargeResult{}, fmt.Errorf("payments: provider: %w", err)

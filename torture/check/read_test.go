@@ -15,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/callonce"
+	"github.com/eoskit/eos/dedupe"
 	"github.com/eoskit/eos/driver"
 	"github.com/eoskit/eos/driver/postgres"
 	"github.com/eoskit/eos/driver/sqlite"
@@ -269,7 +271,15 @@ func runPipeline(t *testing.T, e env) *run {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ph, err := payments.NewPaymentHandler(ctx, e.store, client)
+	calls, err := dedupe.NewSQL(e.drv, dedupe.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller, err := callonce.New(calls, callonce.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ph, err := payments.NewPaymentHandler(ctx, e.store, client, caller)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +293,7 @@ func runPipeline(t *testing.T, e env) *run {
 		pms = append(pms, env.Message)
 	}
 	pms = append(pms, pms[0]) // a redelivery
-	if res, err := pp.Process(ctx, inboxtest.NewDeliveries(pms...).Inbox()); err != nil || res.Count(inbox.Applied) != len(r.orders) || res.Count(inbox.Duplicate) != 1 {
+	if res, err := pp.Process(ctx, ph.Prepare(ctx, inboxtest.NewDeliveries(pms...).Inbox())); err != nil || res.Count(inbox.Applied) != len(r.orders) || res.Count(inbox.Duplicate) != 1 {
 		t.Fatalf("payments: %v %+v", err, res)
 	}
 	r.broker = check.BrokerStats{OrdersStored: uint64(len(ms)), OrdersDelivered: uint64(len(ms)),

@@ -32,7 +32,7 @@ func All() []string { return []string{Kill, Failpoints, BrokerRestart, Duplicate
 // consumers' subscribers.
 const DefaultFailpoints = "inbox.after_claim=crash@0.01,inbox.after_handler=delay:20ms@0.05," +
 	"inbox.before_commit=error@0.05,driver.begin=error@0.02,driver.commit=crash@0.01,inbox.after_commit_before_ack=crash@0.01," +
-	"relay.after_publish_before_mark=crash@0.02,natsjs.publish_ack_lost=error@0.001,natsjs.ack_lost=error@0.001"
+	"relay.after_publish_before_mark=crash@0.02,callonce.after_call=crash@0.005,natsjs.publish_ack_lost=error@0.001,natsjs.ack_lost=error@0.001"
 
 // Set is a set of chosen faults.
 type Set map[string]bool

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/eoskit/eos/callonce"
 	"github.com/eoskit/eos/driver"
 	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/inbox"
@@ -30,7 +31,7 @@ const (
 // FailpointNames returns the names of the failpoints a worker evaluates,
 // for failpoint.Parse: those of the packages it runs, and its Driver's.
 func FailpointNames() []string {
-	return slices.Concat(inbox.FailpointNames(), outbox.FailpointNames(), natsjs.FailpointNames(),
+	return slices.Concat(inbox.FailpointNames(), outbox.FailpointNames(), natsjs.FailpointNames(), callonce.FailpointNames(),
 		[]string{FailDriverCommit, FailDriverBegin})
 }
 

@@ -18,6 +18,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/callonce"
+	"github.com/eoskit/eos/dedupe"
 	"github.com/eoskit/eos/examples/payments"
 	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/inbox"
@@ -185,7 +187,11 @@ const (
 	ordersBuffer   = 256
 	paymentsBuffer = 2 * paymentsBatch
 	relayPoll      = 100 * time.Millisecond
-	paymentsBatch  = 64 // a payment batch holds the transaction while it calls the provider
+	paymentsBatch  = 64
+	// chargeLease is the claim of a provider call: renewed while the call
+	// runs, it is how long a crashed worker's charges wait before another
+	// owner calls again (with the same key).
+	chargeLease = 5 * time.Second
 )
 
 // Run does cfg's job until ctx ends or it fails. When ctx ends it stops
@@ -282,18 +288,28 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ev *supervisor.Emitt
 		if err != nil {
 			return err
 		}
-		h, err := payments.NewPaymentHandler(ctx, st.Tables, client)
+		// The provider calls are claimed and recorded in the worker's own
+		// database, next to its inbox, a batch's in one transaction.
+		calls, err := dedupe.NewSQL(st.Driver, dedupe.Config{Test: test})
+		if err != nil {
+			return err
+		}
+		caller, err := callonce.New(callonce.Batched(st.Driver, calls), callonce.Config{Lease: chargeLease, Logger: log, Test: test})
+		if err != nil {
+			return err
+		}
+		h, err := payments.NewPaymentHandler(ctx, st.Tables, client, caller)
 		if err != nil {
 			return err
 		}
 		defer h.Close()
-		// Savepoints from the start: a provider failure then rolls back one
-		// message, where the default would redo the batch and call the
-		// provider again for all of it.
+		// The charges run in h.Source, before the inbox's transaction; a
+		// charge without a definitive answer fails its message's attempt
+		// alone (savepoints), to be retried with the same key.
 		ib, p, err := service.NewInbox(withFailpoints(st.Driver, fps), h.Handle, inbox.Config{
 			Consumer: payments.PaymentsConsumer, Isolation: inbox.IsolateSavepoint, MaxBatch: paymentsBatch,
 			MaxAttempts: 1000, RetryDelay: 100 * time.Millisecond, MaxRetryDelay: time.Second, Logger: log, Hooks: hooks, Test: test,
-		}, service.InboxConfig{Source: subscriber(js, t.PaymentsStream, PaymentsDurable, paymentsBuffer, test)})
+		}, service.InboxConfig{Source: staged(h, subscriber(js, t.PaymentsStream, PaymentsDurable, paymentsBuffer, test))})
 		if err != nil {
 			return err
 		}
@@ -339,6 +355,18 @@ func subscriber(js jetstream.JetStream, stream, durable string, buffer int, test
 			return nil, fmt.Errorf("consumer %s on %s: %w", durable, stream, err)
 		}
 		return natsjs.NewSubscriber(cons, natsjs.SubscriberConfig{Buffer: buffer, Test: test})
+	}
+}
+
+// staged opens the source of open wrapped by the payment handler's stage:
+// the charges run before the inbox's transaction.
+func staged(h *payments.PaymentHandler, open service.SourceFunc) service.SourceFunc {
+	return func(ctx context.Context) (inbox.Source, error) {
+		src, err := open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return h.Source(src), nil
 	}
 }
 
