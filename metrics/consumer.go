@@ -39,50 +39,12 @@ func (m *Metrics) WatchConsumer(consumer, transport string, stats ConsumerStatsF
 	case stats == nil:
 		return &eos.ConfigError{Field: "metrics.WatchConsumer stats", Reason: "nil"}
 	}
-	label := prometheus.Labels{"consumer": consumer, "transport": transport}
-	c := &consumerCollector{
-		m:     m,
-		stats: stats,
-		pending: prometheus.NewDesc("eos_consumer_pending_messages",
-			"Messages the broker holds for the consumer and has not delivered yet: its lag.", nil, label),
-		ackPending: prometheus.NewDesc("eos_consumer_ack_pending_messages",
-			"Messages delivered to the consumer and not acknowledged yet: in flight, or waiting for redelivery.", nil, label),
-		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "eos_consumer_stats_errors_total",
-			Help:        "Reads of a broker consumer's lag for a scrape that failed or timed out; the gauges were left out.",
-			ConstLabels: label}),
-	}
-	if err := m.reg.Register(c); err != nil {
-		return &RegisterError{Metric: "eos_consumer_pending_messages{consumer=" + consumer + ",transport=" + transport + "}", Err: err}
-	}
-	return nil
-}
-
-// consumerCollector reads one broker consumer's lag at each scrape.
-type consumerCollector struct {
-	m                   *Metrics
-	stats               ConsumerStatsFunc
-	pending, ackPending *prometheus.Desc
-	errors              prometheus.Counter
-}
-
-// Describe implements prometheus.Collector.
-func (c *consumerCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.pending
-	ch <- c.ackPending
-	c.errors.Describe(ch)
-}
-
-// Collect implements prometheus.Collector.
-func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.m.cfg.OutboxStatsTimeout)
-	st, err := c.stats(ctx)
-	cancel()
-	if err != nil {
-		c.errors.Inc()
-		ch <- c.errors
-		return
-	}
-	ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(st.Pending))
-	ch <- prometheus.MustNewConstMetric(c.ackPending, prometheus.GaugeValue, float64(st.AckPending))
-	ch <- c.errors
+	return watch(m, "eos_consumer_pending_messages{consumer="+consumer+",transport="+transport+"}",
+		prometheus.Labels{"consumer": consumer, "transport": transport}, stats,
+		"eos_consumer_stats_errors_total", "Reads of a broker consumer's lag for a scrape that failed or timed out; the gauges were left out.",
+		gaugeOf[ConsumerStats]{"eos_consumer_pending_messages", "Messages the broker holds for the consumer and has not delivered yet: its lag.",
+			func(st ConsumerStats) float64 { return float64(st.Pending) }},
+		gaugeOf[ConsumerStats]{"eos_consumer_ack_pending_messages",
+			"Messages delivered to the consumer and not acknowledged yet: in flight, or waiting for redelivery.",
+			func(st ConsumerStats) float64 { return float64(st.AckPending) }})
 }

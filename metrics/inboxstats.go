@@ -36,55 +36,12 @@ func (m *Metrics) WatchInboxStore(consumer string, stats InboxStatsFunc) error {
 	case stats == nil:
 		return &eos.ConfigError{Field: "metrics.WatchInboxStore stats", Reason: "nil"}
 	}
-	label := prometheus.Labels{"consumer": consumer}
-	desc := func(metric, help string) *prometheus.Desc { return prometheus.NewDesc(metric, help, nil, label) }
-	c := &inboxCollector{
-		m:     m,
-		stats: stats,
-		claims: desc("eos_inbox_claims",
-			"Dedupe records the inbox keeps for the consumer: ids claimed and not compacted."),
-		dead: desc("eos_inbox_dead_letters",
-			"Dead letters of the consumer in the store now, waiting to be requeued or discarded."),
-		quarantine: desc("eos_inbox_quarantine",
-			"Quarantined deliveries of the consumer in the store now."),
-		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "eos_inbox_stats_errors_total",
-			Help:        "Reads of an inbox's stored rows for a scrape that failed or timed out; the gauges were left out.",
-			ConstLabels: label}),
-	}
-	if err := m.reg.Register(c); err != nil {
-		return &RegisterError{Metric: "eos_inbox_claims{consumer=" + consumer + "}", Err: err}
-	}
-	return nil
-}
-
-// inboxCollector reads one consumer's stored rows at each scrape.
-type inboxCollector struct {
-	m                        *Metrics
-	stats                    InboxStatsFunc
-	claims, dead, quarantine *prometheus.Desc
-	errors                   prometheus.Counter
-}
-
-// Describe implements prometheus.Collector.
-func (c *inboxCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.claims
-	ch <- c.dead
-	ch <- c.quarantine
-	c.errors.Describe(ch)
-}
-
-// Collect implements prometheus.Collector.
-func (c *inboxCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.m.cfg.OutboxStatsTimeout)
-	st, err := c.stats(ctx)
-	cancel()
-	if err != nil {
-		c.errors.Inc()
-		ch <- c.errors
-		return
-	}
-	ch <- prometheus.MustNewConstMetric(c.claims, prometheus.GaugeValue, float64(st.Claims))
-	ch <- prometheus.MustNewConstMetric(c.dead, prometheus.GaugeValue, float64(st.DeadLetters))
-	ch <- prometheus.MustNewConstMetric(c.quarantine, prometheus.GaugeValue, float64(st.Quarantined))
-	ch <- c.errors
+	return watch(m, "eos_inbox_claims{consumer="+consumer+"}", prometheus.Labels{"consumer": consumer}, stats,
+		"eos_inbox_stats_errors_total", "Reads of an inbox's stored rows for a scrape that failed or timed out; the gauges were left out.",
+		gaugeOf[inbox.Stats]{"eos_inbox_claims", "Dedupe records the inbox keeps for the consumer: ids claimed and not compacted.",
+			func(st inbox.Stats) float64 { return float64(st.Claims) }},
+		gaugeOf[inbox.Stats]{"eos_inbox_dead_letters", "Dead letters of the consumer in the store now, waiting to be requeued or discarded.",
+			func(st inbox.Stats) float64 { return float64(st.DeadLetters) }},
+		gaugeOf[inbox.Stats]{"eos_inbox_quarantine", "Quarantined deliveries of the consumer in the store now.",
+			func(st inbox.Stats) float64 { return float64(st.Quarantined) }})
 }

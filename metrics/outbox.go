@@ -35,61 +35,17 @@ func (m *Metrics) WatchOutbox(name string, stats OutboxStatsFunc) error {
 	if stats == nil {
 		return &eos.ConfigError{Field: "metrics.WatchOutbox stats", Reason: "nil"}
 	}
-	label := prometheus.Labels{"outbox": name}
-	desc := func(metric, help string) *prometheus.Desc {
-		return prometheus.NewDesc(metric, help, nil, label)
-	}
-	c := &outboxCollector{
-		m:     m,
-		stats: stats,
-		unsent: desc("eos_outbox_unsent",
-			"Outbox rows not sent yet, parked rows and the rows waiting behind them included."),
-		oldest: desc("eos_outbox_oldest_unsent_seconds",
-			"Age of the outbox's oldest unsent row (since its enqueue); 0 when none."),
-		parked: desc("eos_outbox_parked",
-			"Outbox rows the relay parked as unpublishable, waiting to be requeued or discarded."),
-		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "eos_outbox_stats_errors_total",
-			Help:        "Reads of the outbox's stats for a scrape that failed or timed out; the gauges were left out.",
-			ConstLabels: label}),
-	}
-	if err := m.reg.Register(c); err != nil {
-		return &RegisterError{Metric: "eos_outbox_unsent{outbox=" + name + "}", Err: err}
-	}
-	return nil
-}
-
-// outboxCollector reads one outbox's stats at each scrape.
-type outboxCollector struct {
-	m                      *Metrics
-	stats                  OutboxStatsFunc
-	unsent, oldest, parked *prometheus.Desc
-	errors                 prometheus.Counter
-}
-
-// Describe implements prometheus.Collector.
-func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.unsent
-	ch <- c.oldest
-	ch <- c.parked
-	c.errors.Describe(ch)
-}
-
-// Collect implements prometheus.Collector.
-func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.m.cfg.OutboxStatsTimeout)
-	st, err := c.stats(ctx)
-	cancel()
-	if err != nil {
-		c.errors.Inc()
-		ch <- c.errors
-		return
-	}
-	age := 0.0
-	if !st.OldestUnsent.IsZero() {
-		age = max(0, c.m.cfg.Test.Now().Sub(st.OldestUnsent).Seconds())
-	}
-	ch <- prometheus.MustNewConstMetric(c.unsent, prometheus.GaugeValue, float64(st.Unsent))
-	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age)
-	ch <- prometheus.MustNewConstMetric(c.parked, prometheus.GaugeValue, float64(st.Parked))
-	ch <- c.errors
+	return watch(m, "eos_outbox_unsent{outbox="+name+"}", prometheus.Labels{"outbox": name}, stats,
+		"eos_outbox_stats_errors_total", "Reads of the outbox's stats for a scrape that failed or timed out; the gauges were left out.",
+		gaugeOf[outbox.Stats]{"eos_outbox_unsent", "Outbox rows not sent yet, parked rows and the rows waiting behind them included.",
+			func(st outbox.Stats) float64 { return float64(st.Unsent) }},
+		gaugeOf[outbox.Stats]{"eos_outbox_oldest_unsent_seconds", "Age of the outbox's oldest unsent row (since its enqueue); 0 when none.",
+			func(st outbox.Stats) float64 {
+				if st.OldestUnsent.IsZero() {
+					return 0
+				}
+				return max(0, m.cfg.Test.Now().Sub(st.OldestUnsent).Seconds())
+			}},
+		gaugeOf[outbox.Stats]{"eos_outbox_parked", "Outbox rows the relay parked as unpublishable, waiting to be requeued or discarded.",
+			func(st outbox.Stats) float64 { return float64(st.Parked) }})
 }
