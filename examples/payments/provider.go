@@ -217,6 +217,7 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// its answer is lost on the way back.
 		sw := &statusWriter{header: http.Header{}}
 		p.h.ServeHTTP(sw, r)
+		p.count(sw.status, sw.header)
 		if sw.status/100 == 2 {
 			writeJSON(w, http.StatusInternalServerError, apiError{"simulated failure after charging"})
 			return
@@ -228,7 +229,38 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write(sw.body.Bytes())
 		return
 	}
-	p.h.ServeHTTP(w, r)
+	p.h.ServeHTTP(&countingWriter{ResponseWriter: w, p: p}, r)
+}
+
+// count counts an executed charge from its answer: the middleware sends
+// a 201 only after the charge's transaction committed, and a replay
+// carries the replayed header.
+func (p *Provider) count(status int, h http.Header) {
+	if status == http.StatusCreated && h.Get(ReplayedHeader) != "true" {
+		p.executed.Add(1)
+	}
+}
+
+// countingWriter passes an answer on, counting it (Provider.count).
+type countingWriter struct {
+	http.ResponseWriter
+	p     *Provider
+	wrote bool
+}
+
+func (c *countingWriter) WriteHeader(status int) {
+	if !c.wrote {
+		c.wrote = true
+		c.p.count(status, c.Header())
+	}
+	c.ResponseWriter.WriteHeader(status)
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	if !c.wrote {
+		c.WriteHeader(http.StatusOK)
+	}
+	return c.ResponseWriter.Write(b)
 }
 
 // statusWriter keeps an answer instead of sending it.
@@ -269,8 +301,6 @@ func (p *Provider) charge(w http.ResponseWriter, r *http.Request, tx *sql.Tx) er
 		res.ChargeID, c.OrderID, c.Account, c.Amount, p.cfg.Now().UnixMicro()); err != nil {
 		return err
 	}
-	// Counted before the commit: a progress count, not a record.
-	p.executed.Add(1)
 	writeJSON(w, http.StatusCreated, res)
 	return nil
 }
