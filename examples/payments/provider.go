@@ -60,8 +60,8 @@ const chargeScope = "merchant " + ChargesPath
 // in their own SQLite file, apart from the scenario's database, as an
 // external system's would: the keys in a dedupe.SQL store, and each charge
 // row committed in the same transaction as its key's stored answer
-// (httpidem.NewTx), so a charge is never recorded without its key nor a
-// key without its charge.
+// (httpidem.NewTx), so a charge is never recorded without its stored
+// answer, nor a 201 stored without its charge.
 //
 // Charges and keys are separate tables: a client that sent two keys for
 // one order would be charged twice, and a checker counting
