@@ -13,7 +13,7 @@
 //	                   (Idempotency-Key: the charge id), record the answer
 //	                                   │          │
 //	                                   │          ▼
-//	                                   │   provider simulator (own idempotency records)
+//	                                   │   provider simulator (httpidem, own SQLite file)
 //	                                   ▼
 //	                 inbox "payments" tx{claim, payments row (the recorded answer)}
 //
@@ -31,9 +31,9 @@
 //   - [OrderHandler] and [PaymentHandler], inbox handlers on *sql.Tx, and
 //     [OrderBatchHandler], the order handler set-based (an
 //     inbox.BatchHandler: a few statements per batch, the same effects);
-//   - [Provider], the payment-provider simulator (an http.Handler over its
-//     own SQLite file) with its charge records ([Provider.Charges]), and
-//     [ProviderClient].
+//   - [Provider], the payment-provider simulator (an http.Handler on the
+//     Idempotency-Key middleware, httpidem, over its own SQLite file) with
+//     its charge records ([Provider.Charges]), and [ProviderClient].
 //
 // # The external effect
 //

@@ -113,7 +113,18 @@ func TestProviderIdempotency(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("no Idempotency-Key: status %d", resp.StatusCode)
 	}
-	if st, err := p.Stats(ctx); err != nil || st.Charged != 1 || st.Keys != 1 || st.Replays != 2 {
+	// The key must be the draft's quoted string (callonce.SetHeader sends
+	// it so): a bare key is refused before anything runs.
+	req, _ := http.NewRequest(http.MethodPost, url+payments.ChargesPath, strings.NewReader(`{"order_id":"o2","account":"a","amount":1}`))
+	req.Header.Set("Idempotency-Key", "o2")
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
+		t.Fatalf("unquoted Idempotency-Key: status %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if st, err := p.Stats(ctx); err != nil || st.Charged != 1 || st.Keys != 1 || st.Replays != 1 {
 		t.Fatalf("stats %+v %v", st, err)
 	}
 	if p.Executed() != 1 {

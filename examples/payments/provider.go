@@ -3,17 +3,13 @@ package payments
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,8 +17,9 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/callonce"
-
-	_ "modernc.org/sqlite" // database/sql driver "sqlite" for the provider's records
+	"github.com/eoskit/eos/dedupe"
+	"github.com/eoskit/eos/driver/sqlite"
+	"github.com/eoskit/eos/httpidem"
 )
 
 // ChargesPath is the provider's charge endpoint.
@@ -35,32 +32,48 @@ const ReplayedHeader = "Idempotent-Replayed"
 // that never fails.
 type ProviderConfig struct {
 	// FailBefore is the probability that a request fails with 503 before
-	// anything is recorded.
+	// anything is recorded: the Idempotency-Key middleware never sees it.
 	FailBefore float64
-	// FailAfter is the probability that a request is recorded (charged) and
-	// then answered with 500: the client cannot tell whether it was charged
-	// and must retry with the same key, which replays the charge.
+	// FailAfter is the probability that a request is recorded (charged,
+	// its answer stored under its key) and then answered with 500: the
+	// client cannot tell whether it was charged and must retry with the
+	// same key, which gets the stored answer replayed.
 	FailAfter float64
 	// Seed seeds the failure draws.
 	Seed uint64
-	// Now is the clock. Default time.Now.
+	// Now is the clock of the charge records. Default time.Now.
 	Now func() time.Time
 }
 
+// providerPrefix prefixes eos's tables in the provider's file.
+const providerPrefix = "eos_"
+
+// chargeScope is the scope of every key: the simulator has one merchant.
+const chargeScope = "merchant " + ChargesPath
+
 // Provider simulates an external payment provider with idempotency keys,
-// the way public payment APIs do: the first request with a key is executed
-// and its answer stored; every later request with the key gets that answer
-// again (or 422 if its body differs). Its records live in their own SQLite
-// file, apart from the scenario's database, as an external system's would.
+// the way public payment APIs do, on eos's Idempotency-Key middleware
+// (httpidem, strict: the key must be the draft's quoted string): the first
+// request with a key is executed and its answer stored; every later
+// request with the key gets that answer again, byte for byte, with
+// Idempotent-Replayed: true (or 422 if its body differs). Its records live
+// in their own SQLite file, apart from the scenario's database, as an
+// external system's would: the keys in a dedupe.SQL store, and each charge
+// row committed in the same transaction as its key's stored answer
+// (httpidem.NewTx), so a charge is never recorded without its stored
+// answer, nor a 201 stored without its charge.
 //
-// Charges and idempotency keys are separate tables: a client that sent two
-// keys for one order would be charged twice, and [Check] would count it.
+// Charges and keys are separate tables: a client that sent two keys for
+// one order would be charged twice, and a checker counting
+// [Provider.Charges] per order would see it.
 type Provider struct {
-	db       *sql.DB
+	d        *sqlite.Driver
 	cfg      ProviderConfig
+	h        http.Handler
 	mu       sync.Mutex
 	rnd      *rand.Rand
 	executed atomic.Int64
+	replays  atomic.Int64
 }
 
 // OpenProvider opens (creating if needed) the provider's records at path.
@@ -75,42 +88,69 @@ func OpenProvider(ctx context.Context, path string, cfg ProviderConfig) (*Provid
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	// Created here, owner-only, before SQLite creates it with 0644: its -wal
-	// and -shm files take the database file's mode.
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	d, err := sqlite.Open(ctx, path, sqlite.Config{Prefix: providerPrefix, Synchronous: sqlite.SyncNormal, BusyTimeout: 10 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("payments: provider: %w", err)
 	}
-	if err := errors.Join(f.Chmod(0o600), f.Close()); err != nil {
-		return nil, fmt.Errorf("payments: provider: %w", err)
+	p := &Provider{d: d, cfg: cfg, rnd: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed+1))}
+	if err := p.init(ctx); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("payments: provider: open %s: %w", path, err)
 	}
-	q := url.Values{}
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("payments: provider: %w", err)
+	return p, nil
+}
+
+// init migrates the file, creates the charges table and builds the
+// handler.
+func (p *Provider) init(ctx context.Context) error {
+	if _, err := p.d.Migrator().Up(ctx); err != nil {
+		return err
 	}
-	db.SetMaxOpenConns(1)
 	for _, s := range []string{
-		"CREATE TABLE IF NOT EXISTS idempotency_keys (key TEXT PRIMARY KEY, request_hash BLOB NOT NULL, charge_id TEXT NOT NULL," +
-			" requests INTEGER NOT NULL, created_us INTEGER NOT NULL)",
 		"CREATE TABLE IF NOT EXISTS charges (charge_id TEXT PRIMARY KEY, order_id TEXT NOT NULL, account TEXT NOT NULL," +
 			" amount INTEGER NOT NULL, charged_us INTEGER NOT NULL)",
 		"CREATE INDEX IF NOT EXISTS charges_order ON charges (order_id)",
 	} {
-		if _, err := db.ExecContext(ctx, s); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("payments: provider: open %s: %w", path, err)
+		if _, err := p.d.DB().ExecContext(ctx, s); err != nil {
+			return err
 		}
 	}
-	return &Provider{db: db, cfg: cfg, rnd: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed+1))}, nil
+	store, err := dedupe.NewSQL(p.d, dedupe.Config{})
+	if err != nil {
+		return err
+	}
+	m, err := httpidem.NewTx(store, p.d, httpidem.Config{
+		Scope:    func(*http.Request) (string, error) { return chargeScope, nil },
+		Required: true,
+		MaxBody:  maxChargeBody,
+		// A retry sent while the first request still runs (the client
+		// timed out) waits for its answer rather than getting 409.
+		Wait:  5 * time.Second,
+		Hooks: []httpidem.Hook{replayCounter{&p.replays}},
+	})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST "+ChargesPath, m.Handler(p.charge))
+	p.h = mux
+	return nil
+}
+
+// maxChargeBody bounds a charge request.
+const maxChargeBody = 64 << 10
+
+// replayCounter counts the requests answered with a stored answer.
+type replayCounter struct{ n *atomic.Int64 }
+
+func (c replayCounter) OnOutcome(_ context.Context, o httpidem.Outcome, _ error) {
+	if o == httpidem.OutcomeReplayed {
+		c.n.Add(1)
+	}
 }
 
 // Close closes the records.
-func (p *Provider) Close() error { return p.db.Close() }
+func (p *Provider) Close() error { return p.d.Close() }
 
 func (p *Provider) draw(prob float64) bool {
 	if prob <= 0 {
@@ -133,8 +173,30 @@ type ChargeResult struct {
 	Replayed bool `json:"-"`
 }
 
+// apiError is the simulator's own error body; the Idempotency-Key
+// middleware answers application/problem+json (title, detail) instead.
 type apiError struct {
 	Error string `json:"error"`
+}
+
+// errorBody reads an error answer: the simulator's {"error"}, a problem's
+// title and detail, or else the bare text.
+func errorBody(data []byte) string {
+	var e struct {
+		Error  string `json:"error"`
+		Title  string `json:"title"`
+		Detail string `json:"detail"`
+	}
+	switch {
+	case json.Unmarshal(data, &e) != nil:
+	case e.Error != "":
+		return e.Error
+	case e.Title != "" && e.Detail != "":
+		return e.Title + ": " + e.Detail
+	case e.Title != "":
+		return e.Title
+	}
+	return strings.TrimSpace(string(data))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -144,122 +206,103 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // ServeHTTP serves POST /v1/charges with an Idempotency-Key header and a
-// JSON Charge body.
+// JSON Charge body, failing now and then as ProviderConfig says.
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != ChargesPath {
-		writeJSON(w, http.StatusNotFound, apiError{"no such endpoint: " + r.URL.Path})
+	if r.URL.Path == ChargesPath && r.Method == http.MethodPost && p.draw(p.cfg.FailBefore) {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{"simulated outage (nothing charged)"})
 		return
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		writeJSON(w, http.StatusMethodNotAllowed, apiError{"use POST"})
+	if r.URL.Path == ChargesPath && r.Method == http.MethodPost && p.draw(p.cfg.FailAfter) {
+		// The request runs to its end (charged and stored, or replayed);
+		// its answer is lost on the way back.
+		sw := &statusWriter{header: http.Header{}}
+		p.h.ServeHTTP(sw, r)
+		p.count(sw.status, sw.header)
+		if sw.status/100 == 2 {
+			writeJSON(w, http.StatusInternalServerError, apiError{"simulated failure after charging"})
+			return
+		}
+		for k, v := range sw.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(sw.status)
+		w.Write(sw.body.Bytes())
 		return
 	}
-	key := idempotencyKey(r.Header.Get("Idempotency-Key"))
-	if key == "" {
-		writeJSON(w, http.StatusBadRequest, apiError{"missing Idempotency-Key header"})
-		return
+	p.h.ServeHTTP(&countingWriter{ResponseWriter: w, p: p}, r)
+}
+
+// count counts an executed charge from its answer: the middleware sends
+// a 201 only after the charge's transaction committed, and a replay
+// carries the replayed header.
+func (p *Provider) count(status int, h http.Header) {
+	if status == http.StatusCreated && h.Get(ReplayedHeader) != "true" {
+		p.executed.Add(1)
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+}
+
+// countingWriter passes an answer on, counting it (Provider.count).
+type countingWriter struct {
+	http.ResponseWriter
+	p     *Provider
+	wrote bool
+}
+
+func (c *countingWriter) WriteHeader(status int) {
+	if !c.wrote {
+		c.wrote = true
+		c.p.count(status, c.Header())
+	}
+	c.ResponseWriter.WriteHeader(status)
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	if !c.wrote {
+		c.WriteHeader(http.StatusOK)
+	}
+	return c.ResponseWriter.Write(b)
+}
+
+// statusWriter keeps an answer instead of sending it.
+type statusWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (s *statusWriter) Header() http.Header { return s.header }
+
+func (s *statusWriter) WriteHeader(status int) {
+	if s.status == 0 {
+		s.status = status
+	}
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	s.WriteHeader(http.StatusOK)
+	return s.body.Write(b)
+}
+
+// charge executes one charge in the transaction that stores its key's
+// answer. A malformed charge is answered 400, which is stored too: the
+// same request stays refused.
+func (p *Provider) charge(w http.ResponseWriter, r *http.Request, tx *sql.Tx) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxChargeBody))
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{"reading body: " + err.Error()})
-		return
+		return err
 	}
 	c, err := ParseCharge(body)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
-		return
+		return nil
 	}
-	if p.draw(p.cfg.FailBefore) {
-		writeJSON(w, http.StatusServiceUnavailable, apiError{"simulated outage (nothing charged)"})
-		return
+	res := ChargeResult{ChargeID: "ch_" + eos.NewID(), OrderID: c.OrderID, Account: c.Account, Amount: c.Amount, Status: "succeeded"}
+	if _, err := tx.ExecContext(r.Context(), "INSERT INTO charges (charge_id, order_id, account, amount, charged_us) VALUES (?, ?, ?, ?, ?)",
+		res.ChargeID, c.OrderID, c.Account, c.Amount, p.cfg.Now().UnixMicro()); err != nil {
+		return err
 	}
-	res, status, err := p.charge(r.Context(), key, c)
-	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, apiError{err.Error()})
-		return
-	}
-	if status == http.StatusUnprocessableEntity {
-		writeJSON(w, status, apiError{"Idempotency-Key " + strconv.Quote(key) + " was used with a different request"})
-		return
-	}
-	if p.draw(p.cfg.FailAfter) {
-		writeJSON(w, http.StatusInternalServerError, apiError{"simulated failure after charging"})
-		return
-	}
-	if res.Replayed {
-		w.Header().Set(ReplayedHeader, "true")
-	}
-	writeJSON(w, status, res)
-}
-
-// idempotencyKey reads the header's value: the IETF draft's Structured
-// Field string ("key", with \" and \\ escapes), or, as many payment APIs
-// take it, the bare key. A malformed quoted value is no key.
-func idempotencyKey(v string) string {
-	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
-		return v
-	}
-	var b strings.Builder
-	for i := 1; i < len(v)-1; i++ {
-		switch c := v[i]; {
-		case c == '\\':
-			if i++; i == len(v)-1 || (v[i] != '"' && v[i] != '\\') {
-				return ""
-			}
-			b.WriteByte(v[i])
-		case c == '"':
-			return ""
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
-
-// charge executes c under key, or replays the stored answer, in one
-// transaction.
-func (p *Provider) charge(ctx context.Context, key string, c Charge) (ChargeResult, int, error) {
-	canon, _ := json.Marshal(c)
-	sum := sha256.Sum256(canon)
-	tx, err := p.db.BeginTx(ctx, nil)
-	if err != nil {
-		return ChargeResult{}, 0, err
-	}
-	defer tx.Rollback()
-	var hash []byte
-	var chargeID string
-	err = tx.QueryRowContext(ctx, "SELECT request_hash, charge_id FROM idempotency_keys WHERE key = ?", key).Scan(&hash, &chargeID)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		chargeID = "ch_" + eos.NewID()
-		now := p.cfg.Now().UnixMicro()
-		if _, err := tx.ExecContext(ctx, "INSERT INTO charges (charge_id, order_id, account, amount, charged_us) VALUES (?, ?, ?, ?, ?)",
-			chargeID, c.OrderID, c.Account, c.Amount, now); err != nil {
-			return ChargeResult{}, 0, err
-		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO idempotency_keys (key, request_hash, charge_id, requests, created_us) VALUES (?, ?, ?, 1, ?)",
-			key, sum[:], chargeID, now); err != nil {
-			return ChargeResult{}, 0, err
-		}
-		if err := tx.Commit(); err != nil {
-			return ChargeResult{}, 0, err
-		}
-		p.executed.Add(1)
-		return ChargeResult{ChargeID: chargeID, OrderID: c.OrderID, Account: c.Account, Amount: c.Amount, Status: "succeeded"}, http.StatusCreated, nil
-	case err != nil:
-		return ChargeResult{}, 0, err
-	}
-	if _, err := tx.ExecContext(ctx, "UPDATE idempotency_keys SET requests = requests + 1 WHERE key = ?", key); err != nil {
-		return ChargeResult{}, 0, err
-	}
-	if err := tx.Commit(); err != nil {
-		return ChargeResult{}, 0, err
-	}
-	if !bytes.Equal(hash, sum[:]) {
-		return ChargeResult{}, http.StatusUnprocessableEntity, nil
-	}
-	return ChargeResult{ChargeID: chargeID, OrderID: c.OrderID, Account: c.Account, Amount: c.Amount, Status: "succeeded", Replayed: true}, http.StatusOK, nil
+	writeJSON(w, http.StatusCreated, res)
+	return nil
 }
 
 // ChargeRecord is one charge the provider executed.
@@ -273,7 +316,7 @@ type ChargeRecord struct {
 
 // Charges returns every charge the provider executed.
 func (p *Provider) Charges(ctx context.Context) ([]ChargeRecord, error) {
-	rows, err := p.db.QueryContext(ctx, "SELECT charge_id, order_id, account, amount, charged_us FROM charges")
+	rows, err := p.d.DB().QueryContext(ctx, "SELECT charge_id, order_id, account, amount, charged_us FROM charges")
 	if err != nil {
 		return nil, fmt.Errorf("payments: provider charges: %w", err)
 	}
@@ -302,15 +345,17 @@ func (p *Provider) Executed() int64 { return p.executed.Load() }
 // ProviderStats counts the provider's records.
 type ProviderStats struct {
 	Charged int64 // distinct orders charged
-	Keys    int64 // idempotency keys seen
-	Replays int64 // requests answered from a stored key
+	Keys    int64 // idempotency keys seen (answered or in progress)
+	// Replays counts the requests this Provider answered with a stored
+	// answer since it was opened (the middleware's replayed outcome).
+	Replays int64
 }
 
 // Stats counts the records.
 func (p *Provider) Stats(ctx context.Context) (ProviderStats, error) {
-	var s ProviderStats
-	err := p.db.QueryRowContext(ctx, "SELECT (SELECT count(DISTINCT order_id) FROM charges),"+
-		" (SELECT count(*) FROM idempotency_keys), (SELECT coalesce(sum(requests - 1), 0) FROM idempotency_keys)").Scan(&s.Charged, &s.Keys, &s.Replays)
+	s := ProviderStats{Replays: p.replays.Load()}
+	err := p.d.DB().QueryRowContext(ctx, "SELECT (SELECT count(DISTINCT order_id) FROM charges),"+
+		" (SELECT count(*) FROM "+providerPrefix+"dedupe)").Scan(&s.Charged, &s.Keys)
 	if err != nil {
 		return ProviderStats{}, fmt.Errorf("payments: provider stats: %w", err)
 	}
@@ -328,9 +373,11 @@ func (e *ProviderError) Error() string {
 }
 
 // Temporary reports whether retrying with the same key may succeed: server
-// errors and rate limiting. A 4xx other than 429 will not change.
+// errors, rate limiting, and 409 (the key's first request still running,
+// e.g. after a client timeout). Another 4xx will not change.
 func (e *ProviderError) Temporary() bool {
-	return e.Status >= 500 || e.Status == http.StatusTooManyRequests || e.Status == http.StatusRequestTimeout
+	return e.Status >= 500 || e.Status == http.StatusTooManyRequests || e.Status == http.StatusRequestTimeout ||
+		e.Status == http.StatusConflict
 }
 
 // ProviderClient calls the provider.
@@ -382,11 +429,7 @@ func (c *ProviderClient) ChargeWithKey(ctx context.Context, key string, ch Charg
 		return ChargeResult{}, fmt.Errorf("payments: provider: reading answer: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var ae apiError
-		if json.Unmarshal(data, &ae) != nil || ae.Error == "" {
-			ae.Error = strings.TrimSpace(string(data))
-		}
-		return ChargeResult{}, &ProviderError{Status: resp.StatusCode, Message: ae.Error}
+		return ChargeResult{}, &ProviderError{Status: resp.StatusCode, Message: errorBody(data)}
 	}
 	var res ChargeResult
 	if err := json.Unmarshal(data, &res); err != nil || res.ChargeID == "" {

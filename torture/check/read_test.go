@@ -138,7 +138,7 @@ func testPipeline(t *testing.T, e env) {
 		o0.ID, o0.Account, o0.Amount)
 	req, _ := http.NewRequest(http.MethodPost, r.provURL+payments.ChargesPath, strings.NewReader(
 		`{"order_id":"`+o1.ID+`","account":"`+o1.Account+`","amount":`+strconv.FormatInt(o1.Amount, 10)+`}`))
-	req.Header.Set("Idempotency-Key", "another-key")
+	req.Header.Set("Idempotency-Key", `"another-key"`)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("second charge: %v %v", resp, err)
 	}
