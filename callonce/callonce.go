@@ -22,6 +22,7 @@ type Caller struct {
 	store dedupe.Store
 	cfg   Config
 	retry backoff.Policy
+	hooks hooks
 }
 
 // New returns a Caller over store.
@@ -33,7 +34,11 @@ func New(store dedupe.Store, cfg Config) (*Caller, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Caller{store: store, cfg: cfg, retry: backoff.Policy{Initial: cfg.RetryDelay, Max: cfg.MaxRetryDelay}}, nil
+	hs, err := newHooks("callonce.Config.Hooks", cfg.Hooks)
+	if err != nil {
+		return nil, err
+	}
+	return &Caller{store: store, cfg: cfg, retry: backoff.Policy{Initial: cfg.RetryDelay, Max: cfg.MaxRetryDelay}, hooks: hs}, nil
 }
 
 // Do makes the call for key in scope once, and returns its definitive
@@ -50,15 +55,25 @@ func New(store dedupe.Store, cfg Config) (*Caller, error) {
 // is over the store's bound; the key is released), a store failure
 // (wrapping it: a store that cannot answer is never read as "not called
 // yet"), or ctx's error. call must not be nil.
+//
+// Config.Hooks are told how it ended (EndHook) and of each failure of the
+// store (StoreErrorHook).
 func (c *Caller) Do(ctx context.Context, scope, key string, fingerprint []byte, call Func) (Result, error) {
+	r, err := c.do(ctx, scope, key, fingerprint, call)
+	c.hooks.ended(ctx, scope, key, r, err)
+	return r, err
+}
+
+func (c *Caller) do(ctx context.Context, scope, key string, fingerprint []byte, call Func) (Result, error) {
 	if err := CheckKey(key); err != nil {
 		return Result{}, err
 	}
 	cl, err := c.store.Claim(ctx, scope, key, fingerprint, c.cfg.Lease)
 	if err != nil {
+		c.hooks.storeFailed(ctx, "callonce.claim", err)
 		return Result{}, fmt.Errorf("callonce: claim %s/%s: %w", scope, key, err)
 	}
-	r, claimed, err := c.answer(scope, key, cl)
+	r, claimed, err := c.answer(ctx, scope, key, cl)
 	if !claimed {
 		return r, err
 	}
@@ -74,11 +89,12 @@ func (c *Caller) Do(ctx context.Context, scope, key string, fingerprint []byte, 
 
 // answer turns a claim into Do's answer, or reports that the caller holds
 // the key (claimed) and must call.
-func (c *Caller) answer(scope, key string, cl dedupe.Claim) (r Result, claimed bool, err error) {
+func (c *Caller) answer(ctx context.Context, scope, key string, cl dedupe.Claim) (r Result, claimed bool, err error) {
 	switch cl.Status {
 	case dedupe.Completed:
 		r, err := decode(cl.Result)
 		if err != nil {
+			c.hooks.storeFailed(ctx, "callonce.decode", err)
 			return Result{}, false, fmt.Errorf("%w (%s/%s)", err, scope, key)
 		}
 		r.Replayed = true
@@ -90,7 +106,9 @@ func (c *Caller) answer(scope, key string, cl dedupe.Claim) (r Result, claimed b
 	case dedupe.Claimed:
 		return Result{}, true, nil
 	}
-	return Result{}, false, fmt.Errorf("callonce: claim %s/%s: unexpected status %v", scope, key, cl.Status)
+	err = fmt.Errorf("callonce: claim %s/%s: unexpected status %v", scope, key, cl.Status)
+	c.hooks.storeFailed(ctx, "callonce.claim", err)
+	return Result{}, false, err
 }
 
 // run calls under k's lease until a definitive outcome, at most
@@ -135,7 +153,9 @@ func (c *Caller) run(k *keeper, call Func) (Result, dedupe.Lease, error) {
 
 // record stores r under l, or returns why not.
 func (c *Caller) record(ctx context.Context, l dedupe.Lease, r Result) error {
-	return c.recorded(ctx, l, c.complete(ctx, l, r))
+	err := c.complete(ctx, l, r)
+	c.hooks.storeFailed(context.WithoutCancel(ctx), "callonce.complete", err)
+	return c.recorded(ctx, l, err)
 }
 
 // recorded is the error of the completion of l (err), as Do returns it.
@@ -172,6 +192,7 @@ func (c *Caller) release(ctx context.Context, l dedupe.Lease) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	if err := c.store.Release(rctx, l); err != nil {
+		c.hooks.storeFailed(context.WithoutCancel(ctx), "callonce.release", err)
 		c.cfg.Logger.Warn("callonce: release after unknown outcomes failed; the lease will expire", "scope", l.Scope, "key", l.Key, "err", err)
 	}
 }
@@ -220,16 +241,18 @@ func (c *Caller) renew(k *keeper) {
 		k.mu.Unlock()
 		start := c.cfg.Test.Now()
 		nl, err := c.store.Renew(k.ctx, l, c.cfg.Lease)
-		switch {
-		case err == nil:
+		if err == nil {
 			expires = start.Add(c.cfg.Lease)
 			k.mu.Lock()
 			k.l = nl
 			k.mu.Unlock()
 			continue
-		case k.ctx.Err() != nil:
+		}
+		if k.ctx.Err() != nil {
 			return
-		case errors.Is(err, dedupe.ErrFenced) || !c.cfg.Test.Now().Before(expires.Add(-every)):
+		}
+		c.hooks.storeFailed(k.ctx, "callonce.renew", err) // not when fenced: that is an answer
+		if errors.Is(err, dedupe.ErrFenced) || !c.cfg.Test.Now().Before(expires.Add(-every)) {
 			c.cfg.Logger.Warn("callonce: claim lost while calling", "scope", l.Scope, "key", l.Key, "err", err)
 			k.mu.Lock()
 			k.lost = fmt.Errorf("%w: %s/%s: %w", ErrLeaseLost, l.Scope, l.Key, err)

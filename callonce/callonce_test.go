@@ -105,6 +105,13 @@ func sqlStore(drv func(t testing.TB) driver.Driver[*sql.Tx]) func(testing.TB, de
 // redisStore is a store on EOS_TEST_REDIS_URL under a key prefix of t's
 // own, whose keys are deleted when t ends.
 func redisStore(t testing.TB, cfg dedupe.Config) dedupe.Store {
+	s, _ := redisStoreClient(t, cfg)
+	return s
+}
+
+// redisStoreClient is redisStore with its client, which t may close: the
+// keys are deleted through a client of their own.
+func redisStoreClient(t testing.TB, cfg dedupe.Config) (dedupe.Store, *redis.Client) {
 	t.Helper()
 	opt, err := redis.ParseURL(testenv.RedisURL(t))
 	if err != nil {
@@ -114,9 +121,11 @@ func redisStore(t testing.TB, cfg dedupe.Config) dedupe.Store {
 	prefix := testenv.Name("eos:callonce:") + ":"
 	t.Cleanup(func() {
 		ctx := context.Background()
-		it := rc.Scan(ctx, 0, prefix+"*", 100).Iterator()
+		cc := redis.NewClient(opt)
+		defer cc.Close()
+		it := cc.Scan(ctx, 0, prefix+"*", 100).Iterator()
 		for it.Next(ctx) {
-			rc.Del(ctx, it.Val())
+			cc.Del(ctx, it.Val())
 		}
 		rc.Close()
 	})
@@ -124,7 +133,7 @@ func redisStore(t testing.TB, cfg dedupe.Config) dedupe.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return s, rc
 }
 
 func sqliteStore(t *testing.T) dedupe.Store {
@@ -367,7 +376,8 @@ func TestLeaseLostCancelsCall(t *testing.T) {
 		ctx := context.Background()
 		const lease = 30 * time.Millisecond // renewals every 10ms, in real time
 		entered := make(chan struct{})
-		slow := e.caller(t, callonce.Config{Lease: lease})
+		rec := &recorder{}
+		slow := e.caller(t, callonce.Config{Lease: lease, Hooks: []callonce.Hook{rec}})
 		errc := make(chan error, 1)
 		go func() {
 			_, err := slow.Do(ctx, "s", "k", fp, func(ctx context.Context, key string) callonce.Outcome {
@@ -387,6 +397,9 @@ func TestLeaseLostCancelsCall(t *testing.T) {
 		}
 		if err := <-errc; !errors.Is(err, callonce.ErrLeaseLost) || !errors.Is(err, dedupe.ErrFenced) {
 			t.Fatalf("stale worker: %v; want ErrLeaseLost", err)
+		}
+		if ends, ops := rec.take(); len(ends) != 1 || ends[0].Ending != callonce.EndLeaseLost || len(ops) != 0 {
+			t.Fatalf("stale worker's hook told %+v, store errors %q; want lease_lost alone", ends, ops)
 		}
 		if r, err := e.caller(t, callonce.Config{}).Do(ctx, "s", "k", fp, nil); err != nil || string(r.Value) != "fresh" {
 			t.Fatalf("recorded: %+v, %v; want the new owner's", r, err)
@@ -434,7 +447,8 @@ func TestResultTooLarge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := callonce.New(store, callonce.Config{})
+	rec := &recorder{}
+	c, err := callonce.New(store, callonce.Config{Hooks: []callonce.Hook{rec}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,5 +464,8 @@ func TestResultTooLarge(t *testing.T) {
 	}
 	if calls != 2 {
 		t.Fatalf("%d calls, want 2: the key is released, not held for the lease", calls)
+	}
+	if ends, ops := rec.take(); len(ends) != 2 || ends[0].Ending != callonce.EndTooLarge || ends[1].Ending != callonce.EndTooLarge || len(ops) != 0 {
+		t.Fatalf("told %+v, store errors %q; want too_large twice, no store error", ends, ops)
 	}
 }

@@ -55,6 +55,9 @@ type Config struct {
 	Concurrency int
 	// Logger logs lost leases and failed releases. Default slog.Default().
 	Logger *slog.Logger
+	// Hooks are told how each Do ended and of each failure of the store
+	// (see Hook); metrics.CallOnceHook is one. Checked by New.
+	Hooks []Hook
 	// Test holds the clock (the local estimate of the lease's expiry) and
 	// the failpoints.
 	Test eos.TestConfig

@@ -90,6 +90,9 @@ func (s *Stage) prepare(ctx context.Context, into *ring, ds []inbox.Delivery) []
 	out := make([]staged, len(calls))
 	if bs, ok := s.c.store.(BatchStore); ok {
 		s.c.doMany(ctx, bs, calls, out)
+		for i, c := range calls {
+			s.c.hooks.ended(ctx, c.Scope, c.Key, out[i].r, out[i].err)
+		}
 	} else {
 		s.c.each(ctx, len(calls), func(i int) {
 			c := calls[i]
@@ -123,7 +126,7 @@ func (c *Caller) each(ctx context.Context, n int, f func(i int)) {
 }
 
 // doMany is Do for each call, with the claims in one transaction of bs and
-// the completions in another. Keys are claimed in order, so that two
+// the completions in another; the caller tells the EndHooks. Keys are claimed in order, so that two
 // workers' batches lock them in one order.
 func (c *Caller) doMany(ctx context.Context, bs BatchStore, calls []Call, out []staged) {
 	order := make([]int, len(calls))
@@ -148,6 +151,7 @@ func (c *Caller) doMany(ctx context.Context, bs BatchStore, calls []Call, out []
 	}
 	claims, errs, err := bs.ClaimMany(ctx, keys, c.cfg.Lease)
 	if err != nil {
+		c.hooks.storeFailed(ctx, "callonce.claim_many", err)
 		for _, i := range idx {
 			out[i].err = fmt.Errorf("callonce: claim %s/%s: %w", calls[i].Scope, calls[i].Key, err)
 		}
@@ -155,7 +159,7 @@ func (c *Caller) doMany(ctx context.Context, bs BatchStore, calls []Call, out []
 	}
 	var run []int // indexes into idx of the keys this batch holds
 	for j, i := range idx {
-		switch r, claimed, err := c.answer(calls[i].Scope, calls[i].Key, claims[j]); {
+		switch r, claimed, err := c.answer(ctx, calls[i].Scope, calls[i].Key, claims[j]); {
 		case errs[j] != nil:
 			out[i].err = errs[j]
 		case claimed:
@@ -191,6 +195,7 @@ func (c *Caller) doMany(ctx context.Context, bs BatchStore, calls []Call, out []
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	cerrs, err := bs.CompleteMany(cctx, dl, results)
+	c.hooks.storeFailed(context.WithoutCancel(ctx), "callonce.complete_many", err)
 	for k, n := range done {
 		i := idx[run[n]]
 		e := err
