@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/eoskit/eos/callonce"
 	"github.com/eoskit/eos/compact"
 	"github.com/eoskit/eos/driver"
 	"github.com/eoskit/eos/httpidem"
@@ -111,6 +112,7 @@ func exportedSeries(t *testing.T) exported {
 	ch.OnPass(ctx, compact.Pass{Deleted: compact.Stats{Inbox: 1, Failures: 1, Outbox: 1, Quarantine: 1, DeadLetters: 1}, Ended: now})
 	ch.OnPass(ctx, compact.Pass{Err: errors.New("store down")})
 	m.HTTPIdemHook("api").(httpidem.OutcomeHook).OnOutcome(ctx, httpidem.OutcomeStored, nil)
+	m.CallOnceHook("charges").(callonce.EndHook).OnEnd(ctx, callonce.End{Scope: "pay", Key: "1", Ending: callonce.EndCalled})
 	rch := m.ReconcileHook()
 	for _, k := range []reconcile.Kind{reconcile.Missed, reconcile.Unexpected, reconcile.Duplicate, reconcile.Partial} {
 		rch.(reconcile.FindingHook).ReconcileFinding(reconcile.Finding{Kind: k, Consumer: "pay", Outbox: "orders", ID: "1"})

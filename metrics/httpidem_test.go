@@ -19,12 +19,7 @@ import (
 // error of the SLIs.
 func TestHTTPIdem(t *testing.T) {
 	m, reg := newMetrics(t)
-	d := testdb.NewSQLite(t, sqlite.Config{})
-	testdb.Migrate(t, d.Migrator())
-	store, err := dedupe.NewSQL(d, dedupe.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, store := dedupeSQLite(t)
 	mw, err := httpidem.New(store, httpidem.Config{
 		Scope: func(*http.Request) (string, error) { return "tenant", nil },
 		Hooks: []httpidem.Hook{m.HTTPIdemHook("api")},
@@ -59,13 +54,7 @@ func TestHTTPIdem(t *testing.T) {
 	if got := post("a"); got != http.StatusServiceUnavailable {
 		t.Fatalf("with the store closed: %d, want 503", got)
 	}
-	value := func(name string, labels map[string]string) float64 {
-		mt, err := metricsVec(reg, name, labels)
-		if err != nil {
-			return 0
-		}
-		return mt.GetCounter().GetValue()
-	}
+	value := func(name string, labels map[string]string) float64 { return counterValue(reg, name, labels) }
 	for outcome, want := range map[string]float64{"stored": 1, "replayed": 1, "mismatch": 1, "store_error": 1, "released": 0} {
 		if got := value("eos_httpidem_requests_total", map[string]string{"name": "api", "outcome": outcome}); got != want {
 			t.Errorf("eos_httpidem_requests_total{outcome=%q} = %v, want %v", outcome, got, want)
@@ -77,4 +66,17 @@ func TestHTTPIdem(t *testing.T) {
 	if got := value("eos_dedupe_store_errors_total", map[string]string{"consumer": "api"}); got != 1 {
 		t.Errorf("eos_dedupe_store_errors_total{consumer=api} = %v, want 1", got)
 	}
+}
+
+// dedupeSQLite is a dedupe store on a fresh SQLite database, with its
+// driver (closing it makes the store fail).
+func dedupeSQLite(t *testing.T) (*sqlite.Driver, dedupe.Store) {
+	t.Helper()
+	d := testdb.NewSQLite(t, sqlite.Config{})
+	testdb.Migrate(t, d.Migrator())
+	store, err := dedupe.NewSQL(d, dedupe.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, store
 }

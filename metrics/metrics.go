@@ -10,7 +10,7 @@ import (
 
 // Metrics holds eos's collectors, registered on one registerer. Make it
 // with New; feed it through InboxHook, RelayHook, ReconcileHook,
-// CompactHook and HTTPIdemHook. Safe for concurrent use.
+// CompactHook, HTTPIdemHook and CallOnceHook. Safe for concurrent use.
 type Metrics struct {
 	cfg Config
 	reg prometheus.Registerer // for the collectors added later (WatchOutbox)
@@ -39,6 +39,7 @@ type Metrics struct {
 	compactLast    prometheus.Gauge
 
 	httpidem *prometheus.CounterVec // name, outcome
+	callonce *prometheus.CounterVec // name, outcome
 
 	reconcile *reconcileMetrics
 
@@ -106,6 +107,7 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 			"a re-publish after a relay crash, or a retry after a lost ack.", "topic")
 	newCompactCollectors(m)
 	newHTTPIdemCollectors(m)
+	newCallOnceCollectors(m)
 
 	cs := []struct {
 		name string
@@ -132,6 +134,7 @@ func New(reg prometheus.Registerer, cfg Config) (*Metrics, error) {
 		{"eos_compact_errors_total", m.compactErrors},
 		{"eos_compact_last_success_timestamp_seconds", m.compactLast},
 		{"eos_httpidem_requests_total", m.httpidem},
+		{"eos_callonce_calls_total", m.callonce},
 	}
 	var rcs []struct {
 		name string

@@ -184,6 +184,16 @@ func applied(t *testing.T, reg *prometheus.Registry, consumer string) float64 {
 	return mt.GetCounter().GetValue()
 }
 
+// counterValue is the value of the counter series of family name with the
+// given labels, 0 when there is none.
+func counterValue(reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	mt, err := metricsVec(reg, name, labels)
+	if err != nil {
+		return 0
+	}
+	return mt.GetCounter().GetValue()
+}
+
 // metricsVec gathers reg and returns the series of family name with the
 // given labels.
 func metricsVec(reg *prometheus.Registry, name string, labels map[string]string) (*dto.Metric, error) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eoskit/eos/callonce"
 	"github.com/eoskit/eos/metrics"
 	"github.com/eoskit/eos/torture/internal/scrape"
 	"github.com/eoskit/eos/torture/supervisor"
@@ -22,6 +23,12 @@ const EventMetrics = "metrics"
 // OutboxName labels the scenario's outbox in eos_outbox_* (the relay
 // worker watches it).
 const OutboxName = "orders"
+
+// ChargesName labels the payment worker's provider calls in
+// eos_callonce_calls_total, and in the duplicate and store-error series of
+// the SLIs: a name of their own, not the payments consumer's, whose
+// suppressed redeliveries would otherwise count twice.
+const ChargesName = "charges"
 
 // MetricsFile is where the worker name writes its final metrics in dir
 // when its start-th process stops gracefully.
@@ -84,6 +91,15 @@ func (w *workerMetrics) watchInbox(consumer string, activity metrics.ActivityFun
 		return nil
 	}
 	return w.WatchInbox(consumer, activity)
+}
+
+// callHooks are the hooks of the payment worker's provider calls: its
+// metrics (none when metrics are off).
+func (w *workerMetrics) callHooks() []callonce.Hook {
+	if w == nil {
+		return nil
+	}
+	return []callonce.Hook{w.CallOnceHook(ChargesName)}
 }
 
 // brokerDuplicate is the relay publisher's OnDuplicate: the broker's

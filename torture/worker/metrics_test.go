@@ -3,13 +3,17 @@ package worker
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/eoskit/eos/callonce"
+	"github.com/eoskit/eos/dedupe"
 	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/torture/supervisor"
 )
 
@@ -31,13 +35,31 @@ func TestMetricsAnnouncedAndHandedIn(t *testing.T) {
 	}
 	wm.InboxHook().(inbox.BatchDoneHook).OnBatchDone(context.Background(),
 		&inbox.BatchResult{Consumer: "orders", Results: []inbox.Result{{ID: "m", Outcome: inbox.Applied}}})
+	// The payment worker's provider calls, made by a real Caller.
+	store, err := dedupe.NewSQL(testdb.SQLite(t).Driver, dedupe.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller, err := callonce.New(store, callonce.Config{Hooks: wm.callHooks()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := caller.Do(context.Background(), "pay", "o1", []byte("p"), func(context.Context, string) callonce.Outcome {
+		return callonce.Done(nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
 	resp, err := http.Get("http://" + addr)
 	if err != nil {
 		t.Fatal(err)
 	}
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("scrape: %s", resp.Status)
+	}
+	if want := `eos_callonce_calls_total{name="` + ChargesName + `",outcome="called"} 1`; !strings.Contains(string(body), want) {
+		t.Errorf("scrape lacks %s", want)
 	}
 	if resp, err := http.Get("http://" + addr[:strings.Index(addr, "/")] + "/metrics"); err == nil {
 		resp.Body.Close()
@@ -56,7 +78,7 @@ func TestMetricsAnnouncedAndHandedIn(t *testing.T) {
 
 	events.Reset()
 	off, err := startMetrics(Config{Name: "orders-1"}, log, supervisor.NewEmitter(&events))
-	if off != nil || err != nil || events.Len() > 0 {
+	if off != nil || err != nil || events.Len() > 0 || off.callHooks() != nil {
 		t.Errorf("metrics off: %v, %v, events %q; want nothing", off, err, events.String())
 	}
 	off.stop()

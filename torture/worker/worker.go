@@ -294,7 +294,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ev *supervisor.Emitt
 		if err != nil {
 			return err
 		}
-		caller, err := callonce.New(callonce.Batched(st.Driver, calls), callonce.Config{Lease: chargeLease, Logger: log, Test: test})
+		caller, err := callonce.New(callonce.Batched(st.Driver, calls), callonce.Config{Lease: chargeLease, Logger: log, Hooks: wm.callHooks(), Test: test})
 		if err != nil {
 			return err
 		}
