@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -130,16 +131,20 @@ func TestHooksStage(t *testing.T) {
 		outcome := map[string]callonce.Outcome{"new": callonce.Done(nil), "declined": callonce.Failed(nil, "no"),
 			"flaky": callonce.Unknown(errors.New("timeout")), "recorded": callonce.Done(nil), "held": callonce.Done(nil)}
 		plan := func(m eos.Message) (callonce.Call, bool) {
-			return callonce.Call{Scope: "stage", Key: m.ID, Fingerprint: m.Payload, Func: func(context.Context, string) callonce.Outcome { return outcome[m.ID] }}, true
+			scope := "stage"
+			if m.ID == "long-scope" { // a good key, a scope the store refuses
+				scope = strings.Repeat("s", dedupe.MaxScopeLen+1)
+			}
+			return callonce.Call{Scope: scope, Key: m.ID, Fingerprint: m.Payload, Func: func(context.Context, string) callonce.Outcome { return outcome[m.ID] }}, true
 		}
 		var msgs []eos.Message
-		for _, id := range []string{"new", "declined", "flaky", "recorded", "held", "bad key"} {
+		for _, id := range []string{"new", "declined", "flaky", "recorded", "held", "bad key", "long-scope"} {
 			msgs = append(msgs, eos.Message{ID: id, Key: "k", Payload: []byte("p")})
 		}
 		callonce.NewStage(c, plan).Prepare(ctx, inboxtest.NewDeliveries(msgs...).Inbox())
 		ends, ops := rec.take()
 		want := map[string]callonce.Ending{"new": callonce.EndCalled, "declined": callonce.EndFailed, "flaky": callonce.EndUnknown,
-			"recorded": callonce.EndReplayed, "held": callonce.EndInProgress, "bad key": callonce.EndInvalid}
+			"recorded": callonce.EndReplayed, "held": callonce.EndInProgress, "bad key": callonce.EndInvalid, "long-scope": callonce.EndInvalid}
 		if got := endings(ends); len(got) != len(want) || len(ends) != len(want) || len(ops) != 0 {
 			t.Fatalf("told %v (%d ends), store errors %q; want %v", got, len(ends), ops, want)
 		}

@@ -126,8 +126,8 @@ func (c *Caller) each(ctx context.Context, n int, f func(i int)) {
 }
 
 // doMany is Do for each call, with the claims in one transaction of bs and
-// the completions in another; the caller tells the EndHooks. Keys are claimed in order, so that two
-// workers' batches lock them in one order.
+// the completions in another; the caller tells the EndHooks. Keys are
+// claimed in order, so that two workers' batches lock them in one order.
 func (c *Caller) doMany(ctx context.Context, bs BatchStore, calls []Call, out []staged) {
 	order := make([]int, len(calls))
 	for i := range order {
@@ -159,12 +159,13 @@ func (c *Caller) doMany(ctx context.Context, bs BatchStore, calls []Call, out []
 	}
 	var run []int // indexes into idx of the keys this batch holds
 	for j, i := range idx {
-		switch r, claimed, err := c.answer(ctx, calls[i].Scope, calls[i].Key, claims[j]); {
-		case errs[j] != nil:
+		if errs[j] != nil { // refused by the store: no claim to answer
 			out[i].err = errs[j]
-		case claimed:
+			continue
+		}
+		if r, claimed, err := c.answer(ctx, calls[i].Scope, calls[i].Key, claims[j]); claimed {
 			run = append(run, j)
-		default:
+		} else {
 			out[i] = staged{r, err}
 		}
 	}
