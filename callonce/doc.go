@@ -45,4 +45,11 @@
 // Over a BatchStore (Batched makes one of the SQL store), a Stage claims
 // a batch's keys in one transaction and records their answers in another,
 // rather than two transactions per call.
+//
+// # Observing
+//
+// Config.Hooks are told how each Do ended (an Ending: called, replayed,
+// unknown, lease_lost, …) and of each failure of the store, so that an
+// operator sees a provider in trouble or a store failing without reading
+// logs; metrics.CallOnceHook turns them into Prometheus series.
 package callonce
