@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/callonce"
 	"github.com/eoskit/eos/inbox"
 	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/metrics"
@@ -96,5 +97,20 @@ func BenchmarkOnBatchDone(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h.OnBatchDone(ctx, r)
+	}
+}
+
+// BenchmarkCallOnceOnEnd: the cost the metrics hook adds to each Do, a
+// replay (two counters) at worst.
+func BenchmarkCallOnceOnEnd(b *testing.B) {
+	m, err := metrics.New(prometheus.NewRegistry(), metrics.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := m.CallOnceHook("bench").(callonce.EndHook)
+	ctx := context.Background()
+	e := callonce.End{Scope: "pay", Key: "o1", Ending: callonce.EndReplayed}
+	for b.Loop() {
+		h.OnEnd(ctx, e)
 	}
 }
