@@ -13,16 +13,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/eoskit/eos/examples/payments"
-	"github.com/eoskit/eos/internal/redact"
 	"github.com/eoskit/eos/reconcile"
 	"github.com/eoskit/eos/torture/observe"
 	"github.com/eoskit/eos/torture/scenario"
 	"github.com/eoskit/eos/torture/worker"
-	"github.com/eoskit/eos/transport/natsjs/natsembed"
 )
 
 const reconcileUsage = `Usage: eos reconcile [flags]
@@ -35,9 +30,10 @@ than once) and partial commits (outbox rows unsent for longer than
 --partial-after). The exit status is 0 when nothing is found, 1 on any
 finding, 2 for bad flags, unreachable services or a failed read.
 
-By default it reads a finished eos demo's files in --dir: the SQLite
-database and the embedded NATS server's store (stop the demo first: the
-files are the running server's). --postgres (and --schema) and --nats
+By default it reads an eos demo's files in --dir: the SQLite database,
+and the ORDERS stream through the run's embedded NATS server while the
+run is live (its address is in DIR/nats.url), or a server started over
+the run's files once it has ended. --postgres (and --schema) and --nats
 read real servers, e.g. a demo run with --keep (its schema is
 eos_demo_<run id>).
 
@@ -155,7 +151,7 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fail(err)
 	}
 	defer st.Close()
-	js, closeJS, err := openReconcileNATS(o)
+	js, _, closeJS, err := openDemoNATS("eos-reconcile", o.natsURL, o.dir)
 	if err != nil {
 		return fail(err)
 	}
@@ -208,43 +204,6 @@ func openReconcileStore(ctx context.Context, o reconcileOptions) (*worker.Store,
 		return nil, fmt.Errorf("--dir: no demo database: %w", err)
 	}
 	return worker.OpenStore(ctx, worker.StoreConfig{Kind: payments.SQLite, Path: path}, 1)
-}
-
-// openReconcileNATS connects to o's NATS server, or starts the embedded
-// one on the demo's store.
-func openReconcileNATS(o reconcileOptions) (jetstream.JetStream, func(), error) {
-	if o.natsURL != "" {
-		nc, err := nats.Connect(o.natsURL, nats.Name("eos-reconcile"), nats.Timeout(5*time.Second))
-		if err != nil {
-			return nil, nil, fmt.Errorf("cannot connect to NATS at %s: %w", redact.URL(o.natsURL), err)
-		}
-		js, err := jetstream.New(nc)
-		if err != nil {
-			nc.Close()
-			return nil, nil, err
-		}
-		return js, nc.Close, nil
-	}
-	dir := filepath.Join(o.dir, scenario.NATSDir)
-	if _, err := os.Stat(dir); err != nil {
-		return nil, nil, fmt.Errorf("--dir: no embedded NATS store: %w", err)
-	}
-	srv, err := natsembed.Start(natsembed.Config{Dir: dir})
-	if err != nil {
-		return nil, nil, fmt.Errorf("start the embedded NATS server on %s: %w", dir, err)
-	}
-	nc, err := srv.Connect()
-	if err != nil {
-		srv.Shutdown()
-		return nil, nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		srv.Shutdown()
-		return nil, nil, err
-	}
-	return js, func() { nc.Close(); srv.Shutdown() }, nil
 }
 
 // printReconcile writes a report for people.

@@ -7,23 +7,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/eoskit/eos/examples/payments"
-	"github.com/eoskit/eos/internal/redact"
 	"github.com/eoskit/eos/reconcile"
 	"github.com/eoskit/eos/serve"
 	"github.com/eoskit/eos/torture/observe"
 	"github.com/eoskit/eos/torture/scenario"
 	"github.com/eoskit/eos/torture/worker"
-	"github.com/eoskit/eos/transport/natsjs/natsembed"
 )
 
 const serveUsage = `Usage: eos serve [flags]
@@ -225,23 +219,6 @@ func (o serveOptions) serve(ctx context.Context, stderr io.Writer) error {
 	return srv.Close(sctx)
 }
 
-// liveBrokerURL returns the client URL of the embedded NATS server of a
-// live run in dir, or "" when none is live.
-func liveBrokerURL(dir string) (string, error) {
-	b, err := os.ReadFile(scenario.BrokerURLFile(dir))
-	if errors.Is(err, os.ErrNotExist) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("--dir: %w", err)
-	}
-	u := strings.TrimSpace(string(b))
-	if pu, err := url.Parse(u); err != nil || pu.Scheme != "nats" || len(u) > 256 {
-		return "", fmt.Errorf("--dir: %s does not hold a NATS URL", scenario.BrokerURLFile(dir))
-	}
-	return u, nil
-}
-
 // printReconciled writes one line about a scheduled reconciliation.
 func printReconciled(w io.Writer, r *reconcile.Report, err error) {
 	switch {
@@ -280,37 +257,14 @@ func (o serveOptions) open(ctx context.Context) (p observe.Pipeline, closeAll fu
 	}
 	closers = append(closers, func() { p.Store.Close() })
 
-	var nc *nats.Conn
-	if o.natsURL != "" {
-		p.Topology = scenario.RunTopology(o.run)
-		if nc, err = nats.Connect(o.natsURL, nats.Name("eos-serve"), nats.MaxReconnects(-1), nats.Timeout(5*time.Second)); err != nil {
-			return p, closeAll, fmt.Errorf("cannot connect to NATS at %s: %w", redact.URL(o.natsURL), err)
-		}
-	} else if live, err := liveBrokerURL(o.dir); err != nil {
+	js, embedded, closeNATS, err := openDemoNATS("eos-serve", o.natsURL, o.dir)
+	if err != nil {
 		return p, closeAll, err
-	} else if live != "" {
-		// The run is live: its own server, never a second one over its files.
-		p.Topology = scenario.EmbeddedTopology
-		if nc, err = nats.Connect(live, nats.Name("eos-serve"), nats.MaxReconnects(-1), nats.Timeout(5*time.Second)); err != nil {
-			return p, closeAll, fmt.Errorf("the demo in %s looks live (%s) but its NATS server does not answer "+
-				"(a killed run leaves that file: remove it to serve the run's files): %w", o.dir, scenario.BrokerURLFile(o.dir), err)
-		}
-	} else {
-		p.Topology = scenario.EmbeddedTopology
-		dir := filepath.Join(o.dir, scenario.NATSDir)
-		if _, err := os.Stat(dir); err != nil {
-			return p, closeAll, fmt.Errorf("--dir %s: no embedded NATS files: %w", o.dir, err)
-		}
-		srv, err := natsembed.Start(natsembed.Config{Dir: dir})
-		if err != nil {
-			return p, closeAll, fmt.Errorf("start the embedded NATS server over %s: %w", dir, err)
-		}
-		closers = append(closers, srv.Shutdown)
-		if nc, err = srv.Connect(); err != nil {
-			return p, closeAll, err
-		}
 	}
-	closers = append(closers, nc.Close)
-	p.JetStream, err = jetstream.New(nc)
-	return p, closeAll, err
+	closers = append(closers, closeNATS)
+	p.JetStream, p.Topology = js, scenario.EmbeddedTopology
+	if !embedded {
+		p.Topology = scenario.RunTopology(o.run)
+	}
+	return p, closeAll, nil
 }

@@ -306,6 +306,10 @@ func TestStatusPageInChromium(t *testing.T) {
 	// eos serve over the live run's directory (its server, through
 	// DIR/nats.url), then over the ended run's (a server of its own).
 	serveDir(ctx, t, dir, "live", got)
+	// eos reconcile over the live run's directory: through its server too.
+	if r := runCmd(t, time.Minute, "reconcile", "--dir", dir); r.code != exitOK {
+		t.Errorf("eos reconcile on the live run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	stopDemo() // ends the linger: the report's status stays
 	if code := <-done; code != exitOK {
 		t.Fatalf("demo exit %d, want 0 after an interrupted linger", code)
