@@ -122,3 +122,49 @@ func RunTurns(b *testing.B, batch, accounts int, turns []Turn) []time.Duration {
 	b.StopTimer()
 	return elapsed
 }
+
+// Way is a contender of [TakeWays]: Step(done, n) handles at most n
+// events after the first done and returns how many it handled.
+type Way struct {
+	Name string
+	Step func(done, n int) (int, error)
+	done int
+	took time.Duration
+}
+
+// run steps w until it has handled upTo events, timing the steps.
+func (w *Way) run(upTo int) error {
+	start := time.Now()
+	defer func() { w.took += time.Since(start) }()
+	for w.done < upTo {
+		n, err := w.Step(w.done, upTo-w.done)
+		if err != nil {
+			return fmt.Errorf("%s: %w", w.Name, err)
+		}
+		w.done += n
+	}
+	return nil
+}
+
+// TakeWays has the ways handle total events each, in ten turns, each
+// turn starting with the next way, so that a machine's drift within the
+// run weighs on all of them alike; it stops b's timer and returns each
+// way's events/s by name.
+func TakeWays(b *testing.B, total int, ways []*Way) map[string]float64 {
+	b.Helper()
+	const turns = 10
+	for turn := range turns {
+		upTo := (turn + 1) * total / turns
+		for k := range ways {
+			if err := ways[(turn+k)%len(ways)].run(upTo); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.StopTimer()
+	rates := make(map[string]float64, len(ways))
+	for _, w := range ways {
+		rates[w.Name] = float64(w.done) / w.took.Seconds()
+	}
+	return rates
+}

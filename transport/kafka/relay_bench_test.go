@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -15,28 +14,6 @@ import (
 	"github.com/eoskit/eos/outbox/outboxtest"
 	"github.com/eoskit/eos/transport/kafka"
 )
-
-// relayWay is one way of BenchmarkKafkaRelay: step(done, n) handles at
-// most n events after the first done and returns how many it handled.
-type relayWay struct {
-	name string
-	step func(done, n int) (int, error)
-	done int
-	took time.Duration
-}
-
-func (w *relayWay) run(upTo int) error {
-	start := time.Now()
-	defer func() { w.took += time.Since(start) }()
-	for w.done < upTo {
-		n, err := w.step(w.done, upTo-w.done)
-		if err != nil {
-			return fmt.Errorf("%s: %w", w.name, err)
-		}
-		w.done += n
-	}
-	return nil
-}
 
 // BenchmarkKafkaRelay measures, in one run on the in-process kfake broker,
 // b.N events each way, 64-byte payloads, a key per event, topics of 4
@@ -57,7 +34,7 @@ func BenchmarkKafkaRelay(b *testing.B) {
 	payload := []byte("1234567890123456789012345678901234567890123456789012345678901234")
 	rawTopic := br.topic(b, benchPartitions)
 	ctx := context.Background()
-	ways := []*relayWay{{name: "raw", step: func(done, n int) (int, error) {
+	ways := []*testdb.Way{{Name: "raw", Step: func(done, n int) (int, error) {
 		n = min(n, 256)
 		rs := make([]*kgo.Record, n)
 		for i := range rs {
@@ -71,23 +48,12 @@ func BenchmarkKafkaRelay(b *testing.B) {
 		pub  outbox.Publisher
 	}{{"relay", br.publisher(b)}, {"relay_memory", outboxtest.NewPublisher()}} {
 		r := setupKafkaRelay(b, testdb.SQLite(b), w.pub, br.topic(b, benchPartitions), b.N, payload)
-		ways = append(ways, &relayWay{name: w.name, step: func(int, int) (int, error) { return r.Forward(ctx) }})
+		ways = append(ways, &testdb.Way{Name: w.name, Step: func(int, int) (int, error) { return r.Forward(ctx) }})
 	}
 	b.ResetTimer()
-	const turns = 10
-	for turn := range turns {
-		upTo := (turn + 1) * b.N / turns
-		for k := range ways {
-			if err := ways[(turn+k)%len(ways)].run(upTo); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	b.StopTimer()
-	rates := map[string]float64{}
+	rates := testdb.TakeWays(b, b.N, ways)
 	for _, w := range ways {
-		rates[w.name] = float64(w.done) / w.took.Seconds()
-		b.ReportMetric(rates[w.name], w.name+"_events/s")
+		b.ReportMetric(rates[w.Name], w.Name+"_events/s")
 	}
 	b.ReportMetric(rates["relay"]/rates["raw"], "relay/raw")
 	b.ReportMetric(0, "ns/op")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -73,31 +72,17 @@ func BenchmarkRelay(b *testing.B) {
 	ensureBenchStream(ctx, b, js, "RAW")
 	createAtomicStream(ctx, b, js, "ATOMIC", "ATOMIC.>")
 	rawIDs, atomicIDs := ids(), ids()
-	ways := []*benchWay{
-		{name: "raw", step: func(done, n int) (int, error) {
+	ways := []*testdb.Way{
+		{Name: "raw", Step: func(done, n int) (int, error) {
 			return n, publishRaw(js, "RAW.x", rawIDs[done:done+n], payload)
 		}},
-		{name: "atomic_raw", step: func(done, n int) (int, error) {
+		{Name: "atomic_raw", Step: func(done, n int) (int, error) {
 			return n, publishAtomicBatches(nc, "ATOMIC.x", atomicIDs[done:done+n], payload, 1)
 		}},
 	}
 	ways = append(ways, relayWays(ctx, b, js, payload)...)
 	b.ResetTimer()
-	const turns = 10
-	for turn := range turns {
-		upTo := (turn + 1) * b.N / turns
-		for k := range ways {
-			if err := ways[(turn+k)%len(ways)].run(upTo); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	b.StopTimer()
-
-	rates := make(map[string]float64, len(ways))
-	for _, w := range ways {
-		rates[w.name] = float64(w.done) / w.took.Seconds()
-	}
+	rates := testdb.TakeWays(b, b.N, ways)
 	raw := rates["raw"]
 	b.ReportMetric(raw, "raw_events/s")
 	b.ReportMetric(rates["atomic_raw"], "atomic_raw_events/s")
@@ -125,8 +110,8 @@ var relayShapes = []struct {
 
 // relayWays returns BenchmarkRelay's relays, each with b.N rows of its own
 // to forward to a stream of its own.
-func relayWays(ctx context.Context, b *testing.B, js jetstream.JetStream, payload []byte) []*benchWay {
-	var ways []*benchWay
+func relayWays(ctx context.Context, b *testing.B, js jetstream.JetStream, payload []byte) []*testdb.Way {
+	var ways []*testdb.Way
 	for _, sh := range relayShapes {
 		for _, mode := range []struct {
 			name  string
@@ -139,34 +124,11 @@ func relayWays(ctx context.Context, b *testing.B, js jetstream.JetStream, payloa
 				b.Fatal(err)
 			}
 			r := setupRelay(b, testdb.SQLite(b), pub, stream+".x", b.N, payload, sh.key)
-			ways = append(ways, &benchWay{name: "relay_" + sh.name + "_" + mode.name, step: func(int, int) (int, error) { return r.Forward(ctx) }})
+			ways = append(ways, &testdb.Way{Name: "relay_" + sh.name + "_" + mode.name, Step: func(int, int) (int, error) { return r.Forward(ctx) }})
 		}
 	}
 	r := setupRelay(b, testdb.SQLite(b), outboxtest.NewPublisher(), "MEMORY.x", b.N, payload, relayShapes[0].key)
-	return append(ways, &benchWay{name: "relay_nokey_memory", step: func(int, int) (int, error) { return r.Forward(ctx) }})
-}
-
-// benchWay is one way of BenchmarkRelay: step(done, n) handles at most n
-// events after the first done and returns how many it handled.
-type benchWay struct {
-	name string
-	step func(done, n int) (int, error)
-	done int
-	took time.Duration
-}
-
-// run steps w until it has handled upTo events.
-func (w *benchWay) run(upTo int) error {
-	start := time.Now()
-	defer func() { w.took += time.Since(start) }()
-	for w.done < upTo {
-		n, err := w.step(w.done, upTo-w.done)
-		if err != nil {
-			return fmt.Errorf("%s: %w", w.name, err)
-		}
-		w.done += n
-	}
-	return nil
+	return append(ways, &testdb.Way{Name: "relay_nokey_memory", Step: func(int, int) (int, error) { return r.Forward(ctx) }})
 }
 
 // ensureBenchStream provisions stream name on subjects name.>.
