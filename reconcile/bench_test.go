@@ -8,13 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/stdlib"
-
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver"
-	"github.com/eoskit/eos/driver/postgres"
 	"github.com/eoskit/eos/internal/testdb"
-	"github.com/eoskit/eos/internal/testdb/engines"
 	"github.com/eoskit/eos/reconcile"
 )
 
@@ -30,15 +26,8 @@ func BenchmarkReconcile(b *testing.B) {
 		benchReconcile(b, e.Driver, sqliteDB(e))
 	})
 	b.Run("postgres", func(b *testing.B) {
-		schema, pool := engines.PostgresSchema(b)
-		d, err := postgres.New(pool, postgres.Config{Schema: schema})
-		if err != nil {
-			b.Fatal(err)
-		}
-		testdb.Migrate(b, d.Migrator())
-		db := stdlib.OpenDBFromPool(pool)
-		b.Cleanup(func() { db.Close() })
-		benchReconcile(b, d, db)
+		s := pgxStore(b)
+		benchReconcile(b, s.d, s.db)
 	})
 }
 

@@ -35,17 +35,22 @@ func eachStore(t *testing.T, sqlTest func(*testing.T, store[*sql.Tx]), pgxTest f
 		e := testdb.SQLite(t)
 		sqlTest(t, store[*sql.Tx]{d: e.Driver, db: sqliteDB(e)})
 	})
-	t.Run("postgres", func(t *testing.T) {
-		schema, pool := engines.PostgresSchema(t)
-		d, err := postgres.New(pool, postgres.Config{Schema: schema})
-		if err != nil {
-			t.Fatal(err)
-		}
-		testdb.Migrate(t, d.Migrator())
-		db := stdlib.OpenDBFromPool(pool)
-		t.Cleanup(func() { db.Close() })
-		pgxTest(t, store[pgxTx]{d: d, db: db})
-	})
+	t.Run("postgres", func(t *testing.T) { pgxTest(t, pgxStore(t)) })
+}
+
+// pgxStore is a migrated pgx driver on a schema of its own, and a
+// database/sql handle on the same pool.
+func pgxStore(t testing.TB) store[pgxTx] {
+	t.Helper()
+	schema, pool := engines.PostgresSchema(t)
+	d, err := postgres.New(pool, postgres.Config{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testdb.Migrate(t, d.Migrator())
+	db := stdlib.OpenDBFromPool(pool)
+	t.Cleanup(func() { db.Close() })
+	return store[pgxTx]{d: d, db: db}
 }
 
 func (s store[TTx]) exec(t *testing.T, qs ...string) {
