@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/callonce"
 	"github.com/eoskit/eos/dedupe"
+	"github.com/eoskit/eos/dedupe/dedupetest"
 	"github.com/eoskit/eos/dedupe/redisstore"
 	"github.com/eoskit/eos/driver"
 	"github.com/eoskit/eos/examples/payments"
@@ -27,28 +27,8 @@ import (
 	"github.com/eoskit/eos/internal/testenv"
 )
 
-// clock is a settable clock shared by a store and its callers.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type env struct {
-	clock *clock
+	clock *dedupetest.Clock
 	store dedupe.Store
 }
 
@@ -56,7 +36,7 @@ type env struct {
 func forEachStore(t *testing.T, test func(t *testing.T, e *env)) {
 	for _, backend := range backends() {
 		t.Run(backend.name, func(t *testing.T) {
-			c := newClock()
+			c := dedupetest.NewClock()
 			test(t, &env{clock: c, store: backend.new(t, dedupe.Config{Test: eos.TestConfig{Now: c.Now}})})
 		})
 	}
