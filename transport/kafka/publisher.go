@@ -23,7 +23,18 @@ type PublisherConfig struct {
 	// the consumer's inbox). Records not yet sent when it expires are not
 	// sent. Default 10s.
 	ProduceTimeout time.Duration
+	// Test holds the failpoints (FailPublishAckLost), for tests and fault
+	// injection.
+	Test eos.TestConfig
 }
+
+// FailPublishAckLost is evaluated in Publish once the brokers have
+// answered the produce and acknowledged at least one record. An error makes
+// the Publisher behave as if the acks had been lost on the way: the records
+// are stored, Publish reports none acknowledged (with the error), and the
+// relay publishes them again. Kafka has no dedupe by id, so the copies land
+// too, and the consumer's inbox suppresses them.
+const FailPublishAckLost = "kafka.publish_ack_lost"
 
 // DefaultProduceTimeout is the default of PublisherConfig.ProduceTimeout.
 const DefaultProduceTimeout = 10 * time.Second
@@ -101,8 +112,15 @@ func (p *Publisher) Publish(ctx context.Context, msgs []outbox.Envelope) (int, e
 	pending := make([]bool, len(msgs))
 	select {
 	case res := <-done:
+		acked := false
 		for _, r := range res {
 			errs[index[r.Record]] = r.Err
+			acked = acked || r.Err == nil
+		}
+		if acked {
+			if err := p.cfg.Test.Failpoints.Eval(FailPublishAckLost); err != nil {
+				return 0, classify(msgs[0].Topic, err)
+			}
 		}
 	case <-ctx.Done():
 		for i := range pending {

@@ -56,6 +56,9 @@ type SubscriberConfig struct {
 	ID IDFunc
 	// Logger receives commit and fetch failures. Default slog.Default().
 	Logger *slog.Logger
+	// Test holds the failpoints (FailAckLost), for tests and fault
+	// injection.
+	Test eos.TestConfig
 }
 
 // Defaults of [SubscriberConfig].
@@ -99,6 +102,17 @@ func groupDefaults(prefix string, brokers []string, group string, topics []strin
 	}
 	return nil
 }
+
+// FailAckLost is evaluated when a Delivery is acked, before the ack is
+// applied. An error makes the ack go missing as a lost network ack would:
+// Ack returns nil, the record is not marked acked and its offset (and those
+// after it in its partition) stays uncommitted, and the record is delivered
+// again after AckWait, or by the partition's next owner.
+const FailAckLost = "kafka.ack_lost"
+
+// FailpointNames returns the names of the failpoints the Publisher and the
+// Subscriber evaluate, for failpoint.Parse.
+func FailpointNames() []string { return []string{FailPublishAckLost, FailAckLost} }
 
 // ErrRevoked is returned by a Delivery's Ack or Nack once its partition was
 // revoked or lost in a rebalance: the settlement commits nothing, and the
@@ -537,8 +551,13 @@ func (d *Delivery) Message() eos.Message { return d.e.msg }
 
 // Ack marks the record done: its offset is committed once every record
 // before it in its partition is acked too. ErrRevoked when the partition
-// has left this member.
-func (d *Delivery) Ack(context.Context) error { return d.s.settle(d, true, 0) }
+// has left this member. With FailAckLost armed, the ack may go missing.
+func (d *Delivery) Ack(context.Context) error {
+	if d.s.cfg.Test.Failpoints.Eval(FailAckLost) != nil {
+		return nil
+	}
+	return d.s.settle(d, true, 0)
+}
 
 // Nack hands the record out again after delay; its offset stays
 // uncommitted meanwhile.
