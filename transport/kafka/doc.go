@@ -24,6 +24,20 @@
 //     the consumed offsets committed together, for pipelines that never
 //     touch a database.
 //   - [EnsureTopic] creates a topic.
+//   - [GroupStats] reads a consumer group's lag for
+//     metrics.Metrics.WatchConsumer (label [TransportName]): Pending is the
+//     records of the topics past the group's committed offsets; AckPending
+//     is always 0, Kafka not knowing what a member holds unacked.
+//
+// # Fault injection
+//
+// PublisherConfig.Test and SubscriberConfig.Test carry failpoints
+// (package failpoint; their names in [FailpointNames]) for tests and eos
+// torture. [FailPublishAckLost] loses the acks of a produce that landed:
+// Publish reports nothing acknowledged and the relay's re-publish lands a
+// copy, which the inbox suppresses. [FailAckLost] loses a Delivery's ack:
+// Ack returns nil, the offset stays uncommitted, and the record is
+// delivered again after AckWait or by its partition's next owner.
 //
 // # Message mapping
 //
