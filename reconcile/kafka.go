@@ -46,10 +46,12 @@ const (
 // transaction markers, aborted records and compacted records, and the
 // last offset before the end may be any of them.
 //
-// Scan reads the partitions one after another, with fetch requests of its
-// own (at most 1 MiB of records at a time) sent to each partition's
-// leader; memory is bounded by one fetch and one page whatever the topic's
-// size. Records beyond the end that a fetch returns are dropped.
+// Scan reads the partitions one after another, in partition order, with
+// fetch requests of its own sent to each partition's leader, each asking
+// for at most 1 MiB of record batches (a larger batch comes whole): memory
+// is bounded by one fetch and one page whatever the topic's size. Records
+// past the end that a fetch returns are dropped. A partition created after
+// the scan started is not read.
 type KafkaSource struct {
 	// Client is the caller's client, which Scan does not close. Scan sends
 	// it only requests of its own (metadata, list offsets, fetch), never

@@ -186,7 +186,7 @@ func TestKafkaSource(t *testing.T) {
 		if got, want := ids(scan(t, src, 2, nil)), slices.Sorted(slices.Values(p.ids[3:7])); !slices.Equal(got, want) {
 			t.Errorf("ids %v; want %v", got, want)
 		}
-		src.From = t0.Add(2*time.Hour)
+		src.From = t0.Add(2 * time.Hour)
 		src.To = time.Time{}
 		if got := scan(t, src, 2, nil); len(got) != 0 {
 			t.Errorf("a range after the last record: %v", got)
