@@ -25,7 +25,7 @@ import (
 // kafkaCluster starts an in-process kfake broker, closed when t ends.
 type kafkaCluster struct{ addrs []string }
 
-func newKafka(t *testing.T) kafkaCluster {
+func newKafka(t testing.TB) kafkaCluster {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
@@ -36,7 +36,7 @@ func newKafka(t *testing.T) kafkaCluster {
 }
 
 // client returns a client of k, closed when t ends.
-func (k kafkaCluster) client(t *testing.T, opts ...kgo.Opt) *kgo.Client {
+func (k kafkaCluster) client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(k.addrs...)}, opts...)...)
 	if err != nil {
@@ -47,7 +47,7 @@ func (k kafkaCluster) client(t *testing.T, opts ...kgo.Opt) *kgo.Client {
 }
 
 // topic creates a topic of n partitions.
-func (k kafkaCluster) topic(t *testing.T, n int32) string {
+func (k kafkaCluster) topic(t testing.TB, n int32) string {
 	t.Helper()
 	name := testenv.Name("recon-")
 	if _, err := kafka.EnsureTopic(context.Background(), k.client(t), kafka.TopicConfig{Name: name, Partitions: n}); err != nil {
