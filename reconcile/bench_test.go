@@ -8,10 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver"
 	"github.com/eoskit/eos/internal/testdb"
 	"github.com/eoskit/eos/reconcile"
+	"github.com/eoskit/eos/transport/kafka"
 )
 
 // benchIDs is the size of the benchmarks' source and inbox.
@@ -76,4 +79,39 @@ func benchReconcile[TTx any](b *testing.B, d driver.Driver[TTx], db *sql.DB) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchIDs, "ns/id")
+}
+
+// BenchmarkKafkaSourceScan scans a kfake topic of benchIDs records with
+// ids on four partitions, pages of DefaultPageSize: a whole scan per
+// iteration.
+func BenchmarkKafkaSourceScan(b *testing.B) {
+	k := newKafka(b)
+	cl := k.client(b, kgo.ProducerLinger(0))
+	topic := k.topic(b, 4)
+	ctx := context.Background()
+	for i := range benchIDs {
+		r := &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "k%d", i), Value: make([]byte, 100),
+			Headers: []kgo.RecordHeader{{Key: kafka.HeaderID, Value: []byte(eos.NewID())}}}
+		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			if err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	src := reconcile.KafkaSource{Client: cl, Topic: topic}
+	b.ResetTimer()
+	for b.Loop() {
+		n := 0
+		err := src.Scan(ctx, reconcile.DefaultPageSize, func(es []reconcile.Entry) error {
+			n += len(es)
+			return nil
+		})
+		if err != nil || n != benchIDs {
+			b.Fatalf("%d entries, %v", n, err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchIDs, "ns/entry")
 }

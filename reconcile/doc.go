@@ -1,7 +1,8 @@
 // Package reconcile checks, after the fact, that a consumer applied what it
 // was sent: it compares an authoritative [Source] (a JetStream stream
-// range, or a producer's own table read through SQL) with the consumer's
-// inbox claims and reports
+// range, [JetStreamSource]; a Kafka topic up to each partition's last
+// stable offset, [KafkaSource]; or a producer's own table read through
+// SQL, [SQLSource]) with the consumer's inbox claims and reports
 //
 //   - missed applies (the SLI M2): ids in the source the consumer never
 //     claimed;
@@ -27,10 +28,12 @@
 // them yet).
 //
 // Memory is bounded whatever the range: the source and the claims are read
-// a page at a time (Config.PageSize), and the source's ids are remembered
-// as 64-bit hashes, at most Config.MaxSourceIDs of them (8 bytes each in a
-// map, about 40 bytes with its overhead), which the unexpected-apply check
-// needs. Past that bound the unexpected-apply check is skipped and the
-// report says so; the other checks go on. Reports keep the first
-// Config.SampleSize ids of each finding.
+// a page at a time (Config.PageSize; KafkaSource also holds one fetch's
+// records, from at most 1 MiB of record batches or one larger batch), and
+// the source's ids are remembered as 64-bit hashes, at most
+// Config.MaxSourceIDs of them (8 bytes each in a map, about 40 bytes with
+// its overhead), which the unexpected-apply check needs. Past that bound
+// the unexpected-apply check is skipped and the report says so; the other
+// checks go on. Reports keep the first Config.SampleSize ids of each
+// finding.
 package reconcile

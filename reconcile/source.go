@@ -8,7 +8,8 @@ import (
 
 // Source is the authoritative record of what a consumer was sent.
 type Source interface {
-	// Name describes the source in reports ("jetstream:ORDERS", "sql").
+	// Name describes the source in reports ("jetstream:ORDERS",
+	// "kafka:orders", "sql").
 	Name() string
 	// Scan reads the source's entries in its range, at most page at a
 	// time, and calls fn with each page (fn must not keep the slice). It
