@@ -40,6 +40,13 @@ server with their files in --dir. --postgres and --nats use real servers
 (a fresh schema and fresh streams per run, removed afterwards unless
 --keep).
 
+--transport kafka runs the pipeline on Kafka instead: topics in place of
+the streams, consumer groups in place of the durable consumers (the order
+workers share one group; a kill rebalances it), an embedded Kafka cluster
+(franz-go's kfake, in this process, its data in --dir) unless --kafka
+names a real one. Kafka drops no copy by id: every retry and copy the
+producer sends is stored, and the inboxes suppress them.
+
 --serve ADDR serves the run's status page, /metrics, /healthz and /readyz
 during the run (see eos serve -h); the report says where.
 
@@ -57,11 +64,14 @@ type demoOptions struct {
 	json     bool
 	postgres string
 	natsURL  string
-	rate     int
-	timeout  time.Duration
-	keep     bool
-	verbose  bool
-	handler  string
+	// --transport and --kafka (kafka: their check's seed brokers)
+	transport, kafkaRaw string
+	kafka               []string
+	rate                int
+	timeout             time.Duration
+	keep                bool
+	verbose             bool
+	handler             string
 	// workerMetrics: the workers export their metrics to the harness
 	// (off: to measure what that costs).
 	workerMetrics bool
@@ -83,6 +93,7 @@ func demoFlagSet(o *demoOptions) *flag.FlagSet {
 	fs.BoolVar(&o.json, "json", false, "print the report as one JSON object on stdout")
 	fs.StringVar(&o.postgres, "postgres", "", "PostgreSQL URL (postgres://…) instead of SQLite")
 	fs.StringVar(&o.natsURL, "nats", "", "NATS URL (nats://…) instead of the embedded server")
+	transportFlags(fs, &o.transport, &o.kafkaRaw)
 	fs.IntVar(&o.rate, "rate", 0, "orders published per second (0: as fast as the broker takes them)")
 	fs.DurationVar(&o.timeout, "timeout", 0, "give up after this long (0: 2m plus 3ms per order, plus the publishing time --rate sets)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the PostgreSQL schema and NATS streams of the run")
@@ -138,6 +149,10 @@ func parseDemoFlags(args []string) (demoOptions, error) {
 	if err := checkServiceURLs(o.postgres, o.natsURL); err != nil {
 		return o, err
 	}
+	var err error
+	if o.kafka, err = checkTransport(o.transport, o.natsURL, o.kafkaRaw); err != nil {
+		return o, err
+	}
 	if o.timeout == 0 {
 		o.timeout = 2*time.Minute + time.Duration(o.orders)*3*time.Millisecond + publishTime(o.orders, o.rate)
 	}
@@ -147,7 +162,7 @@ func parseDemoFlags(args []string) (demoOptions, error) {
 // scenario returns the run the flags describe.
 func (o demoOptions) scenario() scenario.Options {
 	return scenario.Options{Dir: o.dir, Orders: o.orders, Workers: o.workers, Accounts: o.accounts, Seed: o.seed,
-		Postgres: o.postgres, NATSURL: o.natsURL, Keep: o.keep, Rate: o.rate, Timeout: o.timeout, Handler: o.handler,
+		Transport: o.transport, Postgres: o.postgres, NATSURL: o.natsURL, Kafka: o.kafka, Keep: o.keep, Rate: o.rate, Timeout: o.timeout, Handler: o.handler,
 		Chaos: o.chaos, Verbose: o.verbose, NoWorkerMetrics: !o.workerMetrics}
 }
 
@@ -308,7 +323,7 @@ func printDemo(w io.Writer, res *scenario.Result, orders int) {
 	fmt.Fprintf(w, "eos demo: payments, %d orders, %s + %s, chaos %v, seed %d\n",
 		orders, res.Store, res.Broker, res.Chaos, res.Seed)
 	fmt.Fprintf(w, "  order workers: %d, %s handler\n", res.Workers, res.Handler)
-	if res.Store == "postgres" || res.Broker == "nats" {
+	if res.Store == "postgres" || res.Broker == "nats" || res.Broker == "kafka" {
 		fmt.Fprintf(w, "  run id: %s (eos serve --run %s watches it)\n", res.RunID, res.RunID)
 	}
 	if res.StatusURL != "" {

@@ -1,12 +1,18 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
+	"strconv"
+	"strings"
 
 	"github.com/eoskit/eos/internal/redact"
+	"github.com/eoskit/eos/internal/storable"
+	"github.com/eoskit/eos/torture/worker"
 )
 
 // printFlags lists fs's flags as the usage texts and the docs spell them,
@@ -51,4 +57,42 @@ func checkServiceURLs(postgres, natsURL string) error {
 		}
 	}
 	return nil
+}
+
+// transportFlags defines --transport and --kafka.
+func transportFlags(fs *flag.FlagSet, transport, kafkaBrokers *string) {
+	fs.StringVar(transport, "transport", worker.TransportNATS, "the broker: "+worker.TransportNATS+" (JetStream) or "+worker.TransportKafka+
+		" (an embedded kfake cluster unless --kafka)")
+	fs.StringVar(kafkaBrokers, "kafka", "", "with --transport kafka: the Kafka seed brokers (host:port,…) instead of the embedded cluster")
+}
+
+// checkTransport checks --transport, --nats and --kafka together and
+// returns the seed brokers --kafka lists.
+func checkTransport(transport, natsURL, kafkaBrokers string) ([]string, error) {
+	switch transport {
+	case worker.TransportNATS:
+		if kafkaBrokers != "" {
+			return nil, errors.New("--kafka: needs --transport kafka")
+		}
+		return nil, nil
+	case worker.TransportKafka:
+	default:
+		return nil, fmt.Errorf("--transport: want %s or %s, got %q", worker.TransportNATS, worker.TransportKafka, storable.Text(transport, 40))
+	}
+	if natsURL != "" {
+		return nil, errors.New("--nats: not with --transport kafka")
+	}
+	if kafkaBrokers == "" {
+		return nil, nil
+	}
+	var brokers []string
+	for _, b := range strings.Split(kafkaBrokers, ",") {
+		b = strings.TrimSpace(b)
+		host, port, err := net.SplitHostPort(b)
+		if p, perr := strconv.Atoi(port); err != nil || perr != nil || host == "" || p < 1 || p > 65535 {
+			return nil, fmt.Errorf("--kafka: want host:port[,host:port…], got %q", storable.Text(b, 100))
+		}
+		brokers = append(brokers, b)
+	}
+	return brokers, nil
 }

@@ -262,9 +262,10 @@ func (o serveOptions) open(ctx context.Context) (p observe.Pipeline, closeAll fu
 		return p, closeAll, err
 	}
 	closers = append(closers, closeNATS)
-	p.JetStream, p.Topology = js, scenario.EmbeddedTopology
+	topo := scenario.EmbeddedTopology
 	if !embedded {
-		p.Topology = scenario.RunTopology(o.run)
+		topo = scenario.RunTopology(o.run)
 	}
+	p.Broker = observe.NATS(js, topo)
 	return p, closeAll, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/eoskit/eos/torture/check"
 	"github.com/eoskit/eos/torture/faults"
 	"github.com/eoskit/eos/torture/scenario"
+	"github.com/eoskit/eos/torture/worker"
 )
 
 const tortureUsage = `Usage: eos torture [flags]
@@ -34,14 +35,20 @@ Faults (--faults, comma-separated, or all):
   failpoints      crash / error / delay at the inbox's and relay's failpoints,
                   store failures when the workers begin a transaction, crashes
                   inside the driver's commit, lost PubAcks and lost acks in the
-                  NATS transport
-  broker-restart  restart the embedded NATS server mid-run (not with --nats)
+                  NATS or Kafka transport
+  broker-restart  restart the embedded NATS server or Kafka cluster mid-run (not
+                  with --nats or --kafka)
   duplicates      publish retries inside, and copies past, the broker's dedupe window
+                  (Kafka has none: it stores every retry and copy)
   poison          malformed messages mixed into the orders
   proxy           a TCP fault proxy between the workers and the producer on one
-                  side and PostgreSQL (with --postgres) and NATS on the other
+                  side and PostgreSQL (with --postgres) and the broker on the other
                   resets every connection, adds latency or blackholes the link
                   (store/broker outage) for 1-4 s
+
+With --transport kafka every kill of an order worker also rebalances the
+order workers' consumer group: the partitions the killed member held move
+on once its session times out, and move again when it rejoins.
 
 Besides lost, duplicated and unexpected, each run reports indeterminate
 (orders whose publish ended without a PubAck, so the producer sent them
@@ -65,21 +72,24 @@ Flags:
 
 // tortureOptions are the torture's flags.
 type tortureOptions struct {
-	dir        string
-	runs       int
-	events     int
-	faultsRaw  string
-	faults     faults.Set
-	workers    int
-	seed       uint64
-	json       bool
-	postgres   string
-	natsURL    string
-	failpoints string
-	rate       int
-	timeout    time.Duration
-	verbose    bool
-	handler    string
+	dir       string
+	runs      int
+	events    int
+	faultsRaw string
+	faults    faults.Set
+	workers   int
+	seed      uint64
+	json      bool
+	postgres  string
+	natsURL   string
+	// --transport and --kafka (kafka: their check's seed brokers)
+	transport, kafkaRaw string
+	kafka               []string
+	failpoints          string
+	rate                int
+	timeout             time.Duration
+	verbose             bool
+	handler             string
 }
 
 func tortureFlagSet(o *tortureOptions) *flag.FlagSet {
@@ -94,7 +104,9 @@ func tortureFlagSet(o *tortureOptions) *flag.FlagSet {
 	fs.BoolVar(&o.json, "json", false, "print the result as one JSON object on stdout")
 	fs.StringVar(&o.postgres, "postgres", "", "PostgreSQL URL (postgres://…) instead of SQLite")
 	fs.StringVar(&o.natsURL, "nats", "", "NATS URL (nats://…) instead of the embedded server")
-	fs.StringVar(&o.failpoints, "failpoint-spec", faults.DefaultFailpoints, "failpoints armed in the workers by the failpoints fault")
+	transportFlags(fs, &o.transport, &o.kafkaRaw)
+	fs.StringVar(&o.failpoints, "failpoint-spec", "", "failpoints armed in the workers by the failpoints fault (default: "+
+		faults.DefaultFailpoints+"; with --transport kafka, kafka.publish_ack_lost and kafka.ack_lost in place of the natsjs ones)")
 	fs.IntVar(&o.rate, "rate", 0, "orders the producer publishes per second (0: as fast as the broker takes them;\n"+
 		"then p50/p99 measure the backlog, not the pipeline)")
 	fs.DurationVar(&o.timeout, "timeout", 0, "give up on a run after this long (0: 2m plus 6ms per event, plus the publishing time --rate sets)")
@@ -111,7 +123,7 @@ func parseTortureFlags(args []string) (tortureOptions, error) {
 	}
 	// The demo's checks of the shared flags.
 	if _, err := parseDemoFlags([]string{"--dir", o.dir, "--orders", fmt.Sprint(o.events), "--workers", fmt.Sprint(o.workers),
-		"--postgres", o.postgres, "--nats", o.natsURL, "--rate", fmt.Sprint(o.rate), "--timeout", o.timeout.String(), "--handler", o.handler}); err != nil {
+		"--postgres", o.postgres, "--nats", o.natsURL, "--transport", o.transport, "--kafka", o.kafkaRaw, "--rate", fmt.Sprint(o.rate), "--timeout", o.timeout.String(), "--handler", o.handler}); err != nil {
 		return o, errors.New(strings.ReplaceAll(err.Error(), "--orders", "--events"))
 	}
 	switch {
@@ -123,6 +135,12 @@ func parseTortureFlags(args []string) (tortureOptions, error) {
 	var err error
 	if o.faults, err = faults.Parse(o.faultsRaw); err != nil {
 		return o, fmt.Errorf("--faults: %w", err)
+	}
+	if o.kafka, err = checkTransport(o.transport, o.natsURL, o.kafkaRaw); err != nil {
+		return o, err
+	}
+	if o.failpoints == "" {
+		o.failpoints = faults.DefaultFailpointSpec(o.transport)
 	}
 	if o.faults[faults.Failpoints] {
 		if err := faults.CheckFailpointSpec(o.failpoints); err != nil {
@@ -139,9 +157,9 @@ func parseTortureFlags(args []string) (tortureOptions, error) {
 
 // runOptions are the scenario options of run i.
 func (o tortureOptions) runOptions(i int) scenario.Options {
-	inject, _ := o.faults.Plan(o.postgres, o.natsURL)
+	inject, _ := o.faults.Plan(o.services())
 	so := scenario.Options{Dir: filepath.Join(o.dir, fmt.Sprintf("run-%d", i+1)), Orders: o.events, Workers: o.workers, Accounts: 1000,
-		Seed: o.seed + uint64(i), Postgres: o.postgres, NATSURL: o.natsURL, Rate: o.rate, Timeout: o.timeout, Verbose: o.verbose,
+		Seed: o.seed + uint64(i), Transport: o.transport, Postgres: o.postgres, NATSURL: o.natsURL, Kafka: o.kafka, Rate: o.rate, Timeout: o.timeout, Verbose: o.verbose,
 		Handler: o.handler,
 		Chaos:   o.faults[faults.Kill], BrokerRestart: slices.Contains(inject, faults.BrokerRestart), Proxy: slices.Contains(inject, faults.Proxy),
 		NoDuplicates: !o.faults[faults.Duplicates], NoPoison: !o.faults[faults.Poison]}
@@ -230,14 +248,24 @@ func (o tortureOptions) labels() tortureTotal {
 	if o.postgres != "" {
 		t.Store = string(payments.Postgres)
 	}
-	if o.natsURL != "" {
+	switch {
+	case o.transport == worker.TransportKafka && len(o.kafka) > 0:
+		t.Broker = "kafka"
+	case o.transport == worker.TransportKafka:
+		t.Broker = "kafka-embedded"
+	case o.natsURL != "":
 		t.Broker = "nats"
 	}
-	t.Faults, t.NotApplicable = o.faults.Plan(o.postgres, o.natsURL)
+	t.Faults, t.NotApplicable = o.faults.Plan(o.services())
 	if slices.Contains(t.Faults, faults.Proxy) {
-		t.Proxy = strings.Join(faults.ProxiedServices(o.postgres, o.natsURL), ",")
+		t.Proxy = strings.Join(faults.ProxiedServices(o.services()), ",")
 	}
 	return t
+}
+
+// services names what the runs run on.
+func (o tortureOptions) services() faults.Services {
+	return faults.Services{Postgres: o.postgres, Transport: o.transport, NATS: o.natsURL, Kafka: o.kafka}
 }
 
 // printTorture renders the result for people: what ran, the runs' table

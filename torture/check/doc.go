@@ -5,8 +5,8 @@
 // It trusts no worker's counter. [Facts] are read after the run from
 // sources the workers cannot bend: the producer's intent log (what was
 // meant to be sent, fsync'd before each publish; torture/intents), the
-// ORDERS stream ([StreamIDs]), the scenario's tables, eos's own state read
-// through eos's admin API ([Reader]: inbox.Processor's Stats and
+// ORDERS stream or the orders topic ([SourceIDs]), the scenario's tables,
+// eos's own state read through eos's admin API ([Reader]: inbox.Processor's Stats and
 // DeadLetters, outbox.Outbox's Stats; no eos table name appears here) and
 // the provider's charge records. [Verdict] computes the [Report] from the
 // facts alone, so it is tested on made-up facts with each kind of

@@ -34,7 +34,9 @@ type BrokerStats struct {
 	// every publish the broker did not drop as a duplicate.
 	OrdersStored, PaymentsStored uint64
 	// OrdersDelivered and PaymentsDelivered are the deliveries made by the
-	// consumers of each stream, redeliveries included.
+	// consumers of each stream, redeliveries included. Kafka does not
+	// count deliveries: 0 on a run on Kafka, and the report's Reprocessed
+	// with them.
 	OrdersDelivered, PaymentsDelivered uint64
 }
 

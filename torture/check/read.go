@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/driver"
 	"github.com/eoskit/eos/examples/payments"
 	"github.com/eoskit/eos/inbox"
 	"github.com/eoskit/eos/outbox"
+	"github.com/eoskit/eos/reconcile"
 )
 
 // Reader reads a scenario's database: the scenario's tables through
@@ -124,50 +123,18 @@ func readInbox(ctx context.Context, p *inbox.Processor[*sql.Tx]) (InboxFacts, er
 	}
 }
 
-// StreamIDs reads every message of stream and counts them by message id
-// (Nats-Msg-Id); messages without one count under "".
-func StreamIDs(ctx context.Context, js jetstream.JetStream, stream string) (map[string]int, error) {
+// SourceIDs reads every message of src (a JetStream stream, a Kafka
+// topic: see package reconcile) and counts them by id; messages without
+// one count under "".
+func SourceIDs(ctx context.Context, src reconcile.Source) (map[string]int, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", stream, err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", stream, err)
-	}
 	ids := map[string]int{}
-	last := info.State.LastSeq
-	if info.State.Msgs == 0 {
-		return ids, nil
-	}
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", stream, err)
-	}
-	for {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			return nil, fmt.Errorf("stream %s: %w", stream, err)
+	err := src.Scan(ctx, 1000, func(page []reconcile.Entry) error {
+		for _, e := range page {
+			ids[e.ID]++
 		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			ids[m.Headers().Get(jetstream.MsgIDHeader)]++
-			md, err := m.Metadata()
-			if err != nil {
-				return nil, fmt.Errorf("stream %s: %w", stream, err)
-			}
-			if md.Sequence.Stream >= last {
-				return ids, nil
-			}
-		}
-		if err := batch.Error(); err != nil {
-			return nil, fmt.Errorf("stream %s: %w", stream, err)
-		}
-		if n == 0 {
-			return nil, fmt.Errorf("stream %s: read stopped before sequence %d", stream, last)
-		}
-	}
+		return nil
+	})
+	return ids, err
 }

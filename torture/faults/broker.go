@@ -97,9 +97,15 @@ func (b *Broker) Restart() error {
 // Run restarts the server on s's schedule until ctx ends, and returns the
 // error of a restart that failed.
 func (b *Broker) Run(ctx context.Context, rnd *rand.Rand, s Schedule) error {
+	return restarts(ctx, rnd, s, b.Restart)
+}
+
+// restarts calls restart on s's schedule until ctx ends or it fails, and
+// returns its error.
+func restarts(ctx context.Context, rnd *rand.Rand, s Schedule, restart func() error) error {
 	var err error
 	s.every(ctx, rnd, func() bool {
-		err = b.Restart()
+		err = restart()
 		return err == nil
 	})
 	return err

@@ -30,9 +30,24 @@ func All() []string { return []string{Kill, Failpoints, BrokerRestart, Duplicate
 // begins (driver.begin: the inbox stalls, acknowledging nothing); per
 // message, lost PubAcks at the relay's publisher and lost acks at the
 // consumers' subscribers.
-const DefaultFailpoints = "inbox.after_claim=crash@0.01,inbox.after_handler=delay:20ms@0.05," +
+const DefaultFailpoints = commonFailpoints + "natsjs.publish_ack_lost=error@0.001,natsjs.ack_lost=error@0.001"
+
+// DefaultKafkaFailpoints is DefaultFailpoints on the Kafka transport: its
+// publisher's and subscribers' lost acks in place of NATS's.
+const DefaultKafkaFailpoints = commonFailpoints + "kafka.publish_ack_lost=error@0.001,kafka.ack_lost=error@0.001"
+
+// DefaultFailpointSpec returns the default spec of the failpoints fault on
+// transport (worker.TransportNATS or worker.TransportKafka).
+func DefaultFailpointSpec(transport string) string {
+	if transport == worker.TransportKafka {
+		return DefaultKafkaFailpoints
+	}
+	return DefaultFailpoints
+}
+
+const commonFailpoints = "inbox.after_claim=crash@0.01,inbox.after_handler=delay:20ms@0.05," +
 	"inbox.before_commit=error@0.05,driver.begin=error@0.02,driver.commit=crash@0.01,inbox.after_commit_before_ack=crash@0.01," +
-	"relay.after_publish_before_mark=crash@0.02,callonce.after_call=crash@0.005,natsjs.publish_ack_lost=error@0.001,natsjs.ack_lost=error@0.001"
+	"relay.after_publish_before_mark=crash@0.02,callonce.after_call=crash@0.005,"
 
 // Set is a set of chosen faults.
 type Set map[string]bool
@@ -63,16 +78,43 @@ func CheckFailpointSpec(spec string) error {
 	return err
 }
 
+// Services names what a run runs on.
+type Services struct {
+	// Postgres is the PostgreSQL URL; empty: SQLite.
+	Postgres string
+	// Transport is worker.TransportNATS (empty too) or
+	// worker.TransportKafka.
+	Transport string
+	// NATS is the NATS URL and Kafka the Kafka seed brokers of the
+	// transport; empty: an embedded server.
+	NATS  string
+	Kafka []string
+}
+
+// kafka reports whether the run's transport is Kafka.
+func (sv Services) kafka() bool { return sv.Transport == worker.TransportKafka }
+
+// embeddedBroker reports whether the run's broker runs in the harness.
+func (sv Services) embeddedBroker() bool {
+	if sv.kafka() {
+		return len(sv.Kafka) == 0
+	}
+	return sv.NATS == ""
+}
+
 // ProxiedServices lists what the proxy fault sits in front of: PostgreSQL
-// when postgresURL is set (SQLite has no network), and NATS unless it
-// speaks TLS (the workers would check the server's certificate against the
-// proxy's address).
-func ProxiedServices(postgresURL, natsURL string) []string {
+// when the run has it (SQLite has no network), and the broker: Kafka, or
+// NATS unless it speaks TLS (the workers would check the server's
+// certificate against the proxy's address).
+func ProxiedServices(sv Services) []string {
 	var s []string
-	if postgresURL != "" {
+	if sv.Postgres != "" {
 		s = append(s, "postgres")
 	}
-	if !strings.HasPrefix(natsURL, "tls:") {
+	switch {
+	case sv.kafka():
+		s = append(s, "kafka")
+	case !strings.HasPrefix(sv.NATS, "tls:"):
 		s = append(s, "nats")
 	}
 	return s
@@ -80,14 +122,14 @@ func ProxiedServices(postgresURL, natsURL string) []string {
 
 // Plan splits the chosen faults into those a run injects on these services
 // and those that do not apply to them, with the reason.
-func (s Set) Plan(postgresURL, natsURL string) (inject, notApplicable []string) {
+func (s Set) Plan(sv Services) (inject, notApplicable []string) {
 	inject = []string{}
 	for _, f := range All() {
 		switch {
 		case !s[f]:
-		case f == BrokerRestart && natsURL != "":
-			notApplicable = append(notApplicable, f+" (external NATS)")
-		case f == Proxy && len(ProxiedServices(postgresURL, natsURL)) == 0:
+		case f == BrokerRestart && !sv.embeddedBroker():
+			notApplicable = append(notApplicable, f+" (external broker)")
+		case f == Proxy && len(ProxiedServices(sv)) == 0:
 			notApplicable = append(notApplicable, f+" (SQLite has no network, NATS over TLS)")
 		default:
 			inject = append(inject, f)

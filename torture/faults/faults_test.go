@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/eoskit/eos/torture/worker"
 	"github.com/eoskit/eos/transport/natsjs/natsembed"
 )
 
@@ -47,8 +48,10 @@ func TestParse(t *testing.T) {
 }
 
 func TestDefaultFailpointsParse(t *testing.T) {
-	if err := CheckFailpointSpec(DefaultFailpoints); err != nil {
-		t.Fatal(err)
+	for _, spec := range []string{DefaultFailpoints, DefaultKafkaFailpoints} {
+		if err := CheckFailpointSpec(spec); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := CheckFailpointSpec("inbox.after_claim=explode"); err == nil {
 		t.Error("a bad spec passed")
@@ -60,21 +63,28 @@ func TestDefaultFailpointsParse(t *testing.T) {
 func TestPlan(t *testing.T) {
 	for _, c := range []struct {
 		postgres, nats string
+		kafka          []string // with the Kafka transport: nil for the embedded cluster
 		proxied        string
 		notApplicable  []string
 	}{
-		{"", "", "nats", nil},
-		{"postgres://h/db", "", "postgres,nats", nil},
-		{"postgres://h/db", "nats://h:4222", "postgres,nats", []string{BrokerRestart}},
-		{"", "nats://h:4222", "nats", []string{BrokerRestart}},
-		{"postgres://h/db", "tls://h:4222", "postgres", []string{BrokerRestart}},
-		{"", "tls://h:4222", "", []string{BrokerRestart, Proxy}},
+		{"", "", nil, "nats", nil},
+		{"postgres://h/db", "", nil, "postgres,nats", nil},
+		{"postgres://h/db", "nats://h:4222", nil, "postgres,nats", []string{BrokerRestart}},
+		{"", "nats://h:4222", nil, "nats", []string{BrokerRestart}},
+		{"postgres://h/db", "tls://h:4222", nil, "postgres", []string{BrokerRestart}},
+		{"", "tls://h:4222", nil, "", []string{BrokerRestart, Proxy}},
+		{"", worker.TransportKafka, nil, "kafka", nil},
+		{"postgres://h/db", worker.TransportKafka, []string{"h:9092"}, "postgres,kafka", []string{BrokerRestart}},
 	} {
-		if got := strings.Join(ProxiedServices(c.postgres, c.nats), ","); got != c.proxied {
-			t.Errorf("ProxiedServices(%q, %q) = %q, want %q", c.postgres, c.nats, got, c.proxied)
+		sv := Services{Postgres: c.postgres, NATS: c.nats}
+		if c.nats == worker.TransportKafka {
+			sv = Services{Postgres: c.postgres, Transport: worker.TransportKafka, Kafka: c.kafka}
+		}
+		if got := strings.Join(ProxiedServices(sv), ","); got != c.proxied {
+			t.Errorf("ProxiedServices(%+v) = %q, want %q", sv, got, c.proxied)
 		}
 		all, _ := Parse("all")
-		inject, na := all.Plan(c.postgres, c.nats)
+		inject, na := all.Plan(sv)
 		if len(na) != len(c.notApplicable) || len(inject)+len(na) != len(All()) {
 			t.Errorf("%q, %q: inject %v, not applicable %v", c.postgres, c.nats, inject, na)
 			continue

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -19,15 +18,13 @@ import (
 	"github.com/eoskit/eos/outbox"
 	"github.com/eoskit/eos/serve"
 	"github.com/eoskit/eos/torture/worker"
-	"github.com/eoskit/eos/transport/natsjs"
 )
 
 // Pipeline is what a run of the demo consists of, seen from outside: its
 // database and its broker.
 type Pipeline struct {
-	Store     *worker.Store
-	JetStream jetstream.JetStream
-	Topology  worker.Topology
+	Store  *worker.Store
+	Broker Broker
 }
 
 // Config configures an Observer.
@@ -122,14 +119,13 @@ func New(p Pipeline, cfg Config) (*Observer, error) {
 	if err := m.WatchOutbox(OutboxName, ob.Stats); err != nil {
 		return nil, err
 	}
-	t := p.Topology
 	refuse := func(context.Context, *sql.Tx, eos.Message) error { return errReadOnly }
 	var consumers []serve.Consumer
-	for _, c := range []struct{ consumer, stream, durable string }{
-		{payments.OrdersConsumer, t.OrdersStream, worker.OrdersDurable},
-		{payments.PaymentsConsumer, t.PaymentsStream, worker.PaymentsDurable},
+	for _, c := range []struct{ consumer, durable string }{
+		{payments.OrdersConsumer, worker.OrdersDurable},
+		{payments.PaymentsConsumer, worker.PaymentsDurable},
 	} {
-		if err := m.WatchConsumer(c.consumer, natsjs.TransportName, natsjs.DurableStats(p.JetStream, c.stream, c.durable)); err != nil {
+		if err := m.WatchConsumer(c.consumer, p.Broker.Transport(), p.Broker.ConsumerStats(c.durable)); err != nil {
 			return nil, err
 		}
 		proc, err := inbox.New(p.Store.Driver, refuse, inbox.Config{Consumer: c.consumer})
@@ -145,10 +141,7 @@ func New(p Pipeline, cfg Config) (*Observer, error) {
 	db := p.Store.Tables.DB
 	checks := []serve.Check{
 		{Name: "store", Func: db.PingContext},
-		{Name: "broker", Func: func(ctx context.Context) error {
-			_, err := p.JetStream.AccountInfo(ctx)
-			return err
-		}},
+		{Name: "broker", Func: p.Broker.Ping},
 	}
 	if cfg.Extra != nil {
 		g = merged{own: reg, extra: cfg.Extra}

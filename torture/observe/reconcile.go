@@ -8,6 +8,7 @@ import (
 
 	"github.com/eoskit/eos/examples/payments"
 	"github.com/eoskit/eos/reconcile"
+	"github.com/eoskit/eos/torture/worker"
 )
 
 // DuplicatesQuery returns the query that finds orders the demo's ledger
@@ -35,19 +36,19 @@ type ReconcileConfig struct {
 
 // Reconcilers returns one reconciliation pass per consumer of the
 // pipeline, each feeding o.Metrics (eos_missed_apply_total and the rest,
-// shown on the page and /metrics): the orders consumer against the ORDERS
-// stream, with the ledger's duplicates and the outbox's partial commits,
-// and the payments consumer against the PAYMENTS stream.
+// shown on the page and /metrics): the orders consumer against what it
+// reads (the ORDERS stream, or the orders topic), with the ledger's
+// duplicates and the outbox's partial commits, and the payments consumer
+// against what it reads.
 func (o *Observer) Reconcilers(cfg ReconcileConfig) ([]reconcile.RunFunc, error) {
-	t := o.pipeline.Topology
 	hooks := append([]reconcile.Hook{o.Metrics.ReconcileHook()}, cfg.Hooks...)
-	orders, err := reconcile.New(o.pipeline.Store.Driver, reconcile.JetStreamSource{JS: o.pipeline.JetStream, Stream: t.OrdersStream},
+	orders, err := reconcile.New(o.pipeline.Store.Driver, o.pipeline.Broker.Source(worker.OrdersDurable),
 		reconcile.Config{Consumer: payments.OrdersConsumer, Outbox: OutboxName, PartialAfter: cfg.PartialAfter, Settle: cfg.Settle,
 			DB: o.pipeline.Store.Tables.DB, Duplicates: DuplicatesQuery(o.pipeline.Store.Tables.Schema), Hooks: hooks, Logger: o.log})
 	if err != nil {
 		return nil, err
 	}
-	charges, err := reconcile.New(o.pipeline.Store.Driver, reconcile.JetStreamSource{JS: o.pipeline.JetStream, Stream: t.PaymentsStream},
+	charges, err := reconcile.New(o.pipeline.Store.Driver, o.pipeline.Broker.Source(worker.PaymentsDurable),
 		reconcile.Config{Consumer: payments.PaymentsConsumer, Settle: cfg.Settle, Hooks: hooks, Logger: o.log})
 	if err != nil {
 		return nil, err

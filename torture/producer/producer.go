@@ -7,15 +7,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/eoskit/eos/examples/payments"
 	"github.com/eoskit/eos/internal/backoff"
 	"github.com/eoskit/eos/internal/ctxtime"
 	"github.com/eoskit/eos/outbox"
 	"github.com/eoskit/eos/torture/intents"
-	"github.com/eoskit/eos/transport/natsjs"
 )
 
 // How the producer misbehaves in the demo and under the duplicates fault.
@@ -41,12 +37,9 @@ const (
 
 // Config is what a Producer publishes and how.
 type Config struct {
-	// Publisher publishes orders, retries and copies with their id as the
-	// broker's dedupe id.
-	Publisher *natsjs.Publisher
-	// JetStream publishes the malformed inputs without a message id, which
-	// the Publisher refuses.
-	JetStream jetstream.JetStream
+	// Publisher publishes orders, retries, copies and malformed inputs
+	// (NATS or Kafka).
+	Publisher Publisher
 	Subject   string
 	Orders    []payments.Order
 	Bad       []payments.BadInput // spread evenly among the orders
@@ -200,11 +193,11 @@ func (p *Producer) publishCopies(ctx context.Context, copies []pendingCopy, all 
 		if err := p.cfg.Intents.Copy(c.env.Message.ID); err != nil {
 			return nil, err
 		}
-		res, err := p.publishOne(ctx, c.env)
+		dup, err := p.publishOne(ctx, c.env)
 		if err != nil {
 			return nil, err
 		}
-		if !res.Duplicate {
+		if !dup {
 			p.republished.Add(1)
 		}
 		copies = copies[1:]
@@ -212,14 +205,16 @@ func (p *Producer) publishCopies(ctx context.Context, copies []pendingCopy, all 
 	return copies, nil
 }
 
-func (p *Producer) publishOne(ctx context.Context, env outbox.Envelope) (res natsjs.Result, err error) {
+// publishOne publishes env until the broker takes it, and reports
+// whether it dropped it as a duplicate.
+func (p *Producer) publishOne(ctx context.Context, env outbox.Envelope) (dup bool, err error) {
 	err = p.retry(ctx, func() error {
-		if res, err = p.cfg.Publisher.PublishMessage(ctx, env.Topic, env.Message); err != nil && ctx.Err() == nil {
+		if dup, err = p.cfg.Publisher.PublishOne(ctx, env); err != nil && ctx.Err() == nil {
 			return errors.Join(err, p.cfg.Intents.Resend([]outbox.Envelope{env}))
 		}
 		return err
 	})
-	return res, err
+	return dup, err
 }
 
 // publishBad publishes malformed inputs; one without a message id goes
@@ -242,24 +237,12 @@ func (p *Producer) publishBad(ctx context.Context, bad []payments.BadInput) erro
 	return nil
 }
 
-// publishWithoutID publishes b with no Nats-Msg-Id. Without an id the
+// publishWithoutID publishes b with no message id. Without an id the
 // broker cannot drop a resend, so a resend may be stored twice: each copy
-// is its own stream message, and the inbox dead-letters each once, under
-// an id derived from its stream position (the checker counts a malformed
-// input once however many copies).
+// is its own message, and the inbox dead-letters each once (the checker
+// counts a malformed input once however many copies).
 func (p *Producer) publishWithoutID(ctx context.Context, b payments.BadInput) error {
-	msg := &nats.Msg{Subject: p.cfg.Subject, Data: b.Message.Payload, Header: nats.Header{}}
-	msg.Header.Set(natsjs.HeaderKey, b.Message.Key)
-	msg.Header.Set(natsjs.HeaderCreatedAt, time.Now().UTC().Format(time.RFC3339Nano))
-	return p.retry(ctx, func() error {
-		// Bounded as the Publisher bounds its own: a reply lost on a
-		// connection gone silent (a blackhole) must not hold the
-		// producer until the run's deadline.
-		pctx, cancel := context.WithTimeout(ctx, natsjs.DefaultAckTimeout)
-		defer cancel()
-		_, err := p.cfg.JetStream.PublishMsg(pctx, msg)
-		return err
-	})
+	return p.retry(ctx, func() error { return p.cfg.Publisher.PublishWithoutID(ctx, p.cfg.Subject, b.Message) })
 }
 
 // publishRetry is the producer's backoff between failed publishes: full

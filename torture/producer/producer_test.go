@@ -13,6 +13,7 @@ import (
 
 	"github.com/eoskit/eos/examples/payments"
 	"github.com/eoskit/eos/internal/testjs"
+	"github.com/eoskit/eos/reconcile"
 	"github.com/eoskit/eos/torture/check"
 	"github.com/eoskit/eos/torture/intents"
 	"github.com/eoskit/eos/torture/producer"
@@ -50,7 +51,7 @@ func TestProducerPublishesWhatItAnnounces(t *testing.T) {
 	}
 	orders := payments.GenerateOrders(1, 60, 5)
 	bad := payments.Malformed(payments.Account(0, 5))
-	p := producer.New(producer.Config{Publisher: pub, JetStream: js, Subject: "orders", Orders: orders, Bad: bad,
+	p := producer.New(producer.Config{Publisher: producer.NATS(pub, js), Subject: "orders", Orders: orders, Bad: bad,
 		Rand: rand.New(rand.NewPCG(1, 2)), RetryRate: 0.3, CopyRate: 0.2, CopyDelay: 5 * window, Intents: log})
 	if err := p.Run(context.Background()); err != nil {
 		t.Fatal(err)
@@ -73,7 +74,7 @@ func TestProducerPublishesWhatItAnnounces(t *testing.T) {
 		t.Errorf("published %d, republished %d, broker duplicates %d; want %d, %d copies, %d retries",
 			p.Published(), p.Republished(), dups.Load(), len(orders), kinds[intents.Copy], kinds[intents.Retry])
 	}
-	stored, err := check.StreamIDs(context.Background(), js, "ORDERS")
+	stored, err := check.SourceIDs(context.Background(), reconcile.JetStreamSource{JS: js, Stream: "ORDERS"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,12 +108,12 @@ func TestProducerStopsWhenTheLogFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	log.Close() // every later write fails
-	p := producer.New(producer.Config{Publisher: pub, JetStream: js, Subject: "orders", Orders: payments.GenerateOrders(1, 10, 5),
+	p := producer.New(producer.Config{Publisher: producer.NATS(pub, js), Subject: "orders", Orders: payments.GenerateOrders(1, 10, 5),
 		Rand: rand.New(rand.NewPCG(1, 2)), Intents: log})
 	if err := p.Run(context.Background()); !errors.Is(err, intents.ErrLog) {
 		t.Fatalf("Run: %v, want the intent log's failure", err)
 	}
-	if stored, err := check.StreamIDs(context.Background(), js, "ORDERS"); err != nil || len(stored) != 0 {
+	if stored, err := check.SourceIDs(context.Background(), reconcile.JetStreamSource{JS: js, Stream: "ORDERS"}); err != nil || len(stored) != 0 {
 		t.Errorf("stream holds %v (%v); want nothing published", stored, err)
 	}
 }

@@ -23,28 +23,29 @@ const brokerURLFile = "nats.url"
 // the URL then refuses connections).
 func BrokerURLFile(dir string) string { return filepath.Join(dir, brokerURLFile) }
 
-// writeBrokerURL writes the embedded server's URL to BrokerURLFile.
-func (s *Scenario) writeBrokerURL() error {
-	f, err := private.Create(BrokerURLFile(s.dir), true)
+// writeBrokerURL writes the embedded server's URL to BrokerURLFile in dir.
+func writeBrokerURL(dir, url string) error {
+	f, err := private.Create(BrokerURLFile(dir), true)
 	if err == nil {
-		_, err = fmt.Fprintln(f, s.natsURL)
+		_, err = fmt.Fprintln(f, url)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
 	}
 	if err != nil {
-		os.Remove(BrokerURLFile(s.dir))
+		os.Remove(BrokerURLFile(dir))
 		return fmt.Errorf("--dir: %w", err)
 	}
 	return nil
 }
 
-// EmbeddedTopology is the streams of a run on the embedded NATS server,
-// which has the server to itself.
+// EmbeddedTopology is the streams (or topics) of a run on an embedded
+// broker, which has it to itself.
 var EmbeddedTopology = worker.Topology{OrdersStream: "ORDERS", PaymentsStream: "PAYMENTS", Base: "demo"}
 
-// RunTopology is the streams of run runID on an external NATS server,
-// named after the run so that runs sharing a server do not meet.
+// RunTopology is the streams (or topics and groups) of run runID on an
+// external broker, named after the run so that runs sharing one do not
+// meet.
 func RunTopology(runID string) worker.Topology {
 	return worker.Topology{OrdersStream: "ORDERS_" + strings.ToUpper(runID), PaymentsStream: "PAYMENTS_" + strings.ToUpper(runID),
 		Base: "eosdemo." + runID}
@@ -56,7 +57,7 @@ func RunSchema(runID string) string { return "eos_demo_" + runID }
 // Pipeline is the run's database and broker, for an observer
 // (observe.New): the harness's own connections to them.
 func (s *Scenario) Pipeline() observe.Pipeline {
-	return observe.Pipeline{Store: s.st, JetStream: s.js, Topology: s.topo}
+	return observe.Pipeline{Store: s.st, Broker: s.bus.observed()}
 }
 
 // Observe returns the status handler of the run (eos demo --serve) over

@@ -19,10 +19,15 @@ type Options struct {
 	// Seed fixes the workload, the duplicates and every fault's schedule
 	// and draws; 0 picks one (the result shows it).
 	Seed uint64
-	// Postgres and NATSURL name external services (a fresh schema and
-	// fresh streams per run, removed afterwards unless Keep); empty:
-	// SQLite and an embedded NATS server in Dir.
+	// Transport is the broker: worker.TransportNATS (empty too) or
+	// worker.TransportKafka.
+	Transport string
+	// Postgres, NATSURL and Kafka (seed brokers) name external services
+	// (a fresh schema and fresh streams or topics per run, removed
+	// afterwards unless Keep); empty: SQLite, and an embedded NATS server
+	// or Kafka cluster in Dir.
 	Postgres, NATSURL string
+	Kafka             []string
 	Keep              bool
 	// Rate is the orders the producer publishes per second; 0: as fast as
 	// the broker takes them.
@@ -34,8 +39,9 @@ type Options struct {
 	Handler string
 
 	// Faults. Chaos SIGKILLs workers at random and makes the provider fail
-	// some requests; Failpoints is a spec armed in every worker (empty:
-	// none); BrokerRestart restarts the embedded server now and then;
+	// some requests (on Kafka, each kill of an order worker rebalances
+	// their group); Failpoints is a spec armed in every worker (empty:
+	// none); BrokerRestart restarts the embedded broker now and then;
 	// Proxy puts fault proxies between the workers (and the producer) and
 	// the services; NoDuplicates stops the producer's retries and copies,
 	// NoPoison its malformed inputs.
@@ -72,7 +78,7 @@ type Progress struct {
 // Setup names what a run ran on.
 type Setup struct {
 	Store   string `json:"store"`  // sqlite or postgres
-	Broker  string `json:"broker"` // nats-embedded or nats
+	Broker  string `json:"broker"` // nats-embedded, nats, kafka-embedded or kafka
 	Workers int    `json:"workers"`
 	Handler string `json:"handler"` // the order workers' handler: batch or message
 	Chaos   bool   `json:"chaos"`
@@ -80,7 +86,7 @@ type Setup struct {
 	// the p50/p99 measure how long orders waited in the backlog.
 	Rate int `json:"rate"`
 	// RunID names the run's PostgreSQL schema (RunSchema) and, on an
-	// external NATS server, its streams (RunTopology): what eos serve
+	// external broker, its streams or topics (RunTopology): what eos serve
 	// --run takes to watch the run.
 	RunID string `json:"run_id"`
 	// StatusURL is where the run's status page was served (eos demo

@@ -19,7 +19,6 @@ import (
 	"github.com/eoskit/eos/torture/producer"
 	"github.com/eoskit/eos/torture/supervisor"
 	"github.com/eoskit/eos/torture/worker"
-	"github.com/eoskit/eos/transport/natsjs"
 )
 
 // Result is a checked run.
@@ -121,15 +120,11 @@ func (s *Scenario) start(ctx context.Context, rn *running) error {
 		}()
 	}
 
-	prodJS, err := s.producerJetStream()
+	pub, err := s.bus.publisher(&rn.brokerDups)
 	if err != nil {
 		return err
 	}
-	pub, err := natsjs.NewPublisher(prodJS, natsjs.PublisherConfig{OnDuplicate: func(string, string) { rn.brokerDups.Add(1) }})
-	if err != nil {
-		return err
-	}
-	pc := producer.Config{Publisher: pub, JetStream: prodJS, Subject: s.topo.OrdersSubject(), Orders: s.orders, Bad: s.bad,
+	pc := producer.Config{Publisher: pub, Subject: s.topo.OrdersSubject(), Orders: s.orders, Bad: s.bad,
 		Rate: s.opts.Rate, Rand: s.rand(streamProducer), RetryRate: producer.DefaultRetryRate, CopyRate: producer.DefaultCopyRate, Intents: s.intents}
 	if s.opts.NoDuplicates {
 		pc.RetryRate, pc.CopyRate = 0, 0
@@ -155,11 +150,11 @@ func (s *Scenario) start(ctx context.Context, rn *running) error {
 			s.proxies.Run(ctx, s.rand(streamProxy), faults.ProxySchedule())
 		}()
 	}
-	if s.opts.BrokerRestart && s.broker != nil {
+	if r := s.bus.restarter(); s.opts.BrokerRestart && r != nil {
 		rn.faults.Add(1)
 		go func() {
 			defer rn.faults.Done()
-			if err := s.broker.Run(ctx, s.rand(streamBroker), faults.BrokerSchedule()); err != nil {
+			if err := r.Run(ctx, s.rand(streamBroker), faults.BrokerSchedule()); err != nil {
 				rn.brokerErr <- err
 			}
 		}()
@@ -197,8 +192,9 @@ func (s *Scenario) children() ([]supervisor.Child, error) {
 	if s.opts.Verbose {
 		level = "info"
 	}
-	base := worker.Config{Store: s.workerStore, NATSURL: s.workerNATS, Topology: s.topo, ProviderURL: s.providerURL, LogLevel: level,
+	base := worker.Config{Store: s.workerStore, Topology: s.topo, ProviderURL: s.providerURL, LogLevel: level,
 		Failpoints: s.opts.Failpoints, FailpointSeed: s.opts.Seed, Handler: s.opts.Handler, MetricsDir: s.metricsDir}
+	s.bus.configure(&base)
 	var cfgs []worker.Config
 	for i := 0; i < s.opts.Workers; i++ {
 		c := base
@@ -274,7 +270,7 @@ func (s *Scenario) faultsStruck() bool {
 	switch {
 	case s.opts.Chaos && s.sup.Counts().Kills == 0:
 		return false
-	case s.opts.BrokerRestart && s.broker != nil && s.broker.Restarts() == 0:
+	case s.opts.BrokerRestart && s.bus.restarter() != nil && s.bus.restarter().Restarts() == 0:
 		return false
 	case s.opts.Proxy && s.proxies.Counts().Total() == 0:
 		return false
@@ -288,13 +284,9 @@ func (s *Scenario) observe(ctx context.Context) (pipelineState, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var st pipelineState
-	for _, c := range s.consumers {
-		info, err := c.Info(ctx)
-		if err != nil {
-			return st, err
-		}
-		st.consumers = append(st.consumers, consumerState{pending: info.NumPending, ackPending: info.NumAckPending,
-			delivered: info.Delivered.Stream, ackFloor: info.AckFloor.Stream})
+	var err error
+	if st.consumers, err = s.bus.positions(ctx); err != nil {
+		return st, err
 	}
 	p, err := s.reader.Pipeline(ctx)
 	if err != nil {
@@ -321,10 +313,10 @@ func (s *Scenario) check(ctx context.Context, rn *running, incomplete bool) (*Re
 	if f.Intents, err = intents.Read(filepath.Join(s.dir, intentsFile)); err != nil {
 		return nil, err
 	}
-	if f.Stored, err = check.StreamIDs(ctx, s.js, s.topo.OrdersStream); err != nil {
+	if f.Stored, err = s.bus.storedIDs(ctx); err != nil {
 		return nil, err
 	}
-	if f.Broker, err = s.brokerStats(ctx); err != nil {
+	if f.Broker, err = s.bus.stats(ctx); err != nil {
 		return nil, err
 	}
 	if f.Store, err = s.reader.Store(ctx); err != nil {
@@ -344,47 +336,12 @@ func (s *Scenario) check(ctx context.Context, rn *running, incomplete bool) (*Re
 	res.Injected = check.Injected{Kills: sc.Kills, FailpointCrashes: sc.Crashes, WorkerRestarts: sc.Restarts,
 		Republished: rn.prod.Republished(), BrokerDuplicates: rn.brokerDups.Load(), ProviderReplays: pstats.Replays,
 		ProxyFaults: pc.Total(), ProxyResets: pc.Resets, ProxyLatency: pc.Latency, ProxyBlackholes: pc.Blackholes}
-	if s.broker != nil {
-		res.BrokerRestarts = s.broker.Restarts()
+	if r := s.bus.restarter(); r != nil {
+		res.BrokerRestarts = r.Restarts()
 	}
-	res.Setup = Setup{Store: string(s.storeCfg.Kind), Broker: "nats-embedded", Workers: s.opts.Workers, Handler: s.opts.Handler, Chaos: s.opts.Chaos,
+	res.Setup = Setup{Store: string(s.storeCfg.Kind), Broker: s.bus.label(), Workers: s.opts.Workers, Handler: s.opts.Handler, Chaos: s.opts.Chaos,
 		Rate: s.opts.Rate, RunID: s.runID}
-	if s.broker == nil {
-		res.Broker = "nats"
-	}
 	return res, nil
-}
-
-// brokerStats reads the streams' message counts and the consumers'
-// delivery counts.
-func (s *Scenario) brokerStats(ctx context.Context) (check.BrokerStats, error) {
-	var b check.BrokerStats
-	for _, st := range []struct {
-		name string
-		msgs *uint64
-	}{{s.topo.OrdersStream, &b.OrdersStored}, {s.topo.PaymentsStream, &b.PaymentsStored}} {
-		str, err := s.js.Stream(ctx, st.name)
-		if err != nil {
-			return b, fmt.Errorf("stream %s: %w", st.name, err)
-		}
-		info, err := str.Info(ctx)
-		if err != nil {
-			return b, fmt.Errorf("stream %s: %w", st.name, err)
-		}
-		*st.msgs = info.State.Msgs
-	}
-	for _, c := range s.consumers {
-		info, err := c.Info(ctx)
-		if err != nil {
-			return b, fmt.Errorf("consumer %s: %w", c.CachedInfo().Name, err)
-		}
-		if info.Stream == s.topo.PaymentsStream {
-			b.PaymentsDelivered += info.Delivered.Consumer
-		} else {
-			b.OrdersDelivered += info.Delivered.Consumer
-		}
-	}
-	return b, nil
 }
 
 // goroutinesFile holds the harness's goroutines when a run times out.

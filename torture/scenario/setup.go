@@ -14,22 +14,17 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eoskit/eos/examples/payments"
-	"github.com/eoskit/eos/internal/redact"
 	"github.com/eoskit/eos/torture/check"
 	"github.com/eoskit/eos/torture/faults"
 	"github.com/eoskit/eos/torture/intents"
 	"github.com/eoskit/eos/torture/internal/private"
 	"github.com/eoskit/eos/torture/internal/scrape"
-	"github.com/eoskit/eos/torture/producer"
 	"github.com/eoskit/eos/torture/supervisor"
 	"github.com/eoskit/eos/torture/worker"
-	"github.com/eoskit/eos/transport/natsjs"
-	"github.com/eoskit/eos/transport/natsjs/natsembed"
 )
 
 // Scenario is one run: its database, broker, provider and workers.
@@ -44,14 +39,8 @@ type Scenario struct {
 	reader   *check.Reader
 	schemaUp bool // the run's PostgreSQL schema exists
 
-	broker    *faults.Broker // nil with an external NATS
-	nc        *nats.Conn
-	js        jetstream.JetStream
-	prodNC    *nats.Conn // the producer's own, through the NATS fault proxy
-	natsURL   string     // the broker's address
-	topo      worker.Topology
-	streamsUp bool // the run's streams exist
-	consumers []jetstream.Consumer
+	bus  bus // NATS or Kafka
+	topo worker.Topology
 
 	provider    *payments.Provider
 	httpSrv     *http.Server
@@ -65,9 +54,8 @@ type Scenario struct {
 	intents *intents.Log
 
 	// What the workers connect to: the services, or the fault proxies in
-	// front of them (opts.Proxy).
+	// front of them (opts.Proxy); the bus knows its own.
 	workerStore worker.StoreConfig
-	workerNATS  string
 	proxies     faults.Proxies
 
 	sup *supervisor.Supervisor // of the run
@@ -138,10 +126,15 @@ func New(ctx context.Context, o Options) (s *Scenario, err error) {
 	if err := s.openStore(ctx); err != nil {
 		return s, err
 	}
-	if err := s.openBroker(ctx); err != nil {
+	if o.Transport == worker.TransportKafka {
+		s.bus = &kafkaBus{brokers: o.Kafka}
+	} else {
+		s.bus = &natsBus{url: o.NATSURL, restart: o.BrokerRestart}
+	}
+	if s.topo, err = s.bus.open(ctx, s.dir, s.runID); err != nil {
 		return s, err
 	}
-	s.workerStore, s.workerNATS = s.storeCfg, s.natsURL
+	s.workerStore = s.storeCfg
 	if o.Proxy {
 		if err := s.startProxies(); err != nil {
 			return s, err
@@ -169,8 +162,14 @@ func New(ctx context.Context, o Options) (s *Scenario, err error) {
 // Dir returns the run's directory (absolute).
 func (s *Scenario) Dir() string { return s.dir }
 
-// JetStream returns the harness's own JetStream connection.
-func (s *Scenario) JetStream() jetstream.JetStream { return s.js }
+// JetStream returns the harness's own JetStream connection; nil on a run
+// on Kafka.
+func (s *Scenario) JetStream() jetstream.JetStream {
+	if b, ok := s.bus.(*natsBus); ok {
+		return b.js
+	}
+	return nil
+}
 
 // Topology returns the run's streams and subjects.
 func (s *Scenario) Topology() worker.Topology { return s.topo }
@@ -197,87 +196,27 @@ func (s *Scenario) openStore(ctx context.Context) (err error) {
 	return err
 }
 
-// openBroker connects to the external NATS server, or starts the embedded
-// one, and provisions the streams and consumers.
-func (s *Scenario) openBroker(ctx context.Context) (err error) {
-	o := s.opts
-	if o.NATSURL != "" {
-		if s.nc, err = nats.Connect(o.NATSURL, nats.Name("eos-demo"), nats.Timeout(5*time.Second)); err != nil {
-			return fmt.Errorf("cannot connect to NATS at %s: %w", redact.URL(o.NATSURL), err)
-		}
-		s.natsURL = o.NATSURL
-		s.topo = RunTopology(s.runID)
-	} else {
-		if s.broker, err = faults.StartBroker(natsembed.Config{Dir: filepath.Join(s.dir, natsDir)}); err != nil {
-			return fmt.Errorf("start the embedded NATS server: %w", err)
-		}
-		s.natsURL = s.broker.ClientURL()
-		if err := s.writeBrokerURL(); err != nil {
-			return err
-		}
-		if o.BrokerRestart {
-			// Over TCP with reconnects: the server goes away and comes back.
-			s.nc, err = nats.Connect(s.natsURL, nats.Name("eos-demo"), nats.MaxReconnects(-1),
-				nats.ReconnectWait(100*time.Millisecond), nats.Timeout(5*time.Second))
-		} else {
-			s.nc, err = s.broker.Connect()
-		}
-		if err != nil {
-			return fmt.Errorf("connect to the embedded NATS server: %w", err)
-		}
-		s.topo = EmbeddedTopology
-	}
-	if s.js, err = jetstream.New(s.nc); err != nil {
-		return err
-	}
-	return s.provision(ctx)
-}
-
-// provision creates the streams and the durable consumers.
-func (s *Scenario) provision(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if _, err := s.js.AccountInfo(ctx); err != nil {
-		return fmt.Errorf("NATS at %s: JetStream is not available: %w", redact.URL(s.natsURL), err)
-	}
-	t := s.topo
-	s.streamsUp = true
-	if _, _, err := natsjs.EnsureStream(ctx, s.js, natsjs.StreamConfig{Name: t.OrdersStream, Subjects: []string{t.OrdersSubject()},
-		Duplicates: producer.DupWindow}); err != nil {
-		return err
-	}
-	if _, _, err := natsjs.EnsureStream(ctx, s.js, natsjs.StreamConfig{Name: t.PaymentsStream, Subjects: []string{t.PaymentsSubject()}}); err != nil {
-		return err
-	}
-	for _, c := range []natsjs.ConsumerConfig{
-		{Stream: t.OrdersStream, Durable: worker.OrdersDurable, AckWait: worker.AckWait, MaxDeliver: worker.MaxDeliver},
-		{Stream: t.PaymentsStream, Durable: worker.PaymentsDurable, AckWait: worker.AckWait, MaxDeliver: worker.MaxDeliver},
-	} {
-		cons, _, err := natsjs.EnsureConsumer(ctx, s.js, c)
-		if err != nil {
-			return err
-		}
-		s.consumers = append(s.consumers, cons)
-	}
-	return nil
-}
-
 // startProxies puts a fault proxy between the workers and each service
 // faults.ProxiedServices names, and points the workers' configuration at
 // it. The harness's own connections (setup, progress, the checker) go
 // straight to the services.
 func (s *Scenario) startProxies() (err error) {
-	for _, name := range faults.ProxiedServices(s.opts.Postgres, s.opts.NATSURL) {
+	for _, name := range faults.ProxiedServices(s.services()) {
 		if name == "postgres" {
 			s.workerStore.URL, err = s.proxies.Front(name, s.workerStore.URL, "5432")
 		} else {
-			s.workerNATS, err = s.proxies.Front(name, s.workerNATS, "4222")
+			err = s.bus.front(&s.proxies)
 		}
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// services names what the run runs on.
+func (s *Scenario) services() faults.Services {
+	return faults.Services{Postgres: s.opts.Postgres, Transport: s.opts.Transport, NATS: s.opts.NATSURL, Kafka: s.opts.Kafka}
 }
 
 // startProvider opens the provider simulator and serves it over HTTP.
@@ -315,7 +254,7 @@ func prepareDir(dir string) error {
 			return fmt.Errorf("--dir %s is not empty and was not made by eos demo; name a new directory", dir)
 		}
 		for _, name := range []string{dbFile, dbFile + "-wal", dbFile + "-shm", dbFile + worker.LockSuffix, providerFile, providerFile + "-wal",
-			providerFile + "-shm", natsDir, brokerURLFile, WorkersLog, intentsFile, metricsDir} {
+			providerFile + "-shm", natsDir, kafkaDir, brokerURLFile, WorkersLog, intentsFile, metricsDir} {
 			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
 				return fmt.Errorf("--dir: clearing the last run: %w", err)
 			}
@@ -336,30 +275,8 @@ func prepareDir(dir string) error {
 	return nil
 }
 
-// producerJetStream is what the producer publishes with: the harness's
-// own connection, or, when a fault proxy sits in front of NATS, a
-// connection of its own through it, so that lost PubAcks and timeouts hit
-// real publishes (the producer logs them as resends).
-func (s *Scenario) producerJetStream() (jetstream.JetStream, error) {
-	if !s.proxies.Fronts("nats") {
-		return s.js, nil
-	}
-	if s.prodNC == nil {
-		nc, err := nats.Connect(s.workerNATS, nats.Name("eos-demo-producer"), nats.MaxReconnects(-1),
-			nats.ReconnectWait(100*time.Millisecond), nats.Timeout(5*time.Second), nats.IgnoreDiscoveredServers(),
-			// The proxy's resets are the point: the publishes' errors
-			// tell the producer, nats.go need not print them.
-			nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
-		if err != nil {
-			return nil, fmt.Errorf("producer: connect to NATS through the fault proxy: %w", err)
-		}
-		s.prodNC = nc
-	}
-	return jetstream.New(s.prodNC)
-}
-
 // Close releases what New made, in reverse; with Keep the run's
-// PostgreSQL schema and NATS streams stay.
+// PostgreSQL schema and NATS streams (or Kafka topics and groups) stay.
 func (s *Scenario) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -370,19 +287,8 @@ func (s *Scenario) Close() {
 		s.provider.Close()
 	}
 	s.proxies.Close()
-	if s.js != nil && s.broker == nil && s.streamsUp && !s.opts.Keep {
-		s.js.DeleteStream(ctx, s.topo.OrdersStream)
-		s.js.DeleteStream(ctx, s.topo.PaymentsStream)
-	}
-	if s.prodNC != nil {
-		s.prodNC.Close()
-	}
-	if s.nc != nil {
-		s.nc.Close()
-	}
-	if s.broker != nil {
-		s.broker.Shutdown()
-		os.Remove(BrokerURLFile(s.dir))
+	if s.bus != nil {
+		s.bus.close(ctx, s.opts.Keep)
 	}
 	if s.st != nil {
 		if s.schemaUp && !s.opts.Keep {

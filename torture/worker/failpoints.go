@@ -11,6 +11,7 @@ import (
 	"github.com/eoskit/eos/failpoint"
 	"github.com/eoskit/eos/inbox"
 	"github.com/eoskit/eos/outbox"
+	"github.com/eoskit/eos/transport/kafka"
 	"github.com/eoskit/eos/transport/natsjs"
 )
 
@@ -31,7 +32,7 @@ const (
 // FailpointNames returns the names of the failpoints a worker evaluates,
 // for failpoint.Parse: those of the packages it runs, and its Driver's.
 func FailpointNames() []string {
-	return slices.Concat(inbox.FailpointNames(), outbox.FailpointNames(), natsjs.FailpointNames(), callonce.FailpointNames(),
+	return slices.Concat(inbox.FailpointNames(), outbox.FailpointNames(), natsjs.FailpointNames(), kafka.FailpointNames(), callonce.FailpointNames(),
 		[]string{FailDriverCommit, FailDriverBegin})
 }
 

@@ -50,10 +50,14 @@ const EventStoreError = "store_error"
 
 // Config is one worker's job.
 type Config struct {
-	Name        string      `json:"name"`
-	Role        string      `json:"role"`
-	Store       StoreConfig `json:"store"`
-	NATSURL     string      `json:"nats_url"`
+	Name  string      `json:"name"`
+	Role  string      `json:"role"`
+	Store StoreConfig `json:"store"`
+	// Transport is TransportNATS (empty too: NATSURL) or TransportKafka
+	// (Kafka).
+	Transport   string      `json:"transport,omitempty"`
+	NATSURL     string      `json:"nats_url,omitempty"`
+	Kafka       KafkaConfig `json:"kafka"`
 	Topology    Topology    `json:"topology"`
 	ProviderURL string      `json:"provider_url"`
 	LogLevel    string      `json:"log_level"`
@@ -204,19 +208,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ev *supervisor.Emitt
 		return err
 	}
 	defer st.Close()
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("eos-demo-"+cfg.Name), nats.MaxReconnects(-1),
-		nats.ReconnectWait(100*time.Millisecond), nats.Timeout(5*time.Second),
-		// Stay on the configured address (a fault proxy, in eos torture)
-		// rather than the cluster's advertised ones.
-		nats.IgnoreDiscoveredServers())
-	if err != nil {
-		return fmt.Errorf("connect to NATS: %w", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	t := cfg.Topology
 	fps, err := failpoint.Parse(cfg.Failpoints, rand.New(rand.NewPCG(cfg.FailpointSeed, failpointStream(cfg.Name, os.Getenv(supervisor.StartEnv)))),
 		FailpointNames()...)
@@ -224,6 +215,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ev *supervisor.Emitt
 		return err
 	}
 	test := eos.TestConfig{Failpoints: fps}
+	var bk *broker
+	if cfg.Transport == TransportKafka {
+		bk, err = openKafka(cfg, log, test)
+	} else {
+		bk, err = openNATS(cfg, test)
+	}
+	if err != nil {
+		return err
+	}
+	defer func() { bk.close() }() // the publisher's client, made below, too
 	wm, err := startMetrics(cfg, log, ev)
 	if err != nil {
 		return err
@@ -254,7 +255,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ev *supervisor.Emitt
 			Consumer: payments.OrdersConsumer, MaxAttempts: 100, OrderByKey: true,
 			RetryDelay: 100 * time.Millisecond, MaxRetryDelay: 2 * time.Second, Logger: log, Hooks: hooks, Test: test,
 		}
-		ic := service.InboxConfig{Source: subscriber(js, t.OrdersStream, OrdersDurable, ordersBuffer, test)}
+		ic := service.InboxConfig{Source: bk.orders}
 		drv := withFailpoints(st.Driver, fps)
 		var ib *service.Inbox
 		var p interface{ Activity() inbox.Activity }
@@ -309,7 +310,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ev *supervisor.Emitt
 		ib, p, err := service.NewInbox(withFailpoints(st.Driver, fps), h.Handle, inbox.Config{
 			Consumer: payments.PaymentsConsumer, Isolation: inbox.IsolateSavepoint, MaxBatch: paymentsBatch,
 			MaxAttempts: 1000, RetryDelay: 100 * time.Millisecond, MaxRetryDelay: time.Second, Logger: log, Hooks: hooks, Test: test,
-		}, service.InboxConfig{Source: staged(h, subscriber(js, t.PaymentsStream, PaymentsDurable, paymentsBuffer, test))})
+		}, service.InboxConfig{Source: staged(h, bk.payments)})
 		if err != nil {
 			return err
 		}
@@ -319,7 +320,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ev *supervisor.Emitt
 		return runService(ctx, log, []*service.Inbox{ib})
 
 	case RoleRelay:
-		pub, err := natsjs.NewPublisher(js, natsjs.PublisherConfig{OnDuplicate: wm.brokerDuplicate(), Test: test})
+		pub, err := bk.publisher(wm.brokerDuplicate())
 		if err != nil {
 			return err
 		}
@@ -346,16 +347,40 @@ func storeErrors(ev *supervisor.Emitter) inbox.Hook {
 	return inbox.ErrorFunc(func(context.Context, string, string, error) { ev.Emit(EventStoreError) })
 }
 
-// subscriber opens a subscription on the durable consumer the harness
-// provisioned; test arms its failpoints.
-func subscriber(js jetstream.JetStream, stream, durable string, buffer int, test eos.TestConfig) service.SourceFunc {
-	return func(ctx context.Context) (inbox.Source, error) {
-		cons, err := js.Consumer(ctx, stream, durable)
-		if err != nil {
-			return nil, fmt.Errorf("consumer %s on %s: %w", durable, stream, err)
-		}
-		return natsjs.NewSubscriber(cons, natsjs.SubscriberConfig{Buffer: buffer, Test: test})
+// openNATS connects to cfg's NATS server: subscribers on the durable
+// consumers the harness provisioned, and a publisher.
+func openNATS(cfg Config, test eos.TestConfig) (*broker, error) {
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name("eos-demo-"+cfg.Name), nats.MaxReconnects(-1),
+		nats.ReconnectWait(100*time.Millisecond), nats.Timeout(5*time.Second),
+		// Stay on the configured address (a fault proxy, in eos torture)
+		// rather than the cluster's advertised ones.
+		nats.IgnoreDiscoveredServers())
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS: %w", err)
 	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	t := cfg.Topology
+	sub := func(stream, durable string, buffer int) service.SourceFunc {
+		return func(ctx context.Context) (inbox.Source, error) {
+			cons, err := js.Consumer(ctx, stream, durable)
+			if err != nil {
+				return nil, fmt.Errorf("consumer %s on %s: %w", durable, stream, err)
+			}
+			return natsjs.NewSubscriber(cons, natsjs.SubscriberConfig{Buffer: buffer, Test: test})
+		}
+	}
+	return &broker{
+		orders:   sub(t.OrdersStream, OrdersDurable, ordersBuffer),
+		payments: sub(t.PaymentsStream, PaymentsDurable, paymentsBuffer),
+		publisher: func(onDup func(subject, id string)) (outbox.Publisher, error) {
+			return natsjs.NewPublisher(js, natsjs.PublisherConfig{OnDuplicate: onDup, Test: test})
+		},
+		close: nc.Close,
+	}, nil
 }
 
 // staged opens the source of open wrapped by the payment handler's stage:

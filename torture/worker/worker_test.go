@@ -6,8 +6,10 @@ import (
 	"database/sql"
 	"errors"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/failpoint"
@@ -52,7 +54,9 @@ func TestLoggerMasksSecrets(t *testing.T) {
 
 func TestConfigTravelsInTheEnvironment(t *testing.T) {
 	in := Config{Name: "orders-1", Role: RoleOrders, Store: StoreConfig{Kind: "sqlite", Path: "/x/eos.db"}, LogLevel: "info",
-		Topology: Topology{OrdersStream: "O", PaymentsStream: "P", Base: "b"}, Failpoints: "driver.begin=error", FailpointSeed: 9, Handler: HandlerMessage}
+		Topology: Topology{OrdersStream: "O", PaymentsStream: "P", Base: "b"}, Failpoints: "driver.begin=error", FailpointSeed: 9, Handler: HandlerMessage,
+		Transport: TransportKafka, Kafka: KafkaConfig{Brokers: []string{"127.0.0.1:1"}, Dial: map[string]string{"127.0.0.1:1": "127.0.0.1:2"},
+			SessionTimeout: time.Second}}
 	env, err := in.Env()
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +64,7 @@ func TestConfigTravelsInTheEnvironment(t *testing.T) {
 	name, value, _ := strings.Cut(env, "=")
 	t.Setenv(name, value)
 	out, err := FromEnv()
-	if err != nil || out != in || out.Level() != slog.LevelInfo {
+	if err != nil || !reflect.DeepEqual(out, in) || out.Level() != slog.LevelInfo {
 		t.Fatalf("FromEnv = %+v, %v; want %+v", out, err, in)
 	}
 	t.Setenv(ConfigEnv, "")

@@ -230,3 +230,95 @@ func TestFaultStreamIgnoresKafkaOffsets(t *testing.T) {
 	}
 	pay.CheckExactlyOnce(t, ids, streamAccounts, streamBalance)
 }
+
+// Offset commits refused until every record is acked and the final
+// offset was refused more often than the last acks can explain, then
+// accepted: the Subscriber commits again with no further ack, so the
+// group's lag drains while the member lives (without the retry it would
+// stay until a rebalance, and the records be delivered again).
+func TestFaultCommitRetriedWithoutAcks(t *testing.T) {
+	b := newFake(t)
+	topic, group := b.topic(t, 1), testenv.Name("g-")
+	const n = 20
+	envs := make([]outbox.Envelope, n)
+	for i := range envs {
+		envs[i] = outbox.Envelope{Topic: topic, Message: eos.Message{ID: eos.NewID(), Key: "k", Payload: []byte("x")}}
+	}
+	if got, err := b.publisher(t).Publish(context.Background(), envs); got != n || err != nil {
+		t.Fatalf("Publish: %d, %v", got, err)
+	}
+	var commitsFail atomic.Bool
+	commitsFail.Store(true)
+	refused := make(chan int64, 100) // the offsets of the refused commits
+	passed := make(chan struct{}, 100)
+	b.fake.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		b.fake.KeepControl()
+		if !commitsFail.Load() {
+			select {
+			case passed <- struct{}{}:
+			default:
+			}
+			return nil, nil, false
+		}
+		r := req.(*kmsg.OffsetCommitRequest)
+		resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range r.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, kerr.OffsetMetadataTooLarge.Code
+				st.Partitions = append(st.Partitions, sp)
+				select {
+				case refused <- rp.Offset:
+				default:
+				}
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	src := b.subscriber(t, group, topic, kafka.SubscriberConfig{Logger: testLogger(t)})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for acked := 0; acked < n; {
+		ds, err := src.Fetch(ctx, n, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			if err := d.Ack(ctx); err != nil {
+				t.Fatal(err)
+			}
+			acked++
+		}
+	}
+	// The final offset refused three times: an ack's signal can explain
+	// one commit after the acks ended, not more.
+	for final := 0; final < 3; {
+		select {
+		case o := <-refused:
+			if o == n {
+				final++
+			}
+		case <-ctx.Done():
+			t.Fatalf("the final offset was refused %d times, then never tried again", final)
+		}
+	}
+	commitsFail.Store(false)
+	lag := kafka.GroupStats(b.client(t), group, topic)
+	for {
+		st, err := lag(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Pending == 0 {
+			return
+		}
+		select {
+		case <-passed: // a commit went through: look again
+		case <-ctx.Done():
+			t.Fatalf("the group's lag stayed at %d", st.Pending)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/eoskit/eos"
 	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/internal/backoff"
 	"github.com/eoskit/eos/internal/config"
 )
 
@@ -312,20 +313,40 @@ func (s *Subscriber) onCommitted(_ *kgo.Client, req *kmsg.OffsetCommitRequest, r
 }
 
 // committer commits the acked offsets whenever an ack moved them, one
-// commit at a time, so that a burst of acks makes one commit.
+// commit at a time, so that a burst of acks makes one commit. A commit
+// that failed (a broker restarting, a connection reset) is tried again
+// after commitRetry's backoff, acks or not: the last acks of a partition
+// must reach Kafka even when no ack follows them, or the group's lag
+// never drains and a rebalance redelivers them.
 func (s *Subscriber) committer() {
 	defer close(s.stopped)
+	var retry <-chan time.Time
+	failures := 0
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-s.commitCh:
+		case <-retry:
 		}
-		s.commitMarked()
+		retry = nil
+		if s.commitMarked() {
+			failures = 0
+			continue
+		}
+		failures++
+		retry = time.After(commitRetry.Wait(failures))
 	}
 }
 
-func (s *Subscriber) commitMarked() {
+// commitRetry is the committer's backoff after a commit that did not
+// take: full jitter, the bound doubling from 100 ms to 5 s.
+var commitRetry = backoff.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
+
+// commitMarked commits every partition's commit point that moved, and
+// reports whether all of them took (true when there was nothing to
+// commit).
+func (s *Subscriber) commitMarked() bool {
 	s.mu.Lock()
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	for k, st := range s.parts {
@@ -335,11 +356,23 @@ func (s *Subscriber) commitMarked() {
 	}
 	s.mu.Unlock()
 	if len(offsets) == 0 {
-		return
+		return true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CommitTimeout)
 	defer cancel()
 	s.cl.CommitOffsetsSync(ctx, offsets, s.onCommitted)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t, parts := range offsets {
+		for p, o := range parts {
+			// A partition revoked meanwhile is the next owner's: nothing
+			// is left to retry here.
+			if st := s.parts[partKey{t, p}]; st != nil && st.committed != o.Offset {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Close commits what was acked, leaves the group (the final revoke commits
