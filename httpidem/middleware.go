@@ -229,7 +229,19 @@ func (c *core) claim(ctx context.Context, scope, key string, fp []byte) (dedupe.
 
 // storeFailed logs a store failure on the claim path.
 func (c *core) storeFailed(ctx context.Context, op, scope, key string, err error) {
-	c.log.ErrorContext(ctx, "httpidem: store failure", "op", op, "scope", scope, "key", key, "err", err)
+	c.logStoreFailure(ctx, err, "op", op, "scope", scope, "key", key)
+}
+
+// logStoreFailure logs a store failure at error level, or at debug level
+// when the request's context ended first with no cause of its own (a lost
+// lease is one): the client went away and the store call ended with it,
+// which is no fault of the store.
+func (c *core) logStoreFailure(ctx context.Context, err error, attrs ...any) {
+	level := slog.LevelError
+	if ctx.Err() != nil && context.Cause(ctx) == ctx.Err() {
+		level = slog.LevelDebug
+	}
+	c.log.Log(ctx, level, "httpidem: store failure", append(attrs, "err", err)...)
 }
 
 // renewal keeps a lease alive while a handler runs: a timer that renews

@@ -123,7 +123,7 @@ func (m *TxMiddleware[TTx]) run(w http.ResponseWriter, r *http.Request, a *admit
 	if err != nil {
 		k.release(ctx)
 		k.observe(ctx, OutcomeStoreError, err)
-		c.log.ErrorContext(ctx, "httpidem: store failure", append(k.attrs(), "op", "begin", "err", err)...)
+		c.logStoreFailure(ctx, err, append(k.attrs(), "op", "begin")...)
 		problemStore().write(w)
 		return
 	}
@@ -205,7 +205,7 @@ func (m *TxMiddleware[TTx]) finish(ctx context.Context, t txRun[TTx], k *held, c
 			}
 			k.release(ctx)
 			k.observe(ctx, OutcomeStoreError, err)
-			c.log.ErrorContext(ctx, "httpidem: store failure", append(k.attrs(), "op", "complete", "err", err)...)
+			c.logStoreFailure(ctx, err, append(k.attrs(), "op", "complete")...)
 			return problemStore()
 		}
 	}
@@ -214,7 +214,7 @@ func (m *TxMiddleware[TTx]) finish(ctx context.Context, t txRun[TTx], k *held, c
 		// if not, releasing lets a retry run at once.
 		k.release(ctx)
 		k.observe(ctx, OutcomeStoreError, err)
-		c.log.ErrorContext(ctx, "httpidem: store failure", append(k.attrs(), "op", "commit", "err", err)...)
+		c.logStoreFailure(ctx, err, append(k.attrs(), "op", "commit")...)
 		return problemStore()
 	}
 	k.observe(ctx, OutcomeStored, nil)

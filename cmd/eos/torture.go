@@ -143,7 +143,7 @@ func parseTortureFlags(args []string) (tortureOptions, error) {
 		o.failpoints = faults.DefaultFailpointSpec(o.transport)
 	}
 	if o.faults[faults.Failpoints] {
-		if err := faults.CheckFailpointSpec(o.failpoints); err != nil {
+		if err := faults.CheckFailpointSpec(o.failpoints, o.transport); err != nil {
 			return o, fmt.Errorf("--failpoint-spec: %w", err)
 		}
 	}

@@ -76,9 +76,7 @@ func checkTorture(t *testing.T, res tortureResult, runs, events int, proxied str
 	if tot.Kills == 0 || tot.FailpointCrashes == 0 {
 		t.Errorf("kills %d, failpoint crashes %d: the faults were not injected", tot.Kills, tot.FailpointCrashes)
 	}
-	if tot.Republished == 0 || tot.BrokerDuplicates == 0 {
-		t.Errorf("republished %d, broker duplicates %d: the duplicates were not made", tot.Republished, tot.BrokerDuplicates)
-	}
+	checkDuplicates(t, tot.Run, tot.Broker)
 	if tot.ProxyFaults == 0 || tot.Proxy != proxied {
 		t.Errorf("proxy_faults %d, proxy %q (want > 0, %q): the proxy faults were not injected", tot.ProxyFaults, tot.Proxy, proxied)
 	}
@@ -107,6 +105,9 @@ const testFailpoints = "inbox.after_claim=crash@0.1,inbox.after_handler=delay:10
 	"driver.begin=error@0.2,driver.commit=crash@0.05,inbox.after_commit_before_ack=crash@0.05,relay.after_publish_before_mark=crash@0.05," +
 	"natsjs.publish_ack_lost=error@0.01,natsjs.ack_lost=error@0.01"
 
+// testKafkaFailpoints is testFailpoints on the Kafka transport.
+var testKafkaFailpoints = strings.ReplaceAll(testFailpoints, "natsjs.", "kafka.")
+
 func TestTortureSQLiteEmbeddedAllFaults(t *testing.T) {
 	res := runTortureJSON(t, "--runs", "2", "--events", "1500", "--faults", "all", "--seed", "7", "--failpoint-spec", testFailpoints)
 	checkTorture(t, res, 2, 1500, "nats")
@@ -132,6 +133,19 @@ func TestTorturePostgresNATS(t *testing.T) {
 	}
 }
 
+// Every fault on PostgreSQL and the embedded Kafka cluster: kills (each of
+// an order worker rebalances their group), failpoints with Kafka's lost
+// acks, cluster restarts, proxies in front of PostgreSQL and every broker.
+func TestTorturePostgresKafkaAllFaults(t *testing.T) {
+	pg := testenv.PostgresURL(t)
+	res := runTortureJSON(t, "--runs", "2", "--events", "1500", "--faults", "all", "--seed", "9",
+		"--failpoint-spec", testKafkaFailpoints, "--postgres", pg, "--transport", "kafka")
+	checkTorture(t, res, 2, 1500, "postgres,kafka")
+	if res.Total.Store != "postgres" || res.Total.Broker != "kafka-embedded" || res.Total.BrokerRestarts == 0 {
+		t.Errorf("ran on %s + %s with %d broker restarts", res.Total.Store, res.Total.Broker, res.Total.BrokerRestarts)
+	}
+}
+
 // broker-restart does not apply to an external server, nor the proxy to
 // SQLite with NATS over TLS: reported, not run.
 func TestTortureFaultsNotApplicable(t *testing.T) {
@@ -141,7 +155,9 @@ func TestTortureFaultsNotApplicable(t *testing.T) {
 	}{
 		{[]string{"--nats", "nats://127.0.0.1:4222"}, faults.BrokerRestart},
 		{[]string{"--nats", "tls://127.0.0.1:4222", "--faults", "proxy"}, faults.Proxy},
+		{[]string{"--transport", "kafka", "--kafka", "127.0.0.1:9092"}, faults.BrokerRestart},
 		{nil, ""},
+		{[]string{"--transport", "kafka"}, ""},
 	} {
 		o, err := parseTortureFlags(c.args)
 		if err != nil {
@@ -194,6 +210,8 @@ func TestTortureBadInputExits2WithOneLine(t *testing.T) {
 		{"nats not a URL", []string{"torture", "--nats", "127.0.0.1:4222"}, "--nats: want a URL"},
 		{"negative rate", []string{"torture", "--rate", "-5"}, "--rate: negative (-5)"},
 		{"unknown handler", []string{"torture", "--handler", "Batch"}, `--handler: unknown order handler "Batch"`},
+		{"nats failpoint on kafka", []string{"torture", "--transport", "kafka", "--failpoint-spec", "natsjs.ack_lost=error@0.5"},
+			"--failpoint-spec: "},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := runCmd(t, 30*time.Second, append(c.args, "--dir", filepath.Join(t.TempDir(), "torture"))...)

@@ -72,9 +72,9 @@ func Parse(list string) (Set, error) {
 	return s, nil
 }
 
-// CheckFailpointSpec parses spec as the workers will.
-func CheckFailpointSpec(spec string) error {
-	_, err := failpoint.Parse(spec, rand.New(rand.NewPCG(1, 1)), worker.FailpointNames()...)
+// CheckFailpointSpec parses spec as the workers on transport will.
+func CheckFailpointSpec(spec, transport string) error {
+	_, err := failpoint.Parse(spec, rand.New(rand.NewPCG(1, 1)), worker.FailpointNames(transport)...)
 	return err
 }
 

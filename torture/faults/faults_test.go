@@ -48,13 +48,20 @@ func TestParse(t *testing.T) {
 }
 
 func TestDefaultFailpointsParse(t *testing.T) {
-	for _, spec := range []string{DefaultFailpoints, DefaultKafkaFailpoints} {
-		if err := CheckFailpointSpec(spec); err != nil {
+	for _, tr := range []string{worker.TransportNATS, worker.TransportKafka} {
+		if err := CheckFailpointSpec(DefaultFailpointSpec(tr), tr); err != nil {
 			t.Fatal(err)
 		}
+		if err := CheckFailpointSpec("inbox.after_claim=explode", tr); err == nil {
+			t.Error("a bad spec passed")
+		}
 	}
-	if err := CheckFailpointSpec("inbox.after_claim=explode"); err == nil {
-		t.Error("a bad spec passed")
+	// Another transport's failpoints would never fire.
+	if err := CheckFailpointSpec(DefaultFailpoints, worker.TransportKafka); err == nil {
+		t.Error("natsjs failpoints passed on Kafka")
+	}
+	if err := CheckFailpointSpec(DefaultKafkaFailpoints, worker.TransportNATS); err == nil {
+		t.Error("kafka failpoints passed on NATS")
 	}
 }
 

@@ -29,10 +29,15 @@ const (
 	FailDriverBegin  = "driver.begin"
 )
 
-// FailpointNames returns the names of the failpoints a worker evaluates,
-// for failpoint.Parse: those of the packages it runs, and its Driver's.
-func FailpointNames() []string {
-	return slices.Concat(inbox.FailpointNames(), outbox.FailpointNames(), natsjs.FailpointNames(), kafka.FailpointNames(), callonce.FailpointNames(),
+// FailpointNames returns the names of the failpoints a worker on
+// transport evaluates, for failpoint.Parse: those of the packages it runs
+// (the transport's alone: another's would never fire), and its Driver's.
+func FailpointNames(transport string) []string {
+	tr := natsjs.FailpointNames()
+	if transport == TransportKafka {
+		tr = kafka.FailpointNames()
+	}
+	return slices.Concat(inbox.FailpointNames(), outbox.FailpointNames(), tr, callonce.FailpointNames(),
 		[]string{FailDriverCommit, FailDriverBegin})
 }
 

@@ -79,13 +79,21 @@ type broker struct {
 // a publisher over an idempotent client of the worker's own.
 func openKafka(cfg Config, log *slog.Logger, test eos.TestConfig) (*broker, error) {
 	k, t := cfg.Kafka, cfg.Topology
-	sub := func(durable, topic string) service.SourceFunc {
+	sub := func(durable, topic string, opts ...kgo.Opt) service.SourceFunc {
 		return func(ctx context.Context) (inbox.Source, error) {
 			return kafka.NewSubscriber(kafka.SubscriberConfig{Brokers: k.Brokers, Group: t.Group(durable), Topics: []string{topic},
-				Options: append(k.Options(), kgo.ClientID("eos-demo-"+cfg.Name)), AckWait: KafkaAckWait, Logger: log, Test: test})
+				Options: append(k.Options(), append(opts, kgo.ClientID("eos-demo-"+cfg.Name))...), AckWait: KafkaAckWait, Logger: log, Test: test})
 		}
 	}
-	b := &broker{orders: sub(OrdersDurable, t.OrdersSubject()), payments: sub(PaymentsDurable, t.PaymentsSubject()), close: func() {}}
+	// The order workers join their group as dynamic members: each kill
+	// of one rebalances the group (its partitions move on once its
+	// session times out, and again when it rejoins). The payment worker
+	// is the one member of its group, where a rebalance moves nothing: it
+	// is a static member (KIP-345), so that its restart takes its
+	// partitions back at once instead of waiting out the dead process's
+	// session.
+	b := &broker{orders: sub(OrdersDurable, t.OrdersSubject()),
+		payments: sub(PaymentsDurable, t.PaymentsSubject(), kgo.InstanceID(cfg.Name)), close: func() {}}
 	b.publisher = func(func(string, string)) (outbox.Publisher, error) {
 		cl, err := kgo.NewClient(append(k.Options(), kgo.ClientID("eos-demo-"+cfg.Name))...)
 		if err != nil {

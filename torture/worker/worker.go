@@ -210,7 +210,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ev *supervisor.Emitt
 	defer st.Close()
 	t := cfg.Topology
 	fps, err := failpoint.Parse(cfg.Failpoints, rand.New(rand.NewPCG(cfg.FailpointSeed, failpointStream(cfg.Name, os.Getenv(supervisor.StartEnv)))),
-		FailpointNames()...)
+		FailpointNames(cfg.Transport)...)
 	if err != nil {
 		return err
 	}
