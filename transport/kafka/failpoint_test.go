@@ -158,6 +158,32 @@ func TestFailAckLostRedelivers(t *testing.T) {
 	}
 }
 
+// The ack of the last record is lost and nothing follows it: the Fetch
+// after it, with nothing new to hand out, hands the record out again once
+// AckWait has passed, rather than waiting for a record that never comes.
+func TestFailAckLostLastRecord(t *testing.T) {
+	b := newFake(t)
+	topic, group := b.topic(t, 1), testenv.Name("g-")
+	publishN(t, b, topic, 1, 1)
+	fps, err := failpoint.Parse(kafka.FailAckLost+"=error@1", nil, kafka.FailpointNames()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := b.subscriber(t, group, topic, kafka.SubscriberConfig{AckWait: 100 * time.Millisecond, Test: eos.TestConfig{Failpoints: fps}})
+	first := fetch(t, s, 1)
+	if len(first) != 1 {
+		t.Fatalf("first fetch: %d records", len(first))
+	}
+	if err := first[0].Ack(context.Background()); err != nil {
+		t.Fatalf("lost ack: %v, want nil", err)
+	}
+	fps.Disarm(kafka.FailAckLost)
+	again := fetch(t, s, 1) // fails the test after 30s
+	if len(again) != 1 || again[0].Message().ID != first[0].Message().ID {
+		t.Fatalf("second fetch: %d records, want the record whose ack was lost", len(again))
+	}
+}
+
 // A record whose ack was lost goes to the partition's next owner, with
 // those after it: the member that leaves commits nothing past it.
 func TestFailAckLostNextOwner(t *testing.T) {

@@ -568,6 +568,24 @@ func (s *Subscriber) settle(d *Delivery, ack bool, delay time.Duration) error {
 	return nil
 }
 
+// lose schedules d's redelivery AckWait after it was handed out, as a
+// broker does with a message whose ack never came (FailAckLost): at
+// once, not once two more Fetches have begun, since a Fetch that finds
+// nothing else to hand out may wait for it alone (the inbox has taken the
+// ack for done and waits for new records).
+func (s *Subscriber) lose(d *Delivery) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := d.e
+	if d.st.revoked || e.acked {
+		return
+	}
+	e.held, e.due = false, e.handed.Add(s.cfg.AckWait)
+	if s.pollCancel != nil {
+		s.pollCancel() // a Fetch waiting must wake for it
+	}
+}
+
 // Delivery is one Kafka record handed to the inbox.
 type Delivery struct {
 	s  *Subscriber
@@ -587,6 +605,7 @@ func (d *Delivery) Message() eos.Message { return d.e.msg }
 // has left this member. With FailAckLost armed, the ack may go missing.
 func (d *Delivery) Ack(context.Context) error {
 	if d.s.cfg.Test.Failpoints.Eval(FailAckLost) != nil {
+		d.s.lose(d)
 		return nil
 	}
 	return d.s.settle(d, true, 0)
