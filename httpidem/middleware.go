@@ -232,16 +232,21 @@ func (c *core) storeFailed(ctx context.Context, op, scope, key string, err error
 	c.logStoreFailure(ctx, err, "op", op, "scope", scope, "key", key)
 }
 
-// logStoreFailure logs a store failure at error level, or at debug level
-// when the request's context ended first with no cause of its own (a lost
-// lease is one): the client went away and the store call ended with it,
-// which is no fault of the store.
+// logStoreFailure logs a store failure, at debug level when the client
+// went away and the store call ended with it, which is no fault of the
+// store (abandonedLevel).
 func (c *core) logStoreFailure(ctx context.Context, err error, attrs ...any) {
-	level := slog.LevelError
+	c.log.Log(ctx, abandonedLevel(ctx), "httpidem: store failure", append(attrs, "err", err)...)
+}
+
+// abandonedLevel is the level of a failure's log line: debug when the
+// request's context ended first with no cause of its own (the client went
+// away; a lost lease has a cause), error otherwise.
+func abandonedLevel(ctx context.Context) slog.Level {
 	if ctx.Err() != nil && context.Cause(ctx) == ctx.Err() {
-		level = slog.LevelDebug
+		return slog.LevelDebug
 	}
-	c.log.Log(ctx, level, "httpidem: store failure", append(attrs, "err", err)...)
+	return slog.LevelError
 }
 
 // renewal keeps a lease alive while a handler runs: a timer that renews

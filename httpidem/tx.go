@@ -181,7 +181,7 @@ func (m *TxMiddleware[TTx]) finish(ctx context.Context, t txRun[TTx], k *held, c
 		t.rollback(ctx)
 		k.release(ctx)
 		k.observe(ctx, OutcomeReleased, nil)
-		c.log.ErrorContext(ctx, "httpidem: the handler failed; rolled back", append(k.attrs(), "err", herr)...)
+		c.log.Log(ctx, abandonedLevel(ctx), "httpidem: the handler failed; rolled back", append(k.attrs(), "err", herr)...)
 		return problemUnprocessed("The handler failed; nothing was committed. Retrying the request is safe.")
 	case cw.overflow || len(result) > c.cfg.MaxResult:
 		t.rollback(ctx)
