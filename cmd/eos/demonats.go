@@ -53,6 +53,10 @@ func openDemoNATS(name, natsURL, dir string) (js jetstream.JetStream, embedded b
 		}
 	} else {
 		files := filepath.Join(dir, scenario.NATSDir)
+		if _, kerr := os.Stat(filepath.Join(dir, scenario.KafkaDir)); kerr == nil {
+			return nil, true, closeAll, fmt.Errorf("--dir %s: a run on Kafka; this command reads runs on NATS only "+
+				"(eos demo --transport kafka --serve serves a run on Kafka while it runs)", dir)
+		}
 		if _, err = os.Stat(files); err != nil {
 			return nil, true, closeAll, fmt.Errorf("--dir %s: no embedded NATS files: %w", dir, err)
 		}

@@ -84,10 +84,13 @@ const (
 )
 
 // DBFile (the SQLite database) and NATSDir (the embedded NATS server's
-// store) are the files of a run's directory that eos reconcile reads.
+// store) are the files of a run's directory that eos reconcile reads;
+// KafkaDir holds the embedded Kafka cluster's data instead on a run on
+// Kafka.
 const (
-	DBFile  = dbFile
-	NATSDir = natsDir
+	DBFile   = dbFile
+	NATSDir  = natsDir
+	KafkaDir = kafkaDir
 )
 
 // New prepares a run of o. Close releases what it made (on error, New
