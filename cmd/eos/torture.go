@@ -109,7 +109,8 @@ func tortureFlagSet(o *tortureOptions) *flag.FlagSet {
 		faults.DefaultFailpoints+"; with --transport kafka, kafka.publish_ack_lost and kafka.ack_lost in place of the natsjs ones)")
 	fs.IntVar(&o.rate, "rate", 0, "orders the producer publishes per second (0: as fast as the broker takes them;\n"+
 		"then p50/p99 measure the backlog, not the pipeline)")
-	fs.DurationVar(&o.timeout, "timeout", 0, "give up on a run after this long (0: 2m plus 6ms per event, plus the publishing time --rate sets)")
+	fs.DurationVar(&o.timeout, "timeout", 0, "give up on a run after this long (0: 2m plus 6ms per event, 20ms on Kafka,\n"+
+		"plus the publishing time --rate sets)")
 	fs.BoolVar(&o.verbose, "verbose", false, "workers log at info level to stderr")
 	handlerFlag(fs, &o.handler)
 	return fs
@@ -149,8 +150,15 @@ func parseTortureFlags(args []string) (tortureOptions, error) {
 	}
 	// The bound on a run's drain: PostgreSQL + NATS runs of 100,000 orders
 	// took 5-5.6 min alone on 2 vCPUs and over 7 min beside another run.
+	// On Kafka every cluster restart and every kill of an order worker
+	// rebalances a group: SQLite + embedded Kafka runs of 20,000 orders
+	// under every fault took 3.1-3.7 min, about 10ms an order.
 	if o.timeout == 0 {
-		o.timeout = 2*time.Minute + time.Duration(o.events)*6*time.Millisecond + publishTime(o.events, o.rate)
+		perEvent := 6 * time.Millisecond
+		if o.transport == worker.TransportKafka {
+			perEvent = 20 * time.Millisecond
+		}
+		o.timeout = 2*time.Minute + time.Duration(o.events)*perEvent + publishTime(o.events, o.rate)
 	}
 	return o, nil
 }

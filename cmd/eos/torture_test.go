@@ -184,6 +184,7 @@ func TestTortureDefaultTimeout(t *testing.T) {
 		{[]string{"--events", "10000"}, 2*time.Minute + 60*time.Second},
 		{[]string{"--events", "10000", "--rate", "100"}, 2*time.Minute + 60*time.Second + 100*time.Second},
 		{[]string{"--events", "10000", "--rate", "100", "--timeout", "30s"}, 30 * time.Second},
+		{[]string{"--events", "10000", "--transport", "kafka"}, 2*time.Minute + 200*time.Second},
 	} {
 		o, err := parseTortureFlags(c.args)
 		if err != nil {
