@@ -2,6 +2,7 @@ package natsjs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -247,6 +248,14 @@ func (s *Subscriber) Fetch(ctx context.Context, max int, maxWait time.Duration) 
 		return nil, err
 	}
 	m, err := iter.Next(jetstream.NextContext(ctx))
+	// A missed heartbeat is the client's word that its pull request went
+	// missing (a connection too slow to keep up dropped the server's
+	// heartbeats, or the server went away): the iterator has forgotten
+	// the pull and makes a new one on the next call, so wait on rather
+	// than fail the inbox's Fetch, and with it the consumer.
+	for errors.Is(err, jetstream.ErrNoHeartbeat) && ctx.Err() == nil {
+		m, err = iter.Next(jetstream.NextContext(ctx))
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
