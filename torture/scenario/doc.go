@@ -3,7 +3,8 @@
 //
 // [New] prepares a run: its directory (0700, files 0600), the database
 // (SQLite in the directory, or a fresh schema on PostgreSQL), the broker
-// (an embedded NATS server, or fresh streams on an external one), the
+// (an embedded NATS server or Kafka cluster, or fresh streams or topics on
+// an external one, behind one internal interface), the
 // payment-provider simulator, the intent log, and, with the proxy fault,
 // fault proxies in front of the services for the workers. [Scenario.Run]
 // starts the worker processes (torture/supervisor, torture/worker), the
