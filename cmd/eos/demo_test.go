@@ -84,14 +84,16 @@ func checkChaosRun(t *testing.T, rep *scenario.Result, orders int64) {
 	if rep.DeadLettered != rep.Poison || rep.Poison == 0 {
 		t.Errorf("dead_lettered %d, poison %d", rep.DeadLettered, rep.Poison)
 	}
-	checkDuplicates(t, rep.Run, rep.Broker)
+	checkDuplicates(t, rep.Run, rep.Broker, true)
 }
 
 // checkDuplicates asserts that the producer's duplicates were made and
 // suppressed: on NATS the broker drops the retries inside its window and
 // the inbox the copies past it; Kafka drops nothing by id, and the inbox
-// suppresses both.
-func checkDuplicates(t *testing.T, r check.Run, broker string) {
+// suppresses both. exact: every suppressed duplicate is one of the
+// producer's copies (a run without broker restarts or proxy faults, which
+// add relay re-publishes of their own).
+func checkDuplicates(t *testing.T, r check.Run, broker string, exact bool) {
 	t.Helper()
 	kafka := strings.HasPrefix(broker, "kafka")
 	switch {
@@ -100,7 +102,7 @@ func checkDuplicates(t *testing.T, r check.Run, broker string) {
 	case kafka && (r.BrokerDuplicates != 0 || r.DuplicatesSuppressed <= r.Republished):
 		t.Errorf("on Kafka: broker duplicates %d (want 0), duplicates suppressed %d (want the %d copies and the retries)",
 			r.BrokerDuplicates, r.DuplicatesSuppressed, r.Republished)
-	case !kafka && r.DuplicatesSuppressed != r.Republished:
+	case !kafka && exact && r.DuplicatesSuppressed != r.Republished:
 		t.Errorf("republished %d, duplicates_suppressed %d: want the copies past the broker's window, all suppressed",
 			r.Republished, r.DuplicatesSuppressed)
 	case !kafka && r.BrokerDuplicates == 0:

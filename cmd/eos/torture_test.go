@@ -76,7 +76,7 @@ func checkTorture(t *testing.T, res tortureResult, runs, events int, proxied str
 	if tot.Kills == 0 || tot.FailpointCrashes == 0 {
 		t.Errorf("kills %d, failpoint crashes %d: the faults were not injected", tot.Kills, tot.FailpointCrashes)
 	}
-	checkDuplicates(t, tot.Run, tot.Broker)
+	checkDuplicates(t, tot.Run, tot.Broker, false)
 	if tot.ProxyFaults == 0 || tot.Proxy != proxied {
 		t.Errorf("proxy_faults %d, proxy %q (want > 0, %q): the proxy faults were not injected", tot.ProxyFaults, tot.Proxy, proxied)
 	}
