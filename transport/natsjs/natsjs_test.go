@@ -327,6 +327,8 @@ func TestConfigErrors(t *testing.T) {
 		{"natsjs.SubscriberConfig.Buffer", SubscriberConfig{Buffer: -1}},
 		{"natsjs.SubscriberConfig.BufferBytes", SubscriberConfig{BufferBytes: 1 << 20}},
 		{"natsjs.SubscriberConfig.CloseTimeout", SubscriberConfig{CloseTimeout: -time.Second}},
+		{"natsjs.SubscriberConfig.Heartbeat", SubscriberConfig{Heartbeat: 100 * time.Millisecond}},
+		{"natsjs.SubscriberConfig.Heartbeat", SubscriberConfig{Heartbeat: 20 * time.Second}},
 	} {
 		var ce *eos.ConfigError
 		if _, err := NewSubscriber(cons, tc.cfg); !errors.As(err, &ce) || ce.Field != tc.field {

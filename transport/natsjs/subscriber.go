@@ -46,10 +46,23 @@ type SubscriberConfig struct {
 	// header. It must be stable across redeliveries and re-publishes (see
 	// IDFunc), or exactly-once does not hold.
 	ID IDFunc
+	// Heartbeat is how often the server signals a live pull request while
+	// it has nothing to deliver; two missed in a row make the client
+	// forget the pull and make a new one (a slow or silent connection),
+	// and Fetch waits on. 0: nats.go's default, half the pull's 30s
+	// expiry (15s). Otherwise 500ms to 15s.
+	Heartbeat time.Duration
 	// Test holds the failpoints (FailAckLost), for tests and fault
 	// injection.
 	Test eos.TestConfig
 }
+
+// minHeartbeat and maxHeartbeat bound SubscriberConfig.Heartbeat: nats.go
+// takes 500ms and up, and at most half of a pull's expiry (30s).
+const (
+	minHeartbeat = 500 * time.Millisecond
+	maxHeartbeat = 15 * time.Second
+)
 
 // Defaults of [SubscriberConfig].
 const (
@@ -77,6 +90,10 @@ func (c *SubscriberConfig) check() error {
 	}
 	if c.ID == nil {
 		c.ID = HeaderID(jetstream.MsgIDHeader)
+	}
+	if c.Heartbeat != 0 && (c.Heartbeat < minHeartbeat || c.Heartbeat > maxHeartbeat) {
+		return &eos.ConfigError{Field: "natsjs.SubscriberConfig.Heartbeat", Reason: fmt.Sprintf("%s is outside %s..%s (or 0 for the default)",
+			c.Heartbeat, minHeartbeat, maxHeartbeat)}
 	}
 	if c.BufferBytes < minBufferBytes {
 		return &eos.ConfigError{Field: "natsjs.SubscriberConfig.BufferBytes", Reason: fmt.Sprintf(
@@ -197,7 +214,11 @@ func (s *Subscriber) begin(max int) (jetstream.MessagesContext, error) {
 	if n == 0 {
 		n = max
 	}
-	iter, err := s.cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(n, s.cfg.BufferBytes/2))
+	opts := []jetstream.PullMessagesOpt{jetstream.PullMaxMessagesWithBytesLimit(n, s.cfg.BufferBytes/2)}
+	if s.cfg.Heartbeat > 0 {
+		opts = append(opts, jetstream.PullHeartbeat(s.cfg.Heartbeat))
+	}
+	iter, err := s.cons.Messages(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("natsjs: subscribe: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"testing"
 	"time"
 
@@ -12,6 +13,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eoskit/eos"
+	"github.com/eoskit/eos/inbox"
+	"github.com/eoskit/eos/torture/faultproxy"
+	"github.com/eoskit/eos/transport/natsjs/natsembed"
 )
 
 // publishN publishes n messages of size bytes on subject, with ids
@@ -198,5 +202,80 @@ func TestBufferFollowsBatch(t *testing.T) {
 	cfg := SubscriberConfig{Buffer: 100, BufferBytes: 2 << 20}
 	if n := pulled("bytes", cfg, 100); n*size > cfg.BufferBytes {
 		t.Errorf("%d messages of %d bytes pulled, over BufferBytes %d", n, size, cfg.BufferBytes)
+	}
+}
+
+// The connection goes silent for longer than two heartbeats (a blackhole
+// between client and server): the client reports the missed heartbeats
+// and forgets its pull. Fetch waits on through them, and hands out the
+// message published once the link is back, rather than failing the inbox
+// with "no heartbeat received".
+func TestFetchWaitsThroughMissedHeartbeats(t *testing.T) {
+	srv, err := natsembed.Start(natsembed.Config{Dir: t.TempDir(), Listen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	u, err := url.Parse(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	px, err := faultproxy.New(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { px.Close() })
+	direct, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(direct.Close)
+	viaProxy, err := nats.Connect("nats://"+px.Addr(), nats.IgnoreDiscoveredServers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(viaProxy.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	djs, _ := jetstream.New(direct)
+	if _, _, err := EnsureStream(ctx, djs, StreamConfig{Name: "HB", Subjects: []string{"hb"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := EnsureConsumer(ctx, djs, ConsumerConfig{Stream: "HB", Durable: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	pjs, _ := jetstream.New(viaProxy)
+	cons, err := pjs.Consumer(ctx, "HB", "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const hb = 500 * time.Millisecond
+	s, err := NewSubscriber(cons, SubscriberConfig{Heartbeat: hb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got := make(chan error, 1)
+	var ds []inbox.Delivery
+	go func() {
+		var err error
+		ds, err = s.Fetch(ctx, 1, 0)
+		got <- err
+	}()
+	// The outage is the fault: five heartbeats long, so the client
+	// misses two in a row whatever the scheduling.
+	px.Blackhole(true)
+	select {
+	case err := <-got:
+		t.Fatalf("Fetch returned during the outage: %v", err)
+	case <-time.After(5 * hb):
+	}
+	px.Blackhole(false)
+	publishN(ctx, t, djs, "hb", "m", 1, 1)
+	if err := <-got; err != nil {
+		t.Fatalf("Fetch: %v, want the message published after the outage", err)
+	}
+	if len(ds) != 1 || ds[0].Message().ID != "m-0" {
+		t.Fatalf("Fetch handed out %d deliveries, want m-0", len(ds))
 	}
 }
