@@ -67,6 +67,7 @@ const ordersApplied = `eos_inbox_messages_total{consumer=orders,outcome=applied}
 // Without faults, every worker stops gracefully and hands in its final
 // values: the gathered count of applied orders is the checker's.
 func TestGathererCountsTheRun(t *testing.T) {
+	skipShort(t)
 	o := scenario.Options{Dir: filepath.Join(t.TempDir(), "run"), Orders: 300, Workers: 2, Accounts: 100, Seed: 7,
 		Timeout: 2 * time.Minute, Stderr: testWriter{t}}
 	s, r := runScenario(t, o)

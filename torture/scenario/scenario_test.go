@@ -41,6 +41,7 @@ func TestMain(m *testing.M) {
 // end as soon as the pipeline is idle and report the loss, not wait for
 // its timeout and call the run incomplete.
 func TestLossReportedWhenIdle(t *testing.T) {
+	skipShort(t)
 	stolen := make(chan string, 1)
 	o := scenario.Options{Dir: filepath.Join(t.TempDir(), "run"), Orders: 300, Workers: 2, Accounts: 100, Seed: 5,
 		Timeout: 90 * time.Second, NoDuplicates: true, NoPoison: true, Stderr: testWriter{t}}
@@ -87,6 +88,17 @@ func TestLossReportedWhenIdle(t *testing.T) {
 	}
 	if !slices.ContainsFunc(r.Failures, func(f string) bool { return strings.Contains(f, "1 acknowledged orders lost") }) {
 		t.Errorf("failures %q, want the loss", r.Failures)
+	}
+}
+
+// skipShort skips a test that makes a whole run of worker processes when
+// -short is set: CI's race step sets it, the README's test command (which
+// runs these) does not. TestGathererMonotonicUnderKills, whose scrapes
+// race the run, always runs.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("a whole run of worker processes; run without -short")
 	}
 }
 
