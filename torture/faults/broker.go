@@ -81,16 +81,27 @@ func (b *Broker) Restart() error {
 		return fmt.Errorf("broker restart: the server is down")
 	}
 	b.srv.Shutdown()
-	var err error
+	b.srv = nil
+	return startAgain("broker restart", &b.restarts, func() (err error) {
+		b.srv, err = natsembed.Start(b.cfg)
+		return err
+	})
+}
+
+// startAgain calls start until it succeeds, 50 tries 100 ms apart (the
+// ports of what just stopped may take a moment to free), and counts the
+// restart; what names the restart in the error of the last try.
+func startAgain(what string, restarts *int, start func() error) error {
 	for try := 0; ; try++ {
-		if b.srv, err = natsembed.Start(b.cfg); err == nil {
-			b.restarts++
+		err := start()
+		if err == nil {
+			*restarts++
 			return nil
 		}
 		if try == 50 {
-			return fmt.Errorf("broker restart: %w", err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		ctxtime.Sleep(context.Background(), 100*time.Millisecond) // the port may take a moment to free
+		ctxtime.Sleep(context.Background(), 100*time.Millisecond)
 	}
 }
 

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
-
-	"github.com/eoskit/eos/internal/ctxtime"
 )
 
 // KafkaBroker is an embedded Kafka cluster (franz-go's kfake, in this
@@ -76,18 +74,10 @@ func (b *KafkaBroker) Restart() error {
 	b.c.Close()
 	b.c = nil
 	opts := append(append([]kfake.Opt{}, b.opts...), kfake.Ports(b.ports...))
-	for try := 0; ; try++ {
-		c, err := kfake.NewCluster(opts...)
-		if err == nil {
-			b.c = c
-			b.restarts++
-			return nil
-		}
-		if try == 50 {
-			return fmt.Errorf("kafka restart: %w", err)
-		}
-		ctxtime.Sleep(context.Background(), 100*time.Millisecond) // the ports may take a moment to free
-	}
+	return startAgain("kafka restart", &b.restarts, func() (err error) {
+		b.c, err = kfake.NewCluster(opts...)
+		return err
+	})
 }
 
 // Run restarts the cluster on s's schedule until ctx ends, and returns the
