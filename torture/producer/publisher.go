@@ -62,16 +62,12 @@ func (p natsPublisher) PublishWithoutID(ctx context.Context, topic string, m eos
 func Kafka(pub *kafka.Publisher, cl *kgo.Client) Publisher { return kafkaPublisher{pub, cl} }
 
 type kafkaPublisher struct {
-	pub *kafka.Publisher
-	cl  *kgo.Client
-}
-
-func (p kafkaPublisher) Publish(ctx context.Context, envs []outbox.Envelope) (int, error) {
-	return p.pub.Publish(ctx, envs)
+	*kafka.Publisher
+	cl *kgo.Client
 }
 
 func (p kafkaPublisher) PublishOne(ctx context.Context, env outbox.Envelope) (bool, error) {
-	_, err := p.pub.Publish(ctx, []outbox.Envelope{env})
+	_, err := p.Publish(ctx, []outbox.Envelope{env})
 	return false, err
 }
 

@@ -64,10 +64,6 @@ func (k KafkaConfig) Options() []kgo.Opt {
 // cluster do not meet.
 func (t Topology) Group(durable string) string { return t.Base + "." + durable }
 
-// KafkaAckWait is the Subscribers' AckWait in the workers: a delivery the
-// inbox gave up comes back quickly, as AckWait makes JetStream redeliver.
-const KafkaAckWait = AckWait
-
 // broker is what a worker consumes from and publishes to.
 type broker struct {
 	orders, payments service.SourceFunc
@@ -75,14 +71,20 @@ type broker struct {
 	close            func()
 }
 
-// openKafka returns cfg's Kafka side: subscribers in the run's groups and
-// a publisher over an idempotent client of the worker's own.
+// openKafka returns cfg's Kafka side: subscribers in the run's groups
+// (their AckWait the durable consumers' on NATS: a delivery the inbox gave
+// up comes back as quickly) and a publisher over a client of the
+// worker's own, which connects only once it produces.
 func openKafka(cfg Config, log *slog.Logger, test eos.TestConfig) (*broker, error) {
 	k, t := cfg.Kafka, cfg.Topology
+	cl, err := kgo.NewClient(append(k.Options(), kgo.ClientID("eos-demo-"+cfg.Name))...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
 	sub := func(durable, topic string, opts ...kgo.Opt) service.SourceFunc {
 		return func(ctx context.Context) (inbox.Source, error) {
 			return kafka.NewSubscriber(kafka.SubscriberConfig{Brokers: k.Brokers, Group: t.Group(durable), Topics: []string{topic},
-				Options: append(k.Options(), append(opts, kgo.ClientID("eos-demo-"+cfg.Name))...), AckWait: KafkaAckWait, Logger: log, Test: test})
+				Options: append(k.Options(), append(opts, kgo.ClientID("eos-demo-"+cfg.Name))...), AckWait: AckWait, Logger: log, Test: test})
 		}
 	}
 	// The order workers join their group as dynamic members: each kill
@@ -92,15 +94,14 @@ func openKafka(cfg Config, log *slog.Logger, test eos.TestConfig) (*broker, erro
 	// is a static member (KIP-345), so that its restart takes its
 	// partitions back at once instead of waiting out the dead process's
 	// session.
-	b := &broker{orders: sub(OrdersDurable, t.OrdersSubject()),
-		payments: sub(PaymentsDurable, t.PaymentsSubject(), kgo.InstanceID(cfg.Name)), close: func() {}}
-	b.publisher = func(func(string, string)) (outbox.Publisher, error) {
-		cl, err := kgo.NewClient(append(k.Options(), kgo.ClientID("eos-demo-"+cfg.Name))...)
-		if err != nil {
-			return nil, fmt.Errorf("kafka client: %w", err)
-		}
-		b.close = cl.Close
-		return kafka.NewPublisher(cl, kafka.PublisherConfig{Test: test})
-	}
-	return b, nil
+	return &broker{
+		orders:   sub(OrdersDurable, t.OrdersSubject()),
+		payments: sub(PaymentsDurable, t.PaymentsSubject(), kgo.InstanceID(cfg.Name)),
+		// Kafka drops no copy by id: there are no broker duplicates to
+		// count.
+		publisher: func(func(string, string)) (outbox.Publisher, error) {
+			return kafka.NewPublisher(cl, kafka.PublisherConfig{Test: test})
+		},
+		close: cl.Close,
+	}, nil
 }

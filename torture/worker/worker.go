@@ -224,7 +224,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ev *supervisor.Emitt
 	if err != nil {
 		return err
 	}
-	defer func() { bk.close() }() // the publisher's client, made below, too
+	defer bk.close()
 	wm, err := startMetrics(cfg, log, ev)
 	if err != nil {
 		return err
