@@ -237,14 +237,20 @@ func TestFetchWaitsThroughMissedHeartbeats(t *testing.T) {
 	t.Cleanup(viaProxy.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	djs, _ := jetstream.New(direct)
+	djs, err := jetstream.New(direct)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := EnsureStream(ctx, djs, StreamConfig{Name: "HB", Subjects: []string{"hb"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := EnsureConsumer(ctx, djs, ConsumerConfig{Stream: "HB", Durable: "c"}); err != nil {
 		t.Fatal(err)
 	}
-	pjs, _ := jetstream.New(viaProxy)
+	pjs, err := jetstream.New(viaProxy)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cons, err := pjs.Consumer(ctx, "HB", "c")
 	if err != nil {
 		t.Fatal(err)
