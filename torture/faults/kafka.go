@@ -26,15 +26,15 @@ type KafkaBroker struct {
 	restarts int
 }
 
-// KafkaMinSessionTimeout is the shortest group session the embedded
+// kafkaMinSessionTimeout is the shortest group session the embedded
 // cluster accepts: short, so that a killed member's partitions move on
 // soon.
-const KafkaMinSessionTimeout = 500 * time.Millisecond
+const kafkaMinSessionTimeout = 500 * time.Millisecond
 
 // StartKafka starts an embedded cluster of n brokers on loopback, its data
 // in dir.
 func StartKafka(dir string, n int) (*KafkaBroker, error) {
-	b := &KafkaBroker{opts: []kfake.Opt{kfake.NumBrokers(n), kfake.DataDir(dir), kfake.GroupMinSessionTimeout(KafkaMinSessionTimeout)}}
+	b := &KafkaBroker{opts: []kfake.Opt{kfake.NumBrokers(n), kfake.DataDir(dir), kfake.GroupMinSessionTimeout(kafkaMinSessionTimeout)}}
 	c, err := kfake.NewCluster(b.opts...)
 	if err != nil {
 		return nil, fmt.Errorf("embedded Kafka: %w", err)
